@@ -1,0 +1,45 @@
+"""Command line: argument parsing and terminal progress only; the work is in denoiser.core."""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from importlib import import_module
+
+# Subcommand modules, each exposing add_parser(subparsers) that sets `func(args) -> int`.
+SUBCOMMANDS = ("denoise", "batch", "models", "eval", "train", "finetune", "gui")
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from denoiser import __version__
+
+    parser = argparse.ArgumentParser(prog="denoiser", description="Remove noise from photographs.")
+    parser.add_argument("--version", action="version", version=f"denoiser {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log details")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in SUBCOMMANDS:
+        try:
+            module = import_module(f"denoiser.cli.{name}_cmd")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"denoiser.cli.{name}_cmd":
+                raise
+            continue
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s: %(message)s")
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("denoiser: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,52 @@
+"""`denoiser train`: train (or continue) a model from a JSON config on folders of clean photos."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from denoiser.cli.progress import TerminalProgress
+from denoiser.core.progress import Cancelled
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train a model on folders of clean photos (resumable)")
+    p.add_argument("--config", type=Path, help="training config JSON (defaults built in)")
+    p.add_argument("--data", type=Path, action="append", required=True, help="folder of clean photos (repeatable)")
+    p.add_argument("--out", type=Path, required=True, help="run folder: checkpoint.pt, model files, log")
+    p.add_argument("--minutes", type=float, help="time budget for the whole run (overrides the config)")
+    p.add_argument("--steps", type=int, help="step budget (overrides the config)")
+    p.add_argument("--threads", type=int, help="CPU threads (overrides the config)")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    p.add_argument("--init", type=Path, help="start from these weights (.safetensors) instead of random")
+    p.add_argument("--device", default="auto", help="auto|cpu|cuda[:N]|mps")
+    p.add_argument("--name", default="model", help="name of the exported model file")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from denoiser.core.training import TrainConfig, Trainer
+
+    try:
+        cfg = TrainConfig.from_file(args.config) if args.config else TrainConfig()
+        overrides = {k: v for k, v in (("minutes", args.minutes), ("max_steps", args.steps),
+                                       ("threads", args.threads)) if v is not None}
+        cfg = replace(cfg, **overrides)
+        trainer = Trainer(cfg, args.data, args.out, device=args.device, init_weights=args.init, name=args.name)
+    except (ValueError, OSError) as exc:
+        print(f"denoiser train: {exc}", file=sys.stderr)
+        return 2
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+    with TerminalProgress("training") as bar:
+        try:
+            result = trainer.train(resume=args.resume, progress=bar)
+        except Cancelled:
+            print("denoiser train: stopped; resume with --resume", file=sys.stderr)
+            return 1
+    print(json.dumps({k: v for k, v in result.items() if k != "skipped"}, indent=2))
+    for path, reason in result["skipped"].items():
+        print(f"skipped {path}: {reason}", file=sys.stderr)
+    return 0

@@ -1,0 +1,1 @@
+"""Headless core: everything the CLI and the GUI do, without Qt."""

@@ -1,0 +1,172 @@
+"""Model files: safetensors weights + a JSON card. Data only: no pickle is ever executed.
+
+The card (architecture config, training data, metrics, version) is written twice: as a sidecar
+`<name>.json` for people, and inside the safetensors metadata so one file is self-contained for
+export/import. Loading validates the card, then builds the model through the one factory.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file, safe_open
+
+from .model import ModelConfig, UNetDenoiser, build_model
+
+CARD_FORMAT = "denoiser-model"
+CARD_VERSION = 1
+
+
+class ModelFileError(ValueError):
+    """A model file or its card is missing, corrupt or does not match."""
+
+
+@dataclass
+class ModelCard:
+    name: str
+    config: ModelConfig
+    version: str = "1"
+    description: str = ""
+    training: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    created: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": CARD_FORMAT,
+            "format_version": CARD_VERSION,
+            "name": self.name,
+            "version": self.version,
+            "description": self.description,
+            "model": self.config.to_dict(),
+            "training": self.training,
+            "metrics": self.metrics,
+            "created": self.created,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Any, source: str = "card") -> "ModelCard":
+        if not isinstance(d, dict):
+            raise ModelFileError(f"{source}: the model card is not a JSON object")
+        if d.get("format") != CARD_FORMAT:
+            raise ModelFileError(f"{source}: not a denoiser model card (format={d.get('format')!r})")
+        if d.get("format_version") != CARD_VERSION:
+            raise ModelFileError(f"{source}: unsupported card version {d.get('format_version')!r}")
+        try:
+            config = ModelConfig.from_dict(d["model"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelFileError(f"{source}: invalid model config: {exc}") from exc
+        name = d.get("name")
+        if not isinstance(name, str) or not name:
+            raise ModelFileError(f"{source}: the card has no name")
+        for key in ("training", "metrics"):
+            if not isinstance(d.get(key, {}), dict):
+                raise ModelFileError(f"{source}: '{key}' must be an object")
+        return cls(name=name, config=config, version=str(d.get("version", "1")),
+                   description=str(d.get("description", "")), training=dict(d.get("training", {})),
+                   metrics=dict(d.get("metrics", {})), created=str(d.get("created", "")))
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write to a temp file in the same folder, fsync, then rename over the target."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.chmod(tmp, 0o666 & ~_umask())
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def card_path(weights: Path) -> Path:
+    return Path(weights).with_suffix(".json")
+
+
+def save_model(weights: Path, model: UNetDenoiser, card: ModelCard, half: bool = True) -> None:
+    """Atomically write `<name>.safetensors` (fp16 by default) and its `<name>.json` card."""
+    weights = Path(weights)
+    weights.parent.mkdir(parents=True, exist_ok=True)
+    dtype = torch.float16 if half else torch.float32
+    tensors = {k: v.detach().to("cpu", dtype).contiguous() for k, v in model.state_dict().items()}
+    card_json = json.dumps(card.to_dict(), indent=2, sort_keys=False)
+    fd, tmp = tempfile.mkstemp(prefix=f".{weights.name}.", suffix=".tmp", dir=weights.parent)
+    os.close(fd)
+    try:
+        os.chmod(tmp, 0o666 & ~_umask())
+        save_file(tensors, tmp, metadata={"card": card_json})
+        os.replace(tmp, weights)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    atomic_write_bytes(card_path(weights), (card_json + "\n").encode())
+
+
+def read_card(weights: Path) -> ModelCard:
+    """The card of a model file: the sidecar JSON if present, else the embedded one."""
+    weights = Path(weights)
+    if not weights.is_file():
+        raise ModelFileError(f"{weights}: model file not found")
+    side = card_path(weights)
+    try:
+        if side.is_file():
+            return ModelCard.from_dict(json.loads(side.read_text()), str(side))
+        with safe_open(str(weights), framework="pt") as fh:
+            meta = fh.metadata() or {}
+    except (OSError, json.JSONDecodeError, SafetensorError) as exc:
+        raise ModelFileError(f"{weights}: cannot read model card: {exc}") from exc
+    if "card" not in meta:
+        raise ModelFileError(f"{weights}: no model card (no {side.name} and none embedded)")
+    try:
+        return ModelCard.from_dict(json.loads(meta["card"]), str(weights))
+    except json.JSONDecodeError as exc:
+        raise ModelFileError(f"{weights}: embedded card is not JSON: {exc}") from exc
+
+
+def load_model(weights: Path) -> tuple[UNetDenoiser, ModelCard]:
+    """Validate the card, build the model from it, load the weights strictly (fp32, eval mode)."""
+    card = read_card(weights)
+    model = build_model(card.config)
+    try:
+        tensors = load_file(str(weights))
+    except (OSError, SafetensorError) as exc:
+        raise ModelFileError(f"{weights}: not a valid safetensors file: {exc}") from exc
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(tensors))
+    extra = sorted(set(tensors) - set(expected))
+    if missing or extra:
+        raise ModelFileError(f"{weights}: weights do not match the card's architecture "
+                             f"(missing {missing[:3]}, unexpected {extra[:3]})")
+    for k, v in tensors.items():
+        if v.shape != expected[k].shape:
+            raise ModelFileError(f"{weights}: tensor {k} has shape {tuple(v.shape)}, "
+                                 f"expected {tuple(expected[k].shape)}")
+        if not torch.isfinite(v).all():
+            raise ModelFileError(f"{weights}: tensor {k} contains NaN or infinity")
+    model.load_state_dict({k: v.float() for k, v in tensors.items()})
+    return model.eval(), card
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

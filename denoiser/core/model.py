@@ -1,0 +1,175 @@
+"""The convolutional denoising autoencoder: a U-Net with a noise-level map input.
+
+Layout: pixel-unshuffle (x2) -> encoder levels (residual blocks, strided-conv downsampling)
+-> bottleneck -> decoder levels (pixel-shuffle upsampling, additive skips) -> pixel-shuffle
+-> residual output (input + predicted correction). Working at half resolution from the first
+layer keeps the cost per megapixel low on a CPU while the receptive field stays large.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+SIGMA_SCALE = 50.0  # the noise-level map carries sigma (0..255 units) / SIGMA_SCALE
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture of the U-Net; stored in every model card and validated on load."""
+
+    arch: str = "unet-res"
+    in_channels: int = 3
+    widths: tuple[int, ...] = (32, 64, 128, 256)
+    enc_blocks: tuple[int, ...] = (1, 1, 2)
+    mid_blocks: int = 2
+    dec_blocks: tuple[int, ...] = (1, 1, 2)
+    block: str = "res"  # "res" (conv-relu-conv + skip) or "plain" (conv-relu)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))
+        object.__setattr__(self, "enc_blocks", tuple(int(b) for b in self.enc_blocks))
+        object.__setattr__(self, "dec_blocks", tuple(int(b) for b in self.dec_blocks))
+        self.validate()
+
+    def validate(self) -> None:
+        if self.arch != "unet-res":
+            raise ValueError(f"unknown architecture {self.arch!r} (expected 'unet-res')")
+        if self.in_channels not in (1, 3):
+            raise ValueError(f"in_channels must be 1 or 3, got {self.in_channels}")
+        if not 2 <= len(self.widths) <= 5 or any(not 4 <= w <= 512 for w in self.widths):
+            raise ValueError(f"widths must be 2-5 values in 4..512, got {self.widths}")
+        levels = len(self.widths) - 1
+        if len(self.enc_blocks) != levels or len(self.dec_blocks) != levels:
+            raise ValueError("enc_blocks and dec_blocks need one entry per level above the bottleneck")
+        if any(not 0 <= b <= 16 for b in (*self.enc_blocks, *self.dec_blocks, self.mid_blocks)):
+            raise ValueError("block counts must be in 0..16")
+        if self.block not in ("res", "plain"):
+            raise ValueError(f"block must be 'res' or 'plain', got {self.block!r}")
+
+    @property
+    def size_multiple(self) -> int:
+        """Input sides must be a multiple of this (the engine reflect-pads to it)."""
+        return 2 * 2 ** (len(self.widths) - 1)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "ModelConfig":
+        if not isinstance(d, dict):
+            raise ValueError("model config must be a JSON object")
+        known = set(cls.__dataclass_fields__)
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown model config keys: {sorted(unknown)}")
+        return cls(**d)
+
+
+class ResBlock(nn.Module):
+    def __init__(self, ch: int) -> None:
+        super().__init__()
+        self.c1 = nn.Conv2d(ch, ch, 3, padding=1)
+        self.c2 = nn.Conv2d(ch, ch, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.c2(F.relu(self.c1(x), inplace=True))
+
+
+class PlainBlock(nn.Module):
+    def __init__(self, ch: int) -> None:
+        super().__init__()
+        self.c = nn.Conv2d(ch, ch, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.c(x), inplace=True)
+
+
+def _stack(kind: str, ch: int, n: int) -> nn.Sequential:
+    block = ResBlock if kind == "res" else PlainBlock
+    return nn.Sequential(*[block(ch) for _ in range(n)])
+
+
+class UNetDenoiser(nn.Module):
+    """Noise-conditional U-Net. forward(x, sigma) with x in [0,1] (N,C,H,W), sigma in 0..255 units."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        c, w = config.in_channels, config.widths
+        self.head = nn.Conv2d(4 * c + 1, w[0], 3, padding=1)
+        self.enc = nn.ModuleList(_stack(config.block, w[i], config.enc_blocks[i]) for i in range(len(w) - 1))
+        self.down = nn.ModuleList(nn.Conv2d(w[i], w[i + 1], 2, stride=2) for i in range(len(w) - 1))
+        self.mid = _stack(config.block, w[-1], config.mid_blocks)
+        self.up = nn.ModuleList(
+            nn.Sequential(nn.Conv2d(w[i + 1], w[i] * 4, 1), nn.PixelShuffle(2)) for i in range(len(w) - 1)
+        )
+        self.dec = nn.ModuleList(_stack(config.block, w[i], config.dec_blocks[i]) for i in range(len(w) - 1))
+        self.tail = nn.Conv2d(w[0], 4 * c, 3, padding=1)
+        nn.init.zeros_(self.tail.weight)
+        nn.init.zeros_(self.tail.bias)
+
+    def forward(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = x.shape
+        m = self.config.size_multiple
+        if h % m or w % m:
+            raise ValueError(f"input {h}x{w} is not a multiple of {m}; pad it first (see pad_to_multiple)")
+        if sigma.dim() <= 1:  # one level per image -> constant map
+            sigma = sigma.reshape(-1, 1, 1, 1).to(x).expand(n, 1, h // 2, w // 2)
+        elif sigma.shape[-2:] != (h // 2, w // 2):
+            sigma = F.interpolate(sigma.to(x), size=(h // 2, w // 2), mode="area")
+        feat = self.head(torch.cat([F.pixel_unshuffle(x, 2), sigma / SIGMA_SCALE], dim=1))
+        skips = []
+        for enc, down in zip(self.enc, self.down):
+            feat = enc(feat)
+            skips.append(feat)
+            feat = down(feat)
+        feat = self.mid(feat)
+        for i in reversed(range(len(self.up))):
+            feat = self.dec[i](self.up[i](feat) + skips[i])
+        return x + F.pixel_shuffle(self.tail(feat), 2)
+
+
+def build_model(config: ModelConfig) -> UNetDenoiser:
+    """The one factory every loader goes through."""
+    return UNetDenoiser(config)
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
+    """Reflect-pad bottom/right so H and W are multiples; returns the original (H, W)."""
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    if ph or pw:
+        mode = "reflect" if (ph < h and pw < w) else "replicate"
+        x = F.pad(x, (0, pw, 0, ph), mode=mode)
+    return x, (h, w)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def gflops_per_megapixel(config: ModelConfig) -> float:
+    """Multiply-adds x2 per megapixel of input, counted from the conv layers."""
+    model = build_model(config)
+    total = 0.0
+    hooks = []
+
+    def hook(mod: nn.Conv2d, inp: tuple, out: torch.Tensor) -> None:
+        nonlocal total
+        k = mod.kernel_size[0] * mod.kernel_size[1] * mod.in_channels // mod.groups
+        total += 2.0 * k * out.numel()
+
+    for mod in model.modules():
+        if isinstance(mod, nn.Conv2d):
+            hooks.append(mod.register_forward_hook(hook))
+    side = 8 * config.size_multiple
+    with torch.inference_mode():
+        model(torch.zeros(1, config.in_channels, side, side), torch.zeros(1))
+    for h in hooks:
+        h.remove()
+    return total / (side * side) * 1e6 / 1e9

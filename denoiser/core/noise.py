@@ -1,0 +1,190 @@
+"""Synthetic camera-like noise (batched torch, runs on CPU or GPU) and noise-level estimation.
+
+Every synthesiser returns (noisy, level) where level is the per-image standard deviation of the
+added noise in 0..255 units: the value the model's noise-level input is trained to receive, and the
+same quantity `estimate_sigma` measures on a real photo.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+@dataclass(frozen=True)
+class NoiseConfig:
+    """Mixture of noise models used in training; the probabilities are renormalised."""
+
+    sigma_min: float = 0.0
+    sigma_max: float = 55.0
+    p_gaussian: float = 0.6
+    p_poisson: float = 0.2
+    p_correlated: float = 0.2
+    p_jpeg: float = 0.0  # JPEG after the noise (CPU only: needs an encoder)
+    jpeg_quality_min: int = 70
+    jpeg_quality_max: int = 95
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.sigma_min <= self.sigma_max <= 255:
+            raise ValueError("need 0 <= sigma_min <= sigma_max <= 255")
+        probs = (self.p_gaussian, self.p_poisson, self.p_correlated)
+        if min(probs) < 0 or sum(probs) <= 0:
+            raise ValueError("noise probabilities must be >= 0 and not all zero")
+        if not 0 <= self.p_jpeg <= 1 or not 1 <= self.jpeg_quality_min <= self.jpeg_quality_max <= 100:
+            raise ValueError("bad JPEG settings")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "NoiseConfig":
+        return cls(**d)
+
+
+def srgb_to_linear(x: torch.Tensor) -> torch.Tensor:
+    x = x.clamp(0, 1)
+    return torch.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4)
+
+
+def linear_to_srgb(x: torch.Tensor) -> torch.Tensor:
+    """Extended sRGB encoding: odd-symmetric so negative (noisy) values survive."""
+    a = x.abs()
+    y = torch.where(a <= 0.0031308, a * 12.92, 1.055 * a.clamp_min(1e-12) ** (1 / 2.4) - 0.055)
+    return torch.sign(x) * y
+
+
+def _uniform(n: int, lo: float, hi: float, gen: torch.Generator, device: torch.device) -> torch.Tensor:
+    return lo + (hi - lo) * torch.rand(n, generator=gen, device=device)
+
+
+def gaussian(clean: torch.Tensor, sigma: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """i.i.d. Gaussian noise; sigma (N,) in 0..255 units."""
+    noise = torch.randn(clean.shape, generator=gen, device=clean.device, dtype=clean.dtype)
+    return clean + noise * (sigma / 255.0).view(-1, 1, 1, 1)
+
+
+def poisson_gaussian(clean: torch.Tensor, shot: torch.Tensor, read: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Signal-dependent noise in linear light (var = shot*signal + read^2), re-encoded to sRGB."""
+    lin = srgb_to_linear(clean)
+    std = torch.sqrt(shot.view(-1, 1, 1, 1) * lin + read.view(-1, 1, 1, 1) ** 2)
+    noise = torch.randn(clean.shape, generator=gen, device=clean.device, dtype=clean.dtype)
+    return linear_to_srgb(lin + std * noise)
+
+
+def correlated(clean: torch.Tensor, sigma: torch.Tensor, blur: torch.Tensor, mix: torch.Tensor,
+               gen: torch.Generator) -> torch.Tensor:
+    """Channel- and spatially-correlated noise, as demosaicing and colour matrices make it.
+
+    blur: (N,) Gaussian std in pixels; mix: (N,) strength of channel cross-talk in [0, 1].
+    The result is rescaled so each image's noise std is exactly sigma.
+    """
+    n, c, h, w = clean.shape
+    noise = torch.randn((n, c, h, w), generator=gen, device=clean.device, dtype=clean.dtype)
+    radius = 3
+    t = torch.arange(-radius, radius + 1, device=clean.device, dtype=clean.dtype)
+    k1 = torch.exp(-0.5 * (t.view(1, -1) / blur.view(-1, 1).clamp_min(1e-3)) ** 2)
+    k1 = k1 / k1.sum(dim=1, keepdim=True)  # (N, K)
+    # separable per-image blur: fold the batch into channels and use groups
+    x = noise.reshape(1, n * c, h, w)
+    kh = k1.repeat_interleave(c, dim=0).view(n * c, 1, 1, -1)
+    kv = k1.repeat_interleave(c, dim=0).view(n * c, 1, -1, 1)
+    x = F.conv2d(F.pad(x, (radius, radius, 0, 0), mode="reflect"), kh, groups=n * c)
+    x = F.conv2d(F.pad(x, (0, 0, radius, radius), mode="reflect"), kv, groups=n * c)
+    noise = x.view(n, c, h, w)
+    if c > 1:
+        mean = noise.mean(dim=1, keepdim=True)
+        m = mix.view(-1, 1, 1, 1)
+        noise = (1 - m) * noise + m * mean
+    noise = noise / noise.flatten(1).std(dim=1).clamp_min(1e-8).view(-1, 1, 1, 1)
+    return clean + noise * (sigma / 255.0).view(-1, 1, 1, 1)
+
+
+def noise_std(noisy: torch.Tensor, clean: torch.Tensor) -> torch.Tensor:
+    """Per-image std of the added noise, in 0..255 units."""
+    return (noisy - clean).flatten(1).std(dim=1) * 255.0
+
+
+def synthesize(clean: torch.Tensor, cfg: NoiseConfig, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Apply the configured mixture to a batch (N,C,H,W) in [0,1]; returns (noisy, level)."""
+    n, dev = clean.shape[0], clean.device
+    probs = torch.tensor([cfg.p_gaussian, cfg.p_poisson, cfg.p_correlated], device=dev)
+    kind = torch.multinomial(probs / probs.sum(), n, replacement=True, generator=gen)
+    sigma = _uniform(n, cfg.sigma_min, cfg.sigma_max, gen, dev)
+    out = gaussian(clean, sigma, gen)
+    if (kind == 1).any():
+        # shot and read noise chosen so that the mid-grey std spans roughly the same 0..sigma_max range
+        total = (sigma / 255.0) ** 2 / 0.214  # variance at linear 0.214 (sRGB 0.5) ~ sigma^2
+        frac = _uniform(n, 0.5, 1.0, gen, dev)
+        shot = total * frac
+        read = torch.sqrt(total * (1 - frac) * 0.214)
+        pg = poisson_gaussian(clean, shot, read, gen)
+        out = torch.where((kind == 1).view(-1, 1, 1, 1), pg, out)
+    if (kind == 2).any():
+        blur = _uniform(n, 0.4, 1.2, gen, dev)
+        mix = _uniform(n, 0.0, 0.7, gen, dev)
+        co = correlated(clean, sigma, blur, mix, gen)
+        out = torch.where((kind == 2).view(-1, 1, 1, 1), co, out)
+    if cfg.p_jpeg > 0:
+        out = _maybe_jpeg(out, cfg, gen)
+    return out, noise_std(out, clean)
+
+
+def _maybe_jpeg(noisy: torch.Tensor, cfg: NoiseConfig, gen: torch.Generator) -> torch.Tensor:
+    import cv2
+
+    pick = torch.rand(noisy.shape[0], generator=gen, device=noisy.device) < cfg.p_jpeg
+    if not pick.any():
+        return noisy
+    qual = torch.randint(cfg.jpeg_quality_min, cfg.jpeg_quality_max + 1, (noisy.shape[0],), generator=gen,
+                         device=noisy.device)
+    out = noisy.clone()
+    for i in torch.nonzero(pick).flatten().tolist():
+        img = (noisy[i].clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255 + 0.5).astype(np.uint8)
+        ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, int(qual[i])])
+        dec = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+        if dec.ndim == 2:
+            dec = dec[..., None]
+        out[i] = torch.from_numpy(dec.astype(np.float32) / 255.0).permute(2, 0, 1).to(noisy.device)
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# Noise-level estimation
+
+
+def estimate_sigma(image: np.ndarray, patch: int = 7, max_patches: int = 150_000, seed: int = 0) -> float:
+    """Noise std (0..255 units) of a float image in [0,1], HxW or HxWxC.
+
+    PCA of overlapping patches (Chen, Zhu & Heng, ICCV 2015): the smallest eigenvalues of the patch
+    covariance belong to noise alone; the largest set whose mean splits it evenly is the noise
+    variance. Robust to texture, unlike gradient/MAD estimators that overestimate on detail.
+    """
+    img = np.asarray(image, np.float32)
+    if img.ndim == 2:
+        img = img[..., None]
+    if img.ndim != 3 or img.shape[0] < patch * 2 or img.shape[1] < patch * 2:
+        raise ValueError(f"image too small to estimate noise: {img.shape}")
+    img = img * 255.0
+    h, w, c = img.shape
+    rng = np.random.default_rng(seed)
+    n_all = (h - patch + 1) * (w - patch + 1)
+    n = min(max_patches, n_all)
+    idx = rng.choice(n_all, size=n, replace=False) if n < n_all else np.arange(n_all)
+    ys, xs = np.divmod(idx, w - patch + 1)
+    offs_y, offs_x = np.mgrid[0:patch, 0:patch]
+    rows = (ys[:, None] + offs_y.ravel()[None, :])
+    cols = (xs[:, None] + offs_x.ravel()[None, :])
+    x = img[rows, cols, :].reshape(n, -1).astype(np.float64)  # (n, patch*patch*c)
+    x -= x.mean(axis=0)
+    cov = x.T @ x / max(n - 1, 1)
+    eig = np.sort(np.linalg.eigvalsh(cov))
+    eig = np.clip(eig, 0, None)
+    for count in range(eig.size, 0, -1):
+        head = eig[:count]
+        mean = head.mean()
+        if np.sum(head > mean) == np.sum(head < mean):
+            return float(np.sqrt(mean))
+    return float(np.sqrt(eig[0]))

@@ -1,0 +1,133 @@
+"""Random training crops streamed from folders of photos, with a bounded in-memory pool."""
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp"}
+
+
+def list_images(folders: list[Path], recursive: bool = True) -> list[Path]:
+    files: list[Path] = []
+    for folder in folders:
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise FileNotFoundError(f"{folder}: not a folder")
+        it = folder.rglob("*") if recursive else folder.glob("*")
+        files += [p for p in it if p.is_file() and p.suffix.lower() in IMAGE_EXTS]
+    return sorted(files)
+
+
+def split_validation(files: list[Path], fraction: float, max_count: int) -> tuple[list[Path], list[Path]]:
+    """Deterministic split by a hash of the file name, so it never changes between runs."""
+    if len(files) < 2 or fraction <= 0:
+        return list(files), []
+    ranked = sorted(files, key=lambda p: hashlib.sha1(p.name.encode()).hexdigest())
+    n_val = max(1, min(max_count, int(round(len(files) * fraction))))
+    val = set(ranked[:n_val])
+    return [f for f in files if f not in val], [f for f in files if f in val]
+
+
+def load_rgb8(path: Path, jpeg_downscale: int = 2, max_side: int = 2048) -> np.ndarray:
+    """HxWx3 uint8 RGB for training. JPEGs are area-downscaled to hide their block artefacts."""
+    data = np.fromfile(str(path), dtype=np.uint8)
+    img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if img is None:
+        raise ValueError(f"{path}: not a readable image")
+    img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    scale = jpeg_downscale if path.suffix.lower() in (".jpg", ".jpeg") else 1
+    h, w = img.shape[:2]
+    scale = max(scale, int(np.ceil(max(h, w) / max_side)))
+    if scale > 1 and min(h, w) // scale >= 64:
+        img = cv2.resize(img, (w // scale, h // scale), interpolation=cv2.INTER_AREA)
+    return np.ascontiguousarray(img)
+
+
+class PatchPool:
+    """Holds up to `size` decoded images; swaps one for a fresh random file every `refresh` draws.
+
+    Memory stays bounded whatever the folder size; skipped (unreadable) files are remembered.
+    """
+
+    def __init__(self, files: list[Path], size: int, rng: np.random.Generator, refresh: int = 4,
+                 jpeg_downscale: int = 2, min_side: int = 64) -> None:
+        if not files:
+            raise ValueError("no images to train on")
+        self.files = list(files)
+        self.size = min(size, len(files))
+        self.refresh = refresh
+        self.jpeg_downscale = jpeg_downscale
+        self.min_side = min_side
+        self.skipped: dict[str, str] = {}
+        self.rng = rng
+        self.indices: list[int] = []
+        self.images: list[np.ndarray] = []
+        self.draws = 0
+
+    def fill(self, indices: list[int] | None = None) -> None:
+        """Load the pool (given indices reproduce a saved pool exactly on resume)."""
+        self.indices, self.images = [], []
+        order = indices if indices is not None else list(self.rng.permutation(len(self.files)))
+        for i in order:
+            if len(self.images) >= self.size:
+                break
+            img = self._load(int(i))
+            if img is not None:
+                self.indices.append(int(i))
+                self.images.append(img)
+        if not self.images:
+            raise ValueError(f"none of the {len(self.files)} images could be read "
+                             f"({'; '.join(list(self.skipped.values())[:3])})")
+
+    def _load(self, i: int) -> np.ndarray | None:
+        path = self.files[i]
+        if str(path) in self.skipped:
+            return None
+        try:
+            img = load_rgb8(path, self.jpeg_downscale)
+        except (ValueError, OSError, cv2.error) as exc:
+            self.skipped[str(path)] = str(exc)
+            log.warning("skipping %s", exc)
+            return None
+        if min(img.shape[:2]) < self.min_side:
+            self.skipped[str(path)] = f"{path}: smaller than {self.min_side} px"
+            log.warning("skipping %s: too small", path)
+            return None
+        return img
+
+    def _maybe_refresh(self) -> None:
+        self.draws += 1
+        if self.size >= len(self.files) or self.draws % self.refresh:
+            return
+        i = int(self.rng.integers(len(self.files)))
+        if i in self.indices:
+            return
+        img = self._load(i)
+        if img is not None:
+            slot = int(self.rng.integers(len(self.images)))
+            self.indices[slot], self.images[slot] = i, img
+
+    def batch(self, n: int, patch: int) -> np.ndarray:
+        """(n, patch, patch, 3) float32 in [0,1] with random flips and 90-degree rotations."""
+        self._maybe_refresh()
+        out = np.empty((n, patch, patch, 3), np.float32)
+        for k in range(n):
+            img = self.images[int(self.rng.integers(len(self.images)))]
+            h, w = img.shape[:2]
+            ph, pw = min(patch, h), min(patch, w)
+            y = int(self.rng.integers(h - ph + 1))
+            x = int(self.rng.integers(w - pw + 1))
+            crop = img[y:y + ph, x:x + pw]
+            if (ph, pw) != (patch, patch):
+                crop = cv2.resize(crop, (patch, patch), interpolation=cv2.INTER_CUBIC)
+            crop = np.rot90(crop, int(self.rng.integers(4)))
+            if self.rng.integers(2):
+                crop = crop[:, ::-1]
+            out[k] = crop.astype(np.float32) / 255.0
+        return out

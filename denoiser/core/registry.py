@@ -1,0 +1,64 @@
+"""Installed models: the shipped ones in resources/models and the user's own (fine-tuned) ones."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from .checkpoint import ModelCard, ModelFileError, read_card
+from .resources import resources_dir, user_data_path
+
+DEFAULT_MODEL_NAME = "default"
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    path: Path
+    card: ModelCard
+    builtin: bool
+
+    @property
+    def origin(self) -> str:
+        return "shipped" if self.builtin else f"user ({self.card.training.get('mode', 'trained')})"
+
+
+def shipped_models_dir() -> Path:
+    return resources_dir() / "models"
+
+
+def user_models_dir() -> Path:
+    return user_data_path() / "models"
+
+
+def _scan(folder: Path, builtin: bool) -> list[ModelEntry]:
+    if not folder.is_dir():
+        return []
+    entries = []
+    for path in sorted(folder.glob("*.safetensors")):
+        try:
+            card = read_card(path)
+        except ModelFileError:
+            continue
+        entries.append(ModelEntry(path.stem, path, card, builtin))
+    return entries
+
+
+def list_models() -> list[ModelEntry]:
+    """Shipped models first (the default first of all), then the user's, by name."""
+    shipped = _scan(shipped_models_dir(), True)
+    shipped.sort(key=lambda e: (e.name != DEFAULT_MODEL_NAME, e.name))
+    names = {e.name for e in shipped}
+    return shipped + [e for e in _scan(user_models_dir(), False) if e.name not in names]
+
+
+def find_model(name: str | None = None) -> ModelEntry:
+    """A model by name, or a path to a .safetensors file; None means the shipped default."""
+    name = name or DEFAULT_MODEL_NAME
+    as_path = Path(name)
+    if as_path.suffix == ".safetensors" and as_path.is_file():
+        return ModelEntry(as_path.stem, as_path, read_card(as_path), False)
+    for entry in list_models():
+        if entry.name == name:
+            return entry
+    available = ", ".join(e.name for e in list_models()) or "none installed"
+    raise ModelFileError(f"no model named {name!r} (available: {available})")

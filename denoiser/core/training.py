@@ -1,0 +1,305 @@
+"""Training loop shared by the default-model training and the user's fine-tuning.
+
+One resumable run: config in, checkpoint out. Checkpoints are atomic and hold everything needed
+for an exact resume (model, EMA, optimiser, step, elapsed time, every RNG, the crop pool).
+"""
+from __future__ import annotations
+
+import io
+import json
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .checkpoint import ModelCard, atomic_write_bytes, load_model, save_model
+from .metrics import psnr
+from .model import ModelConfig, UNetDenoiser, build_model
+from .noise import NoiseConfig, synthesize
+from .patches import PatchPool, list_images, load_rgb8, split_validation
+from .progress import Cancelled, NullProgress, Progress
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    noise: NoiseConfig = field(default_factory=NoiseConfig)
+    batch_size: int = 16
+    patch: int = 96
+    lr: float = 1e-3
+    lr_min: float = 1e-5
+    warmup_steps: int = 200
+    weight_decay: float = 1e-4
+    grad_clip: float = 0.5
+    ema_decay: float = 0.999
+    minutes: float = 10.0
+    max_steps: int = 0  # 0: limited by minutes only
+    seed: int = 0
+    threads: int = 1
+    pool_size: int = 1024
+    pool_refresh: int = 4
+    jpeg_downscale: int = 2
+    val_fraction: float = 0.02
+    val_max: int = 8
+    val_sigma: float = 25.0
+    val_crop: int = 256
+    val_every: int = 500
+    checkpoint_every_s: float = 120.0
+
+    def __post_init__(self) -> None:
+        if self.patch % self.model.size_multiple or self.val_crop % self.model.size_multiple:
+            raise ValueError(f"patch and val_crop must be multiples of {self.model.size_multiple}")
+        if self.batch_size < 1 or self.minutes <= 0 and self.max_steps <= 0:
+            raise ValueError("need batch_size >= 1 and a positive minutes or max_steps budget")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["model"] = self.model.to_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+        d = dict(d)
+        unknown = set(d) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"unknown training config keys: {sorted(unknown)}")
+        model = ModelConfig.from_dict(d.pop("model", {}))
+        noise = NoiseConfig.from_dict(d.pop("noise", {}))
+        return cls(model=model, noise=noise, **d)
+
+    @classmethod
+    def from_file(cls, path: Path) -> "TrainConfig":
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+
+def lr_at(cfg: TrainConfig, step: int, progress: float) -> float:
+    """Linear warm-up, then cosine decay over the budget (fraction of minutes or steps used)."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    p = min(max(progress, 0.0), 1.0)
+    return cfg.lr_min + 0.5 * (cfg.lr - cfg.lr_min) * (1 + math.cos(math.pi * p))
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    return torch.device(name)
+
+
+LossFn = Callable[[UNetDenoiser, torch.Tensor, torch.Generator], torch.Tensor]
+
+
+class Trainer:
+    """Supervised denoising on synthetic noise; `loss_fn` can be swapped (fine-tuning modes)."""
+
+    def __init__(self, cfg: TrainConfig, data: list[Path], out: Path, device: str = "auto",
+                 init_weights: Path | None = None, loss_fn: LossFn | None = None,
+                 card_extra: dict[str, Any] | None = None, name: str = "model") -> None:
+        self.cfg, self.out, self.name = cfg, Path(out), name
+        self.device = pick_device(device)
+        self.card_extra = card_extra or {}
+        torch.set_num_threads(max(1, cfg.threads))
+        files = list_images(data)
+        if not files:
+            raise ValueError(f"no images found in {', '.join(map(str, data))}")
+        self.train_files, self.val_files = split_validation(files, cfg.val_fraction, cfg.val_max)
+        self.data = [str(d) for d in data]
+        self.model = build_model(cfg.model)
+        self.init_weights = str(init_weights) if init_weights else None
+        if init_weights:
+            base, card = load_model(Path(init_weights))
+            if card.config != cfg.model:
+                raise ValueError(f"{init_weights}: architecture differs from the training config")
+            self.model.load_state_dict(base.state_dict())
+        self.model.to(self.device)
+        if self.device.type in ("cpu", "cuda"):
+            self.model.to(memory_format=torch.channels_last)
+        self.ema = build_model(cfg.model).to(self.device)
+        self.ema.load_state_dict(self.model.state_dict())
+        self.ema.requires_grad_(False)
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.gen = torch.Generator(device=self.device).manual_seed(cfg.seed)
+        self.rng = np.random.default_rng(cfg.seed)
+        self.pool = PatchPool(self.train_files, cfg.pool_size, self.rng, cfg.pool_refresh, cfg.jpeg_downscale)
+        self.loss_fn = loss_fn or self.supervised_loss
+        self.step, self.elapsed = 0, 0.0
+        self.history: list[dict[str, float]] = []
+        self._val_cache: list[tuple[torch.Tensor, torch.Tensor]] | None = None
+
+    # -- losses ---------------------------------------------------------------------------------
+    def supervised_loss(self, model: UNetDenoiser, clean: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        noisy, level = synthesize(clean, self.cfg.noise, gen)
+        return F.l1_loss(model(noisy, level), clean)
+
+    # -- checkpointing --------------------------------------------------------------------------
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.out / "checkpoint.pt"
+
+    def save_checkpoint(self) -> None:
+        self.out.mkdir(parents=True, exist_ok=True)
+        state = {
+            "config": json.dumps(self.cfg.to_dict()),
+            "model": self.model.state_dict(), "ema": self.ema.state_dict(),
+            "opt": self.opt.state_dict(), "step": self.step, "elapsed": self.elapsed,
+            "torch_rng": self.gen.get_state(), "np_rng": json.dumps(self.rng.bit_generator.state),
+            "pool": self.pool.indices, "draws": self.pool.draws, "history": json.dumps(self.history),
+            "skipped": json.dumps(self.pool.skipped),
+        }
+        buf = io.BytesIO()
+        torch.save(state, buf)
+        atomic_write_bytes(self.checkpoint_path, buf.getvalue())
+        self.export(self.out / f"{self.name}.safetensors")
+
+    def load_checkpoint(self) -> None:
+        state = torch.load(self.checkpoint_path, map_location=self.device, weights_only=True)
+        saved = TrainConfig.from_dict(json.loads(state["config"]))
+        if saved.model != self.cfg.model:
+            raise ValueError(f"{self.checkpoint_path}: checkpoint architecture differs from the config")
+        self.model.load_state_dict(state["model"])
+        self.ema.load_state_dict(state["ema"])
+        self.opt.load_state_dict(state["opt"])
+        self.step, self.elapsed = int(state["step"]), float(state["elapsed"])
+        self.gen.set_state(state["torch_rng"].cpu() if self.device.type == "cpu" else state["torch_rng"])
+        self.rng.bit_generator.state = json.loads(state["np_rng"])
+        self.pool.skipped = json.loads(state["skipped"])
+        self.pool.fill([int(i) for i in state["pool"]])
+        self.pool.draws = int(state["draws"])
+        self.history = json.loads(state["history"])
+
+    def export(self, path: Path) -> None:
+        """Write the EMA weights as a model file with a card describing this run."""
+        last_val = next((h["val_psnr"] for h in reversed(self.history) if "val_psnr" in h), None)
+        card = ModelCard(
+            name=self.name, config=self.cfg.model,
+            training={"data": self.data, "train_images": len(self.train_files),
+                      "val_images": [p.name for p in self.val_files], "steps": self.step,
+                      "minutes": round(self.elapsed / 60, 2), "device": str(self.device),
+                      "hardware": _hardware(self.device), "init": self.init_weights,
+                      "config": self.cfg.to_dict(), **self.card_extra},
+            metrics={"val_psnr_sigma%g" % self.cfg.val_sigma: last_val} if last_val is not None else {},
+            created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        )
+        save_model(path, self.ema, card)
+
+    # -- validation -----------------------------------------------------------------------------
+    def validate(self) -> float | None:
+        if not self.val_files:
+            return None
+        if self._val_cache is None:
+            self._val_cache = []
+            gen = torch.Generator().manual_seed(1234)
+            for path in self.val_files:
+                try:
+                    img = load_rgb8(path, self.cfg.jpeg_downscale)
+                except (ValueError, OSError):
+                    continue
+                h, w = img.shape[:2]
+                m = self.cfg.model.size_multiple
+                c = min(self.cfg.val_crop, min(h, w) // m * m)
+                if c < 4 * m:
+                    continue
+                y, x = (h - c) // 2, (w - c) // 2
+                clean = torch.from_numpy(img[y:y + c, x:x + c].astype(np.float32) / 255).permute(2, 0, 1)[None]
+                noisy = clean + torch.randn(clean.shape, generator=gen) * self.cfg.val_sigma / 255
+                self._val_cache.append((clean, noisy))
+        if not self._val_cache:
+            return None
+        vals = []
+        self.ema.eval()
+        with torch.inference_mode():
+            for clean, noisy in self._val_cache:
+                out = self.ema(noisy.to(self.device), torch.tensor([self.cfg.val_sigma], device=self.device))
+                vals.append(psnr(clean[0].numpy(), out[0].clamp(0, 1).float().cpu().numpy()))
+        return float(np.mean(vals))
+
+    # -- loop -------------------------------------------------------------------------------------
+    def budget_fraction(self) -> float:
+        fr = []
+        if self.cfg.minutes > 0:
+            fr.append(self.elapsed / (self.cfg.minutes * 60))
+        if self.cfg.max_steps > 0:
+            fr.append(self.step / self.cfg.max_steps)
+        return max(fr)
+
+    def train(self, resume: bool = False, progress: Progress | None = None) -> dict[str, Any]:
+        progress = progress or NullProgress()
+        if resume and self.checkpoint_path.is_file():
+            self.load_checkpoint()
+        else:
+            self.pool.fill()
+        cfg, last_ckpt = self.cfg, time.monotonic()
+        loss_avg = None
+        try:
+            while self.budget_fraction() < 1.0:
+                progress.check_cancelled()
+                t0 = time.monotonic()
+                loss = self.train_step()
+                self.elapsed += time.monotonic() - t0
+                loss_avg = loss if loss_avg is None else 0.98 * loss_avg + 0.02 * loss
+                record: dict[str, float] = {"step": self.step, "loss": loss, "minutes": self.elapsed / 60}
+                if self.step % cfg.val_every == 0:
+                    val = self.validate()
+                    if val is not None:
+                        record["val_psnr"] = val
+                        log.info("step %d loss %.4f val %.2f dB", self.step, loss_avg, val)
+                self.history.append(record)
+                progress.report(min(self.budget_fraction(), 1.0),
+                                f"step {self.step} loss {loss_avg:.4f}")
+                if time.monotonic() - last_ckpt > cfg.checkpoint_every_s:
+                    self.save_checkpoint()
+                    last_ckpt = time.monotonic()
+        except Cancelled:
+            self.save_checkpoint()
+            raise
+        val = self.validate()
+        if val is not None:
+            self.history.append({"step": self.step, "minutes": self.elapsed / 60, "val_psnr": val})
+        self.save_checkpoint()
+        return {"steps": self.step, "minutes": self.elapsed / 60, "val_psnr": val,
+                "skipped": dict(self.pool.skipped), "model": str(self.out / f"{self.name}.safetensors")}
+
+    def train_step(self) -> float:
+        cfg = self.cfg
+        self.model.train()
+        for group in self.opt.param_groups:
+            group["lr"] = lr_at(cfg, self.step, self.budget_fraction())
+        clean = torch.from_numpy(self.pool.batch(cfg.batch_size, cfg.patch)).permute(0, 3, 1, 2)
+        clean = clean.to(self.device).contiguous(memory_format=torch.channels_last)
+        loss = self.loss_fn(self.model, clean, self.gen)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"loss became {loss.item()} at step {self.step}")
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+        self.opt.step()
+        self.update_ema()
+        self.step += 1
+        return float(loss.item())
+
+    @torch.no_grad()
+    def update_ema(self) -> None:
+        decay = min(self.cfg.ema_decay, (1 + self.step) / (10 + self.step))
+        for e, p in zip(self.ema.parameters(), self.model.parameters()):
+            e.lerp_(p.detach(), 1 - decay)
+
+
+def _hardware(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    import os
+    import platform
+    return f"{platform.processor() or platform.machine()} CPU, {os.cpu_count()} cores, {torch.get_num_threads()} threads"
