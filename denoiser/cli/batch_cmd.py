@@ -1,0 +1,161 @@
+"""`denoiser batch`: clean a whole folder, with an overall bar (files, ETA), a per-file bar and a summary.
+
+Exit codes: 0 every file done or skipped, 1 some file failed or the job was stopped, 2 usage error.
+Ctrl-C stops at the next tile, writes the report and says how to resume; a second Ctrl-C aborts.
+"""
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from denoiser.core.progress import CancelToken
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+FORMATS = ("keep", "jpeg", "png", "tiff", "webp")
+
+
+def _strength(text: str) -> float | None:
+    if text == "auto":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"strength must be 'auto' or a noise level 1..255, got {text!r}") from None
+    if not 0 < value <= 255:
+        raise argparse.ArgumentTypeError(f"strength must be a noise level in (0, 255], got {text}")
+    return value
+
+
+def _quality(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 1 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"quality must be an integer 1..100, got {text!r}")
+    return value
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("batch", help="clean every photo of a folder (resumable; never touches the originals)",
+                       description="Clean every photo of IN_DIR into OUT_DIR, mirroring its sub-folders. "
+                                   "Files whose output exists are skipped, so re-running resumes a stopped job.")
+    p.add_argument("input_dir", type=Path, metavar="IN_DIR", help="folder of photos")
+    p.add_argument("-o", "--output", type=Path, required=True, metavar="OUT_DIR",
+                   help="output folder (not the input folder or inside it)")
+    p.add_argument("-r", "--recursive", action="store_true", help="descend into sub-folders")
+    p.add_argument("--include", action="append", default=[], metavar="PAT",
+                   help="only files whose name or relative path matches this glob (repeatable, case-insensitive)")
+    p.add_argument("--exclude", action="append", default=[], metavar="PAT",
+                   help="leave out files matching this glob (repeatable)")
+    p.add_argument("--name", default="{stem}-denoised.{ext}", metavar="TEMPLATE",
+                   help="output file name; fields {stem} {ext} {name} {parent} (default: %(default)s)")
+    p.add_argument("--format", dest="fmt", choices=FORMATS, default="keep", help="output format (default: keep)")
+    p.add_argument("--quality", type=_quality, default=95, help="JPEG/WebP quality 1..100 (default: 95)")
+    p.add_argument("--strength", type=_strength, default=None, metavar="auto|SIGMA",
+                   help="noise level 0..255, or auto to estimate it for each photo (default: auto)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs instead of skipping them")
+    p.add_argument("--shard", metavar="K/N", help="process only the K-th of N disjoint slices (1-based)")
+    p.add_argument("--report", type=Path, metavar="FILE", help="write a per-file report (.json or .csv)")
+    p.add_argument("--model", help="model name or .safetensors path (default: the shipped model)")
+    p.add_argument("--device", default="auto", help="auto|cpu|cuda[:N]|mps")
+    p.add_argument("--tile", type=int, help="tile size in pixels (smaller uses less memory)")
+    p.add_argument("--allow-inside", action="store_true", help=argparse.SUPPRESS)
+    p.set_defaults(func=run)
+
+
+class _Bars(CancelToken):
+    """Overall bar (files, ETA) and per-file bar; also the job's cancel token."""
+
+    def __init__(self, total_files: int) -> None:
+        super().__init__()
+        self.current = -1
+        self.files = tqdm(total=total_files, desc="files", unit="file", position=0, file=sys.stderr,
+                          dynamic_ncols=True, disable=None)
+        self.photo = tqdm(total=100, desc="photo", unit="%", position=1, leave=False, file=sys.stderr,
+                          bar_format="{l_bar}{bar}| {n:.0f}% {postfix}", dynamic_ncols=True, disable=None)
+
+    def on_file(self, index: int, total: int, item: Any) -> None:
+        if item.status == "running":
+            self.current = index
+            self.photo.reset(total=100)
+            self.photo.set_postfix_str(str(item.rel), refresh=True)
+        elif index == self.current and item.status in ("done", "failed"):
+            self.files.update(1)
+            if item.status == "failed":
+                self.files.write(f"failed: {item.rel}: {item.reason}", file=sys.stderr)
+
+    def on_fraction(self, fraction: float) -> None:
+        target = max(0.0, min(1.0, fraction)) * 100
+        if target > self.photo.n:
+            self.photo.update(target - self.photo.n)
+
+    def close(self) -> None:
+        self.photo.close()
+        self.files.close()
+
+
+def _options(args: argparse.Namespace) -> Any:
+    from denoiser.core.batch import BatchOptions, parse_shard
+
+    return BatchOptions(
+        input_dir=args.input_dir, output_dir=args.output, recursive=args.recursive,
+        include=tuple(args.include), exclude=tuple(args.exclude), name_template=args.name, fmt=args.fmt,
+        quality=args.quality, strength=args.strength, overwrite=args.overwrite,
+        shard=parse_shard(args.shard) if args.shard else None, report=args.report,
+        allow_inside=args.allow_inside, model=args.model, device=args.device, tile=args.tile)
+
+
+def _summary(result: Any) -> None:
+    c = result.counts
+    existing = sum(1 for i in result.skipped if i.reason == "output exists")
+    lines = [f"{'stopped' if result.cancelled else 'finished'} in {result.seconds:.1f} s: "
+             f"{c['done']} done, {c['skipped']} skipped ({existing} already done), {c['failed']} failed"]
+    for item in result.failed:
+        lines.append(f"  failed  {item.rel}: {item.reason}")
+    for item in result.skipped:
+        if item.reason not in ("output exists", "cancelled"):
+            lines.append(f"  skipped {item.rel}: {item.reason}")
+    if result.cancelled:
+        lines.append("  run the same command again to resume: finished files are skipped")
+    if result.report:
+        lines.append(f"  report: {result.report}")
+    print("\n".join(lines))
+
+
+def run(args: argparse.Namespace) -> int:
+    from denoiser.core.batch import BatchError, make_denoiser, plan_batch, run_batch
+    from denoiser.core.checkpoint import ModelFileError
+
+    try:
+        opts = _options(args)
+        plan = plan_batch(opts)
+        denoiser = make_denoiser(opts) if plan.todo else None
+    except (BatchError, ModelFileError, ValueError) as exc:
+        print(f"denoiser batch: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    bars = _Bars(len(plan.todo))
+    previous = signal.getsignal(signal.SIGINT)
+
+    def stop(signum: int, frame: object) -> None:
+        bars.files.write("stopping after the current tile... (Ctrl-C again to abort)", file=sys.stderr)
+        bars.cancel()
+        signal.signal(signal.SIGINT, previous)
+
+    try:
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, stop)
+        result = run_batch(opts, denoiser=denoiser, progress=bars, on_file=bars.on_file,
+                           on_file_progress=bars.on_fraction, plan=plan)
+    finally:
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, previous)
+        bars.close()
+    _summary(result)
+    return EXIT_OK if result.ok else EXIT_FAIL

@@ -1,0 +1,246 @@
+"""Folder jobs: clean every photo of a folder without ever losing one.
+
+One bad file never stops the job (its error is recorded and the next file starts), a re-run skips
+what is already done, cancel stops within one tile and leaves no partial file (saves are atomic),
+and a report says what happened to each file, also when the job was stopped. Decoding the next
+photo runs on a one-slot prefetch thread while the current one is denoised.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+from contextlib import closing
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+from .batch_plan import (DONE, FAILED, QUEUED, RUNNING, SKIPPED, BatchError, BatchItem, BatchOptions, BatchPlan,
+                         parse_shard)
+from .batch_plan import plan_batch as _plan_batch
+from .checkpoint import atomic_write_bytes
+from .engine import DEFAULT_TILE, Denoiser
+from .photo import SUPPORTED_EXTENSIONS, Photo, PhotoError, load_photo, save_photo
+from .progress import Cancelled, NullProgress, Progress
+
+__all__ = ["BatchError", "BatchItem", "BatchOptions", "BatchPlan", "BatchResult", "plan_batch", "run_batch",
+           "parse_shard", "write_report", "DONE", "FAILED", "QUEUED", "RUNNING", "SKIPPED"]
+
+REPORT_FIELDS = ("file", "status", "reason", "seconds", "estimated_noise", "output")
+
+# on_file(index in the plan, number of files in the plan, item): called on each status change.
+FileCallback = Callable[[int, int, BatchItem], None]
+
+
+@dataclass
+class BatchResult:
+    items: list[BatchItem] = field(default_factory=list)
+    cancelled: bool = False
+    seconds: float = 0.0
+    report: Path | None = None
+
+    def having(self, status: str) -> list[BatchItem]:
+        return [i for i in self.items if i.status == status]
+
+    @property
+    def done(self) -> list[BatchItem]:
+        return self.having(DONE)
+
+    @property
+    def skipped(self) -> list[BatchItem]:
+        return self.having(SKIPPED)
+
+    @property
+    def failed(self) -> list[BatchItem]:
+        return self.having(FAILED)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return {s: len(self.having(s)) for s in (DONE, SKIPPED, FAILED)}
+
+    @property
+    def ok(self) -> bool:
+        """True only if the job ran to the end and no file failed."""
+        return not self.cancelled and not self.failed
+
+
+def _raw_extensions() -> frozenset[str]:
+    from . import photo
+
+    raw = getattr(photo, "RAW_EXTENSIONS", None)
+    if raw is not None:
+        return frozenset(raw)
+    return frozenset(SUPPORTED_EXTENSIONS) - {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp"}
+
+
+def plan_batch(opts: BatchOptions) -> BatchPlan:
+    """The queue for a job: supported files, outputs named, existing outputs and refusals marked."""
+    return _plan_batch(opts, frozenset(SUPPORTED_EXTENSIONS), _raw_extensions())
+
+
+class _FileProgress:
+    """Maps one file's tile progress onto the job's and forwards cancel checks to the job's progress."""
+
+    def __init__(self, parent: Progress, k: int, n: int, label: str,
+                 on_fraction: Callable[[float], None] | None) -> None:
+        self.parent, self.k, self.n, self.label, self.on_fraction = parent, k, n, label, on_fraction
+
+    def report(self, fraction: float, message: str = "") -> None:
+        self.parent.report((self.k + fraction) / self.n, self.label)
+        if self.on_fraction:
+            self.on_fraction(fraction)
+
+    def check_cancelled(self) -> None:
+        self.parent.check_cancelled()
+
+
+def _load(item: BatchItem) -> tuple[Photo | Exception, float]:
+    start = time.perf_counter()
+    try:
+        return load_photo(item.source), time.perf_counter() - start
+    except Exception as exc:  # reported per file; never fatal
+        return exc, time.perf_counter() - start
+
+
+def _decoded(items: list[BatchItem], prefetch: bool) -> Iterator[tuple[BatchItem, Photo | Exception, float]]:
+    """Yield each item with its decoded photo (or the error); with prefetch, decode one ahead on a thread."""
+    if not prefetch:
+        for item in items:
+            yield (item, *_load(item))
+        return
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="batch-decode")
+    try:
+        nxt: Future | None = pool.submit(_load, items[0]) if items else None
+        for i, item in enumerate(items):
+            assert nxt is not None
+            photo, seconds = nxt.result()
+            nxt = pool.submit(_load, items[i + 1]) if i + 1 < len(items) else None
+            yield item, photo, seconds
+            del photo  # drop our reference before the next decode lands
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    if isinstance(exc, (PhotoError, BatchError)):
+        return text or type(exc).__name__
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _process(item: BatchItem, photo: Photo, denoiser: Denoiser, opts: BatchOptions, progress: Progress) -> None:
+    out, item.sigma = denoiser.denoise_photo(photo, opts.strength, progress)
+    assert item.output is not None
+    item.output.parent.mkdir(parents=True, exist_ok=True)
+    save_photo(out, item.output, fmt=opts.fmt, quality=opts.quality, overwrite=opts.overwrite)
+
+
+def make_denoiser(opts: BatchOptions) -> Denoiser:
+    return Denoiser.from_name(opts.model, device=opts.device, tile=opts.tile or DEFAULT_TILE)
+
+
+def run_batch(opts: BatchOptions, denoiser: Denoiser | None = None, progress: Progress | None = None,
+              on_file: FileCallback | None = None, on_file_progress: Callable[[float], None] | None = None,
+              plan: BatchPlan | None = None) -> BatchResult:
+    """Run a folder job. Raises BatchError for a job that cannot start; per-file errors are only recorded.
+
+    `progress` gets the overall fraction (and may cancel); `on_file` each status change of a file;
+    `on_file_progress` the fraction of the file being denoised. The report (if asked) is written at the
+    end, also after a cancel.
+    """
+    progress = progress or NullProgress()
+    plan = plan or plan_batch(opts)
+    result = BatchResult(items=plan.items)
+    started = time.perf_counter()
+    index = {id(item): n for n, item in enumerate(plan.items)}
+    total = len(plan.items)
+
+    def notify(item: BatchItem) -> None:
+        if on_file:
+            on_file(index[id(item)], total, item)
+
+    try:
+        for item in plan.items:
+            if item.status != QUEUED:
+                notify(item)
+        todo = plan.todo
+        if todo:
+            denoiser = denoiser or make_denoiser(opts)
+            _Runner(opts, denoiser, progress, notify, on_file_progress).run(todo)
+        progress.report(1.0, "finished")
+    except (Cancelled, KeyboardInterrupt) as exc:
+        result.cancelled = True
+        for item in plan.items:
+            if item.status in (QUEUED, RUNNING):
+                item.status, item.reason = SKIPPED, "cancelled"
+                notify(item)
+        if isinstance(exc, KeyboardInterrupt):
+            _finish(result, opts, started)
+            raise
+    _finish(result, opts, started)
+    return result
+
+
+def _finish(result: BatchResult, opts: BatchOptions, started: float) -> None:
+    result.seconds = time.perf_counter() - started
+    if opts.report is not None:
+        write_report(opts.report, result)
+        result.report = opts.report
+
+
+@dataclass
+class _Runner:
+    """The denoise loop over the queue; Cancelled propagates (the caller marks what is left)."""
+
+    opts: BatchOptions
+    denoiser: Denoiser
+    progress: Progress
+    notify: Callable[[BatchItem], None]
+    on_file_progress: Callable[[float], None] | None
+
+    def run(self, todo: list[BatchItem]) -> None:
+        with closing(_decoded(todo, self.opts.prefetch)) as decoded:
+            for k, (item, photo, load_seconds) in enumerate(decoded):
+                self.one(k, len(todo), item, photo, load_seconds)
+                del photo
+
+    def one(self, k: int, n: int, item: BatchItem, photo: Photo | Exception, load_seconds: float) -> None:
+        self.progress.check_cancelled()
+        label = f"{k + 1}/{n} {item.rel}"
+        item.status = RUNNING
+        self.notify(item)
+        self.progress.report(k / n, label)
+        start = time.perf_counter()
+        try:
+            if isinstance(photo, Exception):
+                raise photo
+            file_progress = _FileProgress(self.progress, k, n, label, self.on_file_progress)
+            _process(item, photo, self.denoiser, self.opts, file_progress)
+            item.status = DONE
+        except Cancelled:
+            raise
+        except Exception as exc:  # one bad file never stops the job
+            item.status, item.reason = FAILED, _reason(exc)
+        finally:
+            item.seconds = load_seconds + time.perf_counter() - start
+        self.notify(item)
+        self.progress.report((k + 1) / n, label)
+
+
+def write_report(path: Path, result: BatchResult) -> None:
+    """JSON (summary + files) or CSV (one row per file), chosen by the suffix; written atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows = [item.row() for item in result.items]
+    if path.suffix.lower() == ".csv":
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=list(REPORT_FIELDS))
+        writer.writeheader()
+        writer.writerows(rows)
+        data = buf.getvalue().encode()
+    else:
+        summary = {**result.counts, "cancelled": result.cancelled, "seconds": round(result.seconds, 3)}
+        data = (json.dumps({"summary": summary, "files": rows}, indent=2) + "\n").encode()
+    atomic_write_bytes(path, data)

@@ -1,0 +1,236 @@
+"""Planning a folder job before any pixel is decoded: options, discovery, naming, sharding, skip-existing.
+
+Everything here is cheap and side-effect free, so the CLI can reject a bad command line (exit 2) and the
+window can fill its queue table before the first photo is loaded.
+"""
+from __future__ import annotations
+
+import fnmatch
+import os
+import string
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+DEFAULT_TEMPLATE = "{stem}-denoised.{ext}"
+TEMPLATE_FIELDS = frozenset({"stem", "ext", "name", "parent"})
+OUTPUT_FORMATS = ("keep", "jpeg", "png", "tiff", "webp")
+# Formats that cannot be written back as they are; "keep" turns them into 16-bit TIFF.
+_FORMAT_EXT = {"jpeg": "jpg", "png": "png", "tiff": "tif", "webp": "webp"}
+
+# Statuses of a file in a job (the report uses the last three).
+QUEUED, RUNNING, DONE, SKIPPED, FAILED = "queued", "running", "done", "skipped", "failed"
+
+
+class BatchError(ValueError):
+    """The job as a whole cannot run (bad options or folders): a usage error, not a per-file one."""
+
+
+@dataclass(frozen=True)
+class BatchOptions:
+    """Everything that defines a folder job; each default lives here only."""
+
+    input_dir: Path
+    output_dir: Path
+    recursive: bool = False
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    name_template: str = DEFAULT_TEMPLATE
+    fmt: str = "keep"
+    quality: int = 95
+    strength: float | None = None  # None: estimate the noise level of each photo
+    overwrite: bool = False
+    shard: tuple[int, int] | None = None  # (K, N): the K-th (1-based) of N disjoint slices
+    report: Path | None = None  # .json or .csv
+    allow_inside: bool = False  # allow writing into (a folder inside) the input folder
+    model: str | None = None  # name or .safetensors path; None: the shipped default
+    device: str = "auto"
+    tile: int | None = None  # None: the engine's default (the engine validates it)
+    prefetch: bool = True  # decode the next photo while denoising this one
+
+    def validate(self) -> None:
+        """Raise BatchError naming the first bad option; the folders are checked too."""
+        if not self.input_dir.is_dir():
+            raise BatchError(f"input folder not found: {self.input_dir}")
+        if self.fmt not in OUTPUT_FORMATS:
+            raise BatchError(f"unknown output format {self.fmt!r} (choose from {', '.join(OUTPUT_FORMATS)})")
+        if not 1 <= self.quality <= 100:
+            raise BatchError(f"quality must be 1..100, got {self.quality}")
+        if self.strength is not None and not 0 < self.strength <= 255:
+            raise BatchError(f"strength must be a noise level in (0, 255], got {self.strength}")
+        if self.shard is not None:
+            k, n = self.shard
+            if not (n >= 1 and 1 <= k <= n):
+                raise BatchError(f"shard must be K/N with 1 <= K <= N, got {k}/{n}")
+        if self.report is not None and self.report.suffix.lower() not in (".json", ".csv"):
+            raise BatchError(f"report must end in .json or .csv: {self.report}")
+        check_template(self.name_template)
+        self._check_folders()
+
+    def _check_folders(self) -> None:
+        if self.allow_inside:
+            return
+        inp = self.input_dir.resolve()
+        if is_within(self.output_dir.resolve(), inp):
+            raise BatchError(f"output folder {self.output_dir} is the input folder or inside it; "
+                             "choose another folder (or allow writing inside the input explicitly)")
+        if self.report is not None and is_within(self.report.resolve(), inp):
+            raise BatchError(f"report {self.report} would be written inside the input folder")
+
+
+@dataclass
+class BatchItem:
+    """One file of the job: where it comes from, where it goes, and what happened to it."""
+
+    rel: PurePosixPath  # relative to the input folder
+    source: Path
+    output: Path | None
+    status: str = QUEUED
+    reason: str = ""
+    seconds: float = 0.0
+    sigma: float | None = None  # noise level used (estimated unless fixed), 0..255
+
+    def row(self) -> dict[str, object]:
+        return {"file": str(self.rel), "status": self.status, "reason": self.reason,
+                "seconds": round(self.seconds, 3),
+                "estimated_noise": None if self.sigma is None else round(self.sigma, 2),
+                "output": "" if self.output is None else str(self.output)}
+
+
+@dataclass
+class BatchPlan:
+    items: list[BatchItem] = field(default_factory=list)
+
+    @property
+    def todo(self) -> list[BatchItem]:
+        return [i for i in self.items if i.status == QUEUED]
+
+
+def is_within(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
+def parse_shard(spec: str) -> tuple[int, int]:
+    """'K/N' -> (K, N), 1-based; BatchError on anything else."""
+    try:
+        k_text, n_text = spec.split("/")
+        k, n = int(k_text), int(n_text)
+    except ValueError:
+        raise BatchError(f"shard must look like K/N (e.g. 2/3), got {spec!r}") from None
+    if not (n >= 1 and 1 <= k <= n):
+        raise BatchError(f"shard must be K/N with 1 <= K <= N, got {spec!r}")
+    return k, n
+
+
+def check_template(template: str) -> None:
+    try:
+        fields = {f for _, f, _, _ in string.Formatter().parse(template) if f is not None}
+    except ValueError as exc:
+        raise BatchError(f"bad name template {template!r}: {exc}") from None
+    unknown = fields - TEMPLATE_FIELDS
+    if unknown or "" in fields:
+        raise BatchError(f"bad name template {template!r}: unknown field(s) {sorted(unknown) or ['{}']}; "
+                         f"use {', '.join('{' + f + '}' for f in sorted(TEMPLATE_FIELDS))}")
+    if "stem" not in fields and "name" not in fields:
+        raise BatchError(f"name template {template!r} needs {{stem}} or {{name}}, or every file gets one name")
+    if "/" in template or "\\" in template or template.strip() in (".", ".."):
+        raise BatchError(f"name template {template!r} must give a file name, not a path")
+
+
+def output_ext(source: Path, fmt: str, raw_extensions: frozenset[str] = frozenset()) -> str:
+    """Extension (no dot) of the output file, known before decoding so skip-existing costs nothing."""
+    if fmt != "keep":
+        return _FORMAT_EXT[fmt]
+    suffix = source.suffix.lower()
+    if suffix in raw_extensions or suffix in (".bmp",):
+        return "tif"
+    return source.suffix[1:]
+
+
+def output_name(template: str, source: Path, ext: str) -> str:
+    return template.format(stem=source.stem, ext=ext, name=source.name, parent=source.parent.name)
+
+
+def _matches(rel: PurePosixPath, patterns: tuple[str, ...]) -> bool:
+    """A glob matches the file name or the relative path, case-insensitively (cameras write .JPG)."""
+    name, path = rel.name.lower(), str(rel).lower()
+    return any(fnmatch.fnmatchcase(name, p.lower()) or fnmatch.fnmatchcase(path, p.lower()) for p in patterns)
+
+
+def walk_files(root: Path, recursive: bool, skip_dirs: tuple[Path, ...] = ()) -> list[PurePosixPath]:
+    """Relative paths of visible regular files (hidden files and folders, like temp files, are ignored)."""
+    found: list[PurePosixPath] = []
+    skip = {d.resolve() for d in skip_dirs}
+    for folder, dirs, files in os.walk(root):
+        here = Path(folder)
+        dirs[:] = sorted(d for d in dirs if recursive and not d.startswith(".") and (here / d).resolve() not in skip)
+        for name in files:
+            if name.startswith(".") or not (here / name).is_file():
+                continue
+            found.append(PurePosixPath((here / name).relative_to(root).as_posix()))
+    return sorted(found)
+
+
+def select(opts: BatchOptions, rels: list[PurePosixPath], extensions: frozenset[str]) -> list[BatchItem]:
+    """Files selected by include/exclude; unsupported types are kept, marked skipped with the reason."""
+    items = []
+    for rel in rels:
+        if opts.include and not _matches(rel, opts.include):
+            continue
+        if opts.exclude and _matches(rel, opts.exclude):
+            continue
+        item = BatchItem(rel, opts.input_dir / rel, None)
+        if rel.suffix.lower() not in extensions:
+            item.status, item.reason = SKIPPED, f"unsupported file type ({rel.suffix or 'no extension'})"
+        items.append(item)
+    return items
+
+
+def take_shard(items: list[BatchItem], shard: tuple[int, int] | None) -> list[BatchItem]:
+    """Every N-th file by sorted relative path, starting at the K-th: disjoint, covering, balanced."""
+    if shard is None:
+        return items
+    k, n = shard
+    ordered = sorted(items, key=lambda i: str(i.rel))
+    return ordered[k - 1::n]
+
+
+def assign_outputs(items: list[BatchItem], opts: BatchOptions, raw_extensions: frozenset[str],
+                   inputs: set[Path]) -> None:
+    """Name each output, mirroring the input tree; refuse names that hit an input or another output.
+
+    `inputs` are the resolved paths of every file in the input folder, selected or not.
+    """
+    claimed: dict[Path, PurePosixPath] = {}
+    for item in items:
+        if item.status != QUEUED:
+            continue
+        ext = output_ext(item.source, opts.fmt, raw_extensions)
+        out = opts.output_dir / item.rel.parent / output_name(opts.name_template, item.source, ext)
+        item.output = out
+        key = out.resolve()
+        if key in inputs or _same(key, item.source):
+            item.status, item.reason = FAILED, f"output {out} would overwrite an input file"
+        elif key in claimed:
+            item.status, item.reason = FAILED, (f"output {out} is also the output of {claimed[key]}; "
+                                                "put {ext} or {name} in the name template")
+        else:
+            claimed[key] = item.rel
+            if out.exists() and not opts.overwrite:
+                item.status, item.reason = SKIPPED, "output exists"
+
+
+def _same(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def plan_batch(opts: BatchOptions, extensions: frozenset[str], raw_extensions: frozenset[str]) -> BatchPlan:
+    """Validate, discover, shard and name: the full queue, with skipped and refused files already marked."""
+    opts.validate()
+    skip_dirs = (opts.output_dir,) if opts.recursive else ()
+    rels = walk_files(opts.input_dir, opts.recursive, skip_dirs)
+    items = take_shard(select(opts, rels, extensions), opts.shard)
+    assign_outputs(items, opts, raw_extensions, {(opts.input_dir / rel).resolve() for rel in rels})
+    return BatchPlan(items)
