@@ -1,0 +1,241 @@
+"""Decoding photo files into integer arrays + metadata (used by photo.load_photo).
+
+Which library decodes what, and why:
+- Pillow for 8-bit images of every kind and for metadata: it knows the most modes and containers.
+- tifffile for 16-bit TIFF and OpenCV for 16-bit PNG, because Pillow silently reduces 16-bit RGB to 8 bits.
+  OpenCV also decodes 16-bit TIFFs whose compression tifffile cannot handle without imagecodecs (LZW...).
+- rawpy (LibRaw) for camera RAW files, developed to 16-bit sRGB with the camera's white balance.
+Everything here raises DecodeError(reason); photo.py adds the file name.
+"""
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import cv2
+import numpy as np
+import tifffile
+from PIL import Image, ImageFile
+
+from . import photo_meta as meta
+
+log = logging.getLogger(__name__)
+
+# A truncated file must be an error, never a silently grey-filled picture.
+ImageFile.LOAD_TRUNCATED_IMAGES = False
+
+PILLOW_FORMATS = {"JPEG": "JPEG", "MPO": "JPEG", "PNG": "PNG", "TIFF": "TIFF", "WEBP": "WEBP", "BMP": "BMP"}
+
+
+class DecodeError(Exception):
+    """The file cannot be turned into a photo; the message is the reason, without the file name."""
+
+
+@dataclass
+class Decoded:
+    """Upright-to-be integer pixels (HxWxC, C = 1 or 3), optional alpha (HxW) and metadata."""
+    pixels: np.ndarray
+    alpha: np.ndarray | None
+    bit_depth: int
+    format: str
+    exif: bytes | None = None
+    xmp: bytes | None = None
+    icc: bytes | None = None
+    oriented: bool = False  # True when the decoder already applied the orientation (RAW)
+
+
+def check_size(width: int, height: int, max_megapixels: float) -> None:
+    mp = width * height / 1e6
+    if mp > max_megapixels:
+        raise DecodeError(f"image too large: {width} x {height} = {mp:.0f} MP exceeds the limit of "
+                          f"{max_megapixels:g} MP")
+
+
+def open_pillow(path: Path, max_megapixels: float) -> Image.Image:
+    """Open lazily (header only) with Pillow's bomb guard set no lower than our own limit; our limit is
+    checked from the header right after, before any pixel is decoded."""
+    limit = int(max_megapixels * 1e6)
+    if Image.MAX_IMAGE_PIXELS is not None and Image.MAX_IMAGE_PIXELS < limit:
+        Image.MAX_IMAGE_PIXELS = limit  # only ever raised; the check below is the real guard
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(path)
+    except Image.DecompressionBombError as exc:
+        raise DecodeError(f"image too large ({exc})") from None
+    check_size(im.width, im.height, max_megapixels)
+    return im
+
+
+def decode_pillow_file(im: Image.Image, path: Path, data_head: bytes) -> Decoded:
+    fmt = PILLOW_FORMATS[im.format or ""]
+    if getattr(im, "n_frames", 1) > 1 and fmt in ("WEBP",):
+        raise DecodeError("animated images are not supported")
+    icc = im.info.get("icc_profile") or None
+    if fmt == "PNG" and data_head[24:25] == b"\x10":
+        return _decode_png16(path, icc)
+    if fmt == "TIFF" and max(_as_tuple(im.tag_v2.get(258, (8,)))) > 8:
+        return _decode_tiff_wide(im, path, icc)
+    pixels, alpha, bit_depth, drop_icc = pillow_to_arrays(im)
+    if drop_icc:
+        icc = None
+    exif, xmp = _pillow_exif(im, path, fmt), _as_bytes(im.info.get("xmp"))
+    return Decoded(pixels, alpha, bit_depth, fmt, exif, xmp, icc)
+
+
+def _as_tuple(v: object) -> tuple:
+    return v if isinstance(v, tuple) else (v,)
+
+
+def _as_bytes(v: object) -> bytes | None:
+    if isinstance(v, str):
+        return v.encode("utf-8")
+    return bytes(v) if v else None
+
+
+def _pillow_exif(im: Image.Image, path: Path, fmt: str) -> bytes | None:
+    if fmt == "TIFF":
+        with open(path, "rb") as f:
+            return meta.exif_from_tiff_file(f)
+    return meta.normalise_exif(im.info.get("exif"))
+
+
+def pillow_to_arrays(im: Image.Image) -> tuple[np.ndarray, np.ndarray | None, int, bool]:
+    """Decode fully and map every Pillow mode to (pixels HxWxC, alpha, bit depth, drop_icc)."""
+    im.load()  # raises OSError on a truncated file (LOAD_TRUNCATED_IMAGES is False)
+    mode, drop_icc = im.mode, False
+    if mode == "P" or mode == "PA":
+        im = im.convert("RGBA" if mode == "PA" or "transparency" in im.info else "RGB")
+    elif mode == "1":
+        im = im.convert("L")
+    elif mode in ("CMYK", "YCbCr", "RGBX"):
+        drop_icc = mode == "CMYK"
+        im = im.convert("RGB")
+    elif mode in ("La", "RGBa"):
+        im = im.convert(mode.upper())
+    elif mode == "LA" or mode == "L" or mode == "RGB" or mode == "RGBA":
+        pass
+    elif mode.startswith("I;16"):
+        arr = np.array(im).astype(np.uint16, copy=False)
+        return arr[..., None], None, 16, False
+    else:
+        raise DecodeError(f"unsupported pixel format {mode!r} (only 8- and 16-bit integer images are supported)")
+    arr = np.asarray(im)
+    if im.mode == "L":
+        return arr[..., None], None, 8, drop_icc
+    if im.mode == "LA":
+        return arr[..., :1], arr[..., 1].copy(), 8, drop_icc
+    if im.mode == "RGBA":
+        return arr[..., :3], arr[..., 3].copy(), 8, drop_icc
+    return arr, None, 8, drop_icc
+
+
+def _decode_png16(path: Path, icc: bytes | None) -> Decoded:
+    data = path.read_bytes()
+    try:
+        meta.png_chunks(data)  # walks to IEND: catches truncation before OpenCV guesses
+        exif, icc2, xmp = meta.png_metadata(data)
+    except meta.MetadataError as exc:
+        raise DecodeError(str(exc)) from None
+    arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if arr is None:
+        raise DecodeError("the PNG data is damaged or truncated")
+    grey = data[25] in (0, 4)  # IHDR colour type: grey or grey+alpha
+    pixels, alpha = _split_cv(arr, grey)
+    return Decoded(pixels, alpha, 16, "PNG", exif, xmp, icc2 or icc)
+
+
+def _split_cv(arr: np.ndarray, grey: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    """OpenCV gives BGR(A); grey+alpha comes back as BGRA with equal colour channels."""
+    if arr.ndim == 2:
+        return arr[..., None], None
+    alpha = arr[..., 3].copy() if arr.shape[2] == 4 else None
+    if grey:
+        return np.ascontiguousarray(arr[..., :1]), alpha
+    return np.ascontiguousarray(arr[..., 2::-1]), alpha
+
+
+def _decode_tiff_wide(im: Image.Image, path: Path, icc: bytes | None) -> Decoded:
+    xmp = _as_bytes(im.info.get("xmp"))
+    with open(path, "rb") as f:
+        exif = meta.exif_from_tiff_file(f)
+        pixels, alpha = _read_tiff16(f, path)
+    return Decoded(pixels, alpha, 16, "TIFF", exif, xmp, icc)
+
+
+def _read_tiff16(f: BinaryIO, path: Path) -> tuple[np.ndarray, np.ndarray | None]:
+    size = path.stat().st_size
+    with tifffile.TiffFile(f) as tif:
+        page = tif.pages.first
+        if page.bitspersample != 16 or page.sampleformat != 1:
+            raise DecodeError(f"unsupported TIFF sample format ({page.bitspersample}-bit, "
+                              f"format {int(page.sampleformat)}); only 8- and 16-bit integer TIFFs are supported")
+        if any(o + n > size for o, n in zip(page.dataoffsets, page.databytecounts)):
+            raise DecodeError("the TIFF file is truncated")
+        photometric = int(page.photometric)
+        if photometric not in (0, 1, 2):
+            raise DecodeError(f"unsupported 16-bit TIFF colour model (photometric {photometric})")
+        try:
+            arr = page.asarray()
+        except ValueError as exc:
+            if "imagecodecs" not in str(exc):
+                raise
+            return _tiff16_via_opencv(path, photometric != 2)
+    if page.planarconfig == 2 and arr.ndim == 3:
+        arr = np.moveaxis(arr, 0, -1)
+    if arr.ndim == 2:
+        arr = arr[..., None]
+    if photometric == 0:
+        arr = 65535 - arr  # min-is-white
+    colour = 3 if photometric == 2 else 1
+    alpha = arr[..., colour].copy() if arr.shape[2] > colour else None
+    return np.ascontiguousarray(arr[..., :colour]), alpha
+
+
+def _tiff16_via_opencv(path: Path, grey: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    arr = cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_UNCHANGED)
+    if arr is None or arr.dtype != np.uint16:
+        raise DecodeError("cannot decode this 16-bit TIFF (compression not supported)")
+    return _split_cv(arr, grey)
+
+
+def decode_raw(path: Path, max_megapixels: float) -> Decoded:
+    import rawpy  # only RAW users pay for the import
+
+    try:
+        raw = rawpy.imread(str(path))
+    except rawpy.LibRawError as exc:
+        raise DecodeError(f"not a camera RAW file that LibRaw can read ({_raw_reason(exc)})") from None
+    with raw:
+        check_size(raw.sizes.width, raw.sizes.height, max_megapixels)
+        try:
+            rgb = raw.postprocess(output_bps=16, use_camera_wb=True)
+        except rawpy.LibRawError as exc:
+            raise DecodeError(f"the RAW data is damaged or truncated ({_raw_reason(exc)})") from None
+    with open(path, "rb") as f:
+        exif = meta.exif_from_tiff_file(f)
+    return Decoded(np.ascontiguousarray(rgb), None, 16, "RAW", exif, None, None, oriented=True)
+
+
+def _raw_reason(exc: Exception) -> str:
+    msg = exc.args[0] if exc.args else str(exc)
+    return msg.decode("utf-8", "replace") if isinstance(msg, bytes) else str(msg)
+
+
+def sniff_unsupported(head: bytes) -> str | None:
+    """Name formats we recognise but do not support, so the user hears 'GIF is not supported' rather
+    than 'not an image'."""
+    text = head.lstrip()[:256].lower()
+    if head.startswith((b"GIF87a", b"GIF89a")):
+        return "GIF"
+    if text.startswith(b"<svg") or (text.startswith(b"<?xml") and b"<svg" in head.lower()):
+        return "SVG"
+    if head[4:12] in (b"ftypheic", b"ftypheix", b"ftypmif1", b"ftypavif", b"ftyphevc"):
+        return "HEIF/AVIF"
+    if head.startswith(b"%PDF"):
+        return "PDF"
+    return None
+
