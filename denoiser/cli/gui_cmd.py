@@ -1,0 +1,17 @@
+"""`denoiser gui [IMAGE]`: open the desktop window (Qt is imported only when this runs)."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("gui", help="open the desktop window")
+    p.add_argument("image", nargs="?", type=Path, help="photo (or folder, for a batch) to open")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from denoiser.gui.app import main
+
+    return main([str(args.image)] if args.image else [])

@@ -1,0 +1,86 @@
+"""`denoiser-gui [IMAGE]`: the QApplication and the main window. torch is not imported here: the window
+shows first, and the models (and with them torch) load on a worker thread."""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+SMOKE_TIMEOUT_S = 300
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="denoiser-gui", description="Photo Denoiser desktop window.")
+    p.add_argument("image", nargs="?", type=Path, help="photo (or folder, for a batch) to open")
+    p.add_argument("--smoke-test", nargs=2, type=Path, metavar=("IMAGE", "OUTPUT"),
+                   help="open IMAGE in the real window, denoise it, save OUTPUT, quit (exit 0 on success)")
+    p.add_argument("--smoke-timeout", type=float, default=SMOKE_TIMEOUT_S, help=argparse.SUPPRESS)
+    p.add_argument("--exit-after-show", action="store_true", help=argparse.SUPPRESS)  # startup benchmark
+    p.add_argument("-v", "--verbose", action="store_true", help="log details")
+    return p.parse_args(argv)
+
+
+def create_application(argv0: str = "denoiser-gui"):  # noqa: ANN201 - QApplication
+    from PySide6.QtWidgets import QApplication
+
+    from denoiser import APP_ID, __version__
+    from .settings import APPLICATION, ORGANIZATION
+
+    app = QApplication.instance() or QApplication([argv0])
+    app.setOrganizationName(ORGANIZATION)
+    app.setApplicationName(APPLICATION)
+    app.setApplicationVersion(__version__)
+    app.setDesktopFileName(APP_ID)
+    _set_icon(app)
+    return app
+
+
+def _set_icon(app) -> None:  # noqa: ANN001
+    from PySide6.QtGui import QIcon
+
+    from denoiser.core.resources import resources_dir
+
+    from denoiser import APP_ID
+
+    icon = QIcon()
+    for path in sorted((resources_dir() / "icons" / "hicolor").glob(f"*/apps/{APP_ID}.png")):
+        icon.addFile(str(path))
+    if not icon.isNull():
+        app.setWindowIcon(icon)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s: %(message)s")
+    app = create_application()
+    from .main_window import MainWindow
+
+    if args.smoke_test:
+        from .smoke import run_smoke_test
+
+        return run_smoke_test(app, MainWindow, *args.smoke_test, timeout_s=args.smoke_timeout)
+    window = MainWindow()
+    window.show()
+    if args.exit_after_show:
+        return _exit_after_show(app, window)
+    if args.image:
+        window.open_path(args.image)
+    return app.exec()
+
+
+def _exit_after_show(app, window) -> int:  # noqa: ANN001
+    """Startup benchmark: report once the window has been painted, then quit."""
+    from PySide6.QtCore import QTimer
+
+    def done() -> None:
+        print(f"SHOWN torch_loaded={'torch' in sys.modules}", flush=True)
+        window.close()
+        app.quit()
+
+    QTimer.singleShot(0, done)
+    return app.exec()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,134 @@
+"""Original vs cleaned: side by side, split with a divider, before/after toggle, or the removed noise.
+
+Both canvases listen to ONE ViewState, so zooming or panning either moves both.
+"""
+from __future__ import annotations
+
+from enum import Enum
+
+from PySide6.QtCore import QRect, Signal, Slot
+from PySide6.QtWidgets import QHBoxLayout, QWidget
+
+from .canvas import ImageCanvas, Picture
+from .display import DisplayImage, Patch
+from .view_state import ViewState
+
+
+class Mode(str, Enum):
+    SIDE_BY_SIDE = "side"
+    SPLIT = "split"
+    TOGGLE = "toggle"
+    DIFFERENCE = "difference"
+
+
+class CompareView(QWidget):
+    mode_changed = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.state = ViewState(self)
+        self.before_canvas = ImageCanvas(self.state, self)
+        self.after_canvas = ImageCanvas(self.state, self)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(2)
+        layout.addWidget(self.before_canvas)
+        layout.addWidget(self.after_canvas)
+        self.mode = Mode.SIDE_BY_SIDE
+        self.showing_before = False  # toggle mode: which side is on screen
+        self.split_fraction = 0.5
+        self.after_canvas.divider_moved.connect(self._remember_split)
+        self.original: DisplayImage | None = None
+        self.result: DisplayImage | None = None
+        self.difference: DisplayImage | None = None
+        self.preview: Patch | None = None
+        self.preview_difference: Patch | None = None
+        self._refresh()
+
+    # --- content ------------------------------------------------------------------------------
+    def set_original(self, image: DisplayImage | None) -> None:
+        """A new photo: forget the previous result and preview."""
+        self.original, self.result, self.difference = image, None, None
+        self.preview = self.preview_difference = None
+        if image is not None:
+            self.state.set_image_size(image.size)
+        self._refresh()
+
+    def set_result(self, result: DisplayImage | None, difference: DisplayImage | None) -> None:
+        self.result, self.difference = result, difference
+        self.preview = self.preview_difference = None
+        self._refresh()
+
+    def set_preview(self, preview: Patch | None, difference: Patch | None = None) -> None:
+        self.preview, self.preview_difference = preview, difference
+        self._refresh()
+
+    # --- modes --------------------------------------------------------------------------------
+    @Slot(str)
+    def set_mode(self, mode: str | Mode) -> None:
+        self.mode = Mode(mode)
+        self.showing_before = False
+        self._refresh()
+        self.mode_changed.emit(self.mode.value)
+
+    @Slot()
+    def toggle_before_after(self) -> None:
+        """Backslash, as in Lightroom: flip between the original and the cleaned photo."""
+        if self.mode != Mode.TOGGLE:
+            self.mode = Mode.TOGGLE
+            self.showing_before = True
+            self.mode_changed.emit(self.mode.value)
+        else:
+            self.showing_before = not self.showing_before
+        self._refresh()
+
+    @Slot(float)
+    def _remember_split(self, fraction: float) -> None:
+        self.split_fraction = fraction
+
+    # --- pictures -----------------------------------------------------------------------------
+    def _before(self) -> Picture:
+        return Picture(self.original, None, "Original")
+
+    def _after(self) -> Picture:
+        if self.preview is not None:
+            caption = "Preview (visible region)"
+        elif self.result is not None:
+            caption = "Denoised"
+        else:
+            caption = "Original (not denoised yet)"
+        return Picture(self.result or self.original, self.preview, caption)
+
+    def _difference(self) -> Picture:
+        return Picture(self.difference, self.preview_difference, "Removed noise (x4)")
+
+    def _refresh(self) -> None:
+        side = self.mode == Mode.SIDE_BY_SIDE
+        self.before_canvas.setVisible(side)
+        after = self.after_canvas
+        after.placeholder = "Open a photo (Ctrl+O) or drop one here"
+        if self.original is None:
+            self.before_canvas.show_pictures(None)
+            after.show_pictures(None)
+        elif side:
+            self.before_canvas.show_pictures(self._before())
+            after.show_pictures(self._after())
+        elif self.mode == Mode.SPLIT:
+            after.show_pictures(self._before(), self._after(), self.split_fraction)
+        elif self.mode == Mode.TOGGLE:
+            after.show_pictures(self._before() if self.showing_before else self._after())
+        else:
+            diff = self._difference()
+            if diff.base is None and diff.patch is None:
+                after.placeholder = "Denoise (or change the strength for a preview) to see the removed noise"
+                after.show_pictures(None)
+            else:
+                after.show_pictures(diff)
+
+    # --- queries ------------------------------------------------------------------------------
+    def visible_image_rect(self) -> QRect:
+        """The part of the photo the user is looking at (image pixels, clipped to the photo)."""
+        if self.original is None:
+            return QRect()
+        r = self.after_canvas.visible_image_rect().toAlignedRect()
+        return r.intersected(QRect(0, 0, self.original.size.width(), self.original.size.height()))

@@ -1,0 +1,203 @@
+"""The side panel: model, strength (Auto or noise level), device, Denoise / progress / Cancel."""
+from __future__ import annotations
+
+import time
+
+from PySide6.QtCore import Qt, Signal, Slot
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QProgressBar,
+                               QPushButton, QSlider, QVBoxLayout, QWidget)
+
+SLIDER_STEPS_PER_SIGMA = 2  # the slider moves in 0.5 noise-level units
+MAX_SIGMA = 75.0
+
+
+def device_title(device: str) -> str:
+    if device == "auto":
+        return "Auto"
+    if device == "cpu":
+        return "CPU"
+    if device.startswith("cuda"):
+        return f"CUDA GPU {device.partition(':')[2] or '0'}"
+    return device.upper()
+
+
+def format_eta(elapsed: float, fraction: float) -> str:
+    """A plain 'about N s left' from the time so far (linear; tiles take about equal time)."""
+    if fraction <= 0.02 or elapsed < 0.5:
+        return "estimating time left…"
+    left = elapsed * (1 - fraction) / fraction
+    if left >= 90:
+        return f"about {left / 60:.0f} min left"
+    return f"about {max(1, round(left))} s left"
+
+
+class ControlsPanel(QWidget):
+    model_changed = Signal(str)
+    device_changed = Signal(str)
+    strength_changed = Signal()
+    denoise_clicked = Signal()
+    cancel_clicked = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self._model_box())
+        layout.addWidget(self._strength_box())
+        layout.addWidget(self._device_box())
+        self.denoise_button = QPushButton("Denoise")
+        self.denoise_button.setToolTip("Denoise the whole photo (Ctrl+Return)")
+        self.denoise_button.clicked.connect(self.denoise_clicked)
+        layout.addWidget(self.denoise_button)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1000)
+        self.progress.setTextVisible(False)
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+        self.cancel_button = QPushButton("Cancel (Esc)")
+        self.cancel_button.clicked.connect(self.cancel_clicked)
+        for w in (self.progress, self.status, self.cancel_button):
+            layout.addWidget(w)
+        layout.addStretch(1)
+        self._started = 0.0
+        self.set_busy(False, "")
+        self.set_estimated_sigma(None)
+
+    # --- construction -------------------------------------------------------------------------
+    def _model_box(self) -> QGroupBox:
+        box = QGroupBox("Model")
+        self.model_combo = QComboBox()
+        self.model_combo.addItem("Loading models…")
+        self.model_combo.setEnabled(False)
+        self.model_combo.currentIndexChanged.connect(self._emit_model)
+        QVBoxLayout(box).addWidget(self.model_combo)
+        return box
+
+    def _strength_box(self) -> QGroupBox:
+        box = QGroupBox("Strength (noise level σ)")
+        self.auto_check = QCheckBox("Auto")
+        self.auto_check.setChecked(True)
+        self.estimate_label = QLabel()
+        self.slider = QSlider(Qt.Orientation.Horizontal)
+        self.slider.setRange(0, int(MAX_SIGMA * SLIDER_STEPS_PER_SIGMA))
+        self.slider.setValue(15 * SLIDER_STEPS_PER_SIGMA)
+        self.slider_label = QLabel()
+        self.slider_label.setMinimumWidth(48)
+        top = QHBoxLayout()
+        top.addWidget(self.auto_check)
+        top.addWidget(self.estimate_label, 1)
+        row = QHBoxLayout()
+        row.addWidget(self.slider, 1)
+        row.addWidget(self.slider_label)
+        col = QVBoxLayout(box)
+        col.addLayout(top)
+        col.addLayout(row)
+        self.auto_check.toggled.connect(self._auto_toggled)
+        self.slider.valueChanged.connect(self._slider_moved)
+        self._auto_toggled(True)
+        return box
+
+    def _device_box(self) -> QGroupBox:
+        box = QGroupBox("Device")
+        self.device_combo = QComboBox()
+        self.device_combo.addItem("Auto", "auto")
+        self.device_combo.currentIndexChanged.connect(self._emit_device)
+        self.device_in_use = QLabel("in use: —")
+        self.device_in_use.setWordWrap(True)
+        form = QFormLayout(box)
+        form.addRow(self.device_combo)
+        form.addRow(self.device_in_use)
+        return box
+
+    # --- models and devices -------------------------------------------------------------------
+    def set_models(self, entries: list, selected: str = "") -> None:
+        """entries: core.registry.ModelEntry list. Keeps `selected` (or the first) chosen."""
+        self.model_combo.blockSignals(True)
+        self.model_combo.clear()
+        for e in entries:
+            self.model_combo.addItem(f"{e.name}  ({'shipped' if e.builtin else 'yours'})", e.name)
+        if not entries:
+            self.model_combo.addItem("No model installed", None)
+        index = self.model_combo.findData(selected) if selected else -1
+        self.model_combo.setCurrentIndex(max(0, index))
+        self.model_combo.setEnabled(bool(entries))
+        self.model_combo.blockSignals(False)
+        self._emit_model()
+
+    def set_devices(self, devices: list[str], selected: str = "auto") -> None:
+        self.device_combo.blockSignals(True)
+        self.device_combo.clear()
+        for d in devices:
+            self.device_combo.addItem(device_title(d), d)
+        index = self.device_combo.findData(selected)
+        self.device_combo.setCurrentIndex(max(0, index))
+        self.device_combo.blockSignals(False)
+        if index < 0 and selected != "auto":
+            self.device_in_use.setText(f"{selected} is not available here; using Auto")
+
+    def model_name(self) -> str | None:
+        return self.model_combo.currentData()
+
+    def device(self) -> str:
+        return self.device_combo.currentData() or "auto"
+
+    def set_device_in_use(self, text: str) -> None:
+        self.device_in_use.setText(f"in use: {text}")
+
+    @Slot()
+    def _emit_model(self) -> None:
+        if self.model_name():
+            self.model_changed.emit(self.model_name())
+
+    @Slot()
+    def _emit_device(self) -> None:
+        self.device_changed.emit(self.device())
+
+    # --- strength -----------------------------------------------------------------------------
+    def sigma(self) -> float | None:
+        """None = Auto (the core estimates the noise level)."""
+        return None if self.auto_check.isChecked() else self.manual_sigma()
+
+    def manual_sigma(self) -> float:
+        return self.slider.value() / SLIDER_STEPS_PER_SIGMA
+
+    def set_strength(self, auto: bool, sigma: float) -> None:
+        self.slider.setValue(round(sigma * SLIDER_STEPS_PER_SIGMA))
+        self.auto_check.setChecked(auto)
+
+    def set_estimated_sigma(self, sigma: float | None) -> None:
+        self.estimate_label.setText("estimated σ ≈ —" if sigma is None else f"estimated σ ≈ {sigma:.1f}")
+
+    @Slot(bool)
+    def _auto_toggled(self, auto: bool) -> None:
+        self.slider.setEnabled(not auto)
+        self.slider_label.setEnabled(not auto)
+        self._slider_moved(self.slider.value(), emit=False)
+        self.strength_changed.emit()
+
+    @Slot(int)
+    def _slider_moved(self, value: int, emit: bool = True) -> None:
+        self.slider_label.setText(f"σ {value / SLIDER_STEPS_PER_SIGMA:.1f}")
+        if emit:
+            self.strength_changed.emit()
+
+    # --- work ---------------------------------------------------------------------------------
+    def set_busy(self, busy: bool, text: str | None = None, indeterminate: bool = False) -> None:
+        """text None keeps the current message (e.g. 'Done in 3 s' after a run)."""
+        self._started = time.monotonic()
+        self.progress.setVisible(busy)
+        self.progress.setRange(0, 0 if indeterminate else 1000)
+        self.progress.setValue(0)
+        self.cancel_button.setVisible(busy)
+        self.denoise_button.setEnabled(not busy)
+        if text is not None:
+            self.status.setText(text)
+
+    def set_progress(self, fraction: float, message: str = "") -> None:
+        if self.progress.maximum() == 0:
+            self.progress.setRange(0, 1000)
+        self.progress.setValue(int(max(0.0, min(1.0, fraction)) * 1000))
+        eta = format_eta(time.monotonic() - self._started, fraction)
+        self.status.setText(f"{fraction * 100:.0f} % — {eta}" + (f"\n{message}" if message else ""))
+
+    def set_message(self, text: str) -> None:
+        self.status.setText(text)

@@ -1,0 +1,79 @@
+"""Opens the window's secondary dialogs. Each is imported inside its slot, so the window starts fast and
+keeps working even when one dialog module is missing or broken (the error goes to the one handler)."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from PySide6.QtWidgets import QDialog, QMessageBox
+
+if TYPE_CHECKING:
+    from .main_window import MainWindow
+
+
+class DialogLauncher:
+    def __init__(self, window: "MainWindow") -> None:
+        self.w = window
+        self.open_dialogs: list[QDialog] = []  # non-modal dialogs stay referenced while open
+
+    def _keep(self, dlg: QDialog) -> QDialog:
+        self.open_dialogs.append(dlg)
+        dlg.finished.connect(lambda _r, d=dlg: self.open_dialogs.remove(d) if d in self.open_dialogs else None)
+        return dlg
+
+    def batch(self, folder: Path | None) -> None:
+        """File ▸ Batch… and folders dropped on the window."""
+        try:
+            from .dialogs.batch_dialog import BatchDialog
+
+            dlg = BatchDialog(self.w, self.w.controls.model_name() or "", self.w.controls.device(), folder)
+        except Exception as exc:  # noqa: BLE001 - shown to the user by the one handler
+            self.w.report_error("Cannot open the batch window", exc)
+            return
+        self._keep(dlg).show()
+
+    def finetune(self) -> None:
+        try:
+            from .dialogs.finetune_dialog import FinetuneDialog
+
+            dlg = FinetuneDialog(self.w, self.w.controls.model_name() or "", self.w.controls.device())
+            dlg.model_created.connect(self._model_created)
+        except Exception as exc:  # noqa: BLE001
+            self.w.report_error("Cannot open fine-tuning", exc)
+            return
+        self._keep(dlg).show()
+
+    def _model_created(self, name: str) -> None:
+        self.w.refresh_models(select=name)
+
+    def model_manager(self) -> None:
+        try:
+            from .dialogs.model_manager import ModelManagerDialog
+
+            dlg = ModelManagerDialog(self.w)
+            dlg.models_changed.connect(lambda: self.w.refresh_models())
+        except Exception as exc:  # noqa: BLE001
+            self.w.report_error("Cannot open the model manager", exc)
+            return
+        dlg.exec()
+
+    def about(self) -> None:
+        from .dialogs.about import about_html
+
+        QMessageBox.about(self.w, "About Photo Denoiser", about_html(self._active_card(), self._device_text()))
+
+    def _active_card(self):  # noqa: ANN202 - core.checkpoint.ModelCard | None
+        cat, name = self.w.catalogue, self.w.controls.model_name()
+        for entry in (cat.models if cat else []):
+            if entry.name == name:
+                return entry.card
+        return None
+
+    def _device_text(self) -> str:
+        result = self.w.result
+        in_use = result.device_name if result else "not used yet"
+        devices = ", ".join(self.w.catalogue.devices) if self.w.catalogue else "still loading"
+        torch = sys.modules.get("torch")
+        version = f"PyTorch {torch.__version__}" if torch else "PyTorch not loaded yet"
+        return f"Selected: {self.w.controls.device()}; in use: {in_use}<br>Available: {devices}<br>{version}"

@@ -1,0 +1,1 @@
+"""One QDialog per module; a dialog collects parameters and returns them."""

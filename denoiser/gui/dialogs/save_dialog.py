@@ -1,0 +1,112 @@
+"""Save As: where and in which format. Only collects choices; saving itself is core.photo.save_photo."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import Slot
+from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
+                               QLineEdit, QMessageBox, QPushButton, QSpinBox, QWidget)
+
+SUFFIXES = {"jpeg": ".jpg", "png": ".png", "tiff": ".tif", "webp": ".webp"}
+SOURCE_TO_FORMAT = {"JPEG": "jpeg", "PNG": "png", "TIFF": "tiff", "WEBP": "webp"}
+DEFAULT_QUALITY = 92
+
+
+def format_choices(bit_depth: int) -> list[tuple[str, str]]:
+    """(core format, label); 16-bit TIFF only when the source has 16 bits to keep."""
+    tiff = "TIFF (16-bit, lossless)" if bit_depth == 16 else "TIFF (8-bit, lossless)"
+    return [("jpeg", "JPEG (8-bit, choose quality)"), ("png", "PNG (lossless)"), ("tiff", tiff),
+            ("webp", "WebP (choose quality)")]
+
+
+def default_format(source_format: str, bit_depth: int) -> str:
+    if source_format in SOURCE_TO_FORMAT:
+        return SOURCE_TO_FORMAT[source_format]
+    return "tiff" if bit_depth == 16 else "png"  # RAW, BMP: keep the bits, lossless
+
+
+def suggested_path(source: Path | None, folder: str, fmt: str) -> Path:
+    """`<stem>-denoised.<ext>` next to the original (or in `folder`); never the original, never an existing file."""
+    stem = source.stem if source else "photo"
+    base = source.parent if source else Path(folder or Path.home())
+    suffix = SUFFIXES[fmt]
+    candidate, n = base / f"{stem}-denoised{suffix}", 2
+    while candidate.exists() or (source is not None and candidate.resolve() == source.resolve()):
+        candidate, n = base / f"{stem}-denoised-{n}{suffix}", n + 1
+    return candidate
+
+
+class SaveDialog(QDialog):
+    def __init__(self, parent: QWidget | None, source: Path | None, source_format: str, bit_depth: int,
+                 folder: str = "") -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Save denoised photo")
+        self.source, self.folder = source, folder
+        self.overwrite = False
+        self._suggested = ""
+        self.format_combo = QComboBox()
+        for fmt, label in format_choices(bit_depth):
+            self.format_combo.addItem(label, fmt)
+        self.quality = QSpinBox()
+        self.quality.setRange(1, 100)
+        self.quality.setValue(DEFAULT_QUALITY)
+        self.path_edit = QLineEdit()
+        browse = QPushButton("Browse…")
+        browse.clicked.connect(self._browse)
+        row = QHBoxLayout()
+        row.addWidget(self.path_edit, 1)
+        row.addWidget(browse)
+        form = QFormLayout(self)
+        form.addRow("Format", self.format_combo)
+        form.addRow("Quality", self.quality)
+        form.addRow("File", row)
+        form.addRow(QLabel("EXIF, XMP and the colour profile are kept. The original is never overwritten."))
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        form.addRow(buttons)
+        self.format_combo.currentIndexChanged.connect(self._format_changed)
+        self.format_combo.setCurrentIndex(self.format_combo.findData(default_format(source_format, bit_depth)))
+        self._format_changed()
+        self.resize(560, self.sizeHint().height())
+
+    def fmt(self) -> str:
+        return self.format_combo.currentData()
+
+    def path(self) -> Path:
+        return Path(self.path_edit.text()).expanduser()
+
+    @Slot()
+    def _format_changed(self) -> None:
+        self.quality.setEnabled(self.fmt() in ("jpeg", "webp"))
+        current = self.path_edit.text()
+        if current and current != self._suggested:  # the user's own name: only the extension follows
+            self.path_edit.setText(str(Path(current).with_suffix(SUFFIXES[self.fmt()])))
+        else:
+            self._suggested = str(suggested_path(self.source, self.folder, self.fmt()))
+            self.path_edit.setText(self._suggested)
+
+    @Slot()
+    def _browse(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Save denoised photo", self.path_edit.text(),
+                                              options=QFileDialog.Option.DontConfirmOverwrite)
+        if path:
+            self.path_edit.setText(path)
+
+    def accept(self) -> None:
+        """Refuse the original; ask before replacing any other existing file."""
+        path = self.path()
+        if not path.name:
+            QMessageBox.warning(self, "Save", "Choose a file name.")
+            return
+        if self.source is not None and path.exists() and path.resolve() == self.source.resolve():
+            QMessageBox.warning(self, "Save", "That is the original photo; it is never overwritten. "
+                                              "Choose another name.")
+            return
+        self.overwrite = False
+        if path.exists():
+            answer = QMessageBox.question(self, "Save", f"{path.name} exists. Replace it?")
+            if answer != QMessageBox.StandardButton.Yes:
+                return
+            self.overwrite = True
+        super().accept()

@@ -1,0 +1,375 @@
+"""The main window: wires menus, compare view, controls and workers together. No business logic here:
+work runs in jobs (gui/jobs.py -> denoiser.core) on worker threads; this file only reacts to results."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from PySide6.QtCore import QRect, QSettings, Qt, QTimer, Signal, Slot
+from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent
+from PySide6.QtWidgets import QDockWidget, QFileDialog, QMainWindow, QMessageBox
+
+from . import jobs
+from .actions import Actions
+from .compare_view import CompareView
+from .controls import ControlsPanel
+from .dialog_launcher import DialogLauncher
+from .errors import describe, show_error
+from .settings import AppSettings
+from .status import StatusLine
+from .workers import Job, JobRunner
+
+PREVIEW_DELAY_MS = 350  # debounce: the slider fires on every pixel of movement
+PREVIEW_MAX_PIXELS = 1024 * 1024
+IMAGE_FILTER = "Images (*.jpg *.jpeg *.png *.tif *.tiff *.webp *.bmp *.dng *.cr2 *.cr3 *.nef *.arw *.orf *.rw2 *.raf);;All files (*)"
+
+
+class MainWindow(QMainWindow):
+    catalogue_loaded = Signal()
+    photo_loaded = Signal(object)  # jobs.LoadedPhoto
+    denoised = Signal(object)  # jobs.DenoiseResult
+    preview_shown = Signal(object)  # jobs.PreviewResult
+    saved = Signal(object)  # Path
+    run_cancelled = Signal()
+    failed = Signal(str)  # the text the user was shown
+
+    def __init__(self, settings: QSettings | AppSettings | None = None, interactive: bool = True) -> None:
+        super().__init__()
+        self.settings = settings if isinstance(settings, AppSettings) else AppSettings(settings)
+        self.interactive = interactive  # False (smoke test): errors are reported, not shown in a modal box
+        self.setWindowTitle("Photo Denoiser")
+        self.setAcceptDrops(True)
+        self.compare = CompareView(self)
+        self.setCentralWidget(self.compare)
+        self.controls = ControlsPanel(self)
+        dock = QDockWidget("Denoise", self)
+        dock.setObjectName("controls-dock")
+        dock.setWidget(self.controls)
+        dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable)
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
+        self.acts = Actions(self)
+        self.acts.build_menus(self)
+        self.addToolBar(self.acts.build_toolbar(self))
+        self.status = StatusLine(self.statusBar())
+        self.io, self.compute = JobRunner(self), JobRunner(self)
+        self.cache = jobs.DenoiserCache()
+        self.dialogs = DialogLauncher(self)
+        self.catalogue: jobs.Catalogue | None = None
+        self.photo: jobs.LoadedPhoto | None = None
+        self.result: jobs.DenoiseResult | None = None
+        self._load_job: Job | None = None
+        self._run_job: Job | None = None
+        self._preview_job: Job | None = None
+        self._denoise_when_ready = False
+        self.preview_timer = QTimer(self, singleShot=True, interval=PREVIEW_DELAY_MS)
+        self.preview_timer.timeout.connect(self.start_preview)
+        self._connect_controls()
+        self._restore_settings()
+        self._update_enabled()
+        QTimer.singleShot(0, self.refresh_models)
+
+    # --- setup --------------------------------------------------------------------------------
+    def _connect_controls(self) -> None:
+        c = self.controls
+        c.denoise_clicked.connect(self.denoise)
+        c.cancel_clicked.connect(self.cancel)
+        c.strength_changed.connect(self._strength_changed)
+        c.model_changed.connect(self._model_changed)
+        c.device_changed.connect(self._device_changed)
+        self.compare.mode_changed.connect(self._mode_changed)
+
+    def _restore_settings(self) -> None:
+        s = self.settings
+        if s.geometry() is not None:
+            self.restoreGeometry(s.geometry())
+        else:
+            self.resize(1280, 800)
+        if s.window_state() is not None:
+            self.restoreState(s.window_state())
+        self.controls.set_strength(s.strength_auto, s.strength_sigma)
+        self.compare.set_mode(s.view_mode if s.view_mode in self.acts.mode_actions else "side")
+        self._rebuild_recent_menu()
+
+    def _update_enabled(self) -> None:
+        self.acts.denoise.setEnabled(self.photo is not None)
+        self.acts.save_as.setEnabled(self.result is not None)
+
+    # --- errors -------------------------------------------------------------------------------
+    def report_error(self, title: str, error: BaseException | str) -> None:
+        """The one error handler: every failure (load, run, save, dialogs) ends here."""
+        text = show_error(self, title, error) if self.interactive else (
+            error if isinstance(error, str) else describe(error))
+        self.status.message(f"{title}: {text}")
+        self.failed.emit(text)
+
+    # --- models -------------------------------------------------------------------------------
+    @Slot()
+    def refresh_models(self, select: str | None = None) -> None:
+        job = Job(jobs.catalogue, name="catalogue")
+        job.signals.result.connect(lambda cat: self._on_catalogue(cat, select))
+        job.signals.error.connect(lambda exc: self.report_error("Cannot list the models", exc))
+        self.io.start(job)
+
+    def _on_catalogue(self, cat: jobs.Catalogue, select: str | None) -> None:
+        self.catalogue = cat
+        chosen = select or self.controls.model_name() or self.settings.model
+        self.controls.set_models(cat.models, chosen)
+        self.controls.set_devices(cat.devices, self.settings.device)
+        self.catalogue_loaded.emit()
+        if not cat.models:
+            self.report_error("No model installed", "No denoising model is installed. Import one with "
+                              "Model ▸ Manage models… or `denoiser models import FILE`.")
+        elif self._denoise_when_ready:
+            self._denoise_when_ready = False
+            self.denoise()
+
+    @Slot(str)
+    def _model_changed(self, name: str) -> None:
+        self.settings.model = name
+        self._schedule_preview()
+
+    @Slot(str)
+    def _device_changed(self, device: str) -> None:
+        self.settings.device = device
+
+    # --- opening ------------------------------------------------------------------------------
+    @Slot()
+    def open_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open photo", self.settings.last_folder, IMAGE_FILTER)
+        if path:
+            self.open_path(Path(path))
+
+    def open_path(self, path: Path | str) -> None:
+        """File ▸ Open, Open Recent, drops and the command line all come here."""
+        path = Path(path)
+        if path.is_dir():
+            self.dialogs.batch(path)
+            return
+        if self._load_job is not None:
+            self._load_job.cancel()
+        job = Job(jobs.load, path, name="load")
+        job.signals.result.connect(lambda lp, j=job: self._on_loaded(lp, j))
+        job.signals.error.connect(lambda exc, p=path: self._on_load_failed(p, exc))
+        job.signals.finished.connect(lambda j=job: self._job_done(j))
+        self._load_job = job
+        self.controls.set_busy(True, f"Opening {path.name}…", indeterminate=True)
+        self.io.start(job)
+
+    def _on_loaded(self, loaded: jobs.LoadedPhoto, job: Job) -> None:
+        if job is not self._load_job:
+            return  # a newer open superseded this one
+        if self._run_job is not None:
+            self._run_job.cancel()
+        self.photo, self.result = loaded, None
+        p = loaded.photo
+        self.compare.set_original(loaded.display)
+        self.controls.set_estimated_sigma(loaded.sigma)
+        self.controls.set_message("")
+        self.status.set_photo(p.width, p.height, p.bit_depth, p.pixels.shape[2], loaded.sigma)
+        self.status.message(f"Opened {p.source.name if p.source else 'photo'} in {loaded.seconds:.1f} s")
+        if p.source is not None:
+            self.settings.add_recent(p.source)
+            self.settings.last_folder = str(p.source.parent)
+            self._rebuild_recent_menu()
+            self.setWindowTitle(f"{p.source.name} — Photo Denoiser")
+        self._update_enabled()
+        self.photo_loaded.emit(loaded)
+
+    def _on_load_failed(self, path: Path, exc: BaseException) -> None:
+        if not path.exists() and str(path.resolve()) in self.settings.recent_files():
+            self.settings.remove_recent(str(path.resolve()))
+            self._rebuild_recent_menu()
+        self.report_error("Cannot open photo", exc)
+
+    def _rebuild_recent_menu(self) -> None:
+        menu = self.acts.recent_menu
+        menu.clear()
+        for f in self.settings.recent_files():
+            menu.addAction(Path(f).name, lambda f=f: self.open_path(f)).setToolTip(f)
+        menu.addSeparator()
+        menu.addAction("Clear list", self._clear_recent)
+        menu.setEnabled(bool(self.settings.recent_files()))
+
+    def _clear_recent(self) -> None:
+        self.settings.clear_recent()
+        self._rebuild_recent_menu()
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        urls = event.mimeData().urls()
+        if urls and urls[0].isLocalFile():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        urls = [u for u in event.mimeData().urls() if u.isLocalFile()]
+        if urls:
+            event.acceptProposedAction()
+            self.open_path(Path(urls[0].toLocalFile()))
+
+    # --- denoising ----------------------------------------------------------------------------
+    @Slot()
+    def denoise(self) -> None:
+        if self.photo is None or (self._run_job is not None and not self._run_job.done):
+            return
+        if self.catalogue is None:
+            self._denoise_when_ready = True
+            self.status.message("Still loading the models; the run starts when they are ready")
+            return
+        model = self.controls.model_name()
+        if not model:
+            self.report_error("No model", "No denoising model is installed or selected.")
+            return
+        self.preview_timer.stop()
+        if self._preview_job is not None:
+            self._preview_job.cancel()
+        job = Job(jobs.denoise, self.cache, self.photo.photo, model, self.controls.device(), self.controls.sigma(),
+                  name="denoise")
+        source = self.photo
+        job.signals.progress.connect(self.controls.set_progress)
+        job.signals.result.connect(lambda r, src=source: self._on_denoised(r, src))
+        job.signals.error.connect(lambda exc: self.report_error("Denoising failed", exc))
+        job.signals.cancelled.connect(self._on_cancelled)
+        job.signals.finished.connect(lambda j=job: self._job_done(j))
+        self._run_job = job
+        self.controls.set_busy(True, "Starting…")
+        self.compute.start(job)
+
+    def _on_denoised(self, result: jobs.DenoiseResult, source: jobs.LoadedPhoto) -> None:
+        if source is not self.photo:
+            return
+        self.result = result
+        self.compare.set_result(result.display, result.difference)
+        self.status.set_last_run(result.seconds, result.sigma)
+        self.status.set_device(result.device_name)
+        self.controls.set_device_in_use(result.device_name)
+        for notice in result.notices:
+            self.status.message(notice)
+        self.controls.set_message(f"Done in {result.seconds:.1f} s at σ {result.sigma:.1f}")
+        self._update_enabled()
+        self.denoised.emit(result)
+
+    @Slot()
+    def cancel(self) -> None:
+        for job in (self._run_job, self._preview_job, self._load_job):
+            if job is not None and not job.done:
+                job.cancel()
+
+    def _on_cancelled(self) -> None:
+        self.status.message("Cancelled")
+        self.controls.set_message("Cancelled")
+        self.run_cancelled.emit()
+
+    def _job_done(self, job: Job) -> None:
+        if job is self._load_job:
+            self._load_job = None
+        if not any(j is not None and not j.done for j in (self._load_job, self._run_job)):
+            self.controls.set_busy(False)
+
+    # --- preview ------------------------------------------------------------------------------
+    @Slot()
+    def _strength_changed(self) -> None:
+        self.settings.strength_auto = self.controls.sigma() is None
+        self.settings.strength_sigma = self.controls.manual_sigma()
+        self._schedule_preview()
+
+    def _schedule_preview(self) -> None:
+        if self.photo is not None and self.catalogue is not None and self.controls.model_name():
+            self.preview_timer.start()
+
+    def preview_rect(self) -> QRect:
+        """The visible region, shrunk about its centre to at most PREVIEW_MAX_PIXELS."""
+        r = self.compare.visible_image_rect()
+        area = r.width() * r.height()
+        if area > PREVIEW_MAX_PIXELS:
+            k = math.sqrt(PREVIEW_MAX_PIXELS / area)
+            w, h = max(1, int(r.width() * k)), max(1, int(r.height() * k))
+            r = QRect(r.center().x() - w // 2, r.center().y() - h // 2, w, h)
+        return r
+
+    @Slot()
+    def start_preview(self) -> None:
+        if self.photo is None or (self._run_job is not None and not self._run_job.done):
+            return
+        rect = self.preview_rect()
+        if rect.isEmpty():
+            return
+        if self._preview_job is not None:
+            self._preview_job.cancel()
+        sigma = self.controls.sigma()
+        sigma = sigma if sigma is not None else self.photo.sigma
+        job = Job(jobs.preview, self.cache, self.photo.photo, rect, self.controls.model_name(),
+                  self.controls.device(), sigma, name="preview")
+        source = self.photo
+        job.signals.result.connect(lambda r, src=source: self._on_preview(r, src))
+        job.signals.error.connect(lambda exc: self.report_error("Preview failed", exc))
+        self._preview_job = job
+        self.controls.set_message("Previewing the visible region…")
+        self.compute.start(job)
+
+    def _on_preview(self, result: jobs.PreviewResult, source: jobs.LoadedPhoto) -> None:
+        if source is not self.photo:
+            return
+        self.compare.set_preview(result.patch, result.difference)
+        self.controls.set_message(f"Preview at σ {result.sigma:.1f} ({result.seconds:.1f} s). "
+                                  "Denoise to apply it to the whole photo.")
+        self.preview_shown.emit(result)
+
+    # --- saving -------------------------------------------------------------------------------
+    @Slot()
+    def save_as(self) -> None:
+        if self.result is None or self.photo is None:
+            QMessageBox.information(self, "Save As", "Denoise the photo first.")
+            return
+        from .dialogs.save_dialog import SaveDialog
+
+        p = self.photo.photo
+        dlg = SaveDialog(self, p.source, p.format, p.bit_depth, self.settings.last_folder)
+        if dlg.exec():
+            self.save_to(dlg.path(), dlg.fmt(), dlg.quality.value(), dlg.overwrite)
+
+    def save_to(self, path: Path, fmt: str, quality: int = 92, overwrite: bool = False) -> None:
+        """Write the last full result through core.photo.save_photo on a worker (never blocks the window)."""
+        if self.result is None:
+            self.report_error("Nothing to save", "Denoise the photo first.")
+            return
+        job = Job(jobs.save, self.result.photo, Path(path), fmt, quality, overwrite, name="save")
+        job.signals.result.connect(self._on_saved)
+        job.signals.error.connect(lambda exc: self.report_error("Cannot save", exc))
+        self.io.start(job)
+
+    def _on_saved(self, path: Path) -> None:
+        self.settings.last_folder = str(Path(path).parent)
+        self.status.message(f"Saved {path}")
+        self.saved.emit(Path(path))
+
+    # --- dialogs ------------------------------------------------------------------------------
+    @Slot()
+    def open_batch(self, folder: Path | None = None) -> None:
+        self.dialogs.batch(folder)
+
+    @Slot()
+    def open_finetune(self) -> None:
+        self.dialogs.finetune()
+
+    @Slot()
+    def open_model_manager(self) -> None:
+        self.dialogs.model_manager()
+
+    @Slot()
+    def show_about(self) -> None:
+        self.dialogs.about()
+
+    # --- view and closing ---------------------------------------------------------------------
+    @Slot(str)
+    def _mode_changed(self, mode: str) -> None:
+        if mode != "toggle":
+            self.settings.view_mode = mode
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self.settings.save_window(self.saveGeometry(), self.saveState())
+        self.settings.sync()
+        self.preview_timer.stop()
+        self.io.cancel_all()
+        self.compute.cancel_all()
+        self.compute.wait(30_000)  # cancel is honoured between tiles
+        self.io.wait(30_000)
+        super().closeEvent(event)

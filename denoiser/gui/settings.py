@@ -1,0 +1,109 @@
+"""Typed access to the preferences in QSettings, each key and default in one place."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QByteArray, QSettings
+
+ORGANIZATION = "photo-denoiser"
+APPLICATION = "Photo Denoiser"
+MAX_RECENT = 10
+DEFAULT_SIGMA = 15.0
+
+
+class AppSettings:
+    def __init__(self, qsettings: QSettings | None = None) -> None:
+        self.q = qsettings if qsettings is not None else QSettings(ORGANIZATION, APPLICATION)
+
+    def _get(self, key: str, default, kind=None):  # noqa: ANN001, ANN202 - thin QSettings wrapper
+        value = self.q.value(key, default)
+        if kind is bool and isinstance(value, str):  # INI files store booleans as text
+            return value.lower() == "true"
+        try:
+            return kind(value) if kind is not None and value is not None else value
+        except (TypeError, ValueError):
+            return default
+
+    # --- window -------------------------------------------------------------------------------
+    def geometry(self) -> QByteArray | None:
+        value = self.q.value("window/geometry")
+        return value if isinstance(value, QByteArray) else None
+
+    def window_state(self) -> QByteArray | None:
+        value = self.q.value("window/state")
+        return value if isinstance(value, QByteArray) else None
+
+    def save_window(self, geometry: QByteArray, state: QByteArray) -> None:
+        self.q.setValue("window/geometry", geometry)
+        self.q.setValue("window/state", state)
+
+    # --- files --------------------------------------------------------------------------------
+    @property
+    def last_folder(self) -> str:
+        return self._get("files/last_folder", "", str)
+
+    @last_folder.setter
+    def last_folder(self, folder: str) -> None:
+        self.q.setValue("files/last_folder", str(folder))
+
+    def recent_files(self) -> list[str]:
+        value = self.q.value("files/recent", [])
+        if isinstance(value, str):
+            value = [value]
+        return [str(v) for v in (value or []) if v]
+
+    def add_recent(self, path: Path) -> list[str]:
+        entry = str(Path(path).resolve())
+        files = [entry] + [f for f in self.recent_files() if f != entry]
+        self.q.setValue("files/recent", files[:MAX_RECENT])
+        return files[:MAX_RECENT]
+
+    def remove_recent(self, path: str) -> None:
+        self.q.setValue("files/recent", [f for f in self.recent_files() if f != path])
+
+    def clear_recent(self) -> None:
+        self.q.setValue("files/recent", [])
+
+    # --- processing ---------------------------------------------------------------------------
+    @property
+    def model(self) -> str:
+        return self._get("denoise/model", "", str)
+
+    @model.setter
+    def model(self, name: str) -> None:
+        self.q.setValue("denoise/model", name)
+
+    @property
+    def device(self) -> str:
+        return self._get("denoise/device", "auto", str)
+
+    @device.setter
+    def device(self, name: str) -> None:
+        self.q.setValue("denoise/device", name)
+
+    @property
+    def strength_auto(self) -> bool:
+        return self._get("denoise/strength_auto", True, bool)
+
+    @strength_auto.setter
+    def strength_auto(self, auto: bool) -> None:
+        self.q.setValue("denoise/strength_auto", bool(auto))
+
+    @property
+    def strength_sigma(self) -> float:
+        return self._get("denoise/strength_sigma", DEFAULT_SIGMA, float)
+
+    @strength_sigma.setter
+    def strength_sigma(self, sigma: float) -> None:
+        self.q.setValue("denoise/strength_sigma", float(sigma))
+
+    @property
+    def view_mode(self) -> str:
+        return self._get("view/mode", "side", str)
+
+    @view_mode.setter
+    def view_mode(self, mode: str) -> None:
+        self.q.setValue("view/mode", mode)
+
+    def sync(self) -> None:
+        self.q.sync()

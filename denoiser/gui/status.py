@@ -1,0 +1,30 @@
+"""Status bar: image size and bit depth, estimated noise, device, time of the last run."""
+from __future__ import annotations
+
+from PySide6.QtWidgets import QLabel, QStatusBar
+
+
+class StatusLine:
+    def __init__(self, bar: QStatusBar) -> None:
+        self.bar = bar
+        self.size = QLabel("No photo")
+        self.noise = QLabel("")
+        self.device = QLabel("device: auto")
+        self.last_run = QLabel("")
+        for label in (self.size, self.noise, self.device, self.last_run):
+            label.setContentsMargins(6, 0, 6, 0)
+            bar.addPermanentWidget(label)
+
+    def set_photo(self, width: int, height: int, bit_depth: int, channels: int, sigma: float | None) -> None:
+        kind = "grey" if channels == 1 else "RGB"
+        self.size.setText(f"{width} × {height} ({width * height / 1e6:.1f} MP), {bit_depth}-bit {kind}")
+        self.noise.setText("noise σ ≈ —" if sigma is None else f"noise σ ≈ {sigma:.1f}")
+
+    def set_device(self, text: str) -> None:
+        self.device.setText(f"device: {text}")
+
+    def set_last_run(self, seconds: float, sigma: float) -> None:
+        self.last_run.setText(f"last run: {seconds:.1f} s at σ {sigma:.1f}")
+
+    def message(self, text: str, msecs: int = 8000) -> None:
+        self.bar.showMessage(text, msecs)

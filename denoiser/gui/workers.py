@@ -1,0 +1,103 @@
+"""Thread plumbing only: run a plain function in a QThreadPool and report back through Qt signals.
+
+No business logic here: a Job calls `fn(*args, progress=token)`, where fn is a core function or a thin
+glue function from gui/jobs.py. Every exception travels to the window's one error handler.
+"""
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from typing import Any, Callable
+
+from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+
+from denoiser.core.progress import CancelToken, Cancelled
+
+log = logging.getLogger(__name__)
+
+
+class JobSignals(QObject):
+    """Lives in the GUI thread; emitting from the worker queues the call to the GUI thread."""
+
+    progress = Signal(float, str)
+    result = Signal(object)
+    error = Signal(object)  # the exception; the traceback is logged
+    cancelled = Signal()
+    finished = Signal()
+
+
+class QtProgress(CancelToken):
+    """The core Progress protocol backed by Qt signals; cancel() is thread-safe (CancelToken)."""
+
+    def __init__(self, signals: JobSignals) -> None:
+        super().__init__()
+        self._signals = signals
+
+    def report(self, fraction: float, message: str = "") -> None:
+        self._signals.progress.emit(float(fraction), message)
+
+
+class Job(QRunnable):
+    """One call of `fn` on a pool thread. Keep a reference until `finished` (the window does)."""
+
+    def __init__(self, fn: Callable[..., Any], *args: Any, name: str = "", **kwargs: Any) -> None:
+        super().__init__()
+        self.setAutoDelete(False)
+        self.fn, self.args, self.kwargs = fn, args, kwargs
+        self.name = name or getattr(fn, "__name__", "job")
+        self.signals = JobSignals()
+        self.token = QtProgress(self.signals)
+        self.started_at = 0.0
+        self.done = False
+
+    def cancel(self) -> None:
+        self.token.cancel()
+
+    def run(self) -> None:
+        self.started_at = time.monotonic()
+        try:
+            result = self.fn(*self.args, progress=self.token, **self.kwargs)
+        except Cancelled:
+            self.signals.cancelled.emit()
+        except Exception as exc:  # noqa: BLE001 - every error goes to the one handler, none is swallowed
+            log.debug("job %s failed:\n%s", self.name, traceback.format_exc())
+            self.signals.error.emit(exc)
+        else:
+            if self.token.cancelled:
+                self.signals.cancelled.emit()
+            else:
+                self.signals.result.emit(result)
+        finally:
+            self.done = True
+            self.signals.finished.emit()
+
+
+class JobRunner(QObject):
+    """A one-thread pool (jobs run in order, never two torch runs at once) that keeps its jobs alive."""
+
+    def __init__(self, parent: QObject | None = None, threads: int = 1) -> None:
+        super().__init__(parent)
+        self.pool = QThreadPool(self)
+        self.pool.setMaxThreadCount(threads)
+        self._jobs: list[Job] = []
+
+    def start(self, job: Job) -> Job:
+        self._jobs.append(job)
+        job.signals.finished.connect(lambda j=job: self._forget(j))
+        self.pool.start(job)
+        return job
+
+    def _forget(self, job: Job) -> None:
+        if job in self._jobs:
+            self._jobs.remove(job)
+
+    def busy(self) -> bool:
+        return any(not j.done for j in self._jobs)
+
+    def cancel_all(self) -> None:
+        for job in self._jobs:
+            job.cancel()
+
+    def wait(self, msecs: int = -1) -> bool:
+        return self.pool.waitForDone(msecs)
