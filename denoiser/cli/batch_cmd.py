@@ -14,22 +14,11 @@ from typing import Any
 
 from tqdm import tqdm
 
+from denoiser.cli.common import add_model_options, parse_strength
 from denoiser.core.progress import CancelToken
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 FORMATS = ("keep", "jpeg", "png", "tiff", "webp")
-
-
-def _strength(text: str) -> float | None:
-    if text == "auto":
-        return None
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"strength must be 'auto' or a noise level 1..255, got {text!r}") from None
-    if not 0 < value <= 255:
-        raise argparse.ArgumentTypeError(f"strength must be a noise level in (0, 255], got {text}")
-    return value
 
 
 def _quality(text: str) -> int:
@@ -58,14 +47,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="output file name; fields {stem} {ext} {name} {parent} (default: %(default)s)")
     p.add_argument("--format", dest="fmt", choices=FORMATS, default="keep", help="output format (default: keep)")
     p.add_argument("--quality", type=_quality, default=95, help="JPEG/WebP quality 1..100 (default: 95)")
-    p.add_argument("--strength", type=_strength, default=None, metavar="auto|SIGMA",
+    p.add_argument("--strength", type=parse_strength, default=None, metavar="auto|SIGMA",
                    help="noise level 0..255, or auto to estimate it for each photo (default: auto)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs instead of skipping them")
     p.add_argument("--shard", metavar="K/N", help="process only the K-th of N disjoint slices (1-based)")
     p.add_argument("--report", type=Path, metavar="FILE", help="write a per-file report (.json or .csv)")
-    p.add_argument("--model", help="model name or .safetensors path (default: the shipped model)")
-    p.add_argument("--device", default="auto", help="auto|cpu|cuda[:N]|mps")
-    p.add_argument("--tile", type=int, help="tile size in pixels (smaller uses less memory)")
+    add_model_options(p)
     p.add_argument("--allow-inside", action="store_true", help=argparse.SUPPRESS)
     p.set_defaults(func=run)
 

@@ -18,11 +18,10 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from .batch_plan import (DONE, FAILED, QUEUED, RUNNING, SKIPPED, BatchError, BatchItem, BatchOptions, BatchPlan,
-                         parse_shard)
-from .batch_plan import plan_batch as _plan_batch
+                         parse_shard, plan_batch)
 from .checkpoint import atomic_write_bytes
 from .engine import DEFAULT_TILE, Denoiser
-from .photo import SUPPORTED_EXTENSIONS, Photo, PhotoError, load_photo, save_photo
+from .photo import Photo, PhotoError, load_photo, save_photo
 from .progress import Cancelled, NullProgress, Progress
 
 __all__ = ["BatchError", "BatchItem", "BatchOptions", "BatchPlan", "BatchResult", "plan_batch", "run_batch",
@@ -64,20 +63,6 @@ class BatchResult:
     def ok(self) -> bool:
         """True only if the job ran to the end and no file failed."""
         return not self.cancelled and not self.failed
-
-
-def _raw_extensions() -> frozenset[str]:
-    from . import photo
-
-    raw = getattr(photo, "RAW_EXTENSIONS", None)
-    if raw is not None:
-        return frozenset(raw)
-    return frozenset(SUPPORTED_EXTENSIONS) - {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp"}
-
-
-def plan_batch(opts: BatchOptions) -> BatchPlan:
-    """The queue for a job: supported files, outputs named, existing outputs and refusals marked."""
-    return _plan_batch(opts, frozenset(SUPPORTED_EXTENSIONS), _raw_extensions())
 
 
 class _FileProgress:

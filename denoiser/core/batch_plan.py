@@ -11,11 +11,11 @@ import string
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from .photo import FORMAT_EXTENSIONS, RAW_EXTENSIONS, SAVE_FORMATS, SUPPORTED_EXTENSIONS
+
 DEFAULT_TEMPLATE = "{stem}-denoised.{ext}"
 TEMPLATE_FIELDS = frozenset({"stem", "ext", "name", "parent"})
-OUTPUT_FORMATS = ("keep", "jpeg", "png", "tiff", "webp")
-# Formats that cannot be written back as they are; "keep" turns them into 16-bit TIFF.
-_FORMAT_EXT = {"jpeg": "jpg", "png": "png", "tiff": "tif", "webp": "webp"}
+OUTPUT_FORMATS = SAVE_FORMATS
 
 # Statuses of a file in a job (the report uses the last three).
 QUEUED, RUNNING, DONE, SKIPPED, FAILED = "queued", "running", "done", "skipped", "failed"
@@ -55,8 +55,8 @@ class BatchOptions:
             raise BatchError(f"unknown output format {self.fmt!r} (choose from {', '.join(OUTPUT_FORMATS)})")
         if not 1 <= self.quality <= 100:
             raise BatchError(f"quality must be 1..100, got {self.quality}")
-        if self.strength is not None and not 0 < self.strength <= 255:
-            raise BatchError(f"strength must be a noise level in (0, 255], got {self.strength}")
+        if self.strength is not None and not 0 <= self.strength <= 255:
+            raise BatchError(f"strength must be a noise level in 0..255, got {self.strength}")
         if self.shard is not None:
             k, n = self.shard
             if not (n >= 1 and 1 <= k <= n):
@@ -136,18 +136,24 @@ def check_template(template: str) -> None:
         raise BatchError(f"name template {template!r} must give a file name, not a path")
 
 
-def output_ext(source: Path, fmt: str, raw_extensions: frozenset[str] = frozenset()) -> str:
-    """Extension (no dot) of the output file, known before decoding so skip-existing costs nothing."""
+def output_format(source: Path, fmt: str) -> str:
+    """The format save_photo writes for this source: a RAW kept as it is becomes (16-bit) TIFF."""
     if fmt != "keep":
-        return _FORMAT_EXT[fmt]
+        return fmt.upper()
     suffix = source.suffix.lower()
-    if suffix in raw_extensions or suffix in (".bmp",):
-        return "tif"
-    return source.suffix[1:]
+    if suffix in RAW_EXTENSIONS:
+        return "TIFF"
+    return next((name for name, exts in FORMAT_EXTENSIONS.items() if suffix in exts), "TIFF")
 
 
-def output_name(template: str, source: Path, ext: str) -> str:
-    return template.format(stem=source.stem, ext=ext, name=source.name, parent=source.parent.name)
+def output_name(template: str, source: Path, fmt: str) -> str:
+    """Render the template; known before decoding, so skip-existing costs nothing. The name always ends
+    in an extension of the output format (".png" is appended to "a.jpg" when converting to PNG)."""
+    name = output_format(source, fmt)
+    exts = FORMAT_EXTENSIONS[name]
+    ext = source.suffix[1:] if fmt == "keep" and source.suffix.lower() in exts else exts[0][1:]
+    rendered = template.format(stem=source.stem, ext=ext, name=source.name, parent=source.parent.name)
+    return rendered if Path(rendered).suffix.lower() in exts else f"{rendered}.{ext}"
 
 
 def _matches(rel: PurePosixPath, patterns: tuple[str, ...]) -> bool:
@@ -170,7 +176,7 @@ def walk_files(root: Path, recursive: bool, skip_dirs: tuple[Path, ...] = ()) ->
     return sorted(found)
 
 
-def select(opts: BatchOptions, rels: list[PurePosixPath], extensions: frozenset[str]) -> list[BatchItem]:
+def select(opts: BatchOptions, rels: list[PurePosixPath]) -> list[BatchItem]:
     """Files selected by include/exclude; unsupported types are kept, marked skipped with the reason."""
     items = []
     for rel in rels:
@@ -179,7 +185,7 @@ def select(opts: BatchOptions, rels: list[PurePosixPath], extensions: frozenset[
         if opts.exclude and _matches(rel, opts.exclude):
             continue
         item = BatchItem(rel, opts.input_dir / rel, None)
-        if rel.suffix.lower() not in extensions:
+        if rel.suffix.lower() not in SUPPORTED_EXTENSIONS:
             item.status, item.reason = SKIPPED, f"unsupported file type ({rel.suffix or 'no extension'})"
         items.append(item)
     return items
@@ -194,8 +200,7 @@ def take_shard(items: list[BatchItem], shard: tuple[int, int] | None) -> list[Ba
     return ordered[k - 1::n]
 
 
-def assign_outputs(items: list[BatchItem], opts: BatchOptions, raw_extensions: frozenset[str],
-                   inputs: set[Path]) -> None:
+def assign_outputs(items: list[BatchItem], opts: BatchOptions, inputs: set[Path]) -> None:
     """Name each output, mirroring the input tree; refuse names that hit an input or another output.
 
     `inputs` are the resolved paths of every file in the input folder, selected or not.
@@ -204,8 +209,7 @@ def assign_outputs(items: list[BatchItem], opts: BatchOptions, raw_extensions: f
     for item in items:
         if item.status != QUEUED:
             continue
-        ext = output_ext(item.source, opts.fmt, raw_extensions)
-        out = opts.output_dir / item.rel.parent / output_name(opts.name_template, item.source, ext)
+        out = opts.output_dir / item.rel.parent / output_name(opts.name_template, item.source, opts.fmt)
         item.output = out
         key = out.resolve()
         if key in inputs or _same(key, item.source):
@@ -226,11 +230,11 @@ def _same(a: Path, b: Path) -> bool:
         return False
 
 
-def plan_batch(opts: BatchOptions, extensions: frozenset[str], raw_extensions: frozenset[str]) -> BatchPlan:
+def plan_batch(opts: BatchOptions) -> BatchPlan:
     """Validate, discover, shard and name: the full queue, with skipped and refused files already marked."""
     opts.validate()
     skip_dirs = (opts.output_dir,) if opts.recursive else ()
     rels = walk_files(opts.input_dir, opts.recursive, skip_dirs)
-    items = take_shard(select(opts, rels, extensions), opts.shard)
-    assign_outputs(items, opts, raw_extensions, {(opts.input_dir / rel).resolve() for rel in rels})
+    items = take_shard(select(opts, rels), opts.shard)
+    assign_outputs(items, opts, {(opts.input_dir / rel).resolve() for rel in rels})
     return BatchPlan(items)

@@ -8,8 +8,6 @@ import pytest
 from denoiser.core.batch_plan import (FAILED, QUEUED, SKIPPED, BatchError, BatchOptions, check_template,
                                       parse_shard, plan_batch)
 
-EXT = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp", ".dng", ".nef"})
-RAW = frozenset({".dng", ".nef"})
 
 
 def make_tree(root: Path) -> None:
@@ -22,7 +20,7 @@ def make_tree(root: Path) -> None:
 
 def plan(tmp_path: Path, **kw) -> list:
     opts = BatchOptions(input_dir=tmp_path / "in", output_dir=kw.pop("output_dir", tmp_path / "out"), **kw)
-    return plan_batch(opts, EXT, RAW).items
+    return plan_batch(opts).items
 
 
 def rels(items, status=None) -> list[str]:
@@ -65,6 +63,14 @@ def test_template_fields_and_format(tree: Path) -> None:
     assert items["c.png"].output.name == "c-denoised.jpg"
 
 
+def test_output_name_always_has_the_format_extension(tree: Path) -> None:
+    items = {str(i.rel): i for i in plan(tree, name_template="{stem}_clean")}
+    assert items["a.jpg"].output.name == "a_clean.jpg"
+    assert items["raw.NEF"].output.name == "raw_clean.tif"
+    items = {str(i.rel): i for i in plan(tree, name_template="{name}", fmt="png")}
+    assert items["a.jpg"].output.name == "a.jpg.png"
+
+
 @pytest.mark.parametrize("template", ["{stem}{bogus}.{ext}", "{}.jpg", "fixed.jpg", "sub/{stem}.{ext}", "{stem"])
 def test_bad_templates_refused(template: str) -> None:
     with pytest.raises(BatchError):
@@ -102,8 +108,11 @@ def test_report_inside_input_refused(tree: Path) -> None:
 
 def test_allowed_inside_never_targets_an_input(tree: Path) -> None:
     items = plan(tree, output_dir=tree / "in", allow_inside=True, name_template="{name}", recursive=True)
-    queued = [i for i in items if i.status != SKIPPED]
-    assert queued and all(i.status == FAILED and "overwrite an input" in i.reason for i in queued)
+    status = {str(i.rel): i.status for i in items}
+    assert status.pop("raw.NEF") == QUEUED  # written as raw.NEF.tif: a new file
+    status.pop("notes.txt")
+    assert status and set(status.values()) == {FAILED}
+    assert all("overwrite an input" in i.reason for i in items if i.status == FAILED)
 
 
 def test_allowed_inside_does_not_rediscover_outputs(tree: Path) -> None:
@@ -144,3 +153,173 @@ def test_missing_input_folder(tmp_path: Path) -> None:
 
 def test_rel_paths_are_posix(tree: Path) -> None:
     assert all(isinstance(i.rel, PurePosixPath) for i in plan(tree, recursive=True))
+
+
+# --- running jobs (decode, denoise, save) -----------------------------------------------------------------
+
+import json  # noqa: E402
+import threading  # noqa: E402
+
+import numpy as np  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from denoiser.core.progress import CancelToken  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DENOISER_DATA_DIR", str(tmp_path / "userdata"))
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> str:
+    import torch
+
+    from denoiser.core.checkpoint import ModelCard, save_model
+    from denoiser.core.model import ModelConfig, build_model
+
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(widths=(8, 16), enc_blocks=(1,), dec_blocks=(1,), mid_blocks=1))
+    path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
+    save_model(path, model, ModelCard(name="tiny", config=model.config))
+    return str(path)
+
+
+def noisy_rgb(h: int, w: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    ramp = np.linspace(40, 200, w)[None, :, None] * np.ones((h, 1, 3))
+    return np.clip(ramp + rng.normal(0, 20, (h, w, 3)), 0, 255).astype(np.uint8)
+
+
+def photo_folder(root: Path, n: int, h: int = 48, w: int = 64) -> Path:
+    root.mkdir(parents=True)
+    for k in range(n):
+        Image.fromarray(noisy_rgb(h, w, k)).save(root / f"p{k:02d}.png")
+    return root
+
+
+def options(tmp_path: Path, model: str, **kw) -> "BatchOptions":
+    return BatchOptions(input_dir=tmp_path / "in", output_dir=tmp_path / "out", model=model, device="cpu", **kw)
+
+
+def visible_files(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+
+
+@pytest.mark.parametrize("prefetch", [True, False])
+def test_run_cleans_every_photo_and_reports(tmp_path: Path, tiny_model: str, prefetch: bool) -> None:
+    from denoiser.core.batch import run_batch
+
+    photo_folder(tmp_path / "in", 3)
+    events: list[tuple[int, str]] = []
+    result = run_batch(options(tmp_path, tiny_model, prefetch=prefetch, report=tmp_path / "r.json"),
+                       on_file=lambda k, n, item: events.append((k, item.status)))
+    assert result.ok and result.counts == {"done": 3, "skipped": 0, "failed": 0}
+    assert visible_files(tmp_path / "out") == ["p00-denoised.png", "p01-denoised.png", "p02-denoised.png"]
+    assert events == [(0, "running"), (0, "done"), (1, "running"), (1, "done"), (2, "running"), (2, "done")]
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["summary"]["done"] == 3 and report["summary"]["cancelled"] is False
+    assert all(row["estimated_noise"] > 5 for row in report["files"])  # sigma 20 noise was estimated
+    with Image.open(tmp_path / "out" / "p00-denoised.png") as im:
+        assert im.size == (64, 48)
+
+
+def test_rerun_skips_done_files(tmp_path: Path, tiny_model: str) -> None:
+    from denoiser.core.batch import run_batch
+
+    photo_folder(tmp_path / "in", 2)
+    run_batch(options(tmp_path, tiny_model))
+    before = {p: p.stat().st_mtime_ns for p in (tmp_path / "out").iterdir()}
+    result = run_batch(options(tmp_path, tiny_model))
+    assert result.counts == {"done": 0, "skipped": 2, "failed": 0}
+    assert all(i.reason == "output exists" for i in result.skipped)
+    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "out").iterdir()} == before
+
+
+def test_fixed_strength_is_used_and_csv_report(tmp_path: Path, tiny_model: str) -> None:
+    import csv
+
+    from denoiser.core.batch import run_batch
+
+    photo_folder(tmp_path / "in", 2)
+    result = run_batch(options(tmp_path, tiny_model, strength=12.5, report=tmp_path / "r.csv", fmt="jpeg"))
+    assert [i.sigma for i in result.done] == [12.5, 12.5]
+    rows = list(csv.DictReader((tmp_path / "r.csv").open()))
+    assert [(r["file"], r["status"], r["estimated_noise"]) for r in rows] == [("p00.png", "done", "12.5"),
+                                                                           ("p01.png", "done", "12.5")]
+    assert visible_files(tmp_path / "out") == ["p00-denoised.jpg", "p01-denoised.jpg"]
+
+
+class CancelDuringFile(CancelToken):
+    """Cancels once the given file has reported its first tile; counts reports made afterwards."""
+
+    def __init__(self, target: str) -> None:
+        super().__init__()
+        self.target, self.seen, self.after = target, 0, 0
+
+    def report(self, fraction: float, message: str = "") -> None:
+        if self.cancelled:
+            self.after += 1
+        elif self.target in message:
+            self.seen += 1  # 1: the file starts, 2: its first tile is done
+            if self.seen == 2:
+                self.cancel()
+
+
+def test_cancel_mid_file_leaves_no_partial_output(tmp_path: Path, tiny_model: str) -> None:
+    from denoiser.core.batch import run_batch
+
+    photo_folder(tmp_path / "in", 3, h=600, w=600)  # several 256 px tiles per photo
+    token = CancelDuringFile("p01.png")
+    result = run_batch(options(tmp_path, tiny_model, tile=256, report=tmp_path / "r.json"), progress=token)
+    assert result.cancelled and not result.ok
+    assert [i.status for i in result.items] == ["done", "skipped", "skipped"]
+    assert [i.reason for i in result.items[1:]] == ["cancelled", "cancelled"]
+    assert token.after == 0  # stopped at the next tile boundary: no tile ran after the cancel
+    out = tmp_path / "out"
+    assert sorted(p.name for p in out.rglob("*")) == ["p00-denoised.png"]  # no temp or partial file
+    with Image.open(out / "p00-denoised.png") as im:
+        im.load()
+    assert json.loads((tmp_path / "r.json").read_text())["summary"]["cancelled"] is True
+    # a re-run resumes: the finished photo is skipped, the others are done
+    result = run_batch(options(tmp_path, tiny_model))
+    assert result.counts == {"done": 2, "skipped": 1, "failed": 0}
+
+
+def test_decode_overlaps_denoise(tmp_path: Path, tiny_model: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With prefetch the next photo is decoded on another thread while the current one is denoised."""
+    import denoiser.core.batch as batch
+
+    photo_folder(tmp_path / "in", 3)
+    threads: set[str] = set()
+    real_load = batch.load_photo
+
+    def spy(path: Path, *a, **kw):
+        threads.add(threading.current_thread().name)
+        return real_load(path, *a, **kw)
+
+    monkeypatch.setattr(batch, "load_photo", spy)
+    batch.run_batch(options(tmp_path, tiny_model))
+    assert threads and all(name.startswith("batch-decode") for name in threads)
+
+
+def test_per_file_errors_are_collected(tmp_path: Path, tiny_model: str) -> None:
+    from denoiser.core.batch import run_batch
+
+    folder = photo_folder(tmp_path / "in", 2)
+    (folder / "empty.jpg").write_bytes(b"")
+    (folder / "text.png").write_text("not an image")
+    result = run_batch(options(tmp_path, tiny_model))
+    assert result.counts == {"done": 2, "skipped": 0, "failed": 2}
+    reasons = {str(i.rel): i.reason for i in result.failed}
+    assert set(reasons) == {"empty.jpg", "text.png"} and all(reasons.values())
+    assert visible_files(tmp_path / "out") == ["p00-denoised.png", "p01-denoised.png"]
+
+
+def test_no_model_load_when_nothing_to_do(tmp_path: Path) -> None:
+    from denoiser.core.batch import run_batch
+
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "notes.txt").write_text("x")
+    result = run_batch(options(tmp_path, "no-such-model"))
+    assert result.ok and result.counts == {"done": 0, "skipped": 1, "failed": 0}
