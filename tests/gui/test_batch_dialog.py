@@ -1,0 +1,88 @@
+"""The batch dialog runs a folder job on a worker thread through to its summary."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from denoiser.gui.dialogs.batch_dialog import BatchDialog, format_eta
+
+
+def make_folder(root: Path) -> Path:
+    root.mkdir()
+    rng = np.random.default_rng(0)
+    for k in range(2):
+        arr = np.clip(120 + rng.normal(0, 20, (40, 56, 3)), 0, 255).astype(np.uint8)
+        Image.fromarray(arr).save(root / f"good{k}.png")
+    (root / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    (root / "readme.txt").write_text("not a photo")
+    return root
+
+
+def table(dlg: BatchDialog) -> dict[str, tuple[str, str]]:
+    t = dlg.table
+    return {t.item(r, 0).text(): (t.item(r, 1).text(), t.item(r, 4).text()) for r in range(t.rowCount())}
+
+
+@pytest.fixture
+def dialog(qtbot, data_dir: Path, tiny_model_file: Path, tmp_path: Path):  # noqa: ANN001, ANN201
+    dlg = BatchDialog(None, str(tiny_model_file), "cpu", make_folder(tmp_path / "shoot"))
+    qtbot.addWidget(dlg)
+    dlg.show()
+    return dlg
+
+
+def test_runs_to_summary_with_failures_listed(qtbot, dialog: BatchDialog, tmp_path: Path) -> None:  # noqa: ANN001
+    assert dialog.output_edit.text() == str(tmp_path / "shoot-denoised")  # proposed next to the input
+    assert dialog.start_btn.isEnabled() and not dialog.cancel_btn.isEnabled()
+    with qtbot.waitSignal(dialog.batch_finished, timeout=120_000) as blocker:
+        dialog.start_btn.click()
+        assert dialog.cancel_btn.isEnabled() and not dialog.start_btn.isEnabled()  # GUI thread not blocked
+    result = blocker.args[0]
+    assert result.counts == {"done": 2, "skipped": 1, "failed": 1}
+    rows = table(dialog)
+    assert rows["good0.png"][0] == rows["good1.png"][0] == "done"
+    assert rows["broken.jpg"][0] == "failed" and rows["broken.jpg"][1]
+    assert rows["readme.txt"] == ("skipped", "unsupported file type (.txt)")
+    assert dialog.summary.isVisible()
+    summary = dialog.summary.text()
+    assert "2 cleaned" in summary and "1 failed" in summary and "broken.jpg" in summary
+    assert dialog.open_btn.isEnabled() and dialog.start_btn.isEnabled()
+    assert sorted(p.name for p in (tmp_path / "shoot-denoised").iterdir()) == ["good0-denoised.png",
+                                                                               "good1-denoised.png"]
+    assert dialog.overall.value() == dialog.overall.maximum()
+
+
+def test_second_run_skips_done_files(qtbot, dialog: BatchDialog) -> None:  # noqa: ANN001
+    with qtbot.waitSignal(dialog.batch_finished, timeout=120_000):
+        dialog.start_btn.click()
+    with qtbot.waitSignal(dialog.batch_finished, timeout=120_000) as blocker:
+        dialog.start_btn.click()
+    assert blocker.args[0].counts == {"done": 0, "skipped": 3, "failed": 1}
+    assert table(dialog)["good0.png"] == ("skipped", "output exists")
+
+
+def test_output_inside_input_is_refused_in_place(qtbot, dialog: BatchDialog, tmp_path: Path) -> None:  # noqa: ANN001
+    dialog.output_edit.setText(str(tmp_path / "shoot" / "out"))
+    dialog.start_btn.click()
+    qtbot.waitUntil(lambda: not dialog.running(), timeout=30_000)
+    assert "inside" in dialog.summary.text() and dialog.summary.isVisible()
+    assert not (tmp_path / "shoot" / "out").exists()
+    assert dialog.start_btn.isEnabled()
+
+
+def test_options_follow_the_widgets(dialog: BatchDialog) -> None:
+    dialog.recursive.setChecked(True)
+    dialog.include_edit.setText("*.jpg, *.png")
+    dialog.format_combo.setCurrentIndex(dialog.format_combo.findData("tiff"))
+    dialog.auto_strength.setChecked(False)
+    dialog.strength.setValue(30)
+    opts = dialog.options()
+    assert opts.recursive and opts.include == ("*.jpg", "*.png") and opts.fmt == "tiff"
+    assert opts.strength == 30 and opts.device == "cpu"
+
+
+def test_format_eta() -> None:
+    assert format_eta(75) == "1:15" and format_eta(3725) == "1:02:05"
