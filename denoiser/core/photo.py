@@ -23,8 +23,8 @@ from PIL import UnidentifiedImageError
 
 from . import photo_meta as meta
 from . import photo_write as write
-from .photo_read import PILLOW_FORMATS, Decoded, DecodeError, decode_pillow_file, decode_raw, open_pillow, \
-    sniff_unsupported
+from .photo_read import (PILLOW_FORMATS, Decoded, DecodeError, decode_pillow_file, decode_raw, decode_tiff,
+                         open_pillow, sniff_unsupported)
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +140,8 @@ def _decode(p: Path, max_megapixels: float) -> Decoded:
     try:
         im = open_pillow(p, max_megapixels)
     except UnidentifiedImageError:
+        if head[:4] in (b"II*\x00", b"MM\x00*"):
+            return decode_tiff(p, max_megapixels)  # a TIFF layout Pillow does not know
         raise DecodeError(_unidentified_reason(head, suffix)) from None
     with im:
         if im.format not in PILLOW_FORMATS:
@@ -284,14 +286,15 @@ def _writer(photo: Photo, name: str, quality: int) -> Callable[[BinaryIO], None]
     exif = meta.exif_with_orientation(photo.exif, 1) if photo.exif else None
     channels_out = 3 if name == "WEBP" else px.shape[2]
     icc = _icc_for(photo.icc, channels_out)
+    if alpha is not None and name in ("JPEG", "BMP"):
+        log.warning("%s has no dependable transparency: the alpha channel is not saved", name)
+        alpha = None
     if name == "JPEG":
-        if alpha is not None:
-            log.warning("JPEG has no transparency: the alpha channel is not saved")
         return lambda f: write.write_jpeg(f, px, exif, icc, photo.xmp, quality)
     if name == "WEBP":
         return lambda f: write.write_webp(f, px, alpha, exif, icc, photo.xmp, quality)
     if name == "BMP":
-        return lambda f: write.write_bmp(f, px, alpha)
+        return lambda f: write.write_bmp(f, px)
     if name == "PNG":
         return lambda f: write.write_png(f, px, alpha, exif, icc, photo.xmp)
     return lambda f: write.write_tiff(f, px, alpha, exif, icc, photo.xmp)

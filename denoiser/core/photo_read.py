@@ -78,7 +78,7 @@ def decode_pillow_file(im: Image.Image, path: Path, data_head: bytes) -> Decoded
     if fmt == "PNG" and data_head[24:25] == b"\x10":
         return _decode_png16(path, icc)
     if fmt == "TIFF" and max(_as_tuple(im.tag_v2.get(258, (8,)))) > 8:
-        return _decode_tiff_wide(im, path, icc)
+        return decode_tiff(path, float("inf"))  # size already checked from Pillow's header
     pixels, alpha, bit_depth, drop_icc = pillow_to_arrays(im)
     if drop_icc:
         icc = None
@@ -158,47 +158,67 @@ def _split_cv(arr: np.ndarray, grey: bool) -> tuple[np.ndarray, np.ndarray | Non
     return np.ascontiguousarray(arr[..., 2::-1]), alpha
 
 
-def _decode_tiff_wide(im: Image.Image, path: Path, icc: bytes | None) -> Decoded:
-    xmp = _as_bytes(im.info.get("xmp"))
+def decode_tiff(path: Path, max_megapixels: float) -> Decoded:
+    """16-bit TIFFs, and TIFF layouts Pillow cannot open (16-bit grey+alpha...), read with tifffile."""
     with open(path, "rb") as f:
         exif = meta.exif_from_tiff_file(f)
-        pixels, alpha = _read_tiff16(f, path)
-    return Decoded(pixels, alpha, 16, "TIFF", exif, xmp, icc)
-
-
-def _read_tiff16(f: BinaryIO, path: Path) -> tuple[np.ndarray, np.ndarray | None]:
-    size = path.stat().st_size
-    with tifffile.TiffFile(f) as tif:
-        page = tif.pages.first
-        if page.bitspersample != 16 or page.sampleformat != 1:
-            raise DecodeError(f"unsupported TIFF sample format ({page.bitspersample}-bit, "
-                              f"format {int(page.sampleformat)}); only 8- and 16-bit integer TIFFs are supported")
-        if any(o + n > size for o, n in zip(page.dataoffsets, page.databytecounts)):
-            raise DecodeError("the TIFF file is truncated")
-        photometric = int(page.photometric)
-        if photometric not in (0, 1, 2):
-            raise DecodeError(f"unsupported 16-bit TIFF colour model (photometric {photometric})")
+        f.seek(0)  # tifffile takes the current position as the start of the TIFF
         try:
-            arr = page.asarray()
-        except ValueError as exc:
-            if "imagecodecs" not in str(exc):
-                raise
-            return _tiff16_via_opencv(path, photometric != 2)
+            tif = tifffile.TiffFile(f)
+        except tifffile.TiffFileError as exc:
+            raise DecodeError(f"not a valid TIFF file ({exc})") from None
+        with tif:
+            page = tif.pages.first
+            check_size(page.imagewidth, page.imagelength, max_megapixels)
+            icc = _tag_bytes(page, 34675)
+            xmp = _tag_bytes(page, 700)
+            pixels, alpha, bits = _read_tiff_page(page, path)
+    return Decoded(pixels, alpha, bits, "TIFF", exif, xmp, icc)
+
+
+def _tag_bytes(page: tifffile.TiffPage, code: int) -> bytes | None:
+    tag = page.tags.get(code)
+    if tag is None:
+        return None
+    value = tag.value
+    if isinstance(value, np.ndarray):
+        value = value.tobytes()
+    return _as_bytes(value)
+
+
+def _read_tiff_page(page: tifffile.TiffPage, path: Path) -> tuple[np.ndarray, np.ndarray | None, int]:
+    bits = page.bitspersample
+    if bits not in (8, 16) or page.sampleformat != 1:
+        raise DecodeError(f"unsupported TIFF sample format ({bits}-bit, format {int(page.sampleformat)}); "
+                          "only 8- and 16-bit integer TIFFs are supported")
+    size = path.stat().st_size
+    if any(o + n > size for o, n in zip(page.dataoffsets, page.databytecounts)):
+        raise DecodeError("the TIFF file is truncated")
+    photometric = int(page.photometric)
+    if photometric not in (0, 1, 2):
+        raise DecodeError(f"unsupported TIFF colour model (photometric {photometric})")
+    try:
+        arr = page.asarray()
+    except ValueError as exc:
+        if "imagecodecs" not in str(exc):
+            raise
+        pixels, alpha = _tiff16_via_opencv(path, photometric != 2)
+        return pixels, alpha, bits
     if page.planarconfig == 2 and arr.ndim == 3:
         arr = np.moveaxis(arr, 0, -1)
     if arr.ndim == 2:
         arr = arr[..., None]
     if photometric == 0:
-        arr = 65535 - arr  # min-is-white
+        arr = np.iinfo(arr.dtype).max - arr  # min-is-white
     colour = 3 if photometric == 2 else 1
     alpha = arr[..., colour].copy() if arr.shape[2] > colour else None
-    return np.ascontiguousarray(arr[..., :colour]), alpha
+    return np.ascontiguousarray(arr[..., :colour]), alpha, bits
 
 
 def _tiff16_via_opencv(path: Path, grey: bool) -> tuple[np.ndarray, np.ndarray | None]:
     arr = cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_UNCHANGED)
-    if arr is None or arr.dtype != np.uint16:
-        raise DecodeError("cannot decode this 16-bit TIFF (compression not supported)")
+    if arr is None or arr.dtype not in (np.uint8, np.uint16):
+        raise DecodeError("cannot decode this TIFF (compression not supported)")
     return _split_cv(arr, grey)
 
 

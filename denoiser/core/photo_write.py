@@ -72,11 +72,8 @@ def write_webp(f: BinaryIO, px: np.ndarray, alpha: np.ndarray | None, exif: byte
             **_meta_kwargs(exif, icc, xmp))
 
 
-def write_bmp(f: BinaryIO, px: np.ndarray, alpha: np.ndarray | None) -> None:
-    im = _pillow_image(px, alpha, True)
-    if im.mode == "LA":
-        im = im.convert("RGBA")
-    im.save(f, "BMP")
+def write_bmp(f: BinaryIO, px: np.ndarray) -> None:
+    _pillow_image(px, None, True).save(f, "BMP")
 
 
 def _meta_kwargs(exif: bytes | None, icc: bytes | None, xmp: bytes | None) -> dict[str, bytes]:
