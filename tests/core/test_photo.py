@@ -35,14 +35,22 @@ def rand(shape: tuple[int, ...], bits: int = 8, seed: int = RNG_SEED) -> np.ndar
     return rng.integers(0, hi, shape, dtype=np.uint8 if bits == 8 else np.uint16)
 
 
-def make_exif(orientation: int = 1) -> bytes:
+GPS = {1: "N", 2: (51.0, 30.0, 12.5), 3: "W", 4: (0.0, 7.0, 39.25)}
+
+
+def make_exif(orientation: int = 1, endian: str = "<") -> bytes:
+    """Camera-like EXIF: IFD0 (Make, Model, Orientation), Exif sub-IFD (DateTimeOriginal, ISO) with a
+    nested Interop IFD, and a GPS IFD. Big-endian ('>') like many Canon/Nikon files, on request."""
     ex = Image.Exif()
+    ex.endian = endian
     ex[271] = "TestMake"
     ex[272] = "TestModel X1"
     ex[274] = orientation
     sub = ex.get_ifd(0x8769)
     sub[36867] = DATE  # DateTimeOriginal, lives in the Exif sub-IFD
     sub[34855] = 800  # ISO
+    sub[0xA005] = {1: "R98"}  # Interop IFD inside the Exif IFD
+    ex.get_ifd(0x8825).update(GPS)
     return ex.tobytes()
 
 
@@ -239,6 +247,8 @@ def assert_metadata(path: Path, xmp_expected: bool = True) -> None:
         sub = ex.get_ifd(0x8769)
         assert sub.get(36867) == DATE, sub
         assert sub.get(34855) == 800, sub
+        assert ex.get_ifd(0x8825) == GPS
+        assert ex.get_ifd(0xA005) == {1: "R98"}
         assert im.info.get("icc_profile") == ICC_RGB
         if xmp_expected:
             xmp = im.info.get("xmp")
@@ -258,6 +268,15 @@ def test_metadata_round_trip_from_jpeg(tmp_path: Path, fmt: str) -> None:
     assert q.icc == ICC_RGB and XMP in (q.xmp or b"")
     if fmt in ("jpeg", "png", "webp"):
         assert q.exif == p.exif  # camera EXIF bytes kept exactly
+
+
+@pytest.mark.parametrize("endian", ["<", ">"])
+def test_big_and_little_endian_exif_into_tiff(tmp_path: Path, endian: str) -> None:
+    exif = make_exif(endian=endian)
+    assert exif[6:8] == (b"II" if endian == "<" else b"MM")
+    src = save_pil(tmp_path / "cam.jpg", rand((8, 8, 3)), "JPEG", exif=exif, icc_profile=ICC_RGB, xmp=XMP)
+    out = save_photo(load_photo(src), tmp_path / "out.tif")
+    assert_metadata(out)
 
 
 def test_16bit_png_metadata_to_tiff_keeps_exif_sub_ifd(tmp_path: Path) -> None:
