@@ -9,6 +9,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QGroupBox, QHB
 
 SLIDER_STEPS_PER_SIGMA = 2  # the slider moves in 0.5 noise-level units
 MAX_SIGMA = 75.0
+PANEL_WIDTH = 270
 
 
 def device_title(device: str) -> str:
@@ -58,6 +59,7 @@ class ControlsPanel(QWidget):
         for w in (self.progress, self.status, self.cancel_button):
             layout.addWidget(w)
         layout.addStretch(1)
+        self.setFixedWidth(PANEL_WIDTH)  # messages must not resize the image views while the user looks
         self._started = 0.0
         self.set_busy(False, "")
         self.set_estimated_sigma(None)

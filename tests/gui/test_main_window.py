@@ -1,0 +1,223 @@
+"""The main window end to end with a tiny seeded model: open, denoise in the worker, cancel, preview, save,
+errors, settings. Everything goes through the same methods the menus and buttons call."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+from PySide6.QtGui import QDropEvent
+from PySide6.QtWidgets import QApplication, QFileDialog, QMessageBox
+
+from guitest_util import EXIF_MAKE, TINY_MODEL, make_settings, write_photo
+
+LONG = 120_000  # ms; a generous ceiling on a busy 2-core machine, not a timing assertion
+
+
+def open_photo(qtbot, window, path: Path):  # noqa: ANN001, ANN201
+    with qtbot.waitSignal(window.photo_loaded, timeout=LONG) as blocker:
+        window.open_path(path)
+    return blocker.args[0]
+
+
+def run_denoise(qtbot, window):  # noqa: ANN001, ANN201
+    with qtbot.waitSignal(window.denoised, timeout=LONG) as blocker:
+        window.acts.denoise.trigger()
+    return blocker.args[0]
+
+
+@pytest.fixture
+def boxes(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
+    """Message boxes the window showed, instead of modal dialogs."""
+    shown: list[tuple[str, str]] = []
+
+    def record(_parent, title, text, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        shown.append((title, text))
+        return QMessageBox.StandardButton.Ok
+
+    monkeypatch.setattr(QMessageBox, "critical", record)
+    monkeypatch.setattr(QMessageBox, "information", record)
+    monkeypatch.setattr(QMessageBox, "about", lambda _p, title, text: shown.append((title, text)))
+    return shown
+
+
+def test_file_open_menu_loads_in_a_worker(qtbot, window, tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    photo_path = write_photo(tmp_path / "noisy.png")  # PNG: JPEG chroma subsampling fools the estimator
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (str(photo_path), ""))
+    with qtbot.waitSignal(window.photo_loaded, timeout=LONG) as blocker:
+        window.acts.open.trigger()
+    loaded = blocker.args[0]
+    assert loaded.photo.source == photo_path
+    assert (loaded.photo.width, loaded.photo.height) == (128, 96)
+    assert loaded.sigma is not None and loaded.sigma > 5  # the photo carries sigma-20 noise
+    assert window.compare.original.size.width() == 128
+    assert "128 × 96" in window.status.size.text() and "8-bit" in window.status.size.text()
+    assert str(photo_path.resolve()) in window.settings.recent_files()
+    assert [a.text() for a in window.acts.recent_menu.actions()][0] == photo_path.name
+    assert window.acts.denoise.isEnabled() and not window.acts.save_as.isEnabled()
+
+
+def test_dropping_a_file_opens_it_and_a_folder_opens_the_batch_window(qtbot, window, photo_path: Path,
+                                                                        monkeypatch) -> None:  # noqa: ANN001
+    def drop(path: Path) -> None:
+        mime = QMimeData()
+        mime.setUrls([QUrl.fromLocalFile(str(path))])
+        ev = QDropEvent(QPointF(50, 50), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                        Qt.KeyboardModifier.NoModifier)
+        window.dropEvent(ev)
+
+    with qtbot.waitSignal(window.photo_loaded, timeout=LONG):
+        drop(photo_path)
+    folders: list[Path] = []
+    monkeypatch.setattr(window.dialogs, "batch", folders.append)
+    drop(photo_path.parent)
+    assert folders == [photo_path.parent]
+
+
+def test_denoise_runs_in_the_worker_until_the_result_signal(qtbot, window, photo_path: Path) -> None:  # noqa: ANN001
+    loaded = open_photo(qtbot, window, photo_path)
+    progress: list[float] = []
+    window.controls.progress.valueChanged.connect(progress.append)
+    result = run_denoise(qtbot, window)
+    assert result.model_name == TINY_MODEL
+    assert result.photo.pixels.shape == loaded.photo.pixels.shape
+    assert result.photo.exif == loaded.photo.exif  # metadata travels with the result
+    assert not np.array_equal(result.photo.pixels, loaded.photo.pixels)
+    assert result.device_name.startswith("cpu")
+    assert window.result is result and window.acts.save_as.isEnabled()
+    assert window.compare.result is result.display and window.compare.difference is result.difference
+    assert "last run" in window.status.last_run.text() and "cpu" in window.status.device.text()
+    assert progress and max(progress) > 0
+    qtbot.waitUntil(lambda: not window.controls.progress.isVisible(), timeout=LONG)  # idle again
+    assert window.controls.denoise_button.isEnabled()
+
+
+def test_manual_strength_is_passed_to_the_core(qtbot, window, photo_path: Path) -> None:  # noqa: ANN001
+    open_photo(qtbot, window, photo_path)
+    window.controls.set_strength(False, 12.5)
+    assert run_denoise(qtbot, window).sigma == 12.5
+    window.controls.set_strength(True, 12.5)
+    auto = run_denoise(qtbot, window).sigma
+    assert auto != 12.5 and auto == pytest.approx(window.photo.sigma, rel=1e-6)
+
+
+def test_cancel_stops_the_run_and_keeps_the_window_usable(qtbot, window, photo_path: Path) -> None:  # noqa: ANN001
+    open_photo(qtbot, window, photo_path)
+    with qtbot.waitSignal(window.run_cancelled, timeout=LONG):
+        window.acts.denoise.trigger()
+        window.acts.cancel.trigger()  # Esc
+    assert window.result is None
+    assert "Cancelled" in window.controls.status.text()
+    run_denoise(qtbot, window)  # and it still works afterwards
+    assert window.result is not None
+
+
+def test_strength_change_previews_only_the_visible_region(qtbot, window, tmp_path: Path) -> None:  # noqa: ANN001
+    open_photo(qtbot, window, write_photo(tmp_path / "big.png", 300, 400))
+    window.compare.state.set_zoom(4.0)  # 400x300 photo at 400 %: only part of it is visible
+    QApplication.processEvents()
+    visible = window.compare.visible_image_rect()
+    assert visible.width() < 400
+    with qtbot.waitSignal(window.preview_shown, timeout=LONG) as blocker:
+        window.controls.set_strength(False, 30.0)  # debounced: the timer fires once
+    preview = blocker.args[0]
+    assert preview.sigma == 30.0
+    assert preview.patch.rect == visible == window.compare.visible_image_rect()
+    assert preview.patch.image.size.width() == visible.width()
+    assert window.compare.preview is preview.patch
+    assert window.result is None  # a preview is not a result: nothing to save yet
+
+
+def test_save_keeps_metadata_and_never_touches_the_original(qtbot, window, photo_path: Path) -> None:  # noqa: ANN001
+    original_bytes = photo_path.read_bytes()
+    open_photo(qtbot, window, photo_path)
+    run_denoise(qtbot, window)
+    from denoiser.gui.dialogs.save_dialog import suggested_path
+
+    target = suggested_path(photo_path, "", "jpeg")
+    assert target.name == "noisy-denoised.jpg"
+    with qtbot.waitSignal(window.saved, timeout=LONG) as blocker:
+        window.save_to(target, "jpeg", 90)
+    assert blocker.args[0] == target
+    with Image.open(target) as im:
+        assert im.getexif().get(0x010F) == EXIF_MAKE
+        assert im.info.get("icc_profile")
+        assert im.size == (128, 96)
+    assert photo_path.read_bytes() == original_bytes
+    assert suggested_path(photo_path, "", "jpeg").name == "noisy-denoised-2.jpg"  # never an existing file
+
+
+def test_saving_over_the_original_is_refused_with_a_message(qtbot, window, photo_path: Path, boxes) -> None:  # noqa: ANN001
+    original_bytes = photo_path.read_bytes()
+    open_photo(qtbot, window, photo_path)
+    run_denoise(qtbot, window)
+    with qtbot.waitSignal(window.failed, timeout=LONG):
+        window.save_to(photo_path, "jpeg", 90, overwrite=True)
+    assert boxes and boxes[-1][0] == "Cannot save"
+    assert photo_path.read_bytes() == original_bytes
+
+
+def test_bad_file_shows_a_message_box_and_the_window_survives(qtbot, window, tmp_path: Path, photo_path: Path,
+                                                               boxes) -> None:  # noqa: ANN001
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"this is not a jpeg")
+    with qtbot.waitSignal(window.failed, timeout=LONG):
+        window.open_path(bad)
+    assert len(boxes) == 1
+    title, text = boxes[0]
+    assert title == "Cannot open photo" and "broken.jpg" in text
+    assert window.isVisible() and window.photo is None
+    open_photo(qtbot, window, photo_path)  # still usable
+    assert window.photo is not None
+
+
+def test_missing_device_is_a_clear_error(qtbot, window, photo_path: Path, boxes) -> None:  # noqa: ANN001
+    open_photo(qtbot, window, photo_path)
+    window.controls.device_combo.addItem("CUDA GPU 7", "cuda:7")
+    window.controls.device_combo.setCurrentIndex(window.controls.device_combo.count() - 1)
+    with qtbot.waitSignal(window.failed, timeout=LONG):
+        window.acts.denoise.trigger()
+    assert boxes[-1][0] == "Denoising failed" and "cuda:7" in boxes[-1][1]
+    window.controls.device_combo.setCurrentIndex(0)
+    run_denoise(qtbot, window)
+
+
+def test_settings_persist_across_a_new_window(qtbot, window, photo_path: Path, settings_file: Path) -> None:  # noqa: ANN001
+    from denoiser.gui.main_window import MainWindow
+
+    open_photo(qtbot, window, photo_path)
+    window.controls.set_strength(False, 22.5)
+    window.compare.set_mode("split")
+    window.resize(720, 520)  # fits the offscreen screen (restoreGeometry clamps to it)
+    window.close()
+    second = MainWindow(make_settings(settings_file))
+    qtbot.addWidget(second)
+    with qtbot.waitSignal(second.catalogue_loaded, timeout=LONG):
+        second.show()
+    assert second.controls.sigma() == 22.5
+    assert second.compare.mode.value == "split"
+    assert second.controls.model_name() == TINY_MODEL and second.controls.device() == "auto"
+    assert second.settings.recent_files() == [str(photo_path.resolve())]
+    assert second.settings.last_folder == str(photo_path.parent)
+    assert (second.width(), second.height()) == (720, 520)
+    second.close()
+
+
+def test_about_shows_version_model_card_and_device(qtbot, window, boxes) -> None:  # noqa: ANN001
+    from denoiser import __version__
+
+    window.acts.about.trigger()
+    title, text = boxes[-1]
+    assert __version__ in text and TINY_MODEL in text and "tiny test model" in text and "cpu" in text
+
+
+def test_new_model_from_finetuning_is_selected(qtbot, window, data_dir: Path, tiny_model_file: Path) -> None:  # noqa: ANN001
+    import shutil
+
+    for f in (tiny_model_file, tiny_model_file.with_suffix(".json")):
+        shutil.copy(f, data_dir / "models" / f"mine{f.suffix}")
+    with qtbot.waitSignal(window.catalogue_loaded, timeout=LONG):
+        window.dialogs._model_created("mine")
+    assert window.controls.model_name() == "mine"
