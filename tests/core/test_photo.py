@@ -67,6 +67,13 @@ def png_chunk(kind: bytes, data: bytes) -> bytes:
 def write_png16(path: Path, arr: np.ndarray, exif: bytes | None = None, icc: bytes | None = None,
                 xmp: bytes | None = None) -> None:
     """A 16-bit PNG made independently of the code under test (OpenCV pixels + hand-made chunks)."""
+    if arr.ndim == 3 and arr.shape[2] == 2:  # OpenCV cannot write grey+alpha: build it by hand
+        h, w, _ = arr.shape
+        rows = b"".join(b"\0" + row.astype(">u2").tobytes() for row in arr)
+        ihdr = struct.pack(">IIBBBBB", w, h, 16, 4, 0, 0, 0)
+        path.write_bytes(b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr) + png_chunk(b"IDAT", zlib.compress(rows))
+                         + png_chunk(b"IEND", b""))
+        return
     if arr.ndim == 3 and arr.shape[2] >= 3:
         arr = np.concatenate([arr[..., 2::-1], arr[..., 3:]], axis=2)  # RGB(A) -> BGR(A)
     ok, enc = cv2.imencode(".png", np.ascontiguousarray(arr))
@@ -127,8 +134,6 @@ def test_16bit_round_trip_exact(tmp_path: Path, ext: str, channels: int) -> None
     arr = rand((11, 19, channels), bits=16)
     src = tmp_path / f"in.{ext}"
     if ext == "png":
-        if channels == 2:
-            pytest.skip("OpenCV cannot write grey+alpha PNG inputs; covered by the saved-output check below")
         write_png16(src, arr[..., 0] if channels == 1 else arr)
     else:
         photometric = "rgb" if channels >= 3 else "minisblack"
@@ -649,16 +654,19 @@ def test_float_pixels_are_clipped_and_rounded(tmp_path: Path) -> None:
     assert ints(q).ravel().tolist() == [0, 128, 255, 0]
 
 
-def test_png_chunk_reader_finds_metadata_after_pixels(tmp_path: Path) -> None:
-    """Some writers put eXIf/iTXt after IDAT; the 16-bit path reads chunks itself and must find them."""
-    arr = rand((6, 6, 3), 16)
-    ok, enc = cv2.imencode(".png", arr)
+@pytest.mark.parametrize("bits", [8, 16])
+def test_png_metadata_after_pixels_is_found(tmp_path: Path, bits: int) -> None:
+    """Some writers put eXIf/iTXt after IDAT; both the Pillow (8-bit) and our own chunk reader (16-bit)
+    must find them, and the late orientation must still be applied."""
+    stored = rand((4, 7, 3), bits)
+    ok, enc = cv2.imencode(".png", np.ascontiguousarray(stored[..., ::-1]))
     data = enc.tobytes()
-    tail = png_chunk(b"eXIf", make_exif()[6:]) + png_chunk(b"iTXt", b"XML:com.adobe.xmp\0\0\0\0\0" + XMP)
+    tail = png_chunk(b"eXIf", make_exif(6)[6:]) + png_chunk(b"iTXt", b"XML:com.adobe.xmp\0\0\0\0\0" + XMP)
     path = tmp_path / "late.png"
-    path.write_bytes(data[:-12] + tail + data[-12:])  # before IEND
+    path.write_bytes(data[:-12] + tail + data[-12:])  # just before IEND
     p = load_photo(path)
-    assert p.exif is not None and XMP in (p.xmp or b"")
+    assert p.bit_depth == bits and XMP in (p.xmp or b"")
+    assert np.array_equal(ints(p), np.rot90(stored, -1))
     ex = Image.Exif()
     ex.load(p.exif)
-    assert ex.get_ifd(0x8769).get(36867) == DATE
+    assert ex.get_ifd(0x8769).get(36867) == DATE and ex.get(274) == 1
