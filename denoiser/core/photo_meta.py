@@ -208,13 +208,25 @@ def exif_from_tiff_file(f: BinaryIO) -> bytes | None:
     read_at = file_reader(f)
     head = read_at(0, 8)
     try:
-        endian = _endian(head)
+        endian = _raw_endian(head)
         (ifd0,) = struct.unpack(endian + "I", head[4:8])
         entries = parse_ifd(read_at, ifd0, endian)
     except (MetadataError, struct.error):
         return None
     keep = [e for e in entries if e.tag in IFD0_KEEP or (e.sub is not None and e.tag != TAG_INTEROP_IFD)]
     return build_exif(keep) if keep else None
+
+
+def _raw_endian(head: bytes) -> str:
+    """Byte order of a TIFF-like file; camera RAW variants use other magic numbers than 42 (Olympus ORF
+    'RO'/'RS', Panasonic RW2 0x55) but the same IFD structure."""
+    endian = {b"II": "<", b"MM": ">"}.get(head[:2])
+    if endian is None or len(head) < 8:
+        raise MetadataError("not a TIFF-structured file")
+    (magic,) = struct.unpack(endian + "H", head[2:4])
+    if magic not in (42, 0x4F52, 0x5352, 0x55):
+        raise MetadataError("not a TIFF-structured file")
+    return endian
 
 
 def tiff_extratags(exif: bytes) -> list[tuple[int, int, None, bytes, bool]]:

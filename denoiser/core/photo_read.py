@@ -13,7 +13,6 @@ import logging
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
 import cv2
 import numpy as np
@@ -66,7 +65,11 @@ def open_pillow(path: Path, max_megapixels: float) -> Image.Image:
             im = Image.open(path)
     except Image.DecompressionBombError as exc:
         raise DecodeError(f"image too large ({exc})") from None
-    check_size(im.width, im.height, max_megapixels)
+    try:
+        check_size(im.width, im.height, max_megapixels)
+    except DecodeError:
+        im.close()
+        raise
     return im
 
 

@@ -29,7 +29,7 @@ def to_uint(pixels: np.ndarray, bits: int) -> np.ndarray:
     dtype, scale = (np.uint8, 255.0) if bits == 8 else (np.uint16, 65535.0)
     out = np.empty(pixels.shape, dtype)
     for y in range(0, pixels.shape[0], _ROWS):
-        block = np.clip(pixels[y:y + _ROWS], 0.0, 1.0) * np.float32(scale)
+        block = np.nan_to_num(np.clip(pixels[y:y + _ROWS], 0.0, 1.0), nan=0.0) * np.float32(scale)
         out[y:y + _ROWS] = np.rint(block)
     return out
 

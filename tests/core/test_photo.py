@@ -649,9 +649,9 @@ def test_saved_file_permissions_follow_umask(tmp_path: Path) -> None:
 
 
 def test_float_pixels_are_clipped_and_rounded(tmp_path: Path) -> None:
-    px = np.array([[[-0.2], [0.5], [1.7], [0.3 / 255]]], np.float32)
+    px = np.array([[[-0.2], [0.5], [1.7], [0.3 / 255], [np.nan]]], np.float32)
     q = load_photo(save_photo(Photo(px), tmp_path / "c.png"))
-    assert ints(q).ravel().tolist() == [0, 128, 255, 0]
+    assert ints(q).ravel().tolist() == [0, 128, 255, 0, 0]
 
 
 @pytest.mark.parametrize("bits", [8, 16])
@@ -670,3 +670,20 @@ def test_png_metadata_after_pixels_is_found(tmp_path: Path, bits: int) -> None:
     ex = Image.Exif()
     ex.load(p.exif)
     assert ex.get_ifd(0x8769).get(36867) == DATE and ex.get(274) == 1
+
+
+def test_exif_from_raw_variants_with_other_magic(tmp_path: Path) -> None:
+    """Panasonic RW2 (magic 0x55) and Olympus ORF ('RO') are TIFF-structured but not magic 42."""
+    from denoiser.core.photo_meta import exif_from_tiff_file
+
+    path = tmp_path / "cam.rw2"
+    tifffile.imwrite(path, rand((4, 4), 16), extratags=[(271, 2, None, "Panasonic", True)], metadata=None)
+    data = bytearray(path.read_bytes())
+    for magic in (b"\x55\x00", b"RO"):
+        data[2:4] = magic
+        path.write_bytes(bytes(data))
+        with open(path, "rb") as f:
+            exif = exif_from_tiff_file(f)
+        ex = Image.Exif()
+        ex.load(exif)
+        assert ex.get(271) == "Panasonic" and 273 not in ex
