@@ -53,6 +53,7 @@ class DialogLauncher:
 
             dlg = ModelManagerDialog(self.w)
             dlg.models_changed.connect(lambda: self.w.refresh_models())
+            dlg.model_chosen.connect(lambda name: self.w.refresh_models(select=name))
         except Exception as exc:  # noqa: BLE001
             self.w.report_error("Cannot open the model manager", exc)
             return
