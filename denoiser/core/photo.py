@@ -101,7 +101,7 @@ def load_photo(path: str | os.PathLike[str], max_megapixels: float = DEFAULT_MAX
     """Load a photo, upright, with its metadata. Raises PhotoError (file name + reason) on any failure."""
     p = Path(path)
     try:
-        dec = _decode(p, max_megapixels)
+        return _to_photo(_decode(p, max_megapixels), p)
     except DecodeError as exc:
         raise PhotoError(f"{p}: {exc}") from None
     except MemoryError:
@@ -115,7 +115,6 @@ def load_photo(path: str | os.PathLike[str], max_megapixels: float = DEFAULT_MAX
     except Exception as exc:  # decoders raise many types (SyntaxError, struct.error, zlib.error...)
         log.debug("decoding %s failed", p, exc_info=True)
         raise PhotoError(f"{p}: cannot read the image, the file is damaged ({_reason(exc)})") from None
-    return _to_photo(dec, p)
 
 
 def _reason(exc: BaseException) -> str:
@@ -243,11 +242,12 @@ def save_photo(photo: Photo, path: str | os.PathLike[str], fmt: str = "keep", qu
     if not 1 <= int(quality) <= 100:
         raise PhotoError(f"{target}: quality must be between 1 and 100, not {quality}")
     _check_target(photo, target, overwrite)
-    writer = _writer(photo, name, int(quality))
     try:
-        _atomic_write(target, writer, overwrite)
+        _atomic_write(target, _writer(photo, name, int(quality)), overwrite)
     except PhotoError:
         raise
+    except MemoryError:
+        raise PhotoError(f"{target}: not enough memory to encode the image") from None
     except PermissionError:
         raise PhotoError(f"{target}: permission denied (cannot write in {target.parent})") from None
     except OSError as exc:
