@@ -3,7 +3,8 @@
 One bad file never stops the job (its error is recorded and the next file starts), a re-run skips
 what is already done, cancel stops within one tile and leaves no partial file (saves are atomic),
 and a report says what happened to each file, also when the job was stopped. Decoding the next
-photo runs on a one-slot prefetch thread while the current one is denoised.
+photo (and estimating its noise level, when the strength is auto) runs on a one-slot prefetch
+thread while the current one is denoised.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from .batch_plan import (DONE, FAILED, QUEUED, RUNNING, SKIPPED, BatchError, Bat
                          parse_shard, plan_batch)
 from .checkpoint import atomic_write_bytes
 from .engine import DEFAULT_TILE, Denoiser
+from .noise import estimate_sigma
 from .photo import Photo, PhotoError, load_photo, save_photo
 from .progress import Cancelled, NullProgress, Progress
 
@@ -81,29 +83,42 @@ class _FileProgress:
         self.parent.check_cancelled()
 
 
-def _load(item: BatchItem) -> tuple[Photo | Exception, float]:
+@dataclass
+class _Loaded:
+    """A decoded photo (or why it could not be), with its noise estimate when the strength is auto."""
+
+    photo: Photo | None
+    sigma: float | None
+    seconds: float
+    error: Exception | None = None
+
+
+def _load(item: BatchItem, estimate: bool) -> _Loaded:
+    """Decode, and estimate the noise level here too: both then overlap with the previous denoise."""
     start = time.perf_counter()
     try:
-        return load_photo(item.source), time.perf_counter() - start
+        photo = load_photo(item.source)
+        sigma = estimate_sigma(photo.pixels) if estimate else None
+        return _Loaded(photo, sigma, time.perf_counter() - start)
     except Exception as exc:  # reported per file; never fatal
-        return exc, time.perf_counter() - start
+        return _Loaded(None, None, time.perf_counter() - start, exc)
 
 
-def _decoded(items: list[BatchItem], prefetch: bool) -> Iterator[tuple[BatchItem, Photo | Exception, float]]:
-    """Yield each item with its decoded photo (or the error); with prefetch, decode one ahead on a thread."""
+def _decoded(items: list[BatchItem], prefetch: bool, estimate: bool) -> Iterator[tuple[BatchItem, _Loaded]]:
+    """Yield each item with its decoded photo; with prefetch, decode one ahead on a thread."""
     if not prefetch:
         for item in items:
-            yield (item, *_load(item))
+            yield item, _load(item, estimate)
         return
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="batch-decode")
     try:
-        nxt: Future | None = pool.submit(_load, items[0]) if items else None
+        nxt: Future | None = pool.submit(_load, items[0], estimate) if items else None
         for i, item in enumerate(items):
             assert nxt is not None
-            photo, seconds = nxt.result()
-            nxt = pool.submit(_load, items[i + 1]) if i + 1 < len(items) else None
-            yield item, photo, seconds
-            del photo  # drop our reference before the next decode lands
+            loaded = nxt.result()
+            nxt = pool.submit(_load, items[i + 1], estimate) if i + 1 < len(items) else None
+            yield item, loaded
+            del loaded  # drop our reference before the next decode lands
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 
@@ -115,8 +130,12 @@ def _reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def _process(item: BatchItem, photo: Photo, denoiser: Denoiser, opts: BatchOptions, progress: Progress) -> None:
-    out, item.sigma = denoiser.denoise_photo(photo, opts.strength, progress)
+def _process(item: BatchItem, loaded: _Loaded, denoiser: Denoiser, opts: BatchOptions, progress: Progress) -> None:
+    if loaded.error is not None:
+        raise loaded.error
+    assert loaded.photo is not None
+    sigma = opts.strength if opts.strength is not None else loaded.sigma
+    out, item.sigma = denoiser.denoise_photo(loaded.photo, sigma, progress)
     assert item.output is not None
     item.output.parent.mkdir(parents=True, exist_ok=True)
     save_photo(out, item.output, fmt=opts.fmt, quality=opts.quality, overwrite=opts.overwrite)
@@ -186,12 +205,12 @@ class _Runner:
     on_file_progress: Callable[[float], None] | None
 
     def run(self, todo: list[BatchItem]) -> None:
-        with closing(_decoded(todo, self.opts.prefetch)) as decoded:
-            for k, (item, photo, load_seconds) in enumerate(decoded):
-                self.one(k, len(todo), item, photo, load_seconds)
-                del photo
+        with closing(_decoded(todo, self.opts.prefetch, self.opts.strength is None)) as decoded:
+            for k, (item, loaded) in enumerate(decoded):
+                self.one(k, len(todo), item, loaded)
+                del loaded
 
-    def one(self, k: int, n: int, item: BatchItem, photo: Photo | Exception, load_seconds: float) -> None:
+    def one(self, k: int, n: int, item: BatchItem, loaded: _Loaded) -> None:
         self.progress.check_cancelled()
         label = f"{k + 1}/{n} {item.rel}"
         item.status = RUNNING
@@ -199,17 +218,15 @@ class _Runner:
         self.progress.report(k / n, label)
         start = time.perf_counter()
         try:
-            if isinstance(photo, Exception):
-                raise photo
             file_progress = _FileProgress(self.progress, k, n, label, self.on_file_progress)
-            _process(item, photo, self.denoiser, self.opts, file_progress)
+            _process(item, loaded, self.denoiser, self.opts, file_progress)
             item.status = DONE
         except Cancelled:
             raise
         except Exception as exc:  # one bad file never stops the job
             item.status, item.reason = FAILED, _reason(exc)
         finally:
-            item.seconds = load_seconds + time.perf_counter() - start
+            item.seconds = loaded.seconds + time.perf_counter() - start
         self.notify(item)
         self.progress.report((k + 1) / n, label)
 
