@@ -113,6 +113,8 @@ def _summary(result: Any) -> None:
         lines.append("  run the same command again to resume: finished files are skipped")
     if result.report:
         lines.append(f"  report: {result.report}")
+    if result.report_error:
+        lines.append(f"  {result.report_error}")
     print("\n".join(lines))
 
 

@@ -41,6 +41,7 @@ class BatchResult:
     cancelled: bool = False
     seconds: float = 0.0
     report: Path | None = None
+    report_error: str = ""  # the report could not be written (the photos are fine)
 
     def having(self, status: str) -> list[BatchItem]:
         return [i for i in self.items if i.status == status]
@@ -63,8 +64,8 @@ class BatchResult:
 
     @property
     def ok(self) -> bool:
-        """True only if the job ran to the end and no file failed."""
-        return not self.cancelled and not self.failed
+        """True only if the job ran to the end, no file failed and the report (if asked) was written."""
+        return not self.cancelled and not self.failed and not self.report_error
 
 
 class _FileProgress:
@@ -190,8 +191,11 @@ def run_batch(opts: BatchOptions, denoiser: Denoiser | None = None, progress: Pr
 def _finish(result: BatchResult, opts: BatchOptions, started: float) -> None:
     result.seconds = time.perf_counter() - started
     if opts.report is not None:
-        write_report(opts.report, result)
-        result.report = opts.report
+        try:
+            write_report(opts.report, result)
+            result.report = opts.report
+        except OSError as exc:  # never lose the job's outcome over its report
+            result.report_error = f"cannot write the report {opts.report}: {exc.strerror or exc}"
 
 
 @dataclass

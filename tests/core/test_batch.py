@@ -323,3 +323,13 @@ def test_no_model_load_when_nothing_to_do(tmp_path: Path) -> None:
     (tmp_path / "in" / "notes.txt").write_text("x")
     result = run_batch(options(tmp_path, "no-such-model"))
     assert result.ok and result.counts == {"done": 0, "skipped": 1, "failed": 0}
+
+
+def test_unwritable_report_does_not_lose_the_outcome(tmp_path: Path, tiny_model: str) -> None:
+    from denoiser.core.batch import run_batch
+
+    photo_folder(tmp_path / "in", 1)
+    (tmp_path / "blocker").write_text("a file where the report folder should be")
+    result = run_batch(options(tmp_path, tiny_model, report=tmp_path / "blocker" / "r.json"))
+    assert result.counts["done"] == 1 and not result.ok
+    assert "cannot write the report" in result.report_error
