@@ -376,7 +376,7 @@ def encode_png16(arr: np.ndarray) -> bytes:
     filtered[:, 1:bpp + 1] = rows[:, :bpp]
     np.subtract(rows[:, bpp:], rows[:, :-bpp], out=filtered[:, bpp + 1:])
     ihdr = struct.pack(">IIBBBBB", w, h, 16, color_type, 0, 0, 0)
-    return (PNG_SIGNATURE + png_chunk(b"IHDR", ihdr) + png_chunk(b"IDAT", zlib.compress(filtered.tobytes(), 6))
+    return (PNG_SIGNATURE + png_chunk(b"IHDR", ihdr) + png_chunk(b"IDAT", zlib.compress(filtered.tobytes(), 3))
             + png_chunk(b"IEND", b""))
 
 

@@ -22,6 +22,9 @@ log = logging.getLogger(__name__)
 
 _ROWS = 256  # rows per conversion block: keeps float temporaries small on 45+ MP photos
 _JPEG_MAX_EXIF = 65527
+# zlib level for Pillow PNG and TIFF. Measured on a 4.9 MP photo here: level 3 is ~3x faster than 6 for
+# 10-15 % larger files (PNG 8-bit 1.7 s vs 5.3 s; TIFF 16-bit 1.5 s vs 4.7 s), which matters at 45 MP.
+_ZLIB_LEVEL = 3
 
 
 def to_uint(pixels: np.ndarray, bits: int) -> np.ndarray:
@@ -91,7 +94,7 @@ def write_png(f: BinaryIO, px: np.ndarray, alpha: np.ndarray | None, exif: bytes
               icc: bytes | None, xmp: bytes | None) -> None:
     if px.dtype == np.uint8:
         buf = io.BytesIO()
-        _pillow_image(px, alpha, True).save(buf, "PNG", compress_level=6)
+        _pillow_image(px, alpha, True).save(buf, "PNG", compress_level=_ZLIB_LEVEL)
         data = buf.getvalue()
     else:
         data = _encode_png16(px, alpha)
@@ -104,6 +107,7 @@ def _encode_png16(px: np.ndarray, alpha: np.ndarray | None) -> bytes:
     arr = px[..., 0] if px.shape[2] == 1 else px[..., ::-1]  # OpenCV wants BGR(A)
     if alpha is not None:
         arr = np.dstack([arr, alpha])
+    # OpenCV's default PNG settings measured ~2x faster than an explicit zlib level 1-3, same size.
     ok, enc = cv2.imencode(".png", np.ascontiguousarray(arr))
     if not ok:
         raise OSError("OpenCV could not encode the PNG")
@@ -127,7 +131,8 @@ def write_tiff(f: BinaryIO, px: np.ndarray, alpha: np.ndarray | None, exif: byte
     tifffile.imwrite(
         f, arr, photometric="rgb" if px.shape[2] == 3 else "minisblack",
         extrasamples=(2,) if alpha is not None else None,  # 2 = unassociated alpha
-        planarconfig="contig", compression="zlib", predictor=True, rowsperstrip=64,
+        planarconfig="contig", compression="zlib", compressionargs={"level": _ZLIB_LEVEL}, predictor=True,
+        rowsperstrip=64,
         iccprofile=icc or None, extratags=extratags, software=False, metadata=None, bigtiff=False,
         **kwargs)
     if exif:
