@@ -166,8 +166,11 @@ class ControlsPanel(QWidget):
         self.slider.setValue(round(sigma * SLIDER_STEPS_PER_SIGMA))
         self.auto_check.setChecked(auto)
 
-    def set_estimated_sigma(self, sigma: float | None) -> None:
-        self.estimate_label.setText("estimated σ ≈ —" if sigma is None else f"estimated σ ≈ {sigma:.1f}")
+    def set_estimated_sigma(self, sigma: float | None, pending: bool = False) -> None:
+        if pending:
+            self.estimate_label.setText("estimating σ…")
+        else:
+            self.estimate_label.setText("estimated σ ≈ —" if sigma is None else f"estimated σ ≈ {sigma:.1f}")
 
     @Slot(bool)
     def _auto_toggled(self, auto: bool) -> None:

@@ -34,8 +34,8 @@ class Catalogue:
 class LoadedPhoto:
     photo: "Photo"
     display: DisplayImage
-    sigma: float | None  # estimated noise level, 0..255 units; None if the photo is too small to tell
     seconds: float
+    sigma: float | None = None  # estimated noise level (0..255 units), filled in by estimate() afterwards
 
 
 @dataclass
@@ -67,20 +67,25 @@ def catalogue(progress: "Progress") -> Catalogue:
 
 
 def load(path: Path, progress: "Progress") -> LoadedPhoto:
-    from denoiser.core.noise import estimate_sigma
+    """Decode and prepare the display; the noise estimate is a separate job so the photo shows sooner."""
     from denoiser.core.photo import load_photo
 
     start = time.monotonic()
     progress.report(0.0, f"Loading {Path(path).name}")
     photo = load_photo(Path(path))
     progress.check_cancelled()
-    try:
-        sigma: float | None = estimate_sigma(photo.pixels)
-    except ValueError:
-        sigma = None
-    progress.check_cancelled()
     display = make_display(photo.pixels, photo.icc)
-    return LoadedPhoto(photo, display, sigma, time.monotonic() - start)
+    return LoadedPhoto(photo, display, time.monotonic() - start)
+
+
+def estimate(photo: "Photo", progress: "Progress") -> float | None:
+    """The photo's noise level for Auto strength; None when the photo is too small to tell."""
+    from denoiser.core.noise import estimate_sigma
+
+    try:
+        return estimate_sigma(photo.pixels)
+    except ValueError:
+        return None
 
 
 class DenoiserCache:

@@ -21,6 +21,7 @@ from .workers import Job, JobRunner
 
 PREVIEW_DELAY_MS = 350  # debounce: the slider fires on every pixel of movement
 PREVIEW_MAX_PIXELS = 1024 * 1024
+STARTUP_DEFER_MS = 150  # let the window appear before torch starts loading on a worker
 IMAGE_FILTER = "Images (*.jpg *.jpeg *.png *.tif *.tiff *.webp *.bmp *.dng *.cr2 *.cr3 *.nef *.arw *.orf *.rw2 *.raf);;All files (*)"
 
 
@@ -29,6 +30,7 @@ class MainWindow(QMainWindow):
     photo_loaded = Signal(object)  # jobs.LoadedPhoto
     denoised = Signal(object)  # jobs.DenoiseResult
     preview_shown = Signal(object)  # jobs.PreviewResult
+    noise_estimated = Signal(object)  # float | None
     saved = Signal(object)  # Path
     run_cancelled = Signal()
     failed = Signal(str)  # the text the user was shown
@@ -66,7 +68,14 @@ class MainWindow(QMainWindow):
         self._connect_controls()
         self._restore_settings()
         self._update_enabled()
-        QTimer.singleShot(0, self.refresh_models)
+        self._first_show = True
+
+    def showEvent(self, event) -> None:  # noqa: ANN001 - Qt override
+        """List the models (which imports torch, on a worker) only once the window is up."""
+        super().showEvent(event)
+        if self._first_show:
+            self._first_show = False
+            QTimer.singleShot(STARTUP_DEFER_MS, self.refresh_models)
 
     # --- setup --------------------------------------------------------------------------------
     def _connect_controls(self) -> None:
@@ -163,9 +172,10 @@ class MainWindow(QMainWindow):
         self.photo, self.result = loaded, None
         p = loaded.photo
         self.compare.set_original(loaded.display)
-        self.controls.set_estimated_sigma(loaded.sigma)
+        self.controls.set_estimated_sigma(None, pending=True)
         self.controls.set_message("")
-        self.status.set_photo(p.width, p.height, p.bit_depth, p.pixels.shape[2], loaded.sigma)
+        self.status.set_photo(p.width, p.height, p.bit_depth, p.pixels.shape[2], None)
+        self._start_estimate(loaded)
         self.status.message(f"Opened {p.source.name if p.source else 'photo'} in {loaded.seconds:.1f} s")
         if p.source is not None:
             self.settings.add_recent(p.source)
@@ -174,6 +184,20 @@ class MainWindow(QMainWindow):
             self.setWindowTitle(f"{p.source.name} — Photo Denoiser")
         self._update_enabled()
         self.photo_loaded.emit(loaded)
+
+    def _start_estimate(self, loaded: jobs.LoadedPhoto) -> None:
+        job = Job(jobs.estimate, loaded.photo, name="estimate")
+        job.signals.result.connect(lambda sigma, lp=loaded: self._on_estimate(lp, sigma))
+        job.signals.error.connect(lambda exc: self.report_error("Cannot estimate the noise level", exc))
+        self.io.start(job)
+
+    def _on_estimate(self, loaded: jobs.LoadedPhoto, sigma: float | None) -> None:
+        loaded.sigma = sigma
+        if loaded is self.photo:
+            self.controls.set_estimated_sigma(sigma)
+            p = loaded.photo
+            self.status.set_photo(p.width, p.height, p.bit_depth, p.pixels.shape[2], sigma)
+            self.noise_estimated.emit(sigma)
 
     def _on_load_failed(self, path: Path, exc: BaseException) -> None:
         if not path.exists() and str(path.resolve()) in self.settings.recent_files():
@@ -221,8 +245,10 @@ class MainWindow(QMainWindow):
         self.preview_timer.stop()
         if self._preview_job is not None:
             self._preview_job.cancel()
-        job = Job(jobs.denoise, self.cache, self.photo.photo, model, self.controls.device(), self.controls.sigma(),
-                  name="denoise")
+        sigma = self.controls.sigma()
+        if sigma is None:  # Auto: reuse the estimate if it is ready, else the core estimates
+            sigma = self.photo.sigma
+        job = Job(jobs.denoise, self.cache, self.photo.photo, model, self.controls.device(), sigma, name="denoise")
         source = self.photo
         job.signals.progress.connect(self.controls.set_progress)
         job.signals.result.connect(lambda r, src=source: self._on_denoised(r, src))

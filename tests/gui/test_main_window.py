@@ -49,10 +49,14 @@ def test_file_open_menu_loads_in_a_worker(qtbot, window, tmp_path: Path, monkeyp
     with qtbot.waitSignal(window.photo_loaded, timeout=LONG) as blocker:
         window.acts.open.trigger()
     loaded = blocker.args[0]
+    assert "estimating" in window.controls.estimate_label.text()  # shown before the estimate is ready
+    qtbot.waitUntil(lambda: loaded.sigma is not None, timeout=LONG)  # then the estimate job fills it in
     assert loaded.photo.source == photo_path
     assert (loaded.photo.width, loaded.photo.height) == (128, 96)
     assert loaded.sigma is not None and loaded.sigma > 5  # the photo carries sigma-20 noise
     assert window.compare.original.size.width() == 128
+    assert f"{loaded.sigma:.1f}" in window.controls.estimate_label.text()
+    assert f"{loaded.sigma:.1f}" in window.status.noise.text()
     assert "128 × 96" in window.status.size.text() and "8-bit" in window.status.size.text()
     assert str(photo_path.resolve()) in window.settings.recent_files()
     assert [a.text() for a in window.acts.recent_menu.actions()][0] == photo_path.name
@@ -99,6 +103,7 @@ def test_manual_strength_is_passed_to_the_core(qtbot, window, photo_path: Path) 
     window.controls.set_strength(False, 12.5)
     assert run_denoise(qtbot, window).sigma == 12.5
     window.controls.set_strength(True, 12.5)
+    qtbot.waitUntil(lambda: window.photo.sigma is not None, timeout=LONG)
     auto = run_denoise(qtbot, window).sigma
     assert auto != 12.5 and auto == pytest.approx(window.photo.sigma, rel=1e-6)
 
