@@ -53,7 +53,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--shard", metavar="K/N", help="process only the K-th of N disjoint slices (1-based)")
     p.add_argument("--report", type=Path, metavar="FILE", help="write a per-file report (.json or .csv)")
     add_model_options(p)
-    p.add_argument("--allow-inside", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--allow-inside", action="store_true",
+                   help="allow OUT_DIR inside IN_DIR (an output is still never written over an input)")
     p.set_defaults(func=run)
 
 

@@ -124,8 +124,10 @@ def _decoded(items: list[BatchItem], prefetch: bool, estimate: bool) -> Iterator
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _reason(exc: BaseException) -> str:
+def _reason(exc: BaseException, source: Path) -> str:
+    """One line; the file's own path is dropped (the report's first column already names it)."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    text = text.removeprefix(f"{source}: ")
     if isinstance(exc, (PhotoError, BatchError)):
         return text or type(exc).__name__
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
@@ -228,7 +230,7 @@ class _Runner:
         except Cancelled:
             raise
         except Exception as exc:  # one bad file never stops the job
-            item.status, item.reason = FAILED, _reason(exc)
+            item.status, item.reason = FAILED, _reason(exc, item.source)
         finally:
             item.seconds = loaded.seconds + time.perf_counter() - start
         self.notify(item)

@@ -93,7 +93,12 @@ class BatchItem:
         return {"file": str(self.rel), "status": self.status, "reason": self.reason,
                 "seconds": round(self.seconds, 3),
                 "estimated_noise": None if self.sigma is None else round(self.sigma, 2),
-                "output": "" if self.output is None else str(self.output)}
+                "output": str(self.output) if self.output is not None and self.output_written else ""}
+
+    @property
+    def output_written(self) -> bool:
+        """The output exists because of this job or an earlier one."""
+        return self.status == DONE or (self.status == SKIPPED and self.reason == "output exists")
 
 
 @dataclass

@@ -127,6 +127,7 @@ def test_mixed_folder(mixed: Path, tmp_path: Path, tiny_model: str, capsys: pyte
         assert rows[name]["status"] == "done" and rows[name]["estimated_noise"] > 0
     for name, words in BAD.items():
         assert rows[name]["status"] == "failed" and words in rows[name]["reason"], rows[name]
+        assert not rows[name]["reason"].startswith(str(mixed)) and rows[name]["output"] == ""
     for name, reason in UNSUPPORTED.items():
         assert (rows[name]["status"], rows[name]["reason"]) == ("skipped", reason)
     printed = capsys.readouterr().out
@@ -201,6 +202,18 @@ def test_usage_errors_exit_2(tmp_path: Path, args: list[str], words: str, capsys
     assert run_cli(*argv) == 2
     assert words in capsys.readouterr().err
     assert sorted(p.name for p in folder.iterdir()) == ["x.png"]
+
+
+def test_allow_inside_writes_into_a_subfolder_and_never_rediscovers_it(tmp_path: Path, tiny_model: str) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    Image.fromarray(noisy(24, 32, 0)).save(folder / "x.png")
+    args = [str(folder), "-o", str(folder / "clean"), "-r", "--model", tiny_model, "--device", "cpu"]
+    assert run_cli(*args, "--allow-inside") == 0
+    assert (folder / "clean" / "x-denoised.png").is_file()
+    assert run_cli(*args, "--allow-inside", "--report", str(tmp_path / "r.json")) == 0
+    files = [r["file"] for r in json.loads((tmp_path / "r.json").read_text())["files"]]
+    assert files == ["x.png"]  # the outputs inside the input are not taken as new inputs
 
 
 def test_bad_quality_is_a_usage_error(tmp_path: Path) -> None:
