@@ -86,3 +86,25 @@ def test_options_follow_the_widgets(dialog: BatchDialog) -> None:
 
 def test_format_eta() -> None:
     assert format_eta(75) == "1:15" and format_eta(3725) == "1:02:05"
+
+
+def test_cancel_stops_and_says_so(qtbot, data_dir: Path, tiny_model_file: Path, tmp_path: Path) -> None:  # noqa: ANN001
+    folder = tmp_path / "many"
+    folder.mkdir()
+    rng = np.random.default_rng(1)
+    for k in range(40):
+        Image.fromarray(np.clip(120 + rng.normal(0, 20, (64, 64, 3)), 0, 255).astype(np.uint8)).save(
+            folder / f"p{k:02d}.png")
+    dlg = BatchDialog(None, str(tiny_model_file), "cpu", folder)
+    qtbot.addWidget(dlg)
+    dlg.show()
+    with qtbot.waitSignal(dlg.batch_finished, timeout=120_000) as blocker:
+        dlg.start_btn.click()
+        dlg.worker.file_status.connect(lambda row, item: item.status == "done" and dlg.cancel())
+    result = blocker.args[0]
+    assert result.cancelled and 1 <= result.counts["done"] < 40
+    assert dlg.summary.text().startswith("Stopped") and "resume" in dlg.summary.text()
+    statuses = {dlg.table.item(r, 1).text() for r in range(dlg.table.rowCount())}
+    assert statuses == {"done", "skipped"}
+    written = sorted(p.name for p in (tmp_path / "many-denoised").iterdir())
+    assert len(written) == result.counts["done"] and all(not n.startswith(".") for n in written)
