@@ -216,7 +216,7 @@ class BatchDialog(QDialog):
 
     def options(self) -> Any:
         """The BatchOptions the widgets describe (validated by the core when the job starts)."""
-        from denoiser.core.batch import BatchOptions
+        from denoiser.core.batch_plan import BatchOptions  # no torch on the GUI thread
 
         return BatchOptions(
             input_dir=Path(self.input_edit.text().strip()), output_dir=Path(self.output_edit.text().strip()),
