@@ -117,6 +117,7 @@ class Trainer:
             raise ValueError(f"no images found in {', '.join(map(str, data))}")
         self.train_files, self.val_files = split_validation(files, cfg.val_fraction, cfg.val_max)
         self.data = [str(d) for d in data]
+        torch.manual_seed(cfg.seed)  # reproducible initial weights
         self.model = build_model(cfg.model)
         self.init_weights = str(init_weights) if init_weights else None
         if init_weights:

@@ -1,0 +1,47 @@
+"""Shared fixtures: tiny seeded models, isolated user data, offscreen Qt."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+TINY = dict(widths=(8, 16), enc_blocks=(1,), dec_blocks=(1,), mid_blocks=1)
+
+
+def make_tiny_model(seed: int = 0):
+    import torch
+    from denoiser.core.model import ModelConfig, build_model
+
+    torch.manual_seed(seed)
+    model = build_model(ModelConfig(**TINY))
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0, 0.05)
+    return model.eval()
+
+
+@pytest.fixture(autouse=True)
+def isolated_user_data(tmp_path_factory, monkeypatch):
+    """Never touch the real user data folder from a test."""
+    data = tmp_path_factory.mktemp("userdata")
+    monkeypatch.setenv("DENOISER_DATA_DIR", str(data))
+    return data
+
+
+@pytest.fixture
+def tiny_model_file(tmp_path) -> Path:
+    from denoiser.core.checkpoint import ModelCard, save_model
+
+    model = make_tiny_model()
+    path = tmp_path / "tiny.safetensors"
+    save_model(path, model, ModelCard(name="tiny", config=model.config), half=False)
+    return path
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(1234)

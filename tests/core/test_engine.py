@@ -1,0 +1,97 @@
+import numpy as np
+import pytest
+import torch
+
+from denoiser.core.engine import Denoiser, receptive_radius, resolve_device
+from denoiser.core.progress import CancelToken, Cancelled
+from denoiser.core.tiling import plan_tiles
+from tests.conftest import make_tiny_model
+
+
+def test_plan_covers_image_aligned():
+    plan = plan_tiles(400, 1008, tile=256, overlap=64, multiple=16)
+    cover = np.zeros((400, 1008), int)
+    for t in plan:
+        assert t.y0 % 16 == 0 and t.x0 % 16 == 0
+        cover[t.y0:t.y1, t.x0:t.x1] += 1
+    assert cover.min() >= 1
+
+
+def test_tiled_equals_untiled(rng):
+    model = make_tiny_model()
+    radius = receptive_radius(model.config)
+    overlap = -(-4 * radius // 4) * 4  # >= 4x the receptive radius, aligned
+    img = rng.random((300, 517, 3), dtype=np.float32)
+    whole = Denoiser(model, "cpu", tile=1024).denoise(img, 20.0)
+    tiled_engine = Denoiser(model, "cpu", tile=256, overlap=overlap)
+    assert len(plan_tiles(300, 520, 256, overlap, 4)) > 4
+    tiled = tiled_engine.denoise(img, 20.0)
+    assert np.abs(tiled - whole).max() < 1e-5
+
+
+def test_seam_error_shrinks_with_overlap(rng):
+    """Blending: the deviation from the untiled result falls steadily as the overlap grows."""
+    model = make_tiny_model()
+    img = rng.random((300, 517, 3), dtype=np.float32)
+    whole = Denoiser(model, "cpu", tile=1024).denoise(img, 20.0)
+    errs = [np.abs(Denoiser(model, "cpu", tile=256, overlap=ov).denoise(img, 20.0) - whole).max()
+            for ov in (16, 48, 96)]
+    assert errs[0] > errs[1] > errs[2] and errs[2] < 1e-5
+
+
+def test_grey_stays_grey_and_shape_kept(rng):
+    img = rng.random((40, 50, 1), dtype=np.float32)
+    out = Denoiser(make_tiny_model(), "cpu").denoise(img, 10.0)
+    assert out.shape == (40, 50, 1) and out.dtype == np.float32 and 0 <= out.min() and out.max() <= 1
+
+
+def test_auto_strength_uses_estimate(rng):
+    img = np.clip(0.5 + rng.normal(0, 20 / 255, (96, 96, 3)), 0, 1).astype(np.float32)
+    engine = Denoiser(make_tiny_model(), "cpu")
+    assert np.allclose(engine.denoise(img, None), engine.denoise(img, engine_estimate(img)))
+
+
+def engine_estimate(img):
+    from denoiser.core.noise import estimate_sigma
+    return estimate_sigma(img)
+
+
+class CountingCancel(CancelToken):
+    def __init__(self, after: int):
+        super().__init__()
+        self.after, self.reports = after, 0
+
+    def report(self, fraction, message=""):
+        self.reports += 1
+        if self.reports == self.after:
+            self.cancel()
+
+
+def test_cancel_stops_within_one_tile(rng):
+    img = rng.random((512, 512, 3), dtype=np.float32)
+    engine = Denoiser(make_tiny_model(), "cpu", tile=256, overlap=32)
+    calls = []
+    original = engine._forward
+    engine._forward = lambda x, s: calls.append(1) or original(x, s)
+    token = CountingCancel(after=2)
+    with pytest.raises(Cancelled):
+        engine.denoise(img, 10.0, token)
+    assert len(calls) == 2  # the third tile never started
+
+
+def test_bad_inputs():
+    engine = Denoiser(make_tiny_model(), "cpu")
+    with pytest.raises(ValueError, match="strength"):
+        engine.denoise(np.zeros((32, 32, 3), np.float32), 300.0)
+    with pytest.raises(ValueError, match="HxWx"):
+        engine.denoise(np.zeros((32, 32), np.float32), 10.0)
+    with pytest.raises(ValueError):
+        Denoiser(make_tiny_model(), "cpu", tile=100)
+
+
+def test_missing_cuda_is_a_clear_error():
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(ValueError, match="not available"):
+        resolve_device("cuda:0")
+    assert resolve_device("auto").type in ("cpu", "mps")

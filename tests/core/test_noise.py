@@ -1,0 +1,68 @@
+import numpy as np
+import pytest
+import torch
+
+from denoiser.core import noise
+from denoiser.core.noise import NoiseConfig, estimate_sigma, synthesize
+
+
+def flat(n=4, side=256, value=0.5):
+    return torch.full((n, 3, side, side), value)
+
+
+def test_gaussian_std_within_2_percent():
+    gen = torch.Generator().manual_seed(0)
+    out = noise.gaussian(flat(), torch.full((4,), 25.0), gen)
+    std = (out - 0.5).flatten(1).std(dim=1) * 255
+    assert torch.all((std / 25 - 1).abs() < 0.02)
+
+
+def test_correlated_noise_has_requested_std_and_correlation():
+    gen = torch.Generator().manual_seed(1)
+    out = noise.correlated(flat(2), torch.tensor([20.0, 20.0]), torch.tensor([1.0, 1.0]),
+                           torch.tensor([0.5, 0.5]), gen)
+    n = (out - 0.5) * 255
+    assert torch.allclose(n.flatten(1).std(dim=1), torch.tensor([20.0, 20.0]), rtol=0.02)
+    horiz = torch.corrcoef(torch.stack([n[0, 0, :, :-1].flatten(), n[0, 0, :, 1:].flatten()]))[0, 1]
+    chan = torch.corrcoef(torch.stack([n[0, 0].flatten(), n[0, 1].flatten()]))[0, 1]
+    assert horiz > 0.3 and chan > 0.2  # spatially and channel-correlated, unlike i.i.d. noise
+
+
+def test_poisson_noise_grows_with_brightness():
+    gen = torch.Generator().manual_seed(2)
+    shot, read = torch.tensor([0.01]), torch.tensor([0.0])
+    lin = lambda v: noise.srgb_to_linear(torch.tensor(v)).item()  # noqa: E731
+    dark = noise.srgb_to_linear(noise.poisson_gaussian(flat(1, value=0.1), shot, read, gen)) - lin(0.1)
+    bright = noise.srgb_to_linear(noise.poisson_gaussian(flat(1, value=0.9), shot, read, gen)) - lin(0.9)
+    # shot noise: variance proportional to the linear signal (std ratio ~ sqrt(0.787 / 0.010) = 8.9)
+    assert 6 < bright.std() / dark.std() < 12
+
+
+def test_synthesize_reports_the_level_it_added():
+    gen = torch.Generator().manual_seed(3)
+    clean = torch.rand(8, 3, 64, 64)
+    noisy, level = synthesize(clean, NoiseConfig(p_jpeg=0.5), gen)
+    assert level.shape == (8,)
+    assert torch.allclose(level, ((noisy - clean).flatten(1).std(dim=1) * 255), atol=1e-3)
+    assert level.std() > 5  # the mixture spans many levels, not one
+
+
+@pytest.mark.parametrize("sigma", [5, 15, 30, 50])
+def test_estimate_sigma_on_smooth_image(sigma):
+    rng = np.random.default_rng(sigma)
+    yy, xx = np.mgrid[0:200, 0:240] / 240.0
+    clean = np.stack([0.3 + 0.4 * xx, 0.5 + 0.2 * np.sin(6 * yy), 0.6 - 0.3 * yy], axis=2).astype(np.float32)
+    noisy = clean + rng.normal(0, sigma / 255, clean.shape).astype(np.float32)
+    assert abs(estimate_sigma(noisy) / sigma - 1) < 0.10
+
+
+def test_estimate_sigma_rejects_tiny_images():
+    with pytest.raises(ValueError, match="too small"):
+        estimate_sigma(np.zeros((5, 5, 3), np.float32))
+
+
+def test_noise_config_validation():
+    with pytest.raises(ValueError):
+        NoiseConfig(sigma_min=10, sigma_max=5)
+    with pytest.raises(ValueError):
+        NoiseConfig(p_gaussian=0, p_poisson=0, p_correlated=0)

@@ -1,0 +1,73 @@
+import numpy as np
+import pytest
+import torch
+import cv2
+
+from denoiser.core.checkpoint import load_model
+from denoiser.core.model import ModelConfig
+from denoiser.core.noise import NoiseConfig
+from denoiser.core.progress import CancelToken, Cancelled
+from denoiser.core.training import TrainConfig, Trainer
+from tests.conftest import TINY
+
+
+def tiny_config(**kw) -> TrainConfig:
+    base = dict(model=ModelConfig(**TINY), batch_size=2, patch=32, minutes=0, max_steps=2, threads=1,
+                val_fraction=0.25, val_max=1, val_crop=32, val_every=1, warmup_steps=1, pool_size=8)
+    return TrainConfig(**(base | kw))
+
+
+@pytest.fixture
+def photo_folder(tmp_path, rng):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i in range(4):
+        img = (rng.random((80, 96, 3)) * 255).astype(np.uint8)
+        cv2.imwrite(str(folder / f"img{i}.png"), cv2.GaussianBlur(img, (5, 5), 2))
+    (folder / "broken.png").write_bytes(b"not an image at all")
+    return folder
+
+
+def test_two_step_run_makes_a_loadable_model(photo_folder, tmp_path):
+    out = tmp_path / "run"
+    result = Trainer(tiny_config(), [photo_folder], out, device="cpu", name="t").train()
+    assert result["steps"] == 2
+    model, card = load_model(out / "t.safetensors")
+    assert card.training["steps"] == 2 and card.config == ModelConfig(**TINY)
+    assert any("broken.png" in k for k in result["skipped"])  # unreadable image skipped, listed
+
+
+def test_resume_continues_the_same_run_exactly(photo_folder, tmp_path):
+    straight = Trainer(tiny_config(max_steps=4), [photo_folder], tmp_path / "a", device="cpu")
+    straight.train()
+
+    class StopAfter(CancelToken):
+        def report(self, fraction, message=""):
+            if "step 2 " in message:
+                self.cancel()
+
+    first = Trainer(tiny_config(max_steps=4), [photo_folder], tmp_path / "b", device="cpu")
+    with pytest.raises(Cancelled):
+        first.train(progress=StopAfter())
+    assert first.step == 2
+    resumed = Trainer(tiny_config(max_steps=4), [photo_folder], tmp_path / "b", device="cpu")
+    resumed.train(resume=True)
+    assert resumed.step == 4
+    for k, v in straight.model.state_dict().items():
+        assert torch.allclose(v, resumed.model.state_dict()[k], atol=1e-6), k
+
+
+def test_config_round_trip_and_validation():
+    cfg = tiny_config()
+    assert TrainConfig.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(ValueError):
+        TrainConfig.from_dict(cfg.to_dict() | {"bogus": 1})
+    with pytest.raises(ValueError, match="multiples"):
+        tiny_config(patch=30)
+
+
+def test_empty_folder_is_a_clear_error(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ValueError, match="no images"):
+        Trainer(tiny_config(), [empty], tmp_path / "run", device="cpu")
