@@ -67,13 +67,15 @@ class _Bars(CancelToken):
         self.files = tqdm(total=total_files, desc="files", unit="file", position=0, file=sys.stderr,
                           dynamic_ncols=True, disable=None)
         self.photo = tqdm(total=100, desc="photo", unit="%", position=1, leave=False, file=sys.stderr,
-                          bar_format="{l_bar}{bar}| {n:.0f}% {postfix}", dynamic_ncols=True, disable=None)
+                          bar_format="{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}]",
+                          dynamic_ncols=True, disable=None)
 
     def on_file(self, index: int, total: int, item: Any) -> None:
         if item.status == "running":
             self.current = index
             self.photo.reset(total=100)
-            self.photo.set_postfix_str(str(item.rel), refresh=True)
+            name = str(item.rel)
+            self.photo.set_description_str(name if len(name) <= 40 else "…" + name[-39:], refresh=True)
         elif index == self.current and item.status in ("done", "failed"):
             self.files.update(1)
             if item.status == "failed":
