@@ -35,24 +35,28 @@ def make_photo(megapixels: float, seed: int = 0, folder: Path | None = None) -> 
 
 
 def model_env(model: Path | None) -> str:
-    """Point DENOISER_DATA_DIR at a temp folder holding the model; returns the model's name."""
-    data = Path(tempfile.mkdtemp(prefix="gui-bench-"))
-    os.environ["DENOISER_DATA_DIR"] = str(data)
+    """Isolated data folder; without a shipped default model, a temporary resources folder holding the
+    given (or latest training run's) model as `default`, so the window looks as it will when shipped."""
+    os.environ["DENOISER_DATA_DIR"] = tempfile.mkdtemp(prefix="gui-bench-data-")
     shipped = REPO / "resources" / "models" / "default.safetensors"
-    src = model or (shipped if shipped.is_file() else FALLBACK_MODEL)
+    if model is None and shipped.is_file():
+        return "default"
+    src = model or FALLBACK_MODEL
     if not src.is_file():
         raise SystemExit(f"no model: pass --model PATH (tried {shipped} and {FALLBACK_MODEL})")
-    if src != shipped:
-        (data / "models").mkdir()
-        for f in (src, src.with_suffix(".json")):
-            if f.is_file():
-                shutil.copy(f, data / "models" / f"bench{f.suffix}")
-        return "bench"
+    res = Path(tempfile.mkdtemp(prefix="gui-bench-res-"))
+    (res / "models").mkdir()
+    (res / "icons").symlink_to(REPO / "resources" / "icons")
+    for f in (src, src.with_suffix(".json")):
+        if f.is_file():
+            shutil.copy(f, res / "models" / f"default{f.suffix}")
+    os.environ["DENOISER_RESOURCES"] = str(res)
     return "default"
 
 
 def make_window(threads: int):  # noqa: ANN201 - (QApplication, MainWindow)
-    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     import torch
     from PySide6.QtCore import QSettings
 

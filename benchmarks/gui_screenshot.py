@@ -11,6 +11,8 @@ import os
 import sys
 from pathlib import Path
 
+from PySide6.QtCore import QPointF
+
 from gui_common import KODAK, REPO, make_window, model_env, pump, wait_for
 
 
@@ -29,7 +31,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--image", default="kodim23.png")
     ap.add_argument("--sigma", type=float, default=25.0)
-    ap.add_argument("--zoom", type=float, default=1.0)
+    ap.add_argument("--zoom", type=float, default=2.0)
+    ap.add_argument("--center", type=float, nargs=2, default=(500.0, 250.0), help="image point in the middle")
     ap.add_argument("--mode", default="side", choices=["side", "split", "difference"])
     ap.add_argument("--model", type=Path)
     ap.add_argument("--out", type=Path, default=REPO / "docs" / "screenshot.png")
@@ -49,6 +52,7 @@ def main() -> None:
     wait_for(app, window.noise_estimated)
     window.compare.set_mode(args.mode)
     window.compare.state.set_zoom(args.zoom)
+    window.compare.state.set_center(QPointF(*args.center))
     window.denoise()
     wait_for(app, window.denoised)
     pump(app, 1.5)
