@@ -2,10 +2,9 @@
 work runs in jobs (gui/jobs.py -> denoiser.core) on worker threads; this file only reacts to results."""
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
-from PySide6.QtCore import QRect, QSettings, Qt, QTimer, Signal, Slot
+from PySide6.QtCore import QSettings, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QDockWidget, QFileDialog, QMainWindow, QMessageBox
 
@@ -15,12 +14,11 @@ from .compare_view import CompareView
 from .controls import ControlsPanel
 from .dialog_launcher import DialogLauncher
 from .errors import describe, show_error
+from .preview import Previewer
 from .settings import AppSettings
 from .status import StatusLine
 from .workers import Job, JobRunner
 
-PREVIEW_DELAY_MS = 350  # debounce: the slider fires on every pixel of movement
-PREVIEW_MAX_PIXELS = 1024 * 1024
 STARTUP_DEFER_MS = 150  # let the window appear before torch starts loading on a worker
 IMAGE_FILTER = "Images (*.jpg *.jpeg *.png *.tif *.tiff *.webp *.bmp *.dng *.cr2 *.cr3 *.nef *.arw *.orf *.rw2 *.raf);;All files (*)"
 
@@ -53,7 +51,8 @@ class MainWindow(QMainWindow):
         self.acts.build_menus(self)
         self.addToolBar(self.acts.build_toolbar(self))
         self.status = StatusLine(self.statusBar())
-        self.io, self.compute = JobRunner(self), JobRunner(self)
+        # three lanes, so a slow noise estimate never delays opening the next photo or saving
+        self.io, self.compute, self.analysis = JobRunner(self), JobRunner(self), JobRunner(self)
         self.cache = jobs.DenoiserCache()
         self.dialogs = DialogLauncher(self)
         self.catalogue: jobs.Catalogue | None = None
@@ -61,10 +60,8 @@ class MainWindow(QMainWindow):
         self.result: jobs.DenoiseResult | None = None
         self._load_job: Job | None = None
         self._run_job: Job | None = None
-        self._preview_job: Job | None = None
         self._denoise_when_ready = False
-        self.preview_timer = QTimer(self, singleShot=True, interval=PREVIEW_DELAY_MS)
-        self.preview_timer.timeout.connect(self.start_preview)
+        self.previewer = Previewer(self)
         self._connect_controls()
         self._restore_settings()
         self._update_enabled()
@@ -135,7 +132,7 @@ class MainWindow(QMainWindow):
     @Slot(str)
     def _model_changed(self, name: str) -> None:
         self.settings.model = name
-        self._schedule_preview()
+        self.previewer.schedule()
 
     @Slot(str)
     def _device_changed(self, device: str) -> None:
@@ -189,7 +186,7 @@ class MainWindow(QMainWindow):
         job = Job(jobs.estimate, loaded.photo, name="estimate")
         job.signals.result.connect(lambda sigma, lp=loaded: self._on_estimate(lp, sigma))
         job.signals.error.connect(lambda exc: self.report_error("Cannot estimate the noise level", exc))
-        self.io.start(job)
+        self.analysis.start(job)
 
     def _on_estimate(self, loaded: jobs.LoadedPhoto, sigma: float | None) -> None:
         loaded.sigma = sigma
@@ -232,7 +229,7 @@ class MainWindow(QMainWindow):
     # --- denoising ----------------------------------------------------------------------------
     @Slot()
     def denoise(self) -> None:
-        if self.photo is None or (self._run_job is not None and not self._run_job.done):
+        if self.photo is None or self.running():
             return
         if self.catalogue is None:
             self._denoise_when_ready = True
@@ -242,9 +239,7 @@ class MainWindow(QMainWindow):
         if not model:
             self.report_error("No model", "No denoising model is installed or selected.")
             return
-        self.preview_timer.stop()
-        if self._preview_job is not None:
-            self._preview_job.cancel()
+        self.previewer.stop()
         sigma = self.controls.sigma()
         if sigma is None:  # Auto: reuse the estimate if it is ready, else the core estimates
             sigma = self.photo.sigma
@@ -273,9 +268,13 @@ class MainWindow(QMainWindow):
         self._update_enabled()
         self.denoised.emit(result)
 
+    def running(self) -> bool:
+        """A full denoising run is in progress."""
+        return self._run_job is not None and not self._run_job.done
+
     @Slot()
     def cancel(self) -> None:
-        for job in (self._run_job, self._preview_job, self._load_job):
+        for job in (self._run_job, self.previewer.job, self._load_job):
             if job is not None and not job.done:
                 job.cancel()
 
@@ -295,49 +294,7 @@ class MainWindow(QMainWindow):
     def _strength_changed(self) -> None:
         self.settings.strength_auto = self.controls.sigma() is None
         self.settings.strength_sigma = self.controls.manual_sigma()
-        self._schedule_preview()
-
-    def _schedule_preview(self) -> None:
-        if self.photo is not None and self.catalogue is not None and self.controls.model_name():
-            self.preview_timer.start()
-
-    def preview_rect(self) -> QRect:
-        """The visible region, shrunk about its centre to at most PREVIEW_MAX_PIXELS."""
-        r = self.compare.visible_image_rect()
-        area = r.width() * r.height()
-        if area > PREVIEW_MAX_PIXELS:
-            k = math.sqrt(PREVIEW_MAX_PIXELS / area)
-            w, h = max(1, int(r.width() * k)), max(1, int(r.height() * k))
-            r = QRect(r.center().x() - w // 2, r.center().y() - h // 2, w, h)
-        return r
-
-    @Slot()
-    def start_preview(self) -> None:
-        if self.photo is None or (self._run_job is not None and not self._run_job.done):
-            return
-        rect = self.preview_rect()
-        if rect.isEmpty():
-            return
-        if self._preview_job is not None:
-            self._preview_job.cancel()
-        sigma = self.controls.sigma()
-        sigma = sigma if sigma is not None else self.photo.sigma
-        job = Job(jobs.preview, self.cache, self.photo.photo, rect, self.controls.model_name(),
-                  self.controls.device(), sigma, name="preview")
-        source = self.photo
-        job.signals.result.connect(lambda r, src=source: self._on_preview(r, src))
-        job.signals.error.connect(lambda exc: self.report_error("Preview failed", exc))
-        self._preview_job = job
-        self.controls.set_message("Previewing the visible region…")
-        self.compute.start(job)
-
-    def _on_preview(self, result: jobs.PreviewResult, source: jobs.LoadedPhoto) -> None:
-        if source is not self.photo:
-            return
-        self.compare.set_preview(result.patch, result.difference)
-        self.controls.set_message(f"Preview at σ {result.sigma:.1f} ({result.seconds:.1f} s). "
-                                  "Denoise to apply it to the whole photo.")
-        self.preview_shown.emit(result)
+        self.previewer.schedule()
 
     # --- saving -------------------------------------------------------------------------------
     @Slot()
@@ -393,9 +350,10 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:
         self.settings.save_window(self.saveGeometry(), self.saveState())
         self.settings.sync()
-        self.preview_timer.stop()
+        self.previewer.stop()
         self.io.cancel_all()
         self.compute.cancel_all()
         self.compute.wait(30_000)  # cancel is honoured between tiles
         self.io.wait(30_000)
+        self.analysis.wait(30_000)
         super().closeEvent(event)

@@ -56,21 +56,24 @@ class Job(QRunnable):
 
     def run(self) -> None:
         self.started_at = time.monotonic()
+        outcome, payload = "result", None
         try:
-            result = self.fn(*self.args, progress=self.token, **self.kwargs)
+            payload = self.fn(*self.args, progress=self.token, **self.kwargs)
         except Cancelled:
-            self.signals.cancelled.emit()
+            outcome = "cancelled"
         except Exception as exc:  # noqa: BLE001 - every error goes to the one handler, none is swallowed
             log.debug("job %s failed:\n%s", self.name, traceback.format_exc())
-            self.signals.error.emit(exc)
+            outcome, payload = "error", exc
+        if outcome == "result" and self.token.cancelled:
+            outcome = "cancelled"  # cancelled after the last check: the result is stale
+        self.done = True  # before the signals: a slot may look at it
+        if outcome == "result":
+            self.signals.result.emit(payload)
+        elif outcome == "error":
+            self.signals.error.emit(payload)
         else:
-            if self.token.cancelled:
-                self.signals.cancelled.emit()
-            else:
-                self.signals.result.emit(result)
-        finally:
-            self.done = True
-            self.signals.finished.emit()
+            self.signals.cancelled.emit()
+        self.signals.finished.emit()
 
 
 class JobRunner(QObject):
