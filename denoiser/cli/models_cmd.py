@@ -1,0 +1,80 @@
+"""`denoiser models [list|rename|delete|export|import|reset]`: see and manage installed models."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("models", help="list and manage models (no verb: list)",
+                       description="List installed models, or rename/delete/export/import your own. "
+                                   "The shipped default can be exported but never renamed or deleted.")
+    verbs = p.add_subparsers(dest="verb", metavar="VERB")
+    ls = verbs.add_parser("list", help="list models (the default)")
+    ls.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    rn = verbs.add_parser("rename", help="rename one of your models")
+    rn.add_argument("old")
+    rn.add_argument("new")
+    dl = verbs.add_parser("delete", help="delete one of your models (and its fine-tuning run)")
+    dl.add_argument("name")
+    ex = verbs.add_parser("export", help="copy a model file (.safetensors, card embedded) elsewhere")
+    ex.add_argument("name")
+    ex.add_argument("dest", type=Path, help="target file or folder")
+    ex.add_argument("--overwrite", action="store_true")
+    im = verbs.add_parser("import", help="validate and add a model file")
+    im.add_argument("file", type=Path)
+    im.add_argument("--name", help="name to give it (default: the file name)")
+    verbs.add_parser("reset", help="check the shipped default and make it the model to use")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from denoiser.core import model_store as store
+    from denoiser.core.checkpoint import ModelFileError
+
+    verb = args.verb or "list"
+    try:
+        if verb == "list":
+            return _list(getattr(args, "json", False))
+        if verb == "rename":
+            entry = store.rename(args.old, args.new)
+            print(f"renamed {args.old!r} to {entry.name!r}")
+        elif verb == "delete":
+            store.delete(args.name)
+            print(f"deleted {args.name!r}")
+        elif verb == "export":
+            print(f"exported to {store.export(args.name, args.dest, args.overwrite)}")
+        elif verb == "import":
+            entry = store.import_model(args.file, args.name)
+            print(f"imported {entry.name!r} ({entry.path})")
+        elif verb == "reset":
+            entry = store.reset_to_default()
+            print(f"the shipped default {entry.name!r} is intact and is used whenever no model is chosen "
+                  f"({entry.path}); your own models were left untouched")
+    except (store.ModelStoreError, ModelFileError, OSError) as exc:
+        print(f"denoiser models {verb}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _list(as_json: bool) -> int:
+    from denoiser.core.model_store import describe
+    from denoiser.core.registry import list_models
+
+    rows = [describe(e) for e in list_models()]
+    if as_json:
+        print(json.dumps(rows, indent=2, default=str))
+        return 0
+    if not rows:
+        print("no models installed", file=sys.stderr)
+        return 1
+    width = max(len(r["name"]) for r in rows)
+    for r in rows:
+        metric = r["metrics"].get("val_after")
+        extra = f", val {r['metrics'].get('validation')}: {metric:.2f} dB" if isinstance(metric, float) else ""
+        print(f"{r['name']:<{width}}  {r['architecture']}, {r['parameters'] / 1e6:.2f} M params  "
+              f"[{r['origin']}{extra}]")
+    return 0

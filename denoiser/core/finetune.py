@@ -1,0 +1,422 @@
+"""Fine-tune a model on the user's own folder: clean photos (synthetic noise) or noisy photos only.
+
+Reuses core.training.Trainer (streaming PatchPool, atomic checkpoints, exact resume); this module
+adds the two modes' losses, a bounded small config, a mode suggestion, and the named result in the
+user's models folder. The run folder is user_data_path()/runs/<name>.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable
+
+import cv2
+import numpy as np
+import torch
+
+from .checkpoint import ModelCard, atomic_write_bytes, load_model, read_card, save_model
+from .model import UNetDenoiser
+from .noise import NoiseConfig, estimate_sigma
+from .patches import PatchPool, list_images, load_rgb8
+from .progress import NullProgress, Progress
+from .registry import find_model, user_models_dir
+from .model_store import runs_dir, validate_name
+from .selfsup import n2n_pd_loss, neighbour_psnr, weight_anchor
+from .training import TrainConfig, Trainer
+
+log = logging.getLogger(__name__)
+
+MODES = ("clean", "noisy", "auto")
+NOISY_THRESHOLD = 3.0  # folder noise estimate (0..255) from which "noisy" is suggested
+NOISY_MAX_SIDE = 2048  # noisy photos are centre-cropped (never resized: that would change the noise)
+
+
+class FinetuneError(ValueError):
+    """A fine-tuning request that cannot run; the message says why in one line."""
+
+
+@dataclass
+class StepInfo:
+    """What the GUI plots: sent after every step (preview arrays only every few steps)."""
+
+    step: int
+    fraction: float
+    loss: float
+    val: float | None = None
+    preview_before: np.ndarray | None = None
+    preview_after: np.ndarray | None = None
+
+
+@dataclass
+class FinetuneResult:
+    name: str
+    path: Path
+    mode: str
+    steps: int
+    minutes: float
+    val_before: float | None
+    val_after: float | None
+    val_metric: str
+    skipped: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    mode: str
+    sigma: float  # median estimate_sigma over the sampled images, 0..255
+    sampled: int
+    reason: str
+
+
+def _centre_crop(img: np.ndarray, side: int) -> np.ndarray:
+    h, w = img.shape[:2]
+    if max(h, w) <= side:
+        return img
+    ch, cw = min(h, side), min(w, side)
+    y, x = (h - ch) // 2, (w - cw) // 2
+    return np.ascontiguousarray(img[y:y + ch, x:x + cw])
+
+
+def load_native(path: Path) -> np.ndarray:
+    """Noisy photos at their native scale (no JPEG downscale), centre-cropped to bound memory."""
+    return _centre_crop(load_rgb8(path, jpeg_downscale=1, max_side=1 << 30), NOISY_MAX_SIDE)
+
+
+def estimate_folder_sigma(files: list[Path], count: int = 5) -> tuple[float, int]:
+    """Median of estimate_sigma (the engine's own estimator) on up to `count` 512 px centre crops."""
+    values = []
+    step = max(1, len(files) // count)
+    for path in files[::step][:count * 2]:
+        try:
+            img = _centre_crop(load_rgb8(path, jpeg_downscale=1, max_side=1 << 30), 512)
+            values.append(estimate_sigma(img.astype(np.float32) / 255.0))
+        except (ValueError, OSError, cv2.error):
+            continue
+        if len(values) >= count:
+            break
+    if not values:
+        raise FinetuneError(f"none of the sampled images in {files[0].parent} could be read")
+    return float(np.median(values)), len(values)
+
+
+def suggest_mode(folder: Path) -> Suggestion:
+    """Suggest clean or noisy from the folder's noise level (estimate_sigma on a few images).
+
+    Only a hint: camera noise is spatially correlated, which this estimator underrates, so a mildly
+    noisy folder (e.g. Nam25, ~3.5 std measured against references) can still read as clean.
+    """
+    files = _images(folder)
+    sigma, n = estimate_folder_sigma(files)
+    mode = "noisy" if sigma >= NOISY_THRESHOLD else "clean"
+    return Suggestion(mode, sigma, n, f"estimated noise {sigma:.1f} on {n} images "
+                                      f"({'at or above' if mode == 'noisy' else 'below'} {NOISY_THRESHOLD:g})")
+
+
+def _images(folder: Path) -> list[Path]:
+    folder = Path(folder).expanduser()
+    if not folder.exists():
+        raise FinetuneError(f"{folder}: folder not found")
+    if not folder.is_dir():
+        raise FinetuneError(f"{folder}: not a folder")
+    files = list_images([folder])
+    if not files:
+        raise FinetuneError(f"{folder}: no images found (looked for .jpg .png .tif .webp .bmp, in subfolders too)")
+    return files
+
+
+def prescan(files: list[Path]) -> dict[str, str]:
+    """Cheap header check of every file, so unreadable ones are listed even if never drawn."""
+    from PIL import Image, UnidentifiedImageError
+
+    bad: dict[str, str] = {}
+    for path in files:
+        try:
+            with Image.open(path) as im:
+                im.verify()
+        except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as exc:
+            bad[str(path)] = f"{path}: not a readable image ({exc.__class__.__name__})"
+    return bad
+
+
+class NativePatchPool(PatchPool):
+    """PatchPool that keeps noisy photos at native scale (the noise must not be resampled)."""
+
+    def _load(self, i: int) -> np.ndarray | None:
+        path = self.files[i]
+        if str(path) in self.skipped:
+            return None
+        try:
+            img = load_native(path)
+        except (ValueError, OSError, cv2.error) as exc:
+            self.skipped[str(path)] = str(exc)
+            return None
+        if min(img.shape[:2]) < self.min_side:
+            self.skipped[str(path)] = f"{path}: smaller than {self.min_side} px"
+            return None
+        return img
+
+
+def make_config(base: ModelCard, mode: str, sigma: float, minutes: float, steps: int, threads: int,
+                seed: int = 0) -> TrainConfig:
+    """A small bounded config: 32 images in memory at most, short warm-up, low learning rate."""
+    m = base.config.size_multiple
+    up = lambda v, k: -(-v // k) * k  # noqa: E731  (round up to a multiple)
+    try:
+        noise = NoiseConfig.from_dict(base.training.get("config", {}).get("noise", {}))
+    except (TypeError, ValueError, AttributeError):
+        noise = NoiseConfig()
+    noise = replace(noise, sigma_min=max(0.0, 0.6 * sigma), sigma_max=min(255.0, max(1.4 * sigma, sigma + 2)),
+                    p_jpeg=0.0)
+    return TrainConfig(
+        model=base.config, noise=noise, batch_size=8, patch=up(96, m) if mode == "clean" else up(128, 4 * m),
+        lr=2e-4, lr_min=1e-6, warmup_steps=20, ema_decay=0.995, minutes=minutes, max_steps=steps, seed=seed,
+        threads=threads, pool_size=32, pool_refresh=4, jpeg_downscale=2 if mode == "clean" else 1,
+        val_fraction=0.1, val_max=8, val_sigma=sigma if mode == "clean" else 25.0, val_crop=up(256, 4 * m),
+        val_every=50, checkpoint_every_s=60.0)
+
+
+class FinetuneTrainer(Trainer):
+    """Trainer with the fine-tuning losses, a weight anchor to the base and noisy-mode validation."""
+
+    def __init__(self, cfg: TrainConfig, folder: Path, out: Path, device: str, base_path: Path, mode: str,
+                 sigma_in: float, name: str, exclude: set[str], anchor_weight: float = 100.0,
+                 card_extra: dict[str, Any] | None = None) -> None:
+        self.mode, self.sigma_in, self.anchor_weight = mode, float(sigma_in), anchor_weight
+        super().__init__(cfg, [folder], out, device, init_weights=base_path, loss_fn=self.finetune_loss,
+                         card_extra=card_extra, name=name)
+        self.train_files = [f for f in self.train_files if str(f) not in exclude]
+        self.val_files = [f for f in self.val_files if str(f) not in exclude]
+        if not self.train_files:
+            raise FinetuneError(f"{folder}: no readable images left to train on")
+        pool_cls = PatchPool if mode == "clean" else NativePatchPool
+        self.pool = pool_cls(self.train_files, cfg.pool_size, self.rng, cfg.pool_refresh, cfg.jpeg_downscale)
+        self.reference = [p.detach().clone() for p in self.model.parameters()]
+
+    def finetune_loss(self, model: UNetDenoiser, batch: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        if self.mode == "clean":
+            main = self.supervised_loss(model, batch, gen)
+        else:
+            # jitter the level the engine would measure, so nearby estimates behave alike
+            jitter = torch.exp((torch.rand(batch.shape[0], generator=gen, device=batch.device) - 0.5) * 0.5)
+            main, _ = n2n_pd_loss(model, batch, self.sigma_in * jitter, gen)
+        return main + self.anchor_weight * weight_anchor(model, self.reference)
+
+    def validate(self) -> float | None:
+        if self.mode == "clean":
+            return super().validate()
+        if self._val_cache is None:
+            self._val_cache = [(crop, crop) for crop in self._noisy_val_crops()]
+        if not self._val_cache:
+            return None
+        self.ema.eval()
+        vals = [neighbour_psnr(self.ema, noisy.to(self.device), self.sigma_in) for _, noisy in self._val_cache]
+        return float(np.mean(vals))
+
+    def _noisy_val_crops(self) -> list[torch.Tensor]:
+        crops = []
+        k = 4 * self.cfg.model.size_multiple
+        for path in self.val_files:
+            try:
+                img = load_native(path)
+            except (ValueError, OSError, cv2.error):
+                continue
+            c = min(self.cfg.val_crop, min(img.shape[:2]) // k * k)
+            if c < k:
+                continue
+            y, x = (img.shape[0] - c) // 2, (img.shape[1] - c) // 2
+            crops.append(torch.from_numpy(img[y:y + c, x:x + c].astype(np.float32) / 255).permute(2, 0, 1)[None])
+        return crops
+
+
+class _Hook:
+    """Wraps the caller's Progress: adds ETA to the message and feeds on_step (loss, previews)."""
+
+    def __init__(self, trainer: FinetuneTrainer, progress: Progress, on_step: Callable[[StepInfo], None] | None,
+                 preview: tuple[torch.Tensor, float] | None, preview_every: int) -> None:
+        self.trainer, self.progress, self.on_step = trainer, progress, on_step
+        self.preview, self.preview_every = preview, max(1, preview_every)
+        self.before = _to_image(preview[0]) if preview is not None else None
+
+    def report(self, fraction: float, message: str = "") -> None:
+        t = self.trainer
+        if fraction > 0:
+            eta = max(0.0, t.elapsed / fraction * (1 - fraction))
+            message = f"{message} ETA {int(eta // 60)}:{int(eta % 60):02d}"
+        self.progress.report(fraction, message)
+        if self.on_step is None or not t.history:
+            return
+        last = t.history[-1]
+        info = StepInfo(t.step, fraction, float(last.get("loss", float("nan"))), last.get("val_psnr"))
+        if self.preview is not None and (t.step % self.preview_every == 0 or t.step == 1):
+            info.preview_before, info.preview_after = self.before, self.after()
+        self.on_step(info)
+
+    def after(self) -> np.ndarray:
+        crop, sigma = self.preview
+        with torch.inference_mode():
+            out = self.trainer.ema(crop.to(self.trainer.device), torch.tensor([sigma], device=self.trainer.device))
+        return _to_image(out.clamp(0, 1).cpu())
+
+    def check_cancelled(self) -> None:
+        self.progress.check_cancelled()
+
+
+def _to_image(t: torch.Tensor) -> np.ndarray:
+    return np.ascontiguousarray(t[0].clamp(0, 1).permute(1, 2, 0).numpy().astype(np.float32))
+
+
+def _preview_crop(files: list[Path], mode: str, sigma: float, multiple: int) -> tuple[torch.Tensor, float] | None:
+    """A fixed crop to show before/after: the real photo (noisy mode) or it plus fixed noise (clean)."""
+    side = max(multiple, 128 // multiple * multiple)
+    for path in files:
+        try:
+            img = load_native(path) if mode == "noisy" else load_rgb8(path, 2)
+        except (ValueError, OSError, cv2.error):
+            continue
+        if min(img.shape[:2]) < side:
+            continue
+        y, x = (img.shape[0] - side) // 2, (img.shape[1] - side) // 2
+        crop = torch.from_numpy(img[y:y + side, x:x + side].astype(np.float32) / 255).permute(2, 0, 1)[None]
+        if mode == "clean":
+            gen = torch.Generator().manual_seed(7)
+            crop = crop + torch.randn(crop.shape, generator=gen) * sigma / 255
+        return crop, sigma
+    return None
+
+
+def run_folder(name: str) -> Path:
+    return runs_dir() / name
+
+
+def _read_spec(name: str) -> dict[str, Any]:
+    path = run_folder(name) / "finetune.json"
+    if not path.is_file() or not (run_folder(name) / "checkpoint.pt").is_file():
+        raise FinetuneError(f"no unfinished fine-tuning run named {name!r} to resume")
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise FinetuneError(f"{path}: cannot read the run settings: {exc}") from exc
+
+
+def _write_spec(spec: dict[str, Any]) -> None:
+    run_folder(spec["name"]).mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(run_folder(spec["name"]) / "finetune.json", json.dumps(spec, indent=2).encode())
+
+
+def has_unfinished_run(name: str) -> bool:
+    return (run_folder(name) / "checkpoint.pt").is_file() and (run_folder(name) / "finetune.json").is_file()
+
+
+def discard_run(name: str) -> None:
+    """Forget an unfinished run (its checkpoint), so the name can start afresh."""
+    import shutil
+
+    if run_folder(name).is_dir():
+        shutil.rmtree(run_folder(name))
+
+
+def _new_spec(folder: Path, mode: str, name: str, base_model: str | None, minutes: float, steps: int,
+              sigma: float | None, noisy_sample: Path | None, threads: int, seed: int) -> dict[str, Any]:
+    name = validate_name(name)
+    if has_unfinished_run(name):
+        raise FinetuneError(f"an unfinished run named {name!r} exists: resume it or discard it first")
+    if minutes <= 0 and steps <= 0:
+        raise FinetuneError("give a time budget in minutes or a number of steps")
+    files = _images(folder)
+    bad = prescan(files)
+    if len(bad) == len(files):
+        raise FinetuneError(f"{folder}: none of the {len(files)} images could be read")
+    good = [f for f in files if str(f) not in bad]
+    base = find_model(base_model)
+    suggestion = None
+    if mode == "auto":
+        suggestion = suggest_mode(folder)
+        mode = suggestion.mode
+    if mode not in ("clean", "noisy"):
+        raise FinetuneError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+    if mode == "clean":
+        if sigma is None and noisy_sample is not None:
+            try:
+                sample = load_rgb8(Path(noisy_sample), jpeg_downscale=1, max_side=1 << 30)
+            except (ValueError, OSError, cv2.error) as exc:
+                raise FinetuneError(f"sample noisy photo {noisy_sample}: {exc}") from exc
+            sigma, source = estimate_sigma(_centre_crop(sample, 1024).astype(np.float32) / 255), str(noisy_sample)
+        else:
+            source = "user" if sigma is not None else "default"
+            sigma = 25.0 if sigma is None else float(sigma)
+    else:
+        source = "user" if sigma is not None else "folder estimate"
+        sigma = float(sigma) if sigma is not None else estimate_folder_sigma(good)[0]
+    if not 0 <= sigma <= 255:
+        raise FinetuneError(f"noise level must be in 0..255, got {sigma}")
+    cfg = make_config(base.card, mode, sigma, minutes, steps, threads, seed)
+    return {"name": name, "mode": mode, "folder": str(Path(folder).expanduser().resolve()),
+            "base_model": base.name, "base_path": str(base.path), "sigma": sigma, "sigma_source": source,
+            "suggestion": suggestion.reason if suggestion else None, "config": cfg.to_dict(),
+            "skipped": bad, "val_before": None, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+
+
+def finetune(folder: Path | str, mode: str = "auto", name: str = "", base_model: str | None = None,
+             minutes: float = 10.0, steps: int = 0, device: str = "auto", resume: bool = False,
+             progress: Progress | None = None, sigma: float | None = None, noisy_sample: Path | None = None,
+             threads: int | None = None, seed: int = 0, on_step: Callable[[StepInfo], None] | None = None,
+             preview_every: int = 10) -> FinetuneResult:
+    """Fine-tune `base_model` on `folder`; the result is the user model `name`.
+
+    Cancel (progress.check_cancelled raising Cancelled) leaves a checkpoint; resume=True continues
+    that same run (step, optimiser, RNG and patch pool restored; the saved settings win).
+    """
+    progress = progress or NullProgress()
+    threads = threads or os.cpu_count() or 1
+    if resume:
+        spec = _read_spec(name)
+    else:
+        spec = _new_spec(Path(folder), mode, name, base_model, minutes, steps, sigma, noisy_sample, threads, seed)
+    cfg = replace(TrainConfig.from_dict(spec["config"]), threads=threads)
+    extra = {k: spec[k] for k in ("mode", "base_model", "folder", "sigma", "sigma_source")}
+    extra["method"] = "supervised synthetic noise" if spec["mode"] == "clean" else "Neighbor2Neighbor on PD2 + L2-SP"
+    try:
+        trainer = FinetuneTrainer(cfg, Path(spec["folder"]), run_folder(spec["name"]), device,
+                                  Path(spec["base_path"]), spec["mode"], spec["sigma"], spec["name"],
+                                  set(spec["skipped"]), card_extra=extra)
+    except (FileNotFoundError, ValueError) as exc:
+        raise FinetuneError(str(exc)) from exc
+    if not resume:
+        spec["val_before"] = trainer.validate()
+        _write_spec(spec)
+    preview = _preview_crop(trainer.val_files + trainer.train_files[:4], spec["mode"], spec["sigma"],
+                            cfg.model.size_multiple)
+    hook = _Hook(trainer, progress, on_step, preview, preview_every)
+    try:
+        out = trainer.train(resume=resume, progress=hook)
+    except ValueError as exc:
+        if isinstance(exc, FinetuneError):
+            raise
+        raise FinetuneError(str(exc)) from exc
+    return _publish(spec, trainer, out)
+
+
+def _publish(spec: dict[str, Any], trainer: FinetuneTrainer, out: dict[str, Any]) -> FinetuneResult:
+    """Copy the run's model into the user's models folder with the full card; drop the checkpoint."""
+    name, mode = spec["name"], spec["mode"]
+    model, card = load_model(Path(out["model"]))
+    metric = f"val_psnr_sigma{spec['sigma']:g}" if mode == "clean" else "val_neighbour_psnr_pd2"
+    skipped = {**spec["skipped"], **out["skipped"]}
+    card.name = name
+    card.description = f"Fine-tuned from {spec['base_model']} on {spec['folder']} ({mode} photos)"
+    card.training.update({"images": len(trainer.train_files) + len(trainer.val_files),
+                          "skipped_images": len(skipped), "validation_metric": metric})
+    card.metrics = {"validation": metric, "val_before": spec["val_before"], "val_after": out["val_psnr"]}
+    if mode == "clean" and out["val_psnr"] is not None:
+        card.metrics[metric] = out["val_psnr"]
+    dest = user_models_dir() / f"{name}.safetensors"
+    save_model(dest, model, card)
+    spec["finished"] = card.created
+    _write_spec(spec)
+    trainer.checkpoint_path.unlink(missing_ok=True)
+    return FinetuneResult(name, dest, mode, out["steps"], out["minutes"], spec["val_before"], out["val_psnr"],
+                          metric, skipped)

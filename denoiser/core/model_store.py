@@ -1,0 +1,164 @@
+"""Managing the user's models: rename, delete, export, import, reset to the shipped default.
+
+Operates on registry.user_models_dir() only; shipped models (resources/models) are read-only and the
+shipped default can never be renamed or deleted. Every write is atomic, and an imported file is fully
+validated (card + weights) before anything is copied.
+"""
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+from .checkpoint import ModelFileError, atomic_write_bytes, card_path, load_model, save_model
+from .model import count_parameters
+from .registry import DEFAULT_MODEL_NAME, ModelEntry, find_model, list_models, user_models_dir
+from .resources import user_data_path
+
+MAX_NAME_LENGTH = 64
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.+()-]*$")
+
+
+class ModelStoreError(ValueError):
+    """A model operation was refused (bad name, shipped model, clash, bad file)."""
+
+
+def validate_name(name: str, allow_existing: bool = False) -> str:
+    """A safe model name: a plain file stem, not empty, not a shipped model's, not already taken."""
+    name = (name or "").strip()
+    if not name:
+        raise ModelStoreError("the model name is empty")
+    if "/" in name or "\\" in name or name in (".", ".."):
+        raise ModelStoreError(f"the model name {name!r} must not contain path separators")
+    if len(name) > MAX_NAME_LENGTH:
+        raise ModelStoreError(f"the model name is longer than {MAX_NAME_LENGTH} characters")
+    if not _NAME_RE.match(name) or name.endswith("."):
+        raise ModelStoreError(f"the model name {name!r} may use letters, digits, space and _ . + ( ) - "
+                              "and must start with a letter or digit")
+    for entry in list_models():
+        if entry.name.lower() == name.lower() and (entry.builtin or not allow_existing):
+            kind = "a shipped model" if entry.builtin else "a model"
+            raise ModelStoreError(f"{kind} named {entry.name!r} already exists; choose another name")
+    return name
+
+
+def describe(entry: ModelEntry) -> dict[str, object]:
+    """One row for `denoiser models` and the manager dialog: name, architecture, size, origin."""
+    cfg = entry.card.config
+    training = entry.card.training
+    try:
+        from .model import build_model
+        params = count_parameters(build_model(cfg))
+    except (ValueError, RuntimeError):
+        params = 0
+    origin = "shipped" if entry.builtin else str(training.get("origin") or entry.origin)
+    if not entry.builtin and training.get("base_model"):
+        origin = f"fine-tuned ({training.get('mode', '?')}) from {training['base_model']}"
+    return {
+        "name": entry.name, "builtin": entry.builtin, "path": str(entry.path),
+        "architecture": f"{cfg.arch} widths {'/'.join(map(str, cfg.widths))} {cfg.in_channels}ch",
+        "parameters": params, "origin": origin, "created": entry.card.created,
+        "metrics": dict(entry.card.metrics), "training": dict(training),
+        "description": entry.card.description,
+    }
+
+
+def _user_entry(name: str, action: str) -> ModelEntry:
+    for entry in list_models():
+        if entry.name == name:
+            if entry.builtin:
+                raise ModelStoreError(f"the shipped model {name!r} cannot be {action}")
+            return entry
+    raise ModelStoreError(f"no user model named {name!r}")
+
+
+def rename(old: str, new: str) -> ModelEntry:
+    """Rewrite the model under the new name (embedded card included), then remove the old files."""
+    entry = _user_entry(old, "renamed")
+    if new.strip().lower() == old.lower() and new.strip() != old:
+        new = new.strip()  # case-only change: the clash check would refuse our own name
+    else:
+        new = validate_name(new)
+    model, card = load_model(entry.path)
+    card.name = new
+    target = user_models_dir() / f"{new}.safetensors"
+    tmp = user_models_dir() / f".rename-{new}.safetensors"
+    save_model(tmp, model, card)
+    tmp.replace(target)
+    card_path(tmp).replace(card_path(target))
+    if entry.path != target:
+        entry.path.unlink(missing_ok=True)
+        if card_path(entry.path) != card_path(target):
+            card_path(entry.path).unlink(missing_ok=True)
+    _move_run(old, new)
+    return find_model(new)
+
+
+def delete(name: str) -> None:
+    """Remove a user model, its card and its fine-tuning run folder; shipped models are refused."""
+    entry = _user_entry(name, "deleted")
+    entry.path.unlink()
+    card_path(entry.path).unlink(missing_ok=True)
+    run = runs_dir() / name
+    if run.is_dir():
+        shutil.rmtree(run, ignore_errors=True)
+
+
+def export(name: str, dest: Path, overwrite: bool = False) -> Path:
+    """Copy the self-contained .safetensors (its card is embedded) to dest (a file or a folder)."""
+    entry = find_model(name)
+    dest = Path(dest).expanduser()
+    if dest.is_dir():
+        dest = dest / f"{entry.name}.safetensors"
+    if dest.suffix != ".safetensors":
+        raise ModelStoreError(f"{dest}: the exported file must end in .safetensors")
+    if not dest.parent.is_dir():
+        raise ModelStoreError(f"{dest.parent}: folder does not exist")
+    if dest.exists() and not overwrite:
+        raise ModelStoreError(f"{dest} already exists (use overwrite to replace it)")
+    if dest.resolve() == entry.path.resolve():
+        raise ModelStoreError(f"{dest} is the model file itself")
+    atomic_write_bytes(dest, entry.path.read_bytes())
+    return dest
+
+
+def import_model(src: Path, name: str | None = None) -> ModelEntry:
+    """Validate a model file fully (card, architecture, finite weights), then copy it in."""
+    src = Path(src).expanduser()
+    if not src.is_file():
+        raise ModelStoreError(f"{src}: file not found")
+    if src.suffix != ".safetensors":
+        raise ModelStoreError(f"{src}: not a model file (expected .safetensors)")
+    try:
+        model, card = load_model(src)
+    except ModelFileError as exc:
+        raise ModelStoreError(f"cannot import {src.name}: {exc}") from exc
+    name = validate_name(name or src.stem)
+    card.name = name
+    user_models_dir().mkdir(parents=True, exist_ok=True)
+    card.training = {**card.training, "imported_from": str(src)}
+    save_model(user_models_dir() / f"{name}.safetensors", model, card)
+    return find_model(name)
+
+
+def reset_to_default() -> ModelEntry:
+    """The shipped default, checked to load; callers select it. User models are left untouched."""
+    try:
+        entry = find_model(DEFAULT_MODEL_NAME)
+        if not entry.builtin:
+            raise ModelFileError(f"{entry.path} is not the shipped default")
+        load_model(entry.path)
+    except ModelFileError as exc:
+        raise ModelStoreError(f"the shipped default model is missing or damaged: {exc}") from exc
+    return entry
+
+
+def runs_dir() -> Path:
+    """Where fine-tuning runs keep their checkpoints (one folder per model name)."""
+    return user_data_path() / "runs"
+
+
+def _move_run(old: str, new: str) -> None:
+    src, dst = runs_dir() / old, runs_dir() / new
+    if src.is_dir() and not dst.exists():
+        src.rename(dst)
