@@ -9,6 +9,8 @@ import tempfile
 import time
 from pathlib import Path
 
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as denoiser.gui.app does, before numpy loads
+
 REPO = Path(__file__).resolve().parents[1]
 KODAK = REPO.parent / "shared" / "datasets" / "test" / "Kodak24"
 FALLBACK_MODEL = Path("/work/runs/default1/default.safetensors")

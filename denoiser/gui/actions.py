@@ -52,6 +52,8 @@ class Actions:
                                 (Mode.TOGGLE, "Before/after toggle", ""), (Mode.DIFFERENCE, "Removed noise", "N")):
             a = act(text, lambda m=mode: w.compare.set_mode(m), *([key] if key else []))
             a.setCheckable(True)
+            if mode == Mode.TOGGLE:
+                a.setToolTip("One view; press \\ to flip between the original and the denoised photo")
             self.modes.addAction(a)
             self.mode_actions[mode.value] = a
         self.recent_menu = QMenu("Open &Recent", w)
