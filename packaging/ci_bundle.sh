@@ -66,7 +66,7 @@ step "Bundled CLI"
 "$EXE" models || fail "the bundled 'models' command failed"
 for ext in png jpg; do
     "$EXE" denoise "$WORK/noisy.$ext" -o "$WORK/bundled.$ext" || fail "bundled CLI could not denoise noisy.$ext"
-    denoiser denoise "$WORK/noisy.$ext" -o "$WORK/unbundled.$ext" --model "$MODEL" || fail "unbundled CLI failed on noisy.$ext"
+    "$PYTHON" -m denoiser denoise "$WORK/noisy.$ext" -o "$WORK/unbundled.$ext" --model "$MODEL" || fail "unbundled CLI failed on noisy.$ext"
     if cmp -s "$WORK/bundled.$ext" "$WORK/unbundled.$ext"; then
         echo "   $ext: bundled output is BYTE-EQUAL to the unbundled CLI's"
     else

@@ -237,9 +237,29 @@ def load_launcher():
     (["models"], True),
     (["--version"], True),
     (["--help"], True),
+    (["holiday.jpg"], False),  # a bare file name that is not a subcommand
 ])
 def test_launcher_sends_subcommands_to_the_cli_and_the_rest_to_the_window(argv, cli):
     assert load_launcher().wants_cli(argv) is cli
+
+
+def test_launcher_knows_subcommands_missing_from_the_list(monkeypatch):
+    """A module may add a second subcommand (train adds `pack`): the parser, not the list, decides."""
+    import argparse
+
+    import denoiser.cli
+
+    def build_parser() -> argparse.ArgumentParser:
+        parser = argparse.ArgumentParser()
+        sub = parser.add_subparsers()
+        sub.add_parser("denoise")
+        sub.add_parser("extra-command")
+        return parser
+
+    monkeypatch.setattr(denoiser.cli, "build_parser", build_parser)
+    launcher = load_launcher()
+    assert launcher.wants_cli(["extra-command", "--help"]) is True
+    assert launcher.wants_cli(["not-a-command"]) is False
 
 
 def test_launcher_runs_the_cli(monkeypatch, capsys):
