@@ -61,7 +61,7 @@ def main() -> int:
     pairs = []
     for f in files:
         noisy = read(f)
-        pairs.append((noisy, read(NAM / "gt" / f.name), estimate_sigma(noisy)))
+        pairs.append((noisy, read(NAM / "gt" / f.name), estimate_sigma(noisy, max_patches=20000)))
     base_model, _ = load_model(base)
     curve = [{"minutes": 0.0, "step": 0, "psnr": score(base_model, pairs)}]
     print(f"noisy input {np.mean([psnr(g, n) for n, g, _ in pairs]):.2f} dB; base {curve[0]['psnr']:.2f} dB", flush=True)

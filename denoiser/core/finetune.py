@@ -93,7 +93,7 @@ def estimate_folder_sigma(files: list[Path], count: int = 5) -> tuple[float, int
     for path in files[::step][:count * 2]:
         try:
             img = _centre_crop(load_rgb8(path, jpeg_downscale=1, max_side=1 << 30), 512)
-            values.append(estimate_sigma(img.astype(np.float32) / 255.0))
+            values.append(estimate_sigma(img.astype(np.float32) / 255.0, max_patches=20000))
         except (ValueError, OSError, cv2.error):
             continue
         if len(values) >= count:
@@ -344,7 +344,8 @@ def _new_spec(folder: Path, mode: str, name: str, base_model: str | None, minute
                 sample = load_rgb8(Path(noisy_sample), jpeg_downscale=1, max_side=1 << 30)
             except (ValueError, OSError, cv2.error) as exc:
                 raise FinetuneError(f"sample noisy photo {noisy_sample}: {exc}") from exc
-            sigma, source = estimate_sigma(_centre_crop(sample, 1024).astype(np.float32) / 255), str(noisy_sample)
+            sigma = estimate_sigma(_centre_crop(sample, 1024).astype(np.float32) / 255, max_patches=20000)
+            source = str(noisy_sample)
         else:
             source = "user" if sigma is not None else "default"
             sigma = 25.0 if sigma is None else float(sigma)
