@@ -43,6 +43,7 @@ class CompareView(QWidget):
         self.difference: DisplayImage | None = None
         self.preview: Patch | None = None
         self.preview_difference: Patch | None = None
+        self.gain = 1.0  # amplification of the removed-noise view, shown in its caption
         self._refresh()
 
     # --- content ------------------------------------------------------------------------------
@@ -54,13 +55,15 @@ class CompareView(QWidget):
             self.state.set_image_size(image.size)
         self._refresh()
 
-    def set_result(self, result: DisplayImage | None, difference: DisplayImage | None) -> None:
-        self.result, self.difference = result, difference
+    def set_result(self, result: DisplayImage | None, difference: DisplayImage | None, gain: float = 1.0) -> None:
+        self.result, self.difference, self.gain = result, difference, gain
         self.preview = self.preview_difference = None
         self._refresh()
 
-    def set_preview(self, preview: Patch | None, difference: Patch | None = None) -> None:
+    def set_preview(self, preview: Patch | None, difference: Patch | None = None, gain: float = 1.0) -> None:
         self.preview, self.preview_difference = preview, difference
+        if difference is not None:
+            self.gain = gain
         self._refresh()
 
     # --- modes --------------------------------------------------------------------------------
@@ -100,7 +103,7 @@ class CompareView(QWidget):
         return Picture(self.result or self.original, self.preview, caption)
 
     def _difference(self) -> Picture:
-        return Picture(self.difference, self.preview_difference, "Removed noise (x4)")
+        return Picture(self.difference, self.preview_difference, f"Removed noise (×{self.gain:g}, grey = nothing)")
 
     def _refresh(self) -> None:
         side = self.mode == Mode.SIDE_BY_SIDE

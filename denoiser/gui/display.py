@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QRect, QSize
 from PySide6.QtGui import QColorSpace, QImage
 
-DIFF_GAIN = 4.0  # removed noise is small: amplify it so it can be judged by eye
+DIFF_TARGET_STD = 40 / 255  # amplify removed noise to about this spread: visible, rarely clipped
+MAX_DIFF_GAIN = 8.0
 MIN_LEVEL_SIDE = 256
 COLOR_STRIP_ROWS = 64
 
@@ -115,7 +116,14 @@ def make_display(pixels: "np.ndarray", icc: bytes | None = None) -> DisplayImage
     return DisplayImage([_wrap(b) for b in buffers], buffers)
 
 
-def difference(original: np.ndarray, cleaned: np.ndarray, gain: float = DIFF_GAIN) -> np.ndarray:
+def difference_gain(sigma: float | None) -> float:
+    """Light noise needs more amplification than heavy noise to be seen; a fixed gain saturates at σ 25."""
+    if not sigma or sigma <= 0:
+        return MAX_DIFF_GAIN
+    return round(max(1.0, min(MAX_DIFF_GAIN, DIFF_TARGET_STD * 255 / sigma)), 1)
+
+
+def difference(original: np.ndarray, cleaned: np.ndarray, gain: float) -> np.ndarray:
     """What the denoiser removed, amplified around mid-grey: grey = nothing removed, structure = detail lost."""
     import numpy as np
 
@@ -123,5 +131,5 @@ def difference(original: np.ndarray, cleaned: np.ndarray, gain: float = DIFF_GAI
     return np.clip(diff, 0.0, 1.0)
 
 
-def make_difference_display(original: np.ndarray, cleaned: np.ndarray) -> DisplayImage:
-    return make_display(difference(original, cleaned))
+def make_difference_display(original: np.ndarray, cleaned: np.ndarray, gain: float) -> DisplayImage:
+    return make_display(difference(original, cleaned, gain))

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QRect
 
-from .display import DisplayImage, Patch, make_difference_display, make_display
+from .display import DisplayImage, Patch, difference_gain, make_difference_display, make_display
 
 if TYPE_CHECKING:
     from denoiser.core.engine import Denoiser
@@ -48,6 +48,7 @@ class DenoiseResult:
     model_name: str
     device_name: str
     notices: list[str]
+    gain: float  # amplification of the difference view
 
 
 @dataclass
@@ -56,6 +57,7 @@ class PreviewResult:
     difference: Patch
     sigma: float
     seconds: float
+    gain: float
 
 
 def catalogue(progress: "Progress") -> Catalogue:
@@ -120,9 +122,10 @@ def denoise(cache: DenoiserCache, photo: "Photo", model: str, device: str, sigma
     result, used = denoiser.denoise_photo(photo, sigma, progress)
     progress.report(1.0, "Preparing the display")
     display = make_display(result.pixels, result.icc)
-    diff = make_difference_display(photo.pixels, result.pixels)
+    gain = difference_gain(used)
+    diff = make_difference_display(photo.pixels, result.pixels, gain)
     return DenoiseResult(result, display, diff, used, time.monotonic() - start, denoiser.model_name,
-                         denoiser.device_name, list(denoiser.notices))
+                         denoiser.device_name, list(denoiser.notices), gain)
 
 
 def preview(cache: DenoiserCache, photo: "Photo", rect: QRect, model: str, device: str, sigma: float,
@@ -138,8 +141,9 @@ def preview(cache: DenoiserCache, photo: "Photo", rect: QRect, model: str, devic
     iy, ix = rect.y() - y0, rect.x() - x0
     inner = (slice(iy, iy + rect.height()), slice(ix, ix + rect.width()))
     patch = Patch(make_display(out[inner], photo.icc), QRect(rect))
-    diff = Patch(make_difference_display(crop[inner], out[inner]), QRect(rect))
-    return PreviewResult(patch, diff, sigma, time.monotonic() - start)
+    gain = difference_gain(sigma)
+    diff = Patch(make_difference_display(crop[inner], out[inner], gain), QRect(rect))
+    return PreviewResult(patch, diff, sigma, time.monotonic() - start, gain)
 
 
 def save(photo: "Photo", path: Path, fmt: str, quality: int, overwrite: bool, progress: "Progress") -> Path:

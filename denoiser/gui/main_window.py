@@ -258,7 +258,7 @@ class MainWindow(QMainWindow):
         if source is not self.photo:
             return
         self.result = result
-        self.compare.set_result(result.display, result.difference)
+        self.compare.set_result(result.display, result.difference, result.gain)
         self.status.set_last_run(result.seconds, result.sigma)
         self.status.set_device(result.device_name)
         self.controls.set_device_in_use(result.device_name)

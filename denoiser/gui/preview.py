@@ -69,7 +69,7 @@ class Previewer(QObject):
         w = self.w
         if source is not w.photo:
             return
-        w.compare.set_preview(result.patch, result.difference)
+        w.compare.set_preview(result.patch, result.difference, result.gain)
         w.controls.set_message(f"Preview at σ {result.sigma:.1f} ({result.seconds:.1f} s). "
                                "Denoise to apply it to the whole photo.")
         w.preview_shown.emit(result)

@@ -157,3 +157,15 @@ def test_icc_profile_is_converted_for_display() -> None:
     assert QColor(same.levels[0].pixel(4, 4)).getRgb()[:3] == expected  # sRGB in, sRGB out: untouched
     r, g, b = QColor(managed.levels[0].pixel(4, 4)).getRgb()[:3]
     assert r < expected[0] - 20  # Adobe RGB is wider: the same numbers mean a more saturated green
+
+
+def test_difference_is_amplified_more_for_light_noise(view: CompareView) -> None:
+    from denoiser.gui.display import difference, difference_gain
+
+    assert difference_gain(5.0) == 8.0 and difference_gain(25.0) == 1.6 and difference_gain(80.0) == 1.0
+    orig = solid((0.5, 0.5, 0.5), 4, 4)
+    cleaned = orig - 0.01
+    assert difference(orig, cleaned, 4.0)[0, 0, 0] == pytest.approx(0.54)  # mid-grey + 4 x removed
+    view.set_result(make_display(solid(BLUE)), make_display(solid(GREEN)), gain=1.6)
+    view.set_mode(Mode.DIFFERENCE)
+    assert view.after_canvas.left.caption.startswith("Removed noise (×1.6")
