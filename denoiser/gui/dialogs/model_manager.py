@@ -1,9 +1,9 @@
 """Model ▸ Manage models…: list installed models with their cards; import, export, rename, delete
 (user models only: shipped ones can never be deleted); "Use shipped default".
 
-The operations are core functions in denoiser.core.registry (import_model, export_model, rename_model,
-delete_model); this dialog only collects names and paths. If the installed core lacks one, the user is
-told so instead of the dialog failing.
+The operations are core functions in denoiser.core.model_store (import_model, export, rename, delete,
+reset_to_default), the same ones `denoiser models` uses; this dialog only collects names and paths, and
+shows any refusal (a taken name, a damaged file) in a message box while staying open.
 """
 from __future__ import annotations
 
@@ -16,20 +16,19 @@ from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QFileDialog, QHBoxLayo
                                QListWidget, QListWidgetItem, QMessageBox, QPushButton, QVBoxLayout, QWidget)
 
 
-def _core(name: str) -> Callable[..., Any]:
-    from denoiser.core import registry
+def _store():  # noqa: ANN202 - the core module, imported when first needed
+    from denoiser.core import model_store
 
-    fn = getattr(registry, name, None)
-    if fn is None:
-        raise RuntimeError(f"this version of the core has no {name}(); update the application")
-    return fn
+    return model_store
 
 
 def card_html(entry: Any) -> str:
-    card = entry.card
-    rows = [f"<b>{html.escape(entry.name)}</b> — {html.escape(entry.origin)}",
+    from denoiser.core.model_store import describe
+
+    card, info = entry.card, describe(entry)
+    rows = [f"<b>{html.escape(entry.name)}</b> — {html.escape(str(info['origin']))}",
             html.escape(card.description) if card.description else "",
-            f"architecture {html.escape(card.config.arch)}, widths {list(card.config.widths)}",
+            f"{html.escape(str(info['architecture']))}, {int(info['parameters']) / 1e6:.2f} M parameters",
             f"created {html.escape(card.created)}" if card.created else "",
             *(f"{html.escape(str(k))}: {html.escape(str(v))[:80]}" for k, v in card.metrics.items()),
             *(f"{html.escape(str(k))}: {html.escape(str(v))[:80]}" for k, v in card.training.items()),
@@ -115,15 +114,17 @@ class ModelManagerDialog(QDialog):
 
     @Slot()
     def _default(self) -> None:
-        from denoiser.core.registry import DEFAULT_MODEL_NAME
-
-        self.model_chosen.emit(DEFAULT_MODEL_NAME)
+        """Reset to the shipped default: checked to load first, then selected; user models stay."""
+        entry = self._run("Use shipped default", lambda: _store().reset_to_default())
+        if entry:
+            self.reload(entry.name)
+            self.model_chosen.emit(entry.name)
 
     @Slot()
     def _import(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Import a model", "", "Models (*.safetensors)")
         if path:
-            entry = self._run("Import", lambda: _core("import_model")(Path(path)))
+            entry = self._run("Import", lambda: _store().import_model(Path(path)))
             if entry:
                 self.reload(getattr(entry, "name", None))
                 self.models_changed.emit()
@@ -133,14 +134,14 @@ class ModelManagerDialog(QDialog):
         entry = self.current()
         dest, _ = QFileDialog.getSaveFileName(self, "Export model", f"{entry.name}.safetensors",
                                               "Models (*.safetensors)")
-        if dest and self._run("Export", lambda: _core("export_model")(entry.name, Path(dest))):
+        if dest and self._run("Export", lambda: _store().export(entry.name, Path(dest))):
             QMessageBox.information(self, "Export", f"Saved {dest}")
 
     @Slot()
     def _rename(self) -> None:
         entry = self.current()
         name, ok = QInputDialog.getText(self, "Rename model", "New name:", text=entry.name)
-        if ok and name and name != entry.name and self._run("Rename", lambda: _core("rename_model")(entry.name, name)):
+        if ok and name and name != entry.name and self._run("Rename", lambda: _store().rename(entry.name, name)):
             self.reload(name)
             self.models_changed.emit()
 
@@ -148,6 +149,6 @@ class ModelManagerDialog(QDialog):
     def _delete(self) -> None:
         entry = self.current()
         answer = QMessageBox.question(self, "Delete model", f"Delete your model “{entry.name}”? This cannot be undone.")
-        if answer == QMessageBox.StandardButton.Yes and self._run("Delete", lambda: _core("delete_model")(entry.name)):
+        if answer == QMessageBox.StandardButton.Yes and self._run("Delete", lambda: _store().delete(entry.name)):
             self.reload()
             self.models_changed.emit()
