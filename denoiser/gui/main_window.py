@@ -118,10 +118,16 @@ class MainWindow(QMainWindow):
 
     def _on_catalogue(self, cat: jobs.Catalogue, select: str | None) -> None:
         self.catalogue = cat
+        self.cache.clear()  # a model file may have been replaced, renamed or deleted
         chosen = select or self.controls.model_name() or self.settings.model
         self.controls.set_models(cat.models, chosen)
-        self.controls.set_devices(cat.devices, self.settings.device)
+        saved_device = self.settings.device
+        self.controls.set_devices(cat.devices, saved_device)
         self.catalogue_loaded.emit()
+        if saved_device not in cat.devices:
+            self.settings.device = "auto"
+            self.report_error("Device not available", f"The device chosen last time ({saved_device}) is not "
+                              f"available on this machine; using Auto ({', '.join(cat.devices)}).")
         if not cat.models:
             self.report_error("No model installed", "No denoising model is installed. Import one with "
                               "Model ▸ Manage models… or `denoiser models import FILE`.")

@@ -226,3 +226,17 @@ def test_new_model_from_finetuning_is_selected(qtbot, window, data_dir: Path, ti
     with qtbot.waitSignal(window.catalogue_loaded, timeout=LONG):
         window.dialogs._model_created("mine")
     assert window.controls.model_name() == "mine"
+
+
+def test_a_saved_device_that_is_gone_is_reported_once(qtbot, data_dir: Path, settings_file: Path, boxes) -> None:  # noqa: ANN001
+    from denoiser.gui.main_window import MainWindow
+    from denoiser.gui.settings import AppSettings
+
+    AppSettings(make_settings(settings_file)).device = "cuda:3"
+    win = MainWindow(make_settings(settings_file))
+    qtbot.addWidget(win)
+    with qtbot.waitSignal(win.catalogue_loaded, timeout=LONG):
+        win.show()
+    assert boxes and boxes[0][0] == "Device not available" and "cuda:3" in boxes[0][1]
+    assert win.controls.device() == "auto" and win.settings.device == "auto"
+    win.close()
