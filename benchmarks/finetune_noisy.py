@@ -50,6 +50,7 @@ def main() -> int:
     ap.add_argument("--minutes", type=float, default=10.0)
     ap.add_argument("--every", type=float, default=2.0, help="score every N training minutes")
     ap.add_argument("--base", type=Path, default=None)
+    ap.add_argument("--sigma", type=float, default=None, help="strength target (noisy mode's optional --sigma)")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results/finetune_noisy_nam25.json")
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -85,10 +86,10 @@ def main() -> int:
     ft._Hook.__init__ = grab
     t0 = time.time()
     res = finetune(NAM / "noisy", mode="noisy", name="nam25-bench", base_model=str(base), minutes=args.minutes,
-                   threads=1, on_step=on_step, preview_every=10**9)
+                   threads=1, on_step=on_step, preview_every=10**9, sigma=args.sigma)
     final, _ = load_model(res.path)
     curve.append({"minutes": round(res.minutes, 2), "step": res.steps, "psnr": score(final, pairs)})
-    out = {"base_model": str(base), "threads": 1, "minutes_budget": args.minutes, "wall_s": round(time.time() - t0),
+    out = {"base_model": str(base), "strength_target": args.sigma, "threads": 1, "minutes_budget": args.minutes, "wall_s": round(time.time() - t0),
            "noisy_input_psnr": float(np.mean([psnr(g, n) for n, g, _ in pairs])),
            "base_psnr_auto_sigma": curve[0]["psnr"], "final_psnr_auto_sigma": curve[-1]["psnr"],
            "gain_db": curve[-1]["psnr"] - curve[0]["psnr"], "curve": curve, "steps": res.steps,

@@ -25,7 +25,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--minutes", type=float, help="time budget (default 10, or none when --steps is given)")
     p.add_argument("--steps", type=int, default=0, help="step budget instead of (or as well as) minutes")
     p.add_argument("--from", dest="base", metavar="MODEL", help="model to start from (default: the shipped one)")
-    p.add_argument("--sigma", type=float, help="clean mode: noise level 0..255 to train for (default 25)")
+    p.add_argument("--sigma", type=float, help="clean mode: noise level 0..255 to train for (default 25); "
+                   "noisy mode: the strength you found right for these photos, to be applied automatically")
     p.add_argument("--sample", type=Path, help="clean mode: a noisy photo to estimate the noise level from")
     p.add_argument("--resume", action="store_true", help="continue the stopped run named --name")
     p.add_argument("--discard", action="store_true", help="forget a stopped run named --name and start afresh")

@@ -17,9 +17,10 @@ from typing import Any, Callable
 import cv2
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from .checkpoint import ModelCard, atomic_write_bytes, load_model, read_card, save_model
-from .model import UNetDenoiser
+from .model import UNetDenoiser, build_model
 from .noise import NoiseConfig, estimate_sigma
 from .patches import PatchPool, list_images, load_rgb8
 from .progress import NullProgress, Progress
@@ -184,8 +185,9 @@ class FinetuneTrainer(Trainer):
 
     def __init__(self, cfg: TrainConfig, folder: Path, out: Path, device: str, base_path: Path, mode: str,
                  sigma_in: float, name: str, exclude: set[str], anchor_weight: float = 100.0,
-                 card_extra: dict[str, Any] | None = None) -> None:
+                 card_extra: dict[str, Any] | None = None, target_sigma: float | None = None) -> None:
         self.mode, self.sigma_in, self.anchor_weight = mode, float(sigma_in), anchor_weight
+        self.target_sigma = target_sigma
         super().__init__(cfg, [folder], out, device, init_weights=base_path, loss_fn=self.finetune_loss,
                          card_extra=card_extra, name=name)
         self.train_files = [f for f in self.train_files if str(f) not in exclude]
@@ -195,6 +197,10 @@ class FinetuneTrainer(Trainer):
         pool_cls = PatchPool if mode == "clean" else NativePatchPool
         self.pool = pool_cls(self.train_files, cfg.pool_size, self.rng, cfg.pool_refresh, cfg.jpeg_downscale)
         self.reference = [p.detach().clone() for p in self.model.parameters()]
+        self.base: UNetDenoiser | None = None
+        if target_sigma is not None:  # frozen base, run at the strength the user chose
+            self.base = build_model(cfg.model).to(self.device).requires_grad_(False).eval()
+            self.base.load_state_dict(self.model.state_dict())
 
     def finetune_loss(self, model: UNetDenoiser, batch: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         if self.mode == "clean":
@@ -203,6 +209,13 @@ class FinetuneTrainer(Trainer):
             # jitter the level the engine would measure, so nearby estimates behave alike
             jitter = torch.exp((torch.rand(batch.shape[0], generator=gen, device=batch.device) - 0.5) * 0.5)
             main, _ = n2n_pd_loss(model, batch, self.sigma_in * jitter, gen)
+            if self.base is not None:
+                # teach the model to apply, at the level the engine will measure, the strength the user
+                # found right for these photos: L1 to the frozen base's output at that strength
+                with torch.no_grad():
+                    target = self.base(batch, torch.full((batch.shape[0],), float(self.target_sigma),
+                                                         device=batch.device))
+                main = main + F.l1_loss(model(batch, self.sigma_in * jitter), target)
         return main + self.anchor_weight * weight_anchor(model, self.reference)
 
     def validate(self) -> float | None:
@@ -338,6 +351,7 @@ def _new_spec(folder: Path, mode: str, name: str, base_model: str | None, minute
         mode = suggestion.mode
     if mode not in ("clean", "noisy"):
         raise FinetuneError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+    target = None
     if mode == "clean":
         if sigma is None and noisy_sample is not None:
             try:
@@ -349,14 +363,15 @@ def _new_spec(folder: Path, mode: str, name: str, base_model: str | None, minute
         else:
             source = "user" if sigma is not None else "default"
             sigma = 25.0 if sigma is None else float(sigma)
-    else:
-        source = "user" if sigma is not None else "folder estimate"
-        sigma = float(sigma) if sigma is not None else estimate_folder_sigma(good)[0]
+    else:  # noisy: sigma is the level the engine will measure; the user's value is a strength target
+        target, source = (float(sigma) if sigma is not None else None), "folder estimate"
+        sigma = estimate_folder_sigma(good)[0]
     if not 0 <= sigma <= 255:
         raise FinetuneError(f"noise level must be in 0..255, got {sigma}")
     cfg = make_config(base.card, mode, sigma, minutes, steps, threads, seed)
     return {"name": name, "mode": mode, "folder": str(Path(folder).expanduser().resolve()),
             "base_model": base.name, "base_path": str(base.path), "sigma": sigma, "sigma_source": source,
+            "target_sigma": target,
             "suggestion": suggestion.reason if suggestion else None, "config": cfg.to_dict(),
             "skipped": bad, "val_before": None, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
 
@@ -378,12 +393,13 @@ def finetune(folder: Path | str, mode: str = "auto", name: str = "", base_model:
     else:
         spec = _new_spec(Path(folder), mode, name, base_model, minutes, steps, sigma, noisy_sample, threads, seed)
     cfg = replace(TrainConfig.from_dict(spec["config"]), threads=threads)
-    extra = {k: spec[k] for k in ("mode", "base_model", "folder", "sigma", "sigma_source")}
-    extra["method"] = "supervised synthetic noise" if spec["mode"] == "clean" else "Neighbor2Neighbor on PD2 + L2-SP"
+    extra = {k: spec.get(k) for k in ("mode", "base_model", "folder", "sigma", "sigma_source", "target_sigma")}
+    extra["method"] = ("supervised synthetic noise + L2-SP" if spec["mode"] == "clean" else
+                       "Neighbor2Neighbor on PD2 + L2-SP" + (" + strength target" if spec.get("target_sigma") else ""))
     try:
         trainer = FinetuneTrainer(cfg, Path(spec["folder"]), run_folder(spec["name"]), device,
                                   Path(spec["base_path"]), spec["mode"], spec["sigma"], spec["name"],
-                                  set(spec["skipped"]), card_extra=extra)
+                                  set(spec["skipped"]), card_extra=extra, target_sigma=spec.get("target_sigma"))
     except (FileNotFoundError, ValueError) as exc:
         raise FinetuneError(str(exc)) from exc
     if not resume:

@@ -185,3 +185,13 @@ def test_sigma_from_a_sample_noisy_photo(env: Path) -> None:
     assert 12 < card.training["sigma"] < 28 and card.training["sigma_source"] == str(sample)
     with pytest.raises(FinetuneError, match="sample noisy photo"):
         finetune(folder, mode="clean", name="t", steps=1, minutes=0, noisy_sample=env / "nope.png")
+
+
+def test_noisy_mode_can_learn_a_chosen_strength(env: Path) -> None:
+    from denoiser.core.finetune import finetune
+
+    folder = make_folder(env, count=3, noise=12)
+    res = finetune(folder, mode="noisy", name="strong", steps=2, minutes=0, sigma=10, threads=1)
+    card = load_model(res.path)[1]
+    assert card.training["target_sigma"] == 10 and card.training["method"].endswith("strength target")
+    assert card.training["sigma"] < 10  # the level fed to the model stays the engine's own estimate

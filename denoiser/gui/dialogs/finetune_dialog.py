@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 from PySide6.QtGui import QImage, QPixmap
-from PySide6.QtWidgets import (QComboBox, QDialog, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
                                QLineEdit, QMessageBox, QProgressBar, QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
 from denoiser.core.progress import CancelToken
@@ -120,20 +120,24 @@ class FinetuneDialog(QDialog):
         self.mode = QComboBox()
         self.mode.addItem("Clean photos (low noise): add synthetic noise", "clean")
         self.mode.addItem("Noisy photos only (the noise to remove)", "noisy")
-        self.mode.currentIndexChanged.connect(self._mode_changed)
         self.suggestion = QLabel("Choose a folder to get a suggestion.")
         self.suggestion.setWordWrap(True)
         self.sigma = QDoubleSpinBox(minimum=1, maximum=100, value=25, decimals=1)
-        self.sigma.setToolTip("Noise level to train for (0..255 units), clean mode")
+        self.sigma.setToolTip("Clean photos: the noise level to train for (0..255 units).\n"
+                              "Noisy photos: a strength you found right in the main window (optional).")
+        self.use_strength = QCheckBox("Noisy photos: also teach the model to apply this strength automatically")
         self.minutes = QDoubleSpinBox(minimum=0.1, maximum=24 * 60, value=10, decimals=1, suffix=" min")
         self.steps = QSpinBox(minimum=0, maximum=10_000_000, value=0, specialValueText="no limit")
         self.name = QLineEdit()
         self.name.setPlaceholderText("name of the new model")
+        self.mode.currentIndexChanged.connect(self._mode_changed)
+        self.use_strength.toggled.connect(self._mode_changed)
         form = QFormLayout()
         form.addRow("Folder", row)
         form.addRow("Photos are", self.mode)
         form.addRow("", self.suggestion)
         form.addRow("Noise level", self.sigma)
+        form.addRow("", self.use_strength)
         form.addRow("Time budget", self.minutes)
         form.addRow("Max steps", self.steps)
         form.addRow("New model name", self.name)
@@ -175,7 +179,7 @@ class FinetuneDialog(QDialog):
             w.setEnabled(not running)
         self.cancel_btn.setEnabled(running)
         self.resume_btn.setEnabled(not running and self._can_resume())
-        self.sigma.setEnabled(not running and self.mode.currentData() == "clean")
+        self._mode_changed()
 
     def _can_resume(self) -> bool:
         from denoiser.core.finetune import has_unfinished_run
@@ -222,7 +226,9 @@ class FinetuneDialog(QDialog):
 
     @Slot()
     def _mode_changed(self) -> None:
-        self.sigma.setEnabled(self.mode.currentData() == "clean" and self.start_btn.isEnabled())
+        idle, noisy = self.start_btn.isEnabled(), self.mode.currentData() == "noisy"
+        self.use_strength.setEnabled(idle and noisy)
+        self.sigma.setEnabled(idle and (not noisy or self.use_strength.isChecked()))
 
     # -- running ----------------------------------------------------------------------------------
     def _launch(self, worker: QObject, entry: Any) -> None:
@@ -246,7 +252,8 @@ class FinetuneDialog(QDialog):
         return {"folder": self.folder.text().strip(), "mode": self.mode.currentData(),
                 "name": self.name.text().strip(), "base_model": self.base_model, "minutes": self.minutes.value()
                 if not self.steps.value() else 0.0, "steps": self.steps.value(), "device": self.device,
-                "resume": resume, "sigma": self.sigma.value() if self.mode.currentData() == "clean" else None}
+                "resume": resume, "sigma": self.sigma.value() if self.mode.currentData() == "clean"
+                or self.use_strength.isChecked() else None}
 
     @Slot()
     def start(self) -> None:
