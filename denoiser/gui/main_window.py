@@ -27,7 +27,8 @@ class MainWindow(QMainWindow):
     catalogue_loaded = Signal()
     photo_loaded = Signal(object)  # jobs.LoadedPhoto
     denoised = Signal(object)  # jobs.DenoiseResult
-    preview_shown = Signal(object)  # jobs.PreviewResult
+    preview_partial = Signal(object)  # jobs.PreviewResult of the centre, shown first
+    preview_shown = Signal(object)  # jobs.PreviewResult of the whole visible region
     noise_estimated = Signal(object)  # float | None
     saved = Signal(object)  # Path
     run_cancelled = Signal()
@@ -172,6 +173,7 @@ class MainWindow(QMainWindow):
             return  # a newer open superseded this one
         if self._run_job is not None:
             self._run_job.cancel()
+        self.previewer.stop()
         self.photo, self.result = loaded, None
         p = loaded.photo
         self.compare.set_original(loaded.display)
@@ -280,7 +282,8 @@ class MainWindow(QMainWindow):
 
     @Slot()
     def cancel(self) -> None:
-        for job in (self._run_job, self.previewer.job, self._load_job):
+        self.previewer.stop()
+        for job in (self._run_job, self._load_job):
             if job is not None and not job.done:
                 job.cancel()
 

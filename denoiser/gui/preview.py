@@ -1,4 +1,8 @@
-"""Debounced preview of the visible region after the strength (or model) changes, before a full run."""
+"""Debounced preview of the visible region after the strength (or model) changes, before a full run.
+
+Progressive: the centre quarter of the region first (about 4x sooner, so there is feedback quickly even
+on a slow CPU), then the whole region, which replaces it. Both run on the compute lane, in order.
+"""
 from __future__ import annotations
 
 import math
@@ -14,13 +18,14 @@ if TYPE_CHECKING:
 
 PREVIEW_DELAY_MS = 350  # debounce: the slider fires on every pixel of movement
 PREVIEW_MAX_PIXELS = 1024 * 1024
+PROGRESSIVE_MIN_PIXELS = 256 * 256  # below this the whole region is quick enough on its own
 
 
 class Previewer(QObject):
     def __init__(self, window: "MainWindow") -> None:
         super().__init__(window)
         self.w = window
-        self.job: Job | None = None
+        self.jobs: list[Job] = []
         self.timer = QTimer(self, singleShot=True, interval=PREVIEW_DELAY_MS)
         self.timer.timeout.connect(self.start)
 
@@ -29,10 +34,16 @@ class Previewer(QObject):
         if w.photo is not None and w.catalogue is not None and w.controls.model_name():
             self.timer.start()
 
+    @property
+    def job(self) -> Job | None:
+        """The preview job still running or queued, if any."""
+        return next((j for j in self.jobs if not j.done), None)
+
     def stop(self) -> None:
         self.timer.stop()
-        if self.job is not None:
-            self.job.cancel()
+        for job in self.jobs:
+            job.cancel()
+        self.jobs = []
 
     def rect(self) -> QRect:
         """The visible region, shrunk about its centre to at most PREVIEW_MAX_PIXELS."""
@@ -52,24 +63,32 @@ class Previewer(QObject):
         rect = self.rect()
         if rect.isEmpty():
             return
-        if self.job is not None:
-            self.job.cancel()
+        self.stop()
         sigma = w.controls.sigma()
         sigma = sigma if sigma is not None else w.photo.sigma
-        job = Job(jobs.preview, w.cache, w.photo.photo, rect, w.controls.model_name(), w.controls.device(), sigma,
-                  name="preview")
-        source = w.photo
-        job.signals.result.connect(lambda r, src=source: self._shown(r, src))
-        job.signals.error.connect(lambda exc: w.report_error("Preview failed", exc))
-        self.job = job
+        parts = [rect]
+        if rect.width() * rect.height() >= PROGRESSIVE_MIN_PIXELS:
+            cw, ch = rect.width() // 2, rect.height() // 2
+            parts.insert(0, QRect(rect.center().x() - cw // 2, rect.center().y() - ch // 2, cw, ch))
+        for part in parts:
+            job = Job(jobs.preview, w.cache, w.photo.photo, part, w.controls.model_name(), w.controls.device(),
+                      sigma, name="preview")
+            final = part is parts[-1]
+            job.signals.result.connect(lambda r, j=job, f=final: self._shown(r, j, f))
+            job.signals.error.connect(lambda exc: w.report_error("Preview failed", exc))
+            self.jobs.append(job)
+            w.compute.start(job)
         w.controls.set_message("Previewing the visible region…")
-        w.compute.start(job)
 
-    def _shown(self, result: jobs.PreviewResult, source: jobs.LoadedPhoto) -> None:
+    def _shown(self, result: jobs.PreviewResult, job: Job, final: bool) -> None:
         w = self.w
-        if source is not w.photo:
-            return
+        if job not in self.jobs:
+            return  # superseded by a newer preview, a new photo or a full run
         w.compare.set_preview(result.patch, result.difference, result.gain)
+        if not final:
+            w.controls.set_message(f"Preview of the centre at σ {result.sigma:.1f}; refining the rest…")
+            w.preview_partial.emit(result)
+            return
         w.controls.set_message(f"Preview at σ {result.sigma:.1f} ({result.seconds:.1f} s). "
                                "Denoise to apply it to the whole photo.")
         w.preview_shown.emit(result)

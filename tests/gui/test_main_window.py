@@ -119,15 +119,21 @@ def test_cancel_stops_the_run_and_keeps_the_window_usable(qtbot, window, photo_p
     assert window.result is not None
 
 
-def test_strength_change_previews_only_the_visible_region(qtbot, window, tmp_path: Path) -> None:  # noqa: ANN001
+def test_strength_change_previews_only_the_visible_region(qtbot, window, tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    monkeypatch.setattr("denoiser.gui.preview.PROGRESSIVE_MIN_PIXELS", 1000)  # the test view is small
     open_photo(qtbot, window, write_photo(tmp_path / "big.png", 300, 400))
     window.compare.state.set_zoom(4.0)  # 400x300 photo at 400 %: only part of it is visible
     QApplication.processEvents()
     visible = window.compare.visible_image_rect()
     assert visible.width() < 400
+    partial = []
+    window.preview_partial.connect(partial.append)
     with qtbot.waitSignal(window.preview_shown, timeout=LONG) as blocker:
         window.controls.set_strength(False, 30.0)  # debounced: the timer fires once
     preview = blocker.args[0]
+    assert len(partial) == 1  # progressive: the centre quarter came first
+    centre = partial[0].patch.rect
+    assert visible.contains(centre) and centre.width() == visible.width() // 2
     assert preview.sigma == 30.0
     assert preview.patch.rect == visible == window.compare.visible_image_rect()
     assert preview.patch.image.size.width() == visible.width()
