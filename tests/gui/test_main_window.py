@@ -246,3 +246,11 @@ def test_a_saved_device_that_is_gone_is_reported_once(qtbot, data_dir: Path, set
     assert boxes and boxes[0][0] == "Device not available" and "cuda:3" in boxes[0][1]
     assert win.controls.device() == "auto" and win.settings.device == "auto"
     win.close()
+
+
+def test_closing_during_a_run_cancels_it(qtbot, window, photo_path: Path) -> None:  # noqa: ANN001
+    open_photo(qtbot, window, photo_path)
+    window.acts.denoise.trigger()
+    job = window._run_job
+    window.close()  # cancels and waits for the worker; must not hang or crash
+    assert job.done and job.token.cancelled

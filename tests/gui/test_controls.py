@@ -1,0 +1,38 @@
+"""Controls panel: strength in noise-level units or Auto, ETA text, device names, models list."""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from denoiser.gui.controls import ControlsPanel, device_title, format_eta
+
+
+def test_eta_and_device_titles() -> None:
+    assert format_eta(0.2, 0.5) == "estimating time left…"  # too early to tell
+    assert format_eta(10.0, 0.5) == "about 10 s left"
+    assert format_eta(60.0, 0.25) == "about 3 min left"
+    assert [device_title(d) for d in ("auto", "cpu", "cuda:1", "mps")] == ["Auto", "CPU", "CUDA GPU 1", "MPS"]
+
+
+def test_strength_is_auto_or_a_noise_level(qtbot) -> None:  # noqa: ANN001
+    panel = ControlsPanel()
+    qtbot.addWidget(panel)
+    changes: list[bool] = []
+    panel.strength_changed.connect(lambda: changes.append(True))
+    assert panel.sigma() is None and not panel.slider.isEnabled()
+    panel.set_strength(False, 17.5)
+    assert panel.sigma() == 17.5 and panel.slider.isEnabled() and panel.slider_label.text() == "σ 17.5"
+    assert changes
+    panel.set_estimated_sigma(12.34)
+    assert panel.estimate_label.text() == "estimated σ ≈ 12.3"
+
+
+def test_models_list_keeps_the_selection_and_handles_none(qtbot) -> None:  # noqa: ANN001
+    panel = ControlsPanel()
+    qtbot.addWidget(panel)
+    entries = [SimpleNamespace(name="default", builtin=True), SimpleNamespace(name="mine", builtin=False)]
+    panel.set_models(entries, "mine")
+    assert panel.model_name() == "mine" and "yours" in panel.model_combo.currentText()
+    panel.set_models(entries, "gone")
+    assert panel.model_name() == "default"
+    panel.set_models([], "")
+    assert panel.model_name() is None and not panel.model_combo.isEnabled()
