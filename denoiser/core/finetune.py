@@ -187,7 +187,7 @@ class FinetuneTrainer(Trainer):
                  sigma_in: float, name: str, exclude: set[str], anchor_weight: float = 100.0,
                  card_extra: dict[str, Any] | None = None, target_sigma: float | None = None) -> None:
         self.mode, self.sigma_in, self.anchor_weight = mode, float(sigma_in), anchor_weight
-        self.target_sigma = target_sigma
+        self.target_sigma, self.output_weight = target_sigma, 1.0
         super().__init__(cfg, [folder], out, device, init_weights=base_path, loss_fn=self.finetune_loss,
                          card_extra=card_extra, name=name)
         self.train_files = [f for f in self.train_files if str(f) not in exclude]
@@ -198,7 +198,7 @@ class FinetuneTrainer(Trainer):
         self.pool = pool_cls(self.train_files, cfg.pool_size, self.rng, cfg.pool_refresh, cfg.jpeg_downscale)
         self.reference = [p.detach().clone() for p in self.model.parameters()]
         self.base: UNetDenoiser | None = None
-        if target_sigma is not None:  # frozen base, run at the strength the user chose
+        if mode == "noisy":  # frozen base for the output anchor
             self.base = build_model(cfg.model).to(self.device).requires_grad_(False).eval()
             self.base.load_state_dict(self.model.state_dict())
 
@@ -208,14 +208,15 @@ class FinetuneTrainer(Trainer):
         else:
             # jitter the level the engine would measure, so nearby estimates behave alike
             jitter = torch.exp((torch.rand(batch.shape[0], generator=gen, device=batch.device) - 0.5) * 0.5)
-            main, _ = n2n_pd_loss(model, batch, self.sigma_in * jitter, gen)
-            if self.base is not None:
-                # teach the model to apply, at the level the engine will measure, the strength the user
-                # found right for these photos: L1 to the frozen base's output at that strength
-                with torch.no_grad():
-                    target = self.base(batch, torch.full((batch.shape[0],), float(self.target_sigma),
-                                                         device=batch.device))
-                main = main + F.l1_loss(model(batch, self.sigma_in * jitter), target)
+            level = self.sigma_in * jitter
+            main, _ = n2n_pd_loss(model, batch, level, gen)
+            # Output anchor at full resolution: L1 to the frozen base on the same input, run at the
+            # strength the user chose (if any: the model learns to apply it at the level the engine
+            # will measure) or at that same level (then it only keeps the model from drifting).
+            strength = level if self.target_sigma is None else torch.full_like(level, float(self.target_sigma))
+            with torch.no_grad():
+                target = self.base(batch, strength)
+            main = main + self.output_weight * F.l1_loss(model(batch, level), target)
         return main + self.anchor_weight * weight_anchor(model, self.reference)
 
     def validate(self) -> float | None:
@@ -394,8 +395,9 @@ def finetune(folder: Path | str, mode: str = "auto", name: str = "", base_model:
         spec = _new_spec(Path(folder), mode, name, base_model, minutes, steps, sigma, noisy_sample, threads, seed)
     cfg = replace(TrainConfig.from_dict(spec["config"]), threads=threads)
     extra = {k: spec.get(k) for k in ("mode", "base_model", "folder", "sigma", "sigma_source", "target_sigma")}
+    anchor = " at the strength target" if spec.get("target_sigma") is not None else ""
     extra["method"] = ("supervised synthetic noise + L2-SP" if spec["mode"] == "clean" else
-                       "Neighbor2Neighbor on PD2 + L2-SP" + (" + strength target" if spec.get("target_sigma") else ""))
+                       f"Neighbor2Neighbor on PD2 + output anchor to the base{anchor} + L2-SP")
     try:
         trainer = FinetuneTrainer(cfg, Path(spec["folder"]), run_folder(spec["name"]), device,
                                   Path(spec["base_path"]), spec["mode"], spec["sigma"], spec["name"],
@@ -433,7 +435,9 @@ def _publish(spec: dict[str, Any], trainer: FinetuneTrainer, out: dict[str, Any]
     dest = user_models_dir() / f"{name}.safetensors"
     save_model(dest, model, card)
     spec["finished"] = card.created
+    spec["history"] = trainer.history
     _write_spec(spec)
-    trainer.checkpoint_path.unlink(missing_ok=True)
+    for leftover in (trainer.checkpoint_path, Path(out["model"]), Path(out["model"]).with_suffix(".json")):
+        leftover.unlink(missing_ok=True)  # the published copy is the model; keep only the run's settings
     return FinetuneResult(name, dest, mode, out["steps"], out["minutes"], spec["val_before"], out["val_psnr"],
                           metric, skipped)
