@@ -4,8 +4,12 @@ Neighbor2Neighbor (Huang et al., CVPR 2021) learns to denoise from single noisy 
 one random neighbour sub-image from the other. It assumes pixel-independent noise; real camera noise
 is spatially correlated after demosaicing, so the image is first pixel-shuffle downsampled
 (PD, Zhou et al. 2019): neighbours inside a PD sub-image lie `pd` pixels apart in the photo, where
-the correlation has faded. A weight anchor (L2-SP, Li et al. 2018) keeps the model near the base
-so it does not drift on content it already handled.
+the correlation is weaker. A weight anchor (L2-SP, Li et al. 2018) keeps the weights near the base;
+core.finetune adds an output anchor at full resolution.
+
+Limits measured here: on Nam25 (noisy - reference, image 05) the noise correlation is 0.69 at lag 1,
+0.375 at lag 2 and still 0.19 at lag 4, so PD2 only partly decorrelates it; alone, this loss lowered
+PSNR against the references (benchmarks/results/finetune_noisy_nam25_n2n_only_partial.json).
 """
 from __future__ import annotations
 
