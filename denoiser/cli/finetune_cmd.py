@@ -42,11 +42,13 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.discard:
             discard_run(args.name)
-        if args.mode == "auto" and not args.resume:
+        mode = args.mode
+        if mode == "auto" and not args.resume:
             s = suggest_mode(args.folder)
-            print(f"mode: {s.mode} suggested ({s.reason})", file=sys.stderr)
+            mode = s.mode
+            print(f"mode: {s.mode} ({s.reason}); choose --mode to override", file=sys.stderr)
         with TerminalProgress(f"fine-tuning {args.name}", delay=0) as bar, _ctrl_c_cancels(bar):
-            res = finetune(args.folder, mode=args.mode, name=args.name, base_model=args.base, minutes=minutes,
+            res = finetune(args.folder, mode=mode, name=args.name, base_model=args.base, minutes=minutes,
                            steps=max(0, args.steps), device=args.device, resume=args.resume, progress=bar,
                            sigma=args.sigma, noisy_sample=args.sample, threads=args.threads)
     except Cancelled:
