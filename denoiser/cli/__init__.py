@@ -27,6 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
                 raise
             continue
         module.add_parser(sub)
+        if name == "train":
+            module.add_pack_parser(sub)
     return parser
 
 

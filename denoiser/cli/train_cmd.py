@@ -14,7 +14,9 @@ from denoiser.core.progress import Cancelled
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a model on folders of clean photos (resumable)")
     p.add_argument("--config", type=Path, help="training config JSON (defaults built in)")
-    p.add_argument("--data", type=Path, action="append", required=True, help="folder of clean photos (repeatable)")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--data", type=Path, action="append", help="folder of clean photos (repeatable)")
+    src.add_argument("--pack", type=Path, help="a training pack made by `denoiser pack` (crops kept on the device)")
     p.add_argument("--out", type=Path, required=True, help="run folder: checkpoint.pt, model files, log")
     p.add_argument("--minutes", type=float, help="time budget for the whole run (overrides the config)")
     p.add_argument("--steps", type=int, help="step budget (overrides the config)")
@@ -34,7 +36,8 @@ def run(args: argparse.Namespace) -> int:
         overrides = {k: v for k, v in (("minutes", args.minutes), ("max_steps", args.steps),
                                        ("threads", args.threads)) if v is not None}
         cfg = replace(cfg, **overrides)
-        trainer = Trainer(cfg, args.data, args.out, device=args.device, init_weights=args.init, name=args.name)
+        trainer = Trainer(cfg, args.data or [], args.out, device=args.device, init_weights=args.init,
+                          name=args.name, pack=args.pack)
     except (ValueError, OSError) as exc:
         print(f"denoiser train: {exc}", file=sys.stderr)
         return 2
@@ -49,4 +52,26 @@ def run(args: argparse.Namespace) -> int:
     print(json.dumps({k: v for k, v in result.items() if k != "skipped"}, indent=2))
     for path, reason in result["skipped"].items():
         print(f"skipped {path}: {reason}", file=sys.stderr)
+    return 0
+
+
+def add_pack_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("pack", help="pack training crops into one small file for a short GPU run")
+    p.add_argument("--data", type=Path, action="append", required=True, help="folder of clean photos (repeatable)")
+    p.add_argument("--out", type=Path, required=True, help="pack file (.npz)")
+    p.add_argument("--max-mb", type=float, default=48.0, help="size budget in MB (default 48)")
+    p.add_argument("--crop", type=int, default=128, help="crop side in pixels (default 128)")
+    p.set_defaults(func=run_pack)
+
+
+def run_pack(args: argparse.Namespace) -> int:
+    from denoiser.core.pack import make_pack
+
+    try:
+        with TerminalProgress("packing") as bar:
+            meta = make_pack(args.data, args.out, args.max_mb, args.crop, progress=bar)
+    except (ValueError, OSError) as exc:
+        print(f"denoiser pack: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(meta, indent=2))
     return 0

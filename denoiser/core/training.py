@@ -107,16 +107,16 @@ class Trainer:
 
     def __init__(self, cfg: TrainConfig, data: list[Path], out: Path, device: str = "auto",
                  init_weights: Path | None = None, loss_fn: LossFn | None = None,
-                 card_extra: dict[str, Any] | None = None, name: str = "model") -> None:
+                 card_extra: dict[str, Any] | None = None, name: str = "model", pack: Path | None = None) -> None:
         self.cfg, self.out, self.name = cfg, Path(out), name
         self.device = pick_device(device)
         self.card_extra = card_extra or {}
         torch.set_num_threads(max(1, cfg.threads))
-        files = list_images(data)
-        if not files:
+        files = list_images(data) if not pack else []
+        if not files and not pack:
             raise ValueError(f"no images found in {', '.join(map(str, data))}")
         self.train_files, self.val_files = split_validation(files, cfg.val_fraction, cfg.val_max)
-        self.data = [str(d) for d in data]
+        self.data = [str(d) for d in data] if not pack else [str(pack)]
         torch.manual_seed(cfg.seed)  # reproducible initial weights
         self.model = build_model(cfg.model)
         self.init_weights = str(init_weights) if init_weights else None
@@ -134,11 +134,19 @@ class Trainer:
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.gen = torch.Generator(device=self.device).manual_seed(cfg.seed)
         self.rng = np.random.default_rng(cfg.seed)
-        self.pool = PatchPool(self.train_files, cfg.pool_size, self.rng, cfg.pool_refresh, cfg.jpeg_downscale)
         self.loss_fn = loss_fn or self.supervised_loss
         self.step, self.elapsed = 0, 0.0
         self.history: list[dict[str, float]] = []
         self._val_cache: list[tuple[torch.Tensor, torch.Tensor]] | None = None
+        if pack:
+            from .pack import PackSource
+
+            self.pool = PackSource(Path(pack), self.device, self.gen)
+            vgen = torch.Generator().manual_seed(1234)
+            self._val_cache = [(c[None], c[None] + torch.randn(c[None].shape, generator=vgen) * cfg.val_sigma / 255)
+                               for c in self.pool.val]
+        else:
+            self.pool = PatchPool(self.train_files, cfg.pool_size, self.rng, cfg.pool_refresh, cfg.jpeg_downscale)
 
     # -- losses ---------------------------------------------------------------------------------
     def supervised_loss(self, model: UNetDenoiser, clean: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
@@ -278,9 +286,15 @@ class Trainer:
         self.model.train()
         for group in self.opt.param_groups:
             group["lr"] = lr_at(cfg, self.step, self.budget_fraction())
-        clean = torch.from_numpy(self.pool.batch(cfg.batch_size, cfg.patch)).permute(0, 3, 1, 2)
+        clean = self.pool.batch(cfg.batch_size, cfg.patch)
+        if isinstance(clean, np.ndarray):
+            clean = torch.from_numpy(clean).permute(0, 3, 1, 2)
         clean = clean.to(self.device).contiguous(memory_format=torch.channels_last)
-        loss = self.loss_fn(self.model, clean, self.gen)
+        if self.device.type == "cuda":
+            with torch.autocast("cuda", dtype=torch.bfloat16):
+                loss = self.loss_fn(self.model, clean, self.gen).float()
+        else:
+            loss = self.loss_fn(self.model, clean, self.gen)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"loss became {loss.item()} at step {self.step}")
         self.opt.zero_grad(set_to_none=True)

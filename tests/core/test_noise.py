@@ -66,3 +66,19 @@ def test_noise_config_validation():
         NoiseConfig(sigma_min=10, sigma_max=5)
     with pytest.raises(ValueError):
         NoiseConfig(p_gaussian=0, p_poisson=0, p_correlated=0)
+
+
+def test_estimate_sigma_survives_chroma_subsampled_jpeg():
+    """4:2:0 JPEG correlates the channels' noise; the joint PCA collapses there, the fallback must not."""
+    import cv2
+
+    rng = np.random.default_rng(7)
+    yy, xx = np.mgrid[0:256, 0:256] / 256.0
+    clean = np.stack([0.3 + 0.4 * xx, 0.5 + 0.2 * np.sin(6 * yy), 0.6 - 0.3 * yy], axis=2)
+    noisy = np.clip(clean + rng.normal(0, 20 / 255, clean.shape), 0, 1)
+    bgr = (noisy[..., ::-1] * 255 + 0.5).astype(np.uint8)
+    ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, 95, cv2.IMWRITE_JPEG_SAMPLING_FACTOR,
+                                         cv2.IMWRITE_JPEG_SAMPLING_FACTOR_420])
+    decoded = cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1].astype(np.float32) / 255
+    measured = float(np.std(decoded - clean) * 255)  # the per-channel std actually left in the file
+    assert abs(estimate_sigma(decoded) / measured - 1) < 0.2
