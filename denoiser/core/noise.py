@@ -186,7 +186,7 @@ def estimate_sigma(image: np.ndarray, patch: int = 7, max_patches: int = 60_000,
     if c == 1:
         return joint
     luma = _pca_noise(patches @ np.array([0.299, 0.587, 0.114], np.float32))
-    if joint >= 0.5 * luma:
+    if joint >= 0.5 * luma or luma < 3.0:  # below ~3 the difference does not matter to the model
         return joint
     per_channel = float(np.mean([_pca_noise(patches[:, :, ch]) for ch in range(c)]))
     return max(per_channel, luma)

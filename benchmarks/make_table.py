@@ -1,0 +1,65 @@
+"""Markdown table (and a plot) from benchmarks/results/peers.json, for the README.
+
+    python benchmarks/make_table.py  -> prints the table; writes docs/benchmark.png
+Peers ran on the first N images of each set (N = their image count); ours is shown on exactly the same
+images (from its per-image figures) and, separately, on the full sets.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+RESULTS = Path(__file__).parent / "results" / "peers.json"
+NAMES = {"ours": "**Ours** (U-Net, 4.1 M params)", "ffdnet": "FFDNet (published weights)",
+         "nlm": "OpenCV fastNlMeansDenoisingColored", "bm3d": "CBM3D (`bm3d` package)"}
+COLUMNS = [("CBSD68", 15), ("CBSD68", 25), ("CBSD68", 50), ("Kodak24", 15), ("Kodak24", 25), ("Kodak24", 50),
+           ("McMaster", 15), ("McMaster", 25), ("McMaster", 50), ("Nam25", "real")]
+
+
+def subset(entry: dict, n: int) -> float:
+    return float(np.mean([p["psnr"] for p in entry["per_image"][:n]]))
+
+
+def main() -> None:
+    res = json.loads(RESULTS.read_text())
+    get = lambda m, s, sig: res.get(f"{m}|{s}|{sig}")  # noqa: E731
+    head = "| method | " + " | ".join(f"{s} {'σ' + str(g) if g != 'real' else 'real'}" for s, g in COLUMNS) + " | s/MP |"
+    lines = [head, "|" + "---|" * (len(COLUMNS) + 2)]
+    for m in ("ours", "ffdnet", "nlm", "bm3d"):
+        cells, speeds = [], []
+        for s, g in COLUMNS:
+            e = get(m, s, g)
+            if e is None:
+                cells.append("–")
+                continue
+            n = e["images"]
+            speeds.append(e["s_per_mp"])
+            if m == "ours":
+                peer = next((get(p, s, g) for p in ("ffdnet", "nlm") if get(p, s, g)), None)
+                n = peer["images"] if peer else n
+                cells.append(f"{subset(e, n):.2f}")
+            else:
+                cells.append(f"{e['psnr']:.2f}")
+        if any(c != "–" for c in cells):
+            lines.append(f"| {NAMES[m]} | " + " | ".join(cells) + f" | {np.median(speeds):.2f} |")
+    b = [get("bm3d", s, g) for s, g in COLUMNS if get("bm3d", s, g)]
+    if b:
+        n = b[0]["images"]
+        ours_b = [get("ours", s, g) for s, g in COLUMNS if get("bm3d", s, g) and get("ours", s, g)]
+        lines.append("")
+        lines.append(f"CBM3D is slow, so it ran on the first {n} images of each set at σ 25 and Nam25; on those "
+                     "same images: " + ", ".join(
+                         f"{e['set']} CBM3D {e['psnr']:.2f} vs ours {subset(o, n):.2f}" for e, o in zip(b, ours_b)) + ".")
+    full = [get("ours", s, g) for s, g in COLUMNS if get("ours", s, g)]
+    if full:
+        lines.append("")
+        lines.append("Ours on the full sets: " + ", ".join(
+            f"{e['set']} {('σ' + str(e['sigma'])) if e['sigma'] != 'real' else 'real'} {e['psnr']:.2f} dB "
+            f"({e['images']} images)" for e in full) + ".")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,104 @@
+"""The command line end to end, as a user runs it (a subprocess, the real entry point)."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_cli(*args: str, env_extra: dict | None = None) -> subprocess.CompletedProcess:
+    env = os.environ | {"OMP_NUM_THREADS": "1"} | (env_extra or {})
+    return subprocess.run([sys.executable, "-m", "denoiser", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=600, env=env)
+
+
+@pytest.fixture
+def noisy_png(tmp_path, rng) -> Path:
+    clean = np.full((48, 64, 3), 128.0)
+    noisy = np.clip(clean + rng.normal(0, 20, clean.shape), 0, 255).astype(np.uint8)
+    path = tmp_path / "noisy.png"
+    Image.fromarray(noisy).save(path)
+    return path
+
+
+def test_denoise_tiny_image_end_to_end(noisy_png, tiny_model_file, tmp_path):
+    out = tmp_path / "clean.png"
+    res = run_cli("denoise", str(noisy_png), "-o", str(out), "--model", str(tiny_model_file), "--strength", "20")
+    assert res.returncode == 0, res.stderr
+    before = np.asarray(Image.open(noisy_png))
+    after = np.asarray(Image.open(out))
+    assert after.shape == before.shape and not np.array_equal(after, before)
+    assert "noise level 20.0" in res.stdout
+
+
+@pytest.mark.parametrize("kind", ["empty", "text", "truncated", "unsupported"])
+def test_bad_inputs_give_one_clear_line(kind, tmp_path, tiny_model_file, noisy_png):
+    bad = {"empty": tmp_path / "empty.jpg", "text": tmp_path / "notes.jpg",
+           "truncated": tmp_path / "cut.png", "unsupported": tmp_path / "anim.gif"}[kind]
+    if kind == "empty":
+        bad.write_bytes(b"")
+    elif kind == "text":
+        bad.write_text("this is not a photo")
+    elif kind == "truncated":
+        bad.write_bytes(noisy_png.read_bytes()[: len(noisy_png.read_bytes()) // 2])
+    else:
+        Image.new("P", (8, 8)).save(bad)
+    out_dir = tmp_path / "out"
+    res = run_cli("denoise", str(bad), "--out-dir", str(out_dir), "--model", str(tiny_model_file))
+    assert res.returncode != 0
+    assert "Traceback" not in res.stderr
+    lines = [line for line in res.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and bad.name in lines[0], res.stderr
+    assert not out_dir.exists() or not any(out_dir.iterdir())  # nothing partial left behind
+
+
+def test_never_overwrites_the_input(noisy_png, tiny_model_file):
+    before = noisy_png.read_bytes()
+    res = run_cli("denoise", str(noisy_png), "-o", str(noisy_png), "--model", str(tiny_model_file), "--overwrite")
+    assert res.returncode != 0 and noisy_png.read_bytes() == before
+
+
+def test_unknown_model_and_missing_cuda_are_usage_errors(noisy_png, tmp_path, tiny_model_file):
+    res = run_cli("denoise", str(noisy_png), "-o", str(tmp_path / "o.png"), "--model", "no-such-model")
+    assert res.returncode == 2 and "no-such-model" in res.stderr and "Traceback" not in res.stderr
+    import torch
+    if not torch.cuda.is_available():
+        res = run_cli("denoise", str(noisy_png), "-o", str(tmp_path / "o.png"), "--model", str(tiny_model_file),
+                      "--device", "cuda:0")
+        assert res.returncode == 2 and "not available" in res.stderr
+
+
+def test_eval_prints_a_table(tmp_path, tiny_model_file, rng):
+    folder = tmp_path / "set"
+    folder.mkdir()
+    for i in range(2):
+        Image.fromarray((rng.random((32, 32, 3)) * 255).astype(np.uint8)).save(folder / f"{i}.png")
+    res = run_cli("eval", str(folder), "--sigma", "15,25", "--model", str(tiny_model_file))
+    assert res.returncode == 0, res.stderr
+    assert "sigma=15" in res.stdout and "sigma=25" in res.stdout and "dB" in res.stdout
+
+
+def test_train_two_steps_then_resume(tmp_path, rng):
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in range(3):
+        Image.fromarray((rng.random((64, 64, 3)) * 255).astype(np.uint8)).save(data / f"{i}.png")
+    cfg = tmp_path / "cfg.json"
+    import json
+    cfg.write_text(json.dumps({"model": {"widths": [8, 16], "enc_blocks": [1], "dec_blocks": [1], "mid_blocks": 1},
+                               "batch_size": 2, "patch": 32, "val_crop": 32, "val_fraction": 0, "minutes": 0,
+                               "max_steps": 2}))
+    out = tmp_path / "run"
+    res = run_cli("train", "--config", str(cfg), "--data", str(data), "--out", str(out), "--device", "cpu")
+    assert res.returncode == 0, res.stderr
+    res = run_cli("train", "--config", str(cfg), "--data", str(data), "--out", str(out), "--device", "cpu",
+                  "--steps", "3", "--resume")
+    assert res.returncode == 0, res.stderr
+    assert json.loads((out / "model.json").read_text())["training"]["steps"] == 3
