@@ -27,15 +27,22 @@ class JobSignals(QObject):
     finished = Signal()
 
 
-class QtProgress(CancelToken):
-    """The core Progress protocol backed by Qt signals; cancel() is thread-safe (CancelToken)."""
+class SignalProgress(CancelToken):
+    """The core Progress protocol backed by a Qt signal (float, str); cancel() is thread-safe (CancelToken)."""
 
-    def __init__(self, signals: JobSignals) -> None:
+    def __init__(self, signal) -> None:
         super().__init__()
-        self._signals = signals
+        self._signal = signal
 
     def report(self, fraction: float, message: str = "") -> None:
-        self._signals.progress.emit(float(fraction), message)
+        self._signal.emit(float(fraction), message)
+
+
+class QtProgress(SignalProgress):
+    """SignalProgress on a job's `progress` signal."""
+
+    def __init__(self, signals: JobSignals) -> None:
+        super().__init__(signals.progress)
 
 
 class Job(QRunnable):

@@ -16,22 +16,11 @@ from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QDialog,
                                QFormLayout, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QProgressBar, QPushButton,
                                QSpinBox, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
-from denoiser.core.progress import CancelToken
+from denoiser.gui.workers import SignalProgress as _SignalProgress
 
 COLUMNS = ("File", "Status", "Noise", "Seconds", "Reason")
 FORMATS = (("Same as the original", "keep"), ("JPEG", "jpeg"), ("PNG", "png"), ("16-bit TIFF", "tiff"),
            ("WebP", "webp"))
-
-
-class _SignalProgress(CancelToken):
-    """Core Progress backed by a Qt signal; cancel() is thread-safe."""
-
-    def __init__(self, signal: Signal) -> None:
-        super().__init__()
-        self._signal = signal
-
-    def report(self, fraction: float, message: str = "") -> None:
-        self._signal.emit(float(fraction), message)
 
 
 class BatchWorker(QObject):

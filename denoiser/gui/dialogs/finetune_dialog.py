@@ -15,18 +15,9 @@ from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
                                QLineEdit, QMessageBox, QProgressBar, QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
-from denoiser.core.progress import CancelToken
+from denoiser.gui.workers import SignalProgress as _SignalProgress
 
 PREVIEW_SIZE = 192
-
-
-class _SignalProgress(CancelToken):
-    def __init__(self, signal: Signal) -> None:
-        super().__init__()
-        self._signal = signal
-
-    def report(self, fraction: float, message: str = "") -> None:
-        self._signal.emit(float(fraction), message)
 
 
 class FinetuneWorker(QObject):
