@@ -164,8 +164,8 @@ def estimate_sigma(image: np.ndarray, patch: int = 7, max_patches: int = 60_000,
 
     Colour: a joint RGB PCA is the most accurate for independent channel noise, but collapses to ~0
     when the channels' noise is correlated (4:2:0 JPEGs, demosaiced camera noise). For independent
-    channel noise the luma estimate is ~0.67x the joint one, so a joint estimate below half the luma
-    one reveals the collapse; then the per-channel estimate is used.
+    channel noise the luma estimate is ~0.67x the joint one, so a joint estimate below a quarter of the luma
+    one reveals the collapse (it drops to ~0.1x); then the per-channel estimate is used.
     """
     img = np.asarray(image, np.float32)
     if img.ndim == 2:
@@ -186,7 +186,7 @@ def estimate_sigma(image: np.ndarray, patch: int = 7, max_patches: int = 60_000,
     if c == 1:
         return joint
     luma = _pca_noise(patches @ np.array([0.299, 0.587, 0.114], np.float32))
-    if joint >= 0.5 * luma or luma < 3.0:  # below ~3 the difference does not matter to the model
+    if joint >= 0.25 * luma or luma < 3.0:  # below ~3 the difference does not matter to the model
         return joint
     per_channel = float(np.mean([_pca_noise(patches[:, :, ch]) for ch in range(c)]))
     return max(per_channel, luma)
