@@ -45,3 +45,17 @@ def tiny_model_file(tmp_path) -> Path:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(1234)
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory) -> str:
+    """Path of a freshly initialised tiny model (an identity map: its residual tail starts at zero)."""
+    import torch
+    from denoiser.core.checkpoint import ModelCard, save_model
+    from denoiser.core.model import ModelConfig, build_model
+
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(**TINY))
+    path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
+    save_model(path, model, ModelCard(name="tiny", config=model.config))
+    return str(path)

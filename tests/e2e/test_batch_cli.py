@@ -25,25 +25,6 @@ BAD = {  # file -> words its reason must contain
 UNSUPPORTED = {"anim.gif": "unsupported file type (.gif)"}
 
 
-@pytest.fixture(autouse=True)
-def _data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("DENOISER_DATA_DIR", str(tmp_path / "userdata"))
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> str:
-    import torch
-
-    from denoiser.core.checkpoint import ModelCard, save_model
-    from denoiser.core.model import ModelConfig, build_model
-
-    torch.manual_seed(0)
-    model = build_model(ModelConfig(widths=(8, 16), enc_blocks=(1,), dec_blocks=(1,), mid_blocks=1))
-    path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
-    save_model(path, model, ModelCard(name="tiny", config=model.config))
-    return str(path)
-
-
 def noisy(h: int, w: int, seed: int, channels: int = 3) -> np.ndarray:
     rng = np.random.default_rng(seed)
     base = np.linspace(30, 220, w)[None, :, None] * np.ones((h, 1, channels))
