@@ -1,8 +1,9 @@
 """Preview latency: strength changed -> the denoised visible region (about 1 MP) is on screen.
 
 Opens a large photo in the real window, zooms so about 1 MP of it is visible, moves the strength slider
-and times until the centre quarter is shown (`preview_partial`) and until the whole visible region is
-(`preview_shown`); both include the 350 ms debounce. Target: <= 1.5 s. Prints figures.
+and times until the whole visible region is shown (`preview_shown`) and, when the previewer chose to show
+the centre quarter first (it does when the last preview predicts a slow whole region), until that was
+(`preview_partial`); both include the debounce. Target: <= 1.5 s. Prints figures.
 
     python benchmarks/gui_preview.py [--megapixels 24] [--threads 1] [--repeats 3] [--model PATH]
 """
@@ -15,6 +16,8 @@ import time
 from pathlib import Path
 
 from gui_common import make_photo, make_window, model_env, pump, wait_for
+
+from denoiser.gui.preview import PREVIEW_DELAY_MS
 
 
 def main() -> None:
@@ -31,6 +34,8 @@ def main() -> None:
     window.show()
     wait_for(app, window.catalogue_loaded)
     window.controls.model_combo.setCurrentIndex(window.controls.model_combo.findData(model))
+    estimated: list = []  # connected before opening: on an idle machine the estimate can finish first
+    window.noise_estimated.connect(estimated.append)
     window.open_path(photo)
     wait_for(app, window.photo_loaded)
     window.compare.set_mode("toggle")  # one canvas, full width
@@ -43,11 +48,12 @@ def main() -> None:
     print(f"photo {args.megapixels:g} MP, view {canvas.width()}x{canvas.height()}, zoom {window.compare.state.zoom:.2f}, "
           f"preview region {rect.width()}x{rect.height()} = {rect.width() * rect.height() / 1e6:.2f} MP, "
           f"torch threads {args.threads}, load average {os.getloadavg()[0]:.1f}")
-    wait_for(app, window.noise_estimated)  # do not measure while the estimate shares the CPU
+    if not estimated:  # do not measure while the estimate shares the CPU
+        wait_for(app, window.noise_estimated)
     firsts, totals, computes = [], [], []
     first: list[float] = []
     window.preview_partial.connect(lambda _r: first.append(time.perf_counter()))
-    for i, sigma in enumerate([10.0, 20.0, 30.0, 25.0, 15.0][: max(1, args.repeats + 1)]):
+    for i, sigma in enumerate([10.0, 20.0, 30.0, 25.0, 15.0, 35.0, 12.0, 22.0, 18.0][: max(1, args.repeats + 1)]):
         first.clear()
         t0 = time.perf_counter()
         window.controls.set_strength(False, sigma)
@@ -56,13 +62,15 @@ def main() -> None:
         centre = (first[0] - t0) if first else float("nan")
         label = "warm-up (loads the model)" if i == 0 else f"sigma {sigma:g}"
         print(f"{label}: centre shown after {centre:.2f} s, whole region after {total:.2f} s "
-              f"(its compute {result.seconds:.2f} s; 0.35 s debounce)")
+              f"(its compute {result.seconds:.2f} s; {PREVIEW_DELAY_MS / 1000:.2f} s debounce)")
         if i:
             firsts.append(centre)
             totals.append(total)
             computes.append(result.seconds)
-    print(f"median: centre quarter shown {statistics.median(firsts):.2f} s after the change, whole ~1 MP region "
-          f"{statistics.median(totals):.2f} s (target <= 1.5 s)")
+    centres = [f for f in firsts if f == f]
+    centre = f"centre quarter first in {len(centres)} of {len(firsts)} (median {statistics.median(centres):.2f} s), " \
+        if centres else "no centre-first pass, "
+    print(f"median: {centre}whole ~1 MP region {statistics.median(totals):.2f} s after the change (target <= 1.5 s)")
     window.close()
 
 

@@ -101,13 +101,14 @@ def main() -> None:
         runs = []
         limit = args.bm3d_limit if method == "bm3d" else args.limit
         sigmas = (25,) if method == "bm3d" else SIGMAS
-        for s in args.sets.split(","):
+        sets = [s for s in args.sets.split(",") if s]  # --sets '' runs Nam25 only
+        for s in sets:
             runs += [(s, sig, lambda s=s, sig=sig: evaluate_synthetic(fn, DATA / "test" / s, sig, limit=limit))
                      for sig in sigmas]
         runs.append(("Nam25", "real", lambda: evaluate_pairs(fn, DATA / "real/Nam25/noisy", DATA / "real/Nam25/gt",
                                                              limit=limit)))
         if method == "ours":  # the subset BM3D sees, for a like-for-like row
-            for s in args.sets.split(","):
+            for s in sets:
                 runs.append((s + f"[:{args.bm3d_limit}]", 25, lambda s=s: evaluate_synthetic(
                     fn, DATA / "test" / s, 25, limit=args.bm3d_limit)))
             runs.append((f"Nam25[:{args.bm3d_limit}]", "real", lambda: evaluate_pairs(

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from denoiser.core.progress import Progress
 
 GUI_TILE = 1024  # smaller than the engine default: progress moves and Cancel answers sooner
-PREVIEW_MARGIN = 64  # context around a preview crop (as the engine's tile overlap), cut off afterwards
+PREVIEW_MARGIN = 24  # context around a preview crop, cut off afterwards (the full run's tiles overlap by 64)
 
 
 @dataclass

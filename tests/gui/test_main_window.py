@@ -140,6 +140,18 @@ def test_strength_change_previews_only_the_visible_region(qtbot, window, tmp_pat
     assert window.compare.preview is preview.patch
     assert window.result is None  # a preview is not a result: nothing to save yet
 
+    # the previews measured this machine's speed; a region predicted to be quick comes in one pass
+    assert window.previewer.seconds_per_mp is not None and window.previewer.seconds_per_mp > 0
+    window.previewer.seconds_per_mp = 1e-3
+    partial.clear()
+    with qtbot.waitSignal(window.preview_shown, timeout=LONG):
+        window.controls.set_strength(False, 20.0)
+    assert partial == []
+    window.previewer.seconds_per_mp = 1e6  # and one predicted to be slow shows the centre first again
+    with qtbot.waitSignal(window.preview_shown, timeout=LONG):
+        window.controls.set_strength(False, 25.0)
+    assert len(partial) == 1
+
 
 def test_save_keeps_metadata_and_never_touches_the_original(qtbot, window, photo_path: Path) -> None:  # noqa: ANN001
     original_bytes = photo_path.read_bytes()
