@@ -95,10 +95,10 @@ def run_loop(folder: Path, out: Path, denoiser, prefetch: bool, count: int) -> d
                 rss[finished[0]] = round(proc.memory_info().rss / 2**20)
                 print(f"  {finished[0]:2d} files, {item.seconds:6.1f} s last, RSS {rss[finished[0]]} MiB", flush=True)
 
-    stages = {"decode": Stage(batch.load_photo), "estimate": Stage(batch.estimate_sigma),
+    stages = {"decode": Stage(batch.load_photo), "estimate": Stage(denoiser.auto_strength),
               "denoise": Stage(denoiser.denoise_photo), "save": Stage(batch.save_photo)}
-    batch.load_photo, batch.estimate_sigma, batch.save_photo = stages["decode"], stages["estimate"], stages["save"]
-    denoiser.denoise_photo = stages["denoise"]
+    batch.load_photo, batch.save_photo = stages["decode"], stages["save"]
+    denoiser.auto_strength, denoiser.denoise_photo = stages["estimate"], stages["denoise"]
     try:
         include = tuple(sorted(p.name for p in folder.glob("*.jpg"))[:count])
         opts = batch.BatchOptions(input_dir=folder, output_dir=out, prefetch=prefetch, quality=95, include=include)
@@ -106,9 +106,8 @@ def run_loop(folder: Path, out: Path, denoiser, prefetch: bool, count: int) -> d
         result = batch.run_batch(opts, denoiser=denoiser, on_file=on_file)
         wall, cpu_end = time.perf_counter() - start, proc.cpu_times()
     finally:
-        batch.load_photo, batch.estimate_sigma = stages["decode"].fn, stages["estimate"].fn
-        batch.save_photo = stages["save"].fn
-        del denoiser.denoise_photo
+        batch.load_photo, batch.save_photo = stages["decode"].fn, stages["save"].fn
+        del denoiser.denoise_photo, denoiser.auto_strength
     busy = stages["denoise"].seconds + stages["save"].seconds
     n = max(1, len(result.done))
     cpu_s = cpu_end.user + cpu_end.system - cpu.user - cpu.system

@@ -1,7 +1,8 @@
 """Noisy-mode fine-tuning on real camera noise (Nam25): PSNR against the references vs minutes.
 
-The references (Nam25/gt) are used only to score; training sees Nam25/noisy alone. Every model is
-scored the way the app uses it: noise level estimated on each photo (auto sigma).
+The references (Nam25/gt) are used only to score; training sees Nam25/noisy alone. The curve scores each
+model at the noise level estimated on each photo (estimate_sigma); at the end both models are also scored
+as the app runs them (Auto strength = Denoiser.auto_strength, calibrated per photo on correlated noise).
 
     python benchmarks/finetune_noisy.py --minutes 10 [--base PATH] [--every 2]
 """
@@ -43,6 +44,20 @@ def score(model: torch.nn.Module, pairs: list[tuple[np.ndarray, np.ndarray, floa
             out = model(x, torch.tensor([sigma]))[0].clamp(0, 1).permute(1, 2, 0).numpy()
             vals.append(psnr(gt, out))
     return float(np.mean(vals))
+
+
+def score_app(path: Path, pairs: list[tuple[np.ndarray, np.ndarray, float]]) -> tuple[float, float]:
+    """(PSNR, mean strength) as the app runs the model: Auto strength = Denoiser.auto_strength, which
+    calibrates the strength on each photo's own noise when it is spatially correlated."""
+    from denoiser.core.engine import Denoiser
+
+    d = Denoiser.from_file(path, device="cpu")
+    vals, strengths = [], []
+    for noisy, gt, _ in pairs:
+        s = d.auto_strength(noisy)
+        vals.append(psnr(gt, d.denoise(noisy, s)))
+        strengths.append(s)
+    return float(np.mean(vals)), float(np.mean(strengths))
 
 
 def main() -> int:
@@ -87,12 +102,19 @@ def main() -> int:
     t0 = time.time()
     res = finetune(NAM / "noisy", mode="noisy", name="nam25-bench", base_model=str(base), minutes=args.minutes,
                    threads=1, on_step=on_step, preview_every=10**9, sigma=args.sigma)
-    final, _ = load_model(res.path)
+    final, card = load_model(res.path)
     curve.append({"minutes": round(res.minutes, 2), "step": res.steps, "psnr": score(final, pairs)})
+    base_app, base_strength = score_app(base, pairs)
+    final_app, final_strength = score_app(res.path, pairs)
+    print(f"as the app runs them (Auto = calibrated strength): base {base_app:.2f} dB (mean strength "
+          f"{base_strength:.2f}), fine-tuned {final_app:.2f} dB ({final_strength:.2f})", flush=True)
     out = {"base_model": str(base), "strength_target": args.sigma, "threads": 1, "minutes_budget": args.minutes, "wall_s": round(time.time() - t0),
            "noisy_input_psnr": float(np.mean([psnr(g, n) for n, g, _ in pairs])),
            "base_psnr_auto_sigma": curve[0]["psnr"], "final_psnr_auto_sigma": curve[-1]["psnr"],
-           "gain_db": curve[-1]["psnr"] - curve[0]["psnr"], "curve": curve, "steps": res.steps,
+           "gain_db": curve[-1]["psnr"] - curve[0]["psnr"], "curve": curve,
+           "base_psnr_app_auto": base_app, "final_psnr_app_auto": final_app, "gain_db_app_auto": final_app - base_app,
+           "base_mean_strength_app_auto": base_strength, "final_mean_strength_app_auto": final_strength, "steps": res.steps,
+           "strength_gain": card.training.get("strength_gain"), "calibration": card.training.get("calibration"),
            "val_metric": res.val_metric, "val_before": res.val_before, "val_after": res.val_after,
            "cpu": os.cpu_count(), "torch": torch.__version__}
     args.out.parent.mkdir(parents=True, exist_ok=True)

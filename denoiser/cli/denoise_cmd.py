@@ -36,7 +36,7 @@ def _target(args: argparse.Namespace, photo, fmt: str) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    from denoiser.core.photo import PhotoError, load_photo, save_photo
+    from denoiser.core.photo import PhotoError, check_target, load_photo, resolve_target, save_photo
     from denoiser.core.progress import Cancelled
 
     if args.output and len(args.images) > 1:
@@ -58,9 +58,8 @@ def run(args: argparse.Namespace) -> int:
         try:
             t0 = time.perf_counter()
             photo = load_photo(path, max_megapixels=args.max_megapixels)
-            target = _target(args, photo, args.format)
-            if target.exists() and not args.overwrite:
-                raise PhotoError(f"{target}: already exists (use --overwrite to replace it)")
+            target = resolve_target(photo, _target(args, photo, args.format), args.format)[1]
+            check_target(photo, target, args.overwrite)  # the same refusal save_photo makes, before the work
             with TerminalProgress(path.name, delay=1.0) as bar:
                 result, sigma = denoiser.denoise_photo(photo, args.strength, bar)
             saved = save_photo(result, target, fmt=args.format, quality=args.quality, overwrite=args.overwrite)

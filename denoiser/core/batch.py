@@ -18,11 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
+import numpy as np
+
 from .batch_plan import (DONE, FAILED, QUEUED, RUNNING, SKIPPED, BatchError, BatchItem, BatchOptions, BatchPlan,
                          parse_shard, plan_batch)
 from .checkpoint import atomic_write_bytes
 from .engine import DEFAULT_TILE, Denoiser
-from .noise import estimate_sigma
 from .photo import Photo, PhotoError, load_photo, save_photo
 from .progress import Cancelled, NullProgress, Progress
 
@@ -94,30 +95,32 @@ class _Loaded:
     error: Exception | None = None
 
 
-def _load(item: BatchItem, estimate: bool) -> _Loaded:
-    """Decode, and estimate the noise level here too: both then overlap with the previous denoise."""
+def _load(item: BatchItem, auto: Callable[[np.ndarray], float] | None) -> _Loaded:
+    """Decode, and find the Auto strength here too (`auto`, e.g. Denoiser.auto_strength): both then
+    overlap with the previous denoise."""
     start = time.perf_counter()
     try:
         photo = load_photo(item.source)
-        sigma = estimate_sigma(photo.pixels) if estimate else None
+        sigma = auto(photo.pixels) if auto is not None else None
         return _Loaded(photo, sigma, time.perf_counter() - start)
     except Exception as exc:  # reported per file; never fatal
         return _Loaded(None, None, time.perf_counter() - start, exc)
 
 
-def _decoded(items: list[BatchItem], prefetch: bool, estimate: bool) -> Iterator[tuple[BatchItem, _Loaded]]:
+def _decoded(items: list[BatchItem], prefetch: bool,
+             auto: Callable[[np.ndarray], float] | None) -> Iterator[tuple[BatchItem, _Loaded]]:
     """Yield each item with its decoded photo; with prefetch, decode one ahead on a thread."""
     if not prefetch:
         for item in items:
-            yield item, _load(item, estimate)
+            yield item, _load(item, auto)
         return
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="batch-decode")
     try:
-        nxt: Future | None = pool.submit(_load, items[0], estimate) if items else None
+        nxt: Future | None = pool.submit(_load, items[0], auto) if items else None
         for i, item in enumerate(items):
             assert nxt is not None
             loaded = nxt.result()
-            nxt = pool.submit(_load, items[i + 1], estimate) if i + 1 < len(items) else None
+            nxt = pool.submit(_load, items[i + 1], auto) if i + 1 < len(items) else None
             yield item, loaded
             del loaded  # drop our reference before the next decode lands
     finally:
@@ -211,7 +214,8 @@ class _Runner:
     on_file_progress: Callable[[float], None] | None
 
     def run(self, todo: list[BatchItem]) -> None:
-        with closing(_decoded(todo, self.opts.prefetch, self.opts.strength is None)) as decoded:
+        auto = self.denoiser.auto_strength if self.opts.strength is None else None
+        with closing(_decoded(todo, self.opts.prefetch, auto)) as decoded:
             for k, (item, loaded) in enumerate(decoded):
                 self.one(k, len(todo), item, loaded)
                 del loaded

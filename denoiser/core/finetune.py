@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import time
 from dataclasses import dataclass, field, replace
@@ -26,7 +27,8 @@ from .patches import PatchPool, list_images, load_rgb8
 from .progress import NullProgress, Progress
 from .registry import find_model, user_models_dir
 from .model_store import runs_dir, validate_name
-from .selfsup import n2n_pd_loss, neighbour_psnr, weight_anchor
+from .calibration import NoiseModel, calibrate_strength
+from .selfsup import weight_anchor
 from .training import TrainConfig, Trainer
 
 log = logging.getLogger(__name__)
@@ -34,6 +36,7 @@ log = logging.getLogger(__name__)
 MODES = ("clean", "noisy", "auto")
 NOISY_THRESHOLD = 3.0  # folder noise estimate (0..255) from which "noisy" is suggested
 NOISY_MAX_SIDE = 2048  # noisy photos are centre-cropped (never resized: that would change the noise)
+CALIBRATION_PHOTOS = 6  # noisy mode: photos (512 px centre crops) the strength calibration looks at
 
 
 class FinetuneError(ValueError):
@@ -185,9 +188,10 @@ class FinetuneTrainer(Trainer):
 
     def __init__(self, cfg: TrainConfig, folder: Path, out: Path, device: str, base_path: Path, mode: str,
                  sigma_in: float, name: str, exclude: set[str], anchor_weight: float = 100.0,
-                 card_extra: dict[str, Any] | None = None, target_sigma: float | None = None) -> None:
+                 card_extra: dict[str, Any] | None = None, target_sigma: float | None = None,
+                 strength_gain: float = 1.0, noise_model: NoiseModel | None = None) -> None:
         self.mode, self.sigma_in, self.anchor_weight = mode, float(sigma_in), anchor_weight
-        self.target_sigma, self.output_weight = target_sigma, 1.0
+        self.target_sigma, self.strength_gain, self.noise_model = target_sigma, float(strength_gain), noise_model
         super().__init__(cfg, [folder], out, device, init_weights=base_path, loss_fn=self.finetune_loss,
                          card_extra=card_extra, name=name)
         self.train_files = [f for f in self.train_files if str(f) not in exclude]
@@ -209,25 +213,45 @@ class FinetuneTrainer(Trainer):
             # jitter the level the engine would measure, so nearby estimates behave alike
             jitter = torch.exp((torch.rand(batch.shape[0], generator=gen, device=batch.device) - 0.5) * 0.5)
             level = self.sigma_in * jitter
-            main, _ = n2n_pd_loss(model, batch, level, gen)
-            # Output anchor at full resolution: L1 to the frozen base on the same input, run at the
-            # strength the user chose (if any: the model learns to apply it at the level the engine
-            # will measure) or at that same level (then it only keeps the model from drifting).
-            strength = level if self.target_sigma is None else torch.full_like(level, float(self.target_sigma))
-            with torch.no_grad():
-                target = self.base(batch, strength)
-            main = main + self.output_weight * F.l1_loss(model(batch, level), target)
+            target = self._pseudo_clean(batch, level)
+            # on the real photo: at the level the engine measures, do what the base does at the calibrated
+            # strength (or the user's strength target); on the pseudo-clean output plus freshly synthesised
+            # noise of the folder's own spectrum: restore it (new noise every step, so no noise is memorised)
+            main = F.l1_loss(model(batch, level), target)
+            if self.noise_model is not None:
+                fresh = target + self.noise_model.sample(tuple(batch.shape), gen, batch.device)
+                main = main + F.l1_loss(model(fresh, level), target)
         return main + self.anchor_weight * weight_anchor(model, self.reference)
 
+    def _pseudo_clean(self, noisy: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
+        """The frozen base's output at the calibrated strength (gain x level) or the user's target."""
+        strength = level * self.strength_gain if self.target_sigma is None else \
+            torch.full_like(level, float(self.target_sigma))
+        with torch.no_grad():
+            return self.base(noisy, strength)
+
     def validate(self) -> float | None:
+        """Clean mode: PSNR at the chosen sigma. Noisy mode (no references): PSNR of restoring held-out
+        pseudo-clean crops from them plus fixed synthetic noise of the folder's own spectrum."""
         if self.mode == "clean":
             return super().validate()
         if self._val_cache is None:
-            self._val_cache = [(crop, crop) for crop in self._noisy_val_crops()]
+            gen = torch.Generator().manual_seed(1234)
+            self._val_cache = []
+            for crop in self._noisy_val_crops():
+                crop = crop.to(self.device)
+                target = self._pseudo_clean(crop, torch.tensor([self.sigma_in], device=self.device))
+                noise = self.noise_model.sample(tuple(crop.shape), gen).to(self.device) \
+                    if self.noise_model is not None else torch.zeros_like(crop)
+                self._val_cache.append((target, target + noise))
         if not self._val_cache:
             return None
         self.ema.eval()
-        vals = [neighbour_psnr(self.ema, noisy.to(self.device), self.sigma_in) for _, noisy in self._val_cache]
+        vals = []
+        with torch.inference_mode():
+            for target, noisy in self._val_cache:
+                out = self.ema(noisy, torch.tensor([self.sigma_in], device=self.device)).clamp(0, 1)
+                vals.append(10 * math.log10(1.0 / max(float(F.mse_loss(out, target.clamp(0, 1))), 1e-12)))
         return float(np.mean(vals))
 
     def _noisy_val_crops(self) -> list[torch.Tensor]:
@@ -300,6 +324,31 @@ def _preview_crop(files: list[Path], mode: str, sigma: float, multiple: int) -> 
             crop = crop + torch.randn(crop.shape, generator=gen) * sigma / 255
         return crop, sigma
     return None
+
+
+def _calibrate(folder: Path, skipped: set[str], base_path: Path, threads: int) -> dict[str, Any]:
+    """Noisy mode: the folder's noise model and strength gain (selfsup.calibrate_strength) on a few photos."""
+    from .engine import Denoiser
+
+    torch.set_num_threads(max(1, threads))
+    files = [f for f in _images(folder) if str(f) not in skipped]
+    crops = []
+    for path in files[::max(1, len(files) // CALIBRATION_PHOTOS)]:
+        try:
+            crops.append(_centre_crop(load_rgb8(path, jpeg_downscale=1, max_side=1 << 30), 512)
+                         .astype(np.float32) / 255)
+        except (ValueError, OSError, cv2.error):
+            continue
+        if len(crops) >= CALIBRATION_PHOTOS:
+            break
+    crops = [c for c in crops if min(c.shape[:2]) >= 64]
+    if not crops:
+        raise FinetuneError(f"{folder}: no photo of at least 64 px to measure the noise on")
+    base = Denoiser.from_file(base_path, device="cpu")
+    gain, model, details = calibrate_strength(lambda img, s: base.denoise(img, s), crops,
+                                              lambda img: estimate_sigma(img, max_patches=20000))
+    log.info("noisy-mode calibration: gain %.2f, noise std %.2f on %d photos", gain, model.std, len(crops))
+    return {"strength_gain": gain, "noise_model": model.to_dict(), "calibration": details}
 
 
 def run_folder(name: str) -> Path:
@@ -394,14 +443,23 @@ def finetune(folder: Path | str, mode: str = "auto", name: str = "", base_model:
     else:
         spec = _new_spec(Path(folder), mode, name, base_model, minutes, steps, sigma, noisy_sample, threads, seed)
     cfg = replace(TrainConfig.from_dict(spec["config"]), threads=threads)
-    extra = {k: spec.get(k) for k in ("mode", "base_model", "folder", "sigma", "sigma_source", "target_sigma")}
-    anchor = " at the strength target" if spec.get("target_sigma") is not None else ""
+    if spec["mode"] == "noisy" and "noise_model" not in spec:
+        progress.report(0.0, "Measuring the folder's own noise and calibrating the strength…")
+        spec.update(_calibrate(Path(spec["folder"]), set(spec["skipped"]), Path(spec["base_path"]), threads))
+        progress.check_cancelled()
+    extra = {k: spec.get(k) for k in ("mode", "base_model", "folder", "sigma", "sigma_source", "target_sigma",
+                                      "strength_gain", "calibration")}
+    strength = (f"the strength target {spec['target_sigma']:g}" if spec.get("target_sigma") is not None else
+                f"{spec.get('strength_gain', 1.0):g} x the measured level (calibrated on the folder)")
     extra["method"] = ("supervised synthetic noise + L2-SP" if spec["mode"] == "clean" else
-                       f"Neighbor2Neighbor on PD2 + output anchor to the base{anchor} + L2-SP")
+                       f"noise-matched self-distillation: the base at {strength} as target, plus synthetic "
+                       "noise of the folder's own spectrum + L2-SP")
+    noise_model = NoiseModel.from_dict(spec["noise_model"]) if spec.get("noise_model") else None
     try:
         trainer = FinetuneTrainer(cfg, Path(spec["folder"]), run_folder(spec["name"]), device,
                                   Path(spec["base_path"]), spec["mode"], spec["sigma"], spec["name"],
-                                  set(spec["skipped"]), card_extra=extra, target_sigma=spec.get("target_sigma"))
+                                  set(spec["skipped"]), card_extra=extra, target_sigma=spec.get("target_sigma"),
+                                  strength_gain=spec.get("strength_gain", 1.0), noise_model=noise_model)
     except (FileNotFoundError, ValueError) as exc:
         raise FinetuneError(str(exc)) from exc
     if not resume:
@@ -423,7 +481,7 @@ def _publish(spec: dict[str, Any], trainer: FinetuneTrainer, out: dict[str, Any]
     """Copy the run's model into the user's models folder with the full card; drop the checkpoint."""
     name, mode = spec["name"], spec["mode"]
     model, card = load_model(Path(out["model"]))
-    metric = f"val_psnr_sigma{spec['sigma']:g}" if mode == "clean" else "val_neighbour_psnr_pd2"
+    metric = f"val_psnr_sigma{spec['sigma']:g}" if mode == "clean" else "val_matched_noise_psnr"
     skipped = {**spec["skipped"], **out["skipped"]}
     card.name = name
     card.description = f"Fine-tuned from {spec['base_model']} on {spec['folder']} ({mode} photos)"

@@ -174,7 +174,18 @@ CORRELATED_RATIO = 1.6  # subsampled / full-resolution estimate above which the 
 CORRELATED_BELOW = 2.0  # correlated noise collapses the full-resolution estimate below this (Nam25: 0.4-0.7)
 
 
+@dataclass(frozen=True)
+class NoiseEstimate:
+    sigma: float  # 0..255, per channel and pixel
+    correlated: bool  # the spatially-correlated reading (subsampled) was used: real camera noise
+
+
 def estimate_sigma(image: np.ndarray, patch: int = 7, max_patches: int = 60_000, seed: int = 0) -> float:
+    """Noise std (0..255 units) of a float image in [0,1]; see estimate_noise."""
+    return estimate_noise(image, patch, max_patches, seed).sigma
+
+
+def estimate_noise(image: np.ndarray, patch: int = 7, max_patches: int = 60_000, seed: int = 0) -> NoiseEstimate:
     """Noise std (0..255 units, per channel and per pixel) of a float image in [0,1], HxW or HxWxC.
 
     PCA of overlapping patches (Chen, Zhu & Heng, ICCV 2015): the smallest eigenvalues of the patch
@@ -210,11 +221,13 @@ def estimate_sigma(image: np.ndarray, patch: int = 7, max_patches: int = 60_000,
         if joint < 0.25 * luma and luma >= 3.0:  # below ~3 the difference does not matter to the model
             white = max(_per_channel(patches), luma)
     if white >= CORRELATED_BELOW or min(img.shape[:2]) < patch * 4:
-        return white
+        return NoiseEstimate(white, False)
     subsampled = float(np.mean([_weak_texture_noise(_sample_patches(img[dy::2, dx::2], patch, max_patches // 4, rng)[:, :, ch],
                                                     patch)
                                 for dy in (0, 1) for dx in (0, 1) for ch in range(c)]))
-    return subsampled if subsampled > CORRELATED_RATIO * white else white
+    if subsampled > CORRELATED_RATIO * white:
+        return NoiseEstimate(subsampled, True)
+    return NoiseEstimate(white, False)
 
 
 def _sample_patches(img: np.ndarray, patch: int, count: int, rng: np.random.Generator) -> np.ndarray:

@@ -241,7 +241,7 @@ def save_photo(photo: Photo, path: str | os.PathLike[str], fmt: str = "keep", qu
     name, target = resolve_target(photo, path, fmt)
     if not 1 <= int(quality) <= 100:
         raise PhotoError(f"{target}: quality must be between 1 and 100, not {quality}")
-    _check_target(photo, target, overwrite)
+    check_target(photo, target, overwrite)
     try:
         _atomic_write(target, _writer(photo, name, int(quality)), overwrite)
     except PhotoError:
@@ -258,7 +258,9 @@ def save_photo(photo: Photo, path: str | os.PathLike[str], fmt: str = "keep", qu
     return target
 
 
-def _check_target(photo: Photo, target: Path, overwrite: bool) -> None:
+def check_target(photo: Photo, target: Path, overwrite: bool) -> None:
+    """Raise PhotoError if save_photo would refuse `target` (a resolved path): call it before a long
+    denoise, so a run does not fail only at the end."""
     if photo.source is not None and _same_file(photo.source, target):
         raise PhotoError(f"{target}: refusing to overwrite the original photo; choose another output name")
     if not target.parent.is_dir():

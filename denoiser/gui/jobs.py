@@ -80,11 +80,14 @@ def load(path: Path, progress: "Progress") -> LoadedPhoto:
     return LoadedPhoto(photo, display, time.monotonic() - start)
 
 
-def estimate(photo: "Photo", progress: "Progress") -> float | None:
-    """The photo's noise level for Auto strength; None when the photo is too small to tell."""
+def estimate(cache: "DenoiserCache", photo: "Photo", model: str, device: str, progress: "Progress") -> float | None:
+    """The strength Auto uses for this photo (Denoiser.auto_strength: the estimated noise level, calibrated
+    for the model on camera noise); the bare estimate while no model is chosen; None when too small."""
     from denoiser.core.noise import estimate_sigma
 
     try:
+        if model:
+            return cache.get(model, device).auto_strength(photo.pixels)
         return estimate_sigma(photo.pixels)
     except ValueError:
         return None

@@ -139,6 +139,9 @@ class MainWindow(QMainWindow):
     @Slot(str)
     def _model_changed(self, name: str) -> None:
         self.settings.model = name
+        if self.photo is not None:  # Auto strength is calibrated per model: find it again
+            self.controls.set_estimated_sigma(None, pending=True)
+            self._start_estimate(self.photo)
         self.previewer.schedule()
 
     @Slot(str)
@@ -191,7 +194,8 @@ class MainWindow(QMainWindow):
         self.photo_loaded.emit(loaded)
 
     def _start_estimate(self, loaded: jobs.LoadedPhoto) -> None:
-        job = Job(jobs.estimate, loaded.photo, name="estimate")
+        job = Job(jobs.estimate, self.cache, loaded.photo, self.controls.model_name(), self.controls.device(),
+                  name="estimate")
         job.signals.result.connect(lambda sigma, lp=loaded: self._on_estimate(lp, sigma))
         job.signals.error.connect(lambda exc: self.report_error("Cannot estimate the noise level", exc))
         self.analysis.start(job)

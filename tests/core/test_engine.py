@@ -95,3 +95,37 @@ def test_missing_cuda_is_a_clear_error():
     with pytest.raises(ValueError, match="not available"):
         resolve_device("cuda:0")
     assert resolve_device("auto").type in ("cpu", "mps")
+
+
+def _blur_by_strength(pixels, sigma, progress=None):  # noqa: ANN001
+    """Stands in for the network: strength s blurs by s/4 px, so a stronger setting removes more noise."""
+    import cv2
+
+    return cv2.GaussianBlur(pixels, (0, 0), max(sigma / 4, 0.05))
+
+
+def test_auto_strength_calibrates_only_spatially_correlated_noise(tiny_model_file, monkeypatch) -> None:
+    import torch
+
+    from denoiser.core import noise as N
+    from denoiser.core.calibration import CALIBRATION_GAINS
+    from denoiser.core.engine import Denoiser
+
+    d = Denoiser.from_file(tiny_model_file, device="cpu")
+    monkeypatch.setattr(d, "denoise", _blur_by_strength)
+    yy, xx = np.mgrid[0:256, 0:256] / 256.0
+    clean = np.stack([0.3 + 0.4 * xx, 0.5 + 0.2 * np.sin(6 * yy), 0.6 - 0.3 * yy], axis=2).astype(np.float32)
+
+    white = clean + np.random.default_rng(0).normal(0, 15 / 255, clean.shape).astype(np.float32)
+    assert d.auto_strength(white) == N.estimate_sigma(white)  # white noise: the estimate as it is
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.from_numpy(clean).permute(2, 0, 1)[None]
+    camera = N.correlated(x, torch.tensor([4.0]), torch.tensor([0.9]), torch.tensor([0.3]), gen,
+                          torch.tensor([2.0]), torch.tensor([0.5]))[0].permute(1, 2, 0).numpy()
+    est = N.estimate_noise(camera)
+    assert est.correlated
+    strength = d.auto_strength(camera)
+    gain = strength / est.sigma
+    assert min(abs(gain - g) for g in CALIBRATION_GAINS) < 1e-6
+    assert gain > 1.0  # the blur needs more than the bare estimate to remove correlated noise

@@ -72,10 +72,16 @@ def test_noisy_mode_self_supervised_run(env: Path) -> None:
     folder = make_folder(env, noise=15)
     res = finetune(folder, mode="noisy", name="cam", steps=3, minutes=0, threads=1)
     _, card = load_model(res.path)
-    assert card.training["mode"] == "noisy" and "Neighbor2Neighbor" in card.training["method"]
-    assert card.metrics["validation"] == "val_neighbour_psnr_pd2"
+    assert card.training["mode"] == "noisy" and "self-distillation" in card.training["method"]
+    assert card.metrics["validation"] == "val_matched_noise_psnr"
     assert np.isfinite(card.metrics["val_after"])
     assert card.training["sigma_source"] == "folder estimate"
+    # the strength calibration ran on the folder's own photos and is recorded with the model
+    from denoiser.core.calibration import CALIBRATION_GAINS
+
+    assert card.training["strength_gain"] in CALIBRATION_GAINS
+    assert 1 <= len(card.training["calibration"]) <= 6
+    assert all(c["noise_std"] > 0 for c in card.training["calibration"])
 
 
 class CancelAfter(CancelToken):
@@ -84,6 +90,8 @@ class CancelAfter(CancelToken):
         self.steps, self.seen = steps, 0
 
     def report(self, fraction: float, message: str = "") -> None:
+        if fraction == 0:
+            return  # set-up messages (e.g. the noisy-mode calibration), not training steps
         self.seen += 1
         if self.seen >= self.steps:
             self.cancel()
@@ -196,3 +204,51 @@ def test_noisy_mode_can_learn_a_chosen_strength(env: Path) -> None:
     assert card.training["target_sigma"] == 10 and "at the strength target" in card.training["method"]
     # the level fed to the model stays the engine's own estimate of the folder (white noise of std 12)
     assert abs(card.training["sigma"] - 12) < 3 and card.training["sigma_source"] == "folder estimate"
+
+
+def test_measured_noise_model_reproduces_the_noise_it_saw() -> None:
+    """A residual of correlated noise gives back its std and correlation; samples match both."""
+    import torch
+
+    from denoiser.core import noise as N
+    from denoiser.core.calibration import NoiseModel, measure_noise
+
+    gen = torch.Generator().manual_seed(0)
+    clean = torch.full((1, 3, 256, 256), 0.5)
+    noisy = N.correlated(clean, torch.tensor([6.0]), torch.tensor([1.0]), torch.tensor([0.3]), gen)
+    img, ref = noisy[0].permute(1, 2, 0).numpy(), clean[0].permute(1, 2, 0).numpy()
+    model = measure_noise(img, ref)
+    assert abs(model.std - 6.0) < 0.6
+    again = NoiseModel.from_dict(model.to_dict())
+    sample = again.sample((1, 3, 128, 128), torch.Generator().manual_seed(1))[0] * 255
+    assert abs(float(sample.std()) - 6.0) < 0.6
+    lag1 = lambda n: float(torch.corrcoef(torch.stack([n[0, :, :-1].flatten(), n[0, :, 1:].flatten()]))[0, 1])  # noqa: E731
+    real = (noisy - clean)[0] * 255
+    assert abs(lag1(sample) - lag1(real)) < 0.15 and lag1(real) > 0.4  # correlated, and reproduced as such
+    white = NoiseModel(np.ones((16, 16)), np.eye(3) * (6 / 255) ** 2).sample((1, 3, 128, 128), gen)[0] * 255
+    assert abs(lag1(white)) < 0.05
+    with pytest.raises(ValueError):
+        NoiseModel.from_dict({"spectrum": [1, 2], "cov": [[1]]})
+
+
+def test_strength_calibration_finds_the_gain_that_restores_the_pairs() -> None:
+    """With a stand-in 'model' whose strength acts like a blur, the calibration picks a gain that best
+    undoes synthetic noise of the measured kind - and a stronger noise needs no smaller gain."""
+    import cv2
+
+    from denoiser.core.calibration import calibrate_strength
+
+    rng = np.random.default_rng(0)
+    clean = make_photo(rng, side=192).astype(np.float32) / 255
+
+    def blur(img, s):  # strength s (0..255 units) -> Gaussian blur of std s/4 px
+        return cv2.GaussianBlur(img, (0, 0), max(s / 4, 0.05))
+
+    def photo(std):
+        return (clean + rng.normal(0, std / 255, clean.shape)).astype(np.float32)
+
+    gain_low, model_low, details = calibrate_strength(blur, [photo(4)], lambda img: 4.0)
+    gain_high, model_high, _ = calibrate_strength(blur, [photo(12)], lambda img: 4.0)
+    assert details[0]["level"] == 4.0 and details[0]["gain"] == gain_low
+    assert model_high.std > model_low.std
+    assert gain_high >= gain_low

@@ -102,3 +102,16 @@ def test_train_two_steps_then_resume(tmp_path, rng):
                   "--steps", "3", "--resume")
     assert res.returncode == 0, res.stderr
     assert json.loads((out / "model.json").read_text())["training"]["steps"] == 3
+
+
+def test_denoise_refuses_an_existing_output_named_without_suffix_before_working(noisy_png, tiny_model_file,
+                                                                               tmp_path):
+    """`-o out` gets the format's suffix appended; the early refusal must check that final name."""
+    existing = tmp_path / "out.png"
+    existing.write_bytes(b"keep me")
+    res = run_cli("denoise", str(noisy_png), "-o", str(tmp_path / "out"), "--model", str(tiny_model_file),
+                  "--strength", "5")
+    assert res.returncode == 1
+    assert "out.png" in res.stderr and "already exists" in res.stderr
+    assert "->" not in res.stdout  # refused before denoising, nothing written
+    assert existing.read_bytes() == b"keep me"
