@@ -18,7 +18,8 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="denoiser-gui", description="Photo Denoiser desktop window.")
-    p.add_argument("image", nargs="?", type=Path, help="photo (or folder, for a batch) to open")
+    p.add_argument("image", nargs="*", type=Path,
+                   help="photo (or folder, for a batch) to open; more photos go to File ▸ Open Recent")
     p.add_argument("--smoke-test", nargs=2, type=Path, metavar=("IMAGE", "OUTPUT"),
                    help="open IMAGE in the real window, denoise it, save OUTPUT, quit (exit 0 on success)")
     p.add_argument("--smoke-timeout", type=float, default=SMOKE_TIMEOUT_S, help=argparse.SUPPRESS)
@@ -71,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.exit_after_show:
         return _exit_after_show(app, window)
     if args.image:
-        window.open_path(args.image)
+        window.open_paths(args.image)
     return app.exec()
 
 

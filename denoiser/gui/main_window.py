@@ -155,6 +155,20 @@ class MainWindow(QMainWindow):
         if path:
             self.open_path(Path(path))
 
+    def open_paths(self, paths: list[Path]) -> None:
+        """Several photos at once (a drop, or the desktop file's %F): the window shows one photo, so the
+        first opens and the others go to the top of File ▸ Open Recent, one click away."""
+        if not paths:
+            return
+        rest = [Path(p) for p in paths[1:] if Path(p).is_file()]
+        for extra in reversed(rest):
+            self.settings.add_recent(extra)
+        if rest:
+            self._rebuild_recent_menu()
+            self.status.message(f"{len(rest)} more photo{'s' if len(rest) > 1 else ''} in File ▸ Open Recent; "
+                                "for many photos use File ▸ Batch")
+        self.open_path(paths[0])
+
     def open_path(self, path: Path | str) -> None:
         """File ▸ Open, Open Recent, drops and the command line all come here."""
         path = Path(path)
@@ -236,7 +250,7 @@ class MainWindow(QMainWindow):
         urls = [u for u in event.mimeData().urls() if u.isLocalFile()]
         if urls:
             event.acceptProposedAction()
-            self.open_path(Path(urls[0].toLocalFile()))
+            self.open_paths([Path(u.toLocalFile()) for u in urls])
 
     # --- denoising ----------------------------------------------------------------------------
     @Slot()

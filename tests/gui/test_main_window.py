@@ -63,6 +63,24 @@ def test_file_open_menu_loads_in_a_worker(qtbot, window, tmp_path: Path, monkeyp
     assert window.acts.denoise.isEnabled() and not window.acts.save_as.isEnabled()
 
 
+def test_several_photos_open_the_first_and_keep_the_rest_in_open_recent(qtbot, window, tmp_path: Path) -> None:  # noqa: ANN001
+    """A drop of several files, or the desktop file's %F with several photos (the command line too)."""
+    from denoiser.gui.app import parse_args
+
+    paths = [write_photo(tmp_path / f"p{i}.png", 40, 48) for i in range(3)]
+    assert parse_args([str(p) for p in paths]).image == paths
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
+    ev = QDropEvent(QPointF(50, 50), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                    Qt.KeyboardModifier.NoModifier)
+    with qtbot.waitSignal(window.photo_loaded, timeout=LONG) as blocker:
+        window.dropEvent(ev)
+    assert blocker.args[0].photo.source == paths[0]
+    recent = window.settings.recent_files()
+    assert recent[:3] == [str(p.resolve()) for p in paths]  # the opened one first, then the others in order
+    assert [a.text() for a in window.acts.recent_menu.actions()][1:3] == ["p1.png", "p2.png"]
+
+
 def test_dropping_a_file_opens_it_and_a_folder_opens_the_batch_window(qtbot, window, photo_path: Path,
                                                                         monkeypatch) -> None:  # noqa: ANN001
     def drop(path: Path) -> None:
