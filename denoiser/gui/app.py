@@ -43,6 +43,20 @@ def create_application(argv0: str = "denoiser-gui"):  # noqa: ANN201 - QApplicat
     return app
 
 
+def file_open_filter(window):  # noqa: ANN001, ANN201 - a QObject made on demand (Qt imports stay lazy)
+    """An application event filter that opens QFileOpenEvent files (macOS sends them, not argv)."""
+    from PySide6.QtCore import QEvent, QObject
+
+    class _Filter(QObject):
+        def eventFilter(self, obj, event) -> bool:  # noqa: ANN001, N802
+            if event.type() == QEvent.Type.FileOpen and event.file():
+                window.open_paths([Path(event.file())])
+                return True
+            return False
+
+    return _Filter(window)
+
+
 def _set_icon(app) -> None:  # noqa: ANN001
     from PySide6.QtGui import QIcon
 
@@ -68,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
 
         return run_smoke_test(app, MainWindow, *args.smoke_test, timeout_s=args.smoke_timeout)
     window = MainWindow()
+    opener = file_open_filter(window)  # macOS: Finder's "Open With" and drops on the Dock icon
+    app.installEventFilter(opener)
     window.show()
     if args.exit_after_show:
         return _exit_after_show(app, window)

@@ -284,3 +284,19 @@ def test_closing_during_a_run_cancels_it(qtbot, window, photo_path: Path) -> Non
     job = window._run_job
     window.close()  # cancels and waits for the worker; must not hang or crash
     assert job.done and job.token.cancelled
+
+
+def test_macos_file_open_event_opens_the_photo(qtbot, window, photo_path: Path) -> None:  # noqa: ANN001
+    from PySide6.QtGui import QFileOpenEvent
+
+    from denoiser.gui.app import file_open_filter
+
+    app = QApplication.instance()
+    opener = file_open_filter(window)
+    app.installEventFilter(opener)
+    try:
+        with qtbot.waitSignal(window.photo_loaded, timeout=LONG) as blocker:
+            QApplication.sendEvent(app, QFileOpenEvent(str(photo_path)))
+        assert blocker.args[0].photo.source == photo_path
+    finally:
+        app.removeEventFilter(opener)
