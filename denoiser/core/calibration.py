@@ -19,7 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-NOISE_WINDOW = 16  # px: residual windows for the spectrum (covers the ~6 px correlation of camera noise)
+NOISE_WINDOW = 32  # px: residual windows for the spectrum (camera noise is still correlated at 4-6 px; 16 lost more of it)
 CALIBRATION_GAINS = (1.0, 1.5, 2.0, 2.5, 3.0, 4.0)  # strength / estimated level, tried in calibration
 CALIBRATION_SIDE = 512  # px: centre crop a photo's calibration looks at
 PSEUDO_CLEAN_GAIN = 3.0  # strength (x estimate) of the base run whose flat areas expose the noise
@@ -69,10 +69,11 @@ class NoiseModel:
         return torch.einsum("ij,njhw->nihw", chol.float().to(device), x)
 
 
-def measure_noise(noisy: np.ndarray, denoised: np.ndarray, window: int = NOISE_WINDOW) -> NoiseModel:
+def measure_noise(noisy: np.ndarray, denoised: np.ndarray, window: int | None = None) -> NoiseModel:
     """The noise left in noisy - denoised (HxWxC in [0,1]) where the denoised photo is flattest (20 %)."""
     import cv2
 
+    window = window or NOISE_WINDOW
     residual = (noisy - denoised).astype(np.float64)
     grey = denoised.mean(axis=2).astype(np.float32)
     energy = cv2.Sobel(grey, cv2.CV_32F, 1, 0) ** 2 + cv2.Sobel(grey, cv2.CV_32F, 0, 1) ** 2

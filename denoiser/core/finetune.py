@@ -110,8 +110,9 @@ def estimate_folder_sigma(files: list[Path], count: int = 5) -> tuple[float, int
 def suggest_mode(folder: Path) -> Suggestion:
     """Suggest clean or noisy from the folder's noise level (estimate_sigma on a few images).
 
-    Only a hint: camera noise is spatially correlated, which this estimator underrates, so a mildly
-    noisy folder (e.g. Nam25, ~3.5 std measured against references) can still read as clean.
+    Only a hint: camera noise is spatially correlated, which this estimator still reads at about half its
+    per-pixel std, so a mildly noisy folder (Nam25: ~3.5 std against its references, read as ~1.9) can
+    still be suggested as clean; the user picks the mode.
     """
     files = _images(folder)
     sigma, n = estimate_folder_sigma(files)

@@ -27,7 +27,7 @@ class ModelConfig:
     enc_blocks: tuple[int, ...] = (1, 1, 2)
     mid_blocks: int = 2
     dec_blocks: tuple[int, ...] = (1, 1, 2)
-    block: str = "res"  # "res" (conv-relu-conv + skip) or "plain" (conv-relu)
+    block: str = "res"  # "res" (conv-relu-conv + skip), "plain" (conv-relu) or "naf" (NAFNet's block)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))
@@ -47,8 +47,8 @@ class ModelConfig:
             raise ValueError("enc_blocks and dec_blocks need one entry per level above the bottleneck")
         if any(not 0 <= b <= 16 for b in (*self.enc_blocks, *self.dec_blocks, self.mid_blocks)):
             raise ValueError("block counts must be in 0..16")
-        if self.block not in ("res", "plain"):
-            raise ValueError(f"block must be 'res' or 'plain', got {self.block!r}")
+        if self.block not in BLOCKS:
+            raise ValueError(f"block must be one of {', '.join(BLOCKS)}, got {self.block!r}")
 
     @property
     def size_multiple(self) -> int:
@@ -89,9 +89,40 @@ class PlainBlock(nn.Module):
         return F.relu(self.c(x), inplace=True)
 
 
+class NAFBlock(nn.Module):
+    """NAFNet's activation-free block (Chen et al., ECCV 2022): channel LayerNorm, 1x1 expand, 3x3 depthwise,
+    SimpleGate, simplified channel attention, 1x1; then a gated 1x1 feed-forward; both with learnt scales."""
+
+    def __init__(self, ch: int) -> None:
+        super().__init__()
+        self.expand = nn.Conv2d(ch, 2 * ch, 1)
+        self.dw = nn.Conv2d(2 * ch, 2 * ch, 3, padding=1, groups=2 * ch)
+        self.sca = nn.Conv2d(ch, ch, 1)
+        self.project = nn.Conv2d(ch, ch, 1)
+        self.ffn_in = nn.Conv2d(ch, 2 * ch, 1)
+        self.ffn_out = nn.Conv2d(ch, ch, 1)
+        self.beta = nn.Parameter(torch.zeros(1, ch, 1, 1))
+        self.gamma = nn.Parameter(torch.zeros(1, ch, 1, 1))
+
+    @staticmethod
+    def _norm(x: torch.Tensor) -> torch.Tensor:
+        mu = x.mean(dim=1, keepdim=True)
+        return (x - mu) * torch.rsqrt(x.var(dim=1, keepdim=True, unbiased=False) + 1e-6)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a, b = self.dw(self.expand(self._norm(x))).chunk(2, dim=1)
+        y = a * b
+        y = y * self.sca(F.adaptive_avg_pool2d(y, 1))
+        x = x + self.beta * self.project(y)
+        a, b = self.ffn_in(self._norm(x)).chunk(2, dim=1)
+        return x + self.gamma * self.ffn_out(a * b)
+
+
+BLOCKS = {"res": ResBlock, "plain": PlainBlock, "naf": NAFBlock}
+
+
 def _stack(kind: str, ch: int, n: int) -> nn.Sequential:
-    block = ResBlock if kind == "res" else PlainBlock
-    return nn.Sequential(*[block(ch) for _ in range(n)])
+    return nn.Sequential(*[BLOCKS[kind](ch) for _ in range(n)])
 
 
 class UNetDenoiser(nn.Module):
