@@ -75,6 +75,7 @@ def calibrated(make):  # noqa: ANN001, ANN201
     def factory():  # noqa: ANN202
         from denoiser.core.calibration import CALIBRATION_SIDE, calibrate_strength
         from denoiser.core.noise import estimate_noise
+        from denoiser.core.patches import centre_crop
 
         fn = make()
 
@@ -83,9 +84,8 @@ def calibrated(make):  # noqa: ANN001, ANN201
                 est = estimate_noise(noisy)
                 sigma = est.sigma
                 if est.correlated:
-                    h, w = noisy.shape[:2]
-                    ch, cw = min(h, CALIBRATION_SIDE) // 2 * 2, min(w, CALIBRATION_SIDE) // 2 * 2
-                    crop = np.ascontiguousarray(noisy[(h - ch) // 2:(h - ch) // 2 + ch, (w - cw) // 2:(w - cw) // 2 + cw])
+                    crop = centre_crop(noisy, CALIBRATION_SIDE)
+                    crop = np.ascontiguousarray(crop[:crop.shape[0] // 2 * 2, :crop.shape[1] // 2 * 2])  # FFDNet: even
                     gain, _, _ = calibrate_strength(fn, [crop], lambda _img: est.sigma)
                     sigma = gain * est.sigma
             return fn(noisy, sigma)

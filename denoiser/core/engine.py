@@ -169,14 +169,12 @@ class Denoiser:
         (core.calibration; a 512 px centre crop, seven passes of the model: ~2 s on a 2-core CPU).
         Raises ValueError for a photo too small to tell."""
         from .calibration import CALIBRATION_SIDE, calibrate_strength
+        from .patches import centre_crop
 
         est = estimate_noise(pixels)
         if not est.correlated:
             return est.sigma
-        h, w = pixels.shape[:2]
-        ch, cw = min(h, CALIBRATION_SIDE), min(w, CALIBRATION_SIDE)
-        crop = np.ascontiguousarray(pixels[(h - ch) // 2:(h - ch) // 2 + ch, (w - cw) // 2:(w - cw) // 2 + cw],
-                                    dtype=np.float32)
+        crop = np.ascontiguousarray(centre_crop(pixels, CALIBRATION_SIDE), dtype=np.float32)
         if crop.shape[2] == 1:
             crop = np.repeat(crop, 3, axis=2)
         gain, _, _ = calibrate_strength(lambda img, s: self.denoise(img, min(s, 255.0)), [crop],

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import time
 from dataclasses import dataclass, field, replace
@@ -21,13 +20,14 @@ import torch
 import torch.nn.functional as F
 
 from .checkpoint import ModelCard, atomic_write_bytes, load_model, read_card, save_model
+from .metrics import psnr
 from .model import UNetDenoiser, build_model
 from .noise import NoiseConfig, estimate_sigma
-from .patches import PatchPool, list_images, load_rgb8
+from .patches import PatchPool, centre_crop, list_images, load_rgb8
 from .progress import NullProgress, Progress
 from .registry import find_model, user_models_dir
 from .model_store import runs_dir, validate_name
-from .calibration import NoiseModel, calibrate_strength
+from .calibration import CALIBRATION_SIDE, NoiseModel, calibrate_strength
 from .selfsup import weight_anchor
 from .training import TrainConfig, Trainer
 
@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 MODES = ("clean", "noisy", "auto")
 NOISY_THRESHOLD = 3.0  # folder noise estimate (0..255) from which "noisy" is suggested
 NOISY_MAX_SIDE = 2048  # noisy photos are centre-cropped (never resized: that would change the noise)
-CALIBRATION_PHOTOS = 6  # noisy mode: photos (512 px centre crops) the strength calibration looks at
+CALIBRATION_PHOTOS = 6  # noisy mode: photos (CALIBRATION_SIDE centre crops) the strength calibration looks at
 
 
 class FinetuneError(ValueError):
@@ -76,18 +76,9 @@ class Suggestion:
     reason: str
 
 
-def _centre_crop(img: np.ndarray, side: int) -> np.ndarray:
-    h, w = img.shape[:2]
-    if max(h, w) <= side:
-        return img
-    ch, cw = min(h, side), min(w, side)
-    y, x = (h - ch) // 2, (w - cw) // 2
-    return np.ascontiguousarray(img[y:y + ch, x:x + cw])
-
-
 def load_native(path: Path) -> np.ndarray:
     """Noisy photos at their native scale (no JPEG downscale), centre-cropped to bound memory."""
-    return _centre_crop(load_rgb8(path, jpeg_downscale=1, max_side=1 << 30), NOISY_MAX_SIDE)
+    return centre_crop(load_rgb8(path, jpeg_downscale=1, max_side=1 << 30), NOISY_MAX_SIDE)
 
 
 def estimate_folder_sigma(files: list[Path], count: int = 5) -> tuple[float, int]:
@@ -96,7 +87,7 @@ def estimate_folder_sigma(files: list[Path], count: int = 5) -> tuple[float, int
     step = max(1, len(files) // count)
     for path in files[::step][:count * 2]:
         try:
-            img = _centre_crop(load_rgb8(path, jpeg_downscale=1, max_side=1 << 30), 512)
+            img = centre_crop(load_native(path), 512)
             values.append(estimate_sigma(img.astype(np.float32) / 255.0, max_patches=20000))
         except (ValueError, OSError, cv2.error):
             continue
@@ -252,7 +243,7 @@ class FinetuneTrainer(Trainer):
         with torch.inference_mode():
             for target, noisy in self._val_cache:
                 out = self.ema(noisy, torch.tensor([self.sigma_in], device=self.device)).clamp(0, 1)
-                vals.append(10 * math.log10(1.0 / max(float(F.mse_loss(out, target.clamp(0, 1))), 1e-12)))
+                vals.append(psnr(target.clamp(0, 1).cpu().numpy(), out.float().cpu().numpy()))
         return float(np.mean(vals))
 
     def _noisy_val_crops(self) -> list[torch.Tensor]:
@@ -328,7 +319,7 @@ def _preview_crop(files: list[Path], mode: str, sigma: float, multiple: int) -> 
 
 
 def _calibrate(folder: Path, skipped: set[str], base_path: Path, threads: int) -> dict[str, Any]:
-    """Noisy mode: the folder's noise model and strength gain (selfsup.calibrate_strength) on a few photos."""
+    """Noisy mode: the folder's noise model and strength gain (calibration.calibrate_strength) on a few photos."""
     from .engine import Denoiser
 
     torch.set_num_threads(max(1, threads))
@@ -336,8 +327,7 @@ def _calibrate(folder: Path, skipped: set[str], base_path: Path, threads: int) -
     crops = []
     for path in files[::max(1, len(files) // CALIBRATION_PHOTOS)]:
         try:
-            crops.append(_centre_crop(load_rgb8(path, jpeg_downscale=1, max_side=1 << 30), 512)
-                         .astype(np.float32) / 255)
+            crops.append(centre_crop(load_native(path), CALIBRATION_SIDE).astype(np.float32) / 255)
         except (ValueError, OSError, cv2.error):
             continue
         if len(crops) >= CALIBRATION_PHOTOS:
@@ -409,7 +399,7 @@ def _new_spec(folder: Path, mode: str, name: str, base_model: str | None, minute
                 sample = load_rgb8(Path(noisy_sample), jpeg_downscale=1, max_side=1 << 30)
             except (ValueError, OSError, cv2.error) as exc:
                 raise FinetuneError(f"sample noisy photo {noisy_sample}: {exc}") from exc
-            sigma = estimate_sigma(_centre_crop(sample, 1024).astype(np.float32) / 255, max_patches=20000)
+            sigma = estimate_sigma(centre_crop(sample, 1024).astype(np.float32) / 255, max_patches=20000)
             source = str(noisy_sample)
         else:
             source = "user" if sigma is not None else "default"

@@ -34,6 +34,16 @@ def split_validation(files: list[Path], fraction: float, max_count: int) -> tupl
     return [f for f in files if f not in val], [f for f in files if f in val]
 
 
+def centre_crop(img: np.ndarray, side: int) -> np.ndarray:
+    """The centre of img (H,W,...) at most side x side (contiguous); img itself when it already fits."""
+    h, w = img.shape[:2]
+    if max(h, w) <= side:
+        return img
+    ch, cw = min(h, side), min(w, side)
+    y, x = (h - ch) // 2, (w - cw) // 2
+    return np.ascontiguousarray(img[y:y + ch, x:x + cw])
+
+
 def load_rgb8(path: Path, jpeg_downscale: int = 2, max_side: int = 2048) -> np.ndarray:
     """HxWx3 uint8 RGB for training. JPEGs are area-downscaled to hide their block artefacts."""
     data = np.fromfile(str(path), dtype=np.uint8)
