@@ -178,6 +178,8 @@ def make_config(base: ModelCard, mode: str, sigma: float, minutes: float, steps:
 class FinetuneTrainer(Trainer):
     """Trainer with the fine-tuning losses, a weight anchor to the base and noisy-mode validation."""
 
+    distill_weight = 1.0  # noisy mode: weight of "match the base at the calibrated strength" on the real crops
+
     def __init__(self, cfg: TrainConfig, folder: Path, out: Path, device: str, base_path: Path, mode: str,
                  sigma_in: float, name: str, exclude: set[str], anchor_weight: float = 100.0,
                  card_extra: dict[str, Any] | None = None, target_sigma: float | None = None,
@@ -209,7 +211,7 @@ class FinetuneTrainer(Trainer):
             # on the real photo: at the level the engine measures, do what the base does at the calibrated
             # strength (or the user's strength target); on the pseudo-clean output plus freshly synthesised
             # noise of the folder's own spectrum: restore it (new noise every step, so no noise is memorised)
-            main = F.l1_loss(model(batch, level), target)
+            main = self.distill_weight * F.l1_loss(model(batch, level), target)
             if self.noise_model is not None:
                 fresh = target + self.noise_model.sample(tuple(batch.shape), gen, batch.device)
                 main = main + F.l1_loss(model(fresh, level), target)

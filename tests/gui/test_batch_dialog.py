@@ -55,6 +55,27 @@ def test_runs_to_summary_with_failures_listed(qtbot, dialog: BatchDialog, tmp_pa
     assert dialog.overall.value() == dialog.overall.maximum()
 
 
+def test_report_saved_after_a_run(qtbot, dialog: BatchDialog, tmp_path: Path) -> None:  # noqa: ANN001
+    import csv
+    import json
+
+    assert not dialog.report_btn.isEnabled() and not dialog.save_report(tmp_path / "early.csv")  # nothing run yet
+    with qtbot.waitSignal(dialog.batch_finished, timeout=120_000):
+        dialog.start_btn.click()
+    assert dialog.report_btn.isEnabled()
+    assert dialog.save_report(tmp_path / "rep.csv")
+    rows = {r["file"]: r for r in csv.DictReader((tmp_path / "rep.csv").open())}
+    assert rows["good0.png"]["status"] == "done" and rows["broken.jpg"]["status"] == "failed"
+    assert rows["broken.jpg"]["reason"]
+    assert dialog.save_report(tmp_path / "rep.json")
+    data = json.loads((tmp_path / "rep.json").read_text())
+    assert data["summary"]["failed"] == 1 and len(data["files"]) == 4
+    assert dialog.save_report(tmp_path / "rep.txt") and (tmp_path / "rep.txt.csv").is_file()  # never a bare .txt
+    (tmp_path / "afile").write_text("x")
+    assert not dialog.save_report(tmp_path / "afile" / "rep.csv")  # parent is a file: said, not raised
+    assert "Could not save the report" in dialog.status_label.text()
+
+
 def test_second_run_skips_done_files(qtbot, dialog: BatchDialog) -> None:  # noqa: ANN001
     with qtbot.waitSignal(dialog.batch_finished, timeout=120_000):
         dialog.start_btn.click()

@@ -162,6 +162,9 @@ class BatchDialog(QDialog):
 
         self.start_btn, self.cancel_btn = QPushButton("Start"), QPushButton("Cancel")
         self.open_btn, self.close_btn = QPushButton("Open output folder"), QPushButton("Close")
+        self.report_btn = QPushButton("Save report…")
+        self.report_btn.setToolTip("Save the per-file results (status, noise, seconds, reason) as CSV or JSON")
+        self.report_btn.clicked.connect(self._choose_report)
         self.start_btn.setDefault(True)
         self.start_btn.clicked.connect(self.start)
         self.cancel_btn.clicked.connect(self.cancel)
@@ -169,6 +172,7 @@ class BatchDialog(QDialog):
         self.close_btn.clicked.connect(self.close)
         buttons = QHBoxLayout()
         buttons.addWidget(self.open_btn)
+        buttons.addWidget(self.report_btn)
         buttons.addStretch(1)
         for b in (self.start_btn, self.cancel_btn, self.close_btn):
             buttons.addWidget(b)
@@ -224,6 +228,7 @@ class BatchDialog(QDialog):
         self.start_btn.setEnabled(not busy)
         self.cancel_btn.setEnabled(busy)
         self.open_btn.setEnabled(not busy and self.result is not None)
+        self.report_btn.setEnabled(not busy and self.result is not None)
         for w in (self.input_edit, self.output_edit, self.recursive, self.include_edit, self.exclude_edit,
                   self.template_edit, self.format_combo, self.quality, self.auto_strength, self.overwrite):
             w.setEnabled(not busy)
@@ -352,6 +357,29 @@ class BatchDialog(QDialog):
         folder = Path(self.output_edit.text().strip())
         if folder.is_dir():
             QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder)))
+
+    @Slot()
+    def _choose_report(self) -> None:
+        start = str(Path(self.output_edit.text().strip()) / "denoise-report.csv")
+        path, _ = QFileDialog.getSaveFileName(self, "Save batch report", start, "CSV (*.csv);;JSON (*.json)")
+        if path:
+            self.save_report(Path(path))
+
+    def save_report(self, path: Path) -> bool:
+        """Write the last run's per-file report (.csv, otherwise JSON); says in the summary where, or why not."""
+        from denoiser.core.batch import write_report  # no torch on the GUI thread until needed
+
+        if self.result is None:
+            return False
+        if path.suffix.lower() not in (".csv", ".json"):
+            path = Path(f"{path}.csv")
+        try:
+            write_report(path, self.result)
+        except OSError as exc:
+            self.status_label.setText(f"Could not save the report to {path}: {exc.strerror or exc}")
+            return False
+        self.status_label.setText(f"Report saved to {path}")
+        return True
 
     def closeEvent(self, event: Any) -> None:  # noqa: N802 - Qt API
         if self.running():
