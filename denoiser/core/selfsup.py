@@ -20,7 +20,22 @@ The references are never used; the benchmark scores against them only.
 """
 from __future__ import annotations
 
+import logging
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
 import torch
+
+from .calibration import CALIBRATION_SIDE, calibrate_strength
+from .noise import estimate_sigma
+from .patches import PatchPool, centre_crop, load_rgb8
+
+log = logging.getLogger(__name__)
+
+NOISY_MAX_SIDE = 2048  # noisy photos are centre-cropped (never resized: that would change the noise)
+CALIBRATION_PHOTOS = 6  # photos (CALIBRATION_SIDE centre crops) the strength calibration looks at
 
 
 def weight_anchor(model: torch.nn.Module, reference: list[torch.Tensor]) -> torch.Tensor:
@@ -28,3 +43,68 @@ def weight_anchor(model: torch.nn.Module, reference: list[torch.Tensor]) -> torc
     total = sum(((p - r) ** 2).sum() for p, r in zip(model.parameters(), reference))
     count = sum(r.numel() for r in reference)
     return total / count
+
+
+def load_native(path: Path) -> np.ndarray:
+    """Noisy photos at their native scale (no JPEG downscale), centre-cropped to bound memory."""
+    return centre_crop(load_rgb8(path, jpeg_downscale=1, max_side=1 << 30), NOISY_MAX_SIDE)
+
+
+class NativePatchPool(PatchPool):
+    """PatchPool that keeps noisy photos at native scale (the noise must not be resampled)."""
+
+    def _load(self, i: int) -> np.ndarray | None:
+        path = self.files[i]
+        if str(path) in self.skipped:
+            return None
+        try:
+            img = load_native(path)
+        except (ValueError, OSError, cv2.error) as exc:
+            self.skipped[str(path)] = str(exc)
+            return None
+        if min(img.shape[:2]) < self.min_side:
+            self.skipped[str(path)] = f"{path}: smaller than {self.min_side} px"
+            return None
+        return img
+
+
+def native_val_crops(files: list[Path], side: int, multiple: int) -> list[torch.Tensor]:
+    """Centre crops (1, C, H, W) of up to `side` px, a multiple of `multiple`, of the held-out noisy photos."""
+    crops = []
+    for path in files:
+        try:
+            img = load_native(path)
+        except (ValueError, OSError, cv2.error):
+            continue
+        c = min(side, min(img.shape[:2]) // multiple * multiple)
+        if c < multiple:
+            continue
+        y, x = (img.shape[0] - c) // 2, (img.shape[1] - c) // 2
+        crops.append(torch.from_numpy(img[y:y + c, x:x + c].astype(np.float32) / 255).permute(2, 0, 1)[None])
+    return crops
+
+
+def calibrate_folder(files: list[Path], base_path: Path, threads: int) -> dict[str, Any]:
+    """The folder's noise model and strength gain (calibration.calibrate_strength) on a few of its photos.
+
+    Raises ValueError when none of the sampled photos is readable and at least 64 px.
+    """
+    from .engine import Denoiser
+
+    torch.set_num_threads(max(1, threads))
+    crops = []
+    for path in files[::max(1, len(files) // CALIBRATION_PHOTOS)]:
+        try:
+            crops.append(centre_crop(load_native(path), CALIBRATION_SIDE).astype(np.float32) / 255)
+        except (ValueError, OSError, cv2.error):
+            continue
+        if len(crops) >= CALIBRATION_PHOTOS:
+            break
+    crops = [c for c in crops if min(c.shape[:2]) >= 64]
+    if not crops:
+        raise ValueError("no photo of at least 64 px to measure the noise on")
+    base = Denoiser.from_file(base_path, device="cpu")
+    gain, model, details = calibrate_strength(lambda img, s: base.denoise(img, s), crops,
+                                              lambda img: estimate_sigma(img, max_patches=20000))
+    log.info("noisy-mode calibration: gain %.2f, noise std %.2f on %d photos", gain, model.std, len(crops))
+    return {"strength_gain": gain, "noise_model": model.to_dict(), "calibration": details}
