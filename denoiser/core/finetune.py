@@ -389,8 +389,8 @@ def finetune(folder: Path | str, mode: str = "auto", name: str = "", base_model:
     strength = (f"the strength target {spec['target_sigma']:g}" if spec.get("target_sigma") is not None else
                 f"{spec.get('strength_gain', 1.0):g} x the measured level (calibrated on the folder)")
     extra["method"] = ("supervised synthetic noise + L2-SP" if spec["mode"] == "clean" else
-                       f"noise-matched self-distillation: the base at {strength} as target, plus synthetic "
-                       "noise of the folder's own spectrum + L2-SP")
+                       f"noise-matched self-distillation: the base at {strength} as target (weight "
+                       f"{FinetuneTrainer.distill_weight:g}), plus synthetic noise of the folder's own spectrum + L2-SP")
     noise_model = NoiseModel.from_dict(spec["noise_model"]) if spec.get("noise_model") else None
     try:
         trainer = FinetuneTrainer(cfg, Path(spec["folder"]), run_folder(spec["name"]), device,
