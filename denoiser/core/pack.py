@@ -66,9 +66,12 @@ class PackSource:
             self.meta = json.loads(bytes(z["meta"]).decode())
         crops = [cv2.imdecode(data[offsets[i]:offsets[i + 1]], cv2.IMREAD_COLOR)[..., ::-1]
                  for i in range(len(offsets) - 1)]
+        if len(crops) < 2:
+            raise ValueError(f"{path}: only {len(crops)} crop(s) in the pack; make it with a larger --max-mb")
         arr = torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).contiguous()
-        self.val = arr[-val_count:].float().div(255)
-        self.crops = arr[:-val_count].to(device)
+        keep = len(arr) - max(1, min(val_count, len(arr) // 5))  # the last crops are held out for validation
+        self.val = arr[keep:].float().div(255)
+        self.crops = arr[:keep].to(device)
         self.device, self.gen = device, gen
         self.indices: list[int] = []
         self.draws = 0

@@ -71,3 +71,33 @@ def test_empty_folder_is_a_clear_error(tmp_path):
     empty.mkdir()
     with pytest.raises(ValueError, match="no images"):
         Trainer(tiny_config(), [empty], tmp_path / "run", device="cpu")
+
+
+def test_gpu_oneshot_script_trains_from_a_pack(photo_folder, tmp_path):
+    """The GPU lease is rare: run the very one-shot script (pack -> train -> weights in OUT) on the CPU."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    pack = tmp_path / "pack.npz"
+    made = subprocess.run([sys.executable, "-m", "denoiser", "pack", "--data", str(photo_folder), "--out", str(pack),
+                           "--max-mb", "0.05", "--crop", "64"], capture_output=True, text=True, cwd=root)
+    assert made.returncode == 0, made.stderr
+    assert pack.stat().st_size < 200_000
+    config = tmp_path / "tiny.json"
+    config.write_text(json.dumps(tiny_config(val_every=1000).to_dict()))
+    out = tmp_path / "out"
+    env = os.environ | {"PYTHON": sys.executable, "ONESHOT_DEVICE": "cpu", "ONESHOT_CONFIG": str(config),
+                        "ONESHOT_STEPS": "3", "ONESHOT_INIT": ""}
+    run = subprocess.run(["sh", str(root / "resources/train/gpu_oneshot.sh"), str(pack), str(out), "1"],
+                         capture_output=True, text=True, cwd=root, env=env)
+    assert run.returncode == 0, run.stdout + run.stderr
+    model, card = load_model(out / "gpu.safetensors")
+    assert card.training["steps"] == 3 and card.config == ModelConfig(**TINY)
+    assert (out / "gpu.json").is_file() and '"steps": 3' in (out / "log.txt").read_text()
+    bad = subprocess.run(["sh", str(root / "resources/train/gpu_oneshot.sh"), str(tmp_path / "missing.npz"),
+                          str(tmp_path / "out2"), "1"], capture_output=True, text=True, cwd=root, env=env)
+    assert bad.returncode != 0 and "missing.npz" in (tmp_path / "out2" / "log.txt").read_text()
