@@ -7,6 +7,7 @@ array, with their offsets. Crops are cut after the same JPEG downscale as folder
 from __future__ import annotations
 
 import json
+import zipfile
 from pathlib import Path
 
 import cv2
@@ -57,15 +58,27 @@ def make_pack(folders: list[Path], out: Path, max_mb: float = 48.0, crop: int = 
     return meta | {"bytes": out.stat().st_size}
 
 
+def read_pack(path: Path) -> list[np.ndarray]:
+    """The RGB crops of a pack; ValueError naming the file when it is not a pack `make_pack` wrote."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            data, offsets = z["data"], z["offsets"]
+            json.loads(bytes(z["meta"]).decode())
+        crops = [cv2.imdecode(data[offsets[i]:offsets[i + 1]], cv2.IMREAD_COLOR) for i in range(len(offsets) - 1)]
+    except FileNotFoundError:
+        raise
+    except (OSError, ValueError, KeyError, TypeError, IndexError, EOFError, zipfile.BadZipFile, cv2.error) as exc:
+        raise ValueError(f"{path}: not a training pack made by `denoiser pack` ({exc.__class__.__name__})") from None
+    if any(c is None or c.ndim != 3 for c in crops):
+        raise ValueError(f"{path}: a crop in the pack is not a decodable colour PNG")
+    return [c[..., ::-1] for c in crops]
+
+
 class PackSource:
     """All crops of a pack as one uint8 tensor on the training device; batches cut there."""
 
     def __init__(self, path: Path, device: torch.device, gen: torch.Generator, val_count: int = 16) -> None:
-        with np.load(path, allow_pickle=False) as z:
-            data, offsets = z["data"], z["offsets"]
-            self.meta = json.loads(bytes(z["meta"]).decode())
-        crops = [cv2.imdecode(data[offsets[i]:offsets[i + 1]], cv2.IMREAD_COLOR)[..., ::-1]
-                 for i in range(len(offsets) - 1)]
+        crops = read_pack(path)
         if len(crops) < 2:
             raise ValueError(f"{path}: only {len(crops)} crop(s) in the pack; make it with a larger --max-mb")
         arr = torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).contiguous()

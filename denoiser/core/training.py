@@ -78,7 +78,18 @@ class TrainConfig:
 
     @classmethod
     def from_file(cls, path: Path) -> "TrainConfig":
-        return cls.from_dict(json.loads(Path(path).read_text()))
+        try:
+            data = json.loads(Path(path).read_text())
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno} column {exc.colno})") from None
+        except UnicodeDecodeError:
+            raise ValueError(f"{path}: not a text file") from None
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: a training config is a JSON object")
+        try:
+            return cls.from_dict(data)
+        except ValueError as exc:
+            raise ValueError(f"{path}: {exc}") from None
 
 
 def lr_at(cfg: TrainConfig, step: int, progress: float) -> float:

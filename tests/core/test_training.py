@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -66,6 +68,33 @@ def test_config_round_trip_and_validation():
         tiny_config(patch=30)
 
 
+def test_bad_config_files_name_the_file_and_the_fault(tmp_path):
+    bad_json = tmp_path / "broken.json"
+    bad_json.write_text('{"batch_size": 4,')
+    with pytest.raises(ValueError, match=r"broken\.json: not valid JSON"):
+        TrainConfig.from_file(bad_json)
+    not_object = tmp_path / "list.json"
+    not_object.write_text("[1, 2]")
+    with pytest.raises(ValueError, match=r"list\.json: a training config is a JSON object"):
+        TrainConfig.from_file(not_object)
+    bad_value = tmp_path / "zero.json"
+    bad_value.write_text(json.dumps(tiny_config().to_dict() | {"batch_size": 0}))
+    with pytest.raises(ValueError, match=r"zero\.json: need batch_size >= 1"):
+        TrainConfig.from_file(bad_value)
+
+
+def test_files_that_are_not_packs_are_refused_clearly(tmp_path):
+    from denoiser.core.pack import PackSource
+
+    garbage = tmp_path / "garbage.npz"
+    garbage.write_bytes(b"no zip here")
+    other = tmp_path / "other.npz"
+    np.savez(other, weights=np.zeros(3))
+    for path in (garbage, other):
+        with pytest.raises(ValueError, match=rf"{path.name}: not a training pack made by `denoiser pack`"):
+            PackSource(path, torch.device("cpu"), torch.Generator())
+
+
 def test_empty_folder_is_a_clear_error(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -75,7 +104,6 @@ def test_empty_folder_is_a_clear_error(tmp_path):
 
 def test_gpu_oneshot_script_trains_from_a_pack(photo_folder, tmp_path):
     """The GPU lease is rare: run the very one-shot script (pack -> train -> weights in OUT) on the CPU."""
-    import json
     import os
     import subprocess
     import sys
