@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import time
+import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
@@ -124,8 +125,12 @@ def prescan(files: list[Path]) -> dict[str, str]:
     bad: dict[str, str] = {}
     for path in files:
         try:
-            with Image.open(path) as im:
-                im.verify()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                with Image.open(path) as im:
+                    im.verify()
+        except Image.DecompressionBombError:
+            continue  # a real image, only very large: the loaders (OpenCV) read it and scale or crop it
         except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as exc:
             bad[str(path)] = f"{path}: not a readable image ({exc.__class__.__name__})"
     return bad
@@ -322,18 +327,18 @@ def _new_spec(folder: Path, mode: str, name: str, base_model: str | None, minute
         raise FinetuneError(f"an unfinished run named {name!r} exists: resume it or discard it first")
     if minutes <= 0 and steps <= 0:
         raise FinetuneError("give a time budget in minutes or a number of steps")
+    if mode not in MODES:
+        raise FinetuneError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+    base = find_model(base_model)  # an unknown model is refused before the folder is scanned
     files = _images(folder)
     bad = prescan(files)
     if len(bad) == len(files):
         raise FinetuneError(f"{folder}: none of the {len(files)} images could be read")
     good = [f for f in files if str(f) not in bad]
-    base = find_model(base_model)
     suggestion = None
     if mode == "auto":
         suggestion = suggest_mode(folder)
         mode = suggestion.mode
-    if mode not in ("clean", "noisy"):
-        raise FinetuneError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
     target = None
     if mode == "clean":
         if sigma is None and noisy_sample is not None:

@@ -139,6 +139,19 @@ def test_unreadable_images_are_skipped_and_listed(env: Path) -> None:
     assert load_model(res.path)[1].training["skipped_images"] >= 1
 
 
+def test_very_large_images_are_not_taken_for_broken_ones(env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from PIL import Image as PILImage
+
+    from denoiser.core.checkpoint import ModelFileError
+    from denoiser.core.finetune import finetune, prescan
+
+    folder = make_folder(env, count=2)
+    monkeypatch.setattr(PILImage, "MAX_IMAGE_PIXELS", 1000)  # every 160 px test photo now trips Pillow's bomb check
+    assert prescan(sorted(folder.glob("*.png"))) == {}
+    with pytest.raises(ModelFileError, match="no model named 'nosuch'"):  # checked before the folder is scanned
+        finetune(folder, mode="clean", name="big", steps=1, minutes=0, sigma=15, base_model="nosuch", threads=1)
+
+
 def test_empty_and_imageless_folders_error_clearly(env: Path) -> None:
     from denoiser.core.finetune import FinetuneError, finetune
 
