@@ -99,7 +99,10 @@ def suggest_mode(folder: Path) -> Suggestion:
     per-pixel std, so a mildly noisy folder (Nam25: ~3.5 std against its references, read as ~1.9) can
     still be suggested as clean; the user picks the mode.
     """
-    files = _images(folder)
+    return _suggest(_images(folder))
+
+
+def _suggest(files: list[Path]) -> Suggestion:
     sigma, n = estimate_folder_sigma(files)
     mode = "noisy" if sigma >= NOISY_THRESHOLD else "clean"
     return Suggestion(mode, sigma, n, f"estimated noise {sigma:.1f} on {n} images "
@@ -280,8 +283,7 @@ def _preview_crop(files: list[Path], mode: str, sigma: float, multiple: int) -> 
             continue
         if min(img.shape[:2]) < side:
             continue
-        y, x = (img.shape[0] - side) // 2, (img.shape[1] - side) // 2
-        crop = torch.from_numpy(img[y:y + side, x:x + side].astype(np.float32) / 255).permute(2, 0, 1)[None]
+        crop = torch.from_numpy(centre_crop(img, side).astype(np.float32) / 255).permute(2, 0, 1)[None]
         if mode == "clean":
             gen = torch.Generator().manual_seed(7)
             crop = crop + torch.randn(crop.shape, generator=gen) * sigma / 255
@@ -337,7 +339,7 @@ def _new_spec(folder: Path, mode: str, name: str, base_model: str | None, minute
     good = [f for f in files if str(f) not in bad]
     suggestion = None
     if mode == "auto":
-        suggestion = suggest_mode(folder)
+        suggestion = _suggest(files)  # the folder's listing from above, not a second walk
         mode = suggestion.mode
     target = None
     if mode == "clean":
@@ -383,7 +385,8 @@ def finetune(folder: Path | str, mode: str = "auto", name: str = "", base_model:
     cfg = replace(TrainConfig.from_dict(spec["config"]), threads=threads)
     if spec["mode"] == "noisy" and "noise_model" not in spec:
         progress.report(0.0, "Measuring the folder's own noise and calibrating the strength…")
-        files = [f for f in _images(Path(spec["folder"])) if f"{f}" not in set(spec["skipped"])]
+        skipped = set(spec["skipped"])
+        files = [f for f in _images(Path(spec["folder"])) if str(f) not in skipped]
         try:
             spec.update(calibrate_folder(files, Path(spec["base_path"]), threads))
         except ValueError as exc:

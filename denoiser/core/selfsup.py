@@ -79,8 +79,7 @@ def native_val_crops(files: list[Path], side: int, multiple: int) -> list[torch.
         c = min(side, min(img.shape[:2]) // multiple * multiple)
         if c < multiple:
             continue
-        y, x = (img.shape[0] - c) // 2, (img.shape[1] - c) // 2
-        crops.append(torch.from_numpy(img[y:y + c, x:x + c].astype(np.float32) / 255).permute(2, 0, 1)[None])
+        crops.append(torch.from_numpy(centre_crop(img, c).astype(np.float32) / 255).permute(2, 0, 1)[None])
     return crops
 
 
