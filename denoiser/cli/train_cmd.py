@@ -61,6 +61,8 @@ def add_pack_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, required=True, help="pack file (.npz)")
     p.add_argument("--max-mb", type=float, default=48.0, help="size budget in MB (default 48)")
     p.add_argument("--crop", type=int, default=128, help="crop side in pixels (default 128)")
+    p.add_argument("--jpeg-native-quality", type=int, default=90, metavar="Q",
+                   help="JPEGs of at least this quality keep their scale; others are halved (default 90; 0: all)")
     p.set_defaults(func=run_pack)
 
 
@@ -69,7 +71,8 @@ def run_pack(args: argparse.Namespace) -> int:
 
     try:
         with TerminalProgress("packing") as bar:
-            meta = make_pack(args.data, args.out, args.max_mb, args.crop, progress=bar)
+            meta = make_pack(args.data, args.out, args.max_mb, args.crop, progress=bar,
+                             native_quality=args.jpeg_native_quality)
     except (ValueError, OSError) as exc:
         print(f"denoiser pack: {exc}", file=sys.stderr)
         return 2

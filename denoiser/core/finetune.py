@@ -323,7 +323,8 @@ def discard_run(name: str) -> None:
 
 
 def _new_spec(folder: Path, mode: str, name: str, base_model: str | None, minutes: float, steps: int,
-              sigma: float | None, noisy_sample: Path | None, threads: int, seed: int) -> dict[str, Any]:
+              sigma: float | None, noisy_sample: Path | None, threads: int, seed: int,
+              progress: Progress) -> dict[str, Any]:
     name = validate_name(name)
     if has_unfinished_run(name):
         raise FinetuneError(f"an unfinished run named {name!r} exists: resume it or discard it first")
@@ -358,8 +359,16 @@ def _new_spec(folder: Path, mode: str, name: str, base_model: str | None, minute
         sigma = estimate_folder_sigma(good)[0]
     if not 0 <= sigma <= 255:
         raise FinetuneError(f"noise level must be in 0..255, got {sigma}")
+    calibration: dict[str, Any] = {}
+    if mode == "noisy":
+        progress.report(0.0, "Measuring the folder's own noise and calibrating the strength…")
+        try:
+            calibration = calibrate_folder(good, base.path, threads)
+        except ValueError as exc:
+            raise FinetuneError(f"{folder}: {exc}") from exc
+        progress.check_cancelled()
     cfg = make_config(base.card, mode, sigma, minutes, steps, threads, seed)
-    return {"name": name, "mode": mode, "folder": str(Path(folder).expanduser().resolve()),
+    return calibration | {"name": name, "mode": mode, "folder": str(Path(folder).expanduser().resolve()),
             "base_model": base.name, "base_path": str(base.path), "sigma": sigma, "sigma_source": source,
             "target_sigma": target,
             "suggestion": suggestion.reason if suggestion else None, "config": cfg.to_dict(),
@@ -381,17 +390,9 @@ def finetune(folder: Path | str, mode: str = "auto", name: str = "", base_model:
     if resume:
         spec = _read_spec(name)
     else:
-        spec = _new_spec(Path(folder), mode, name, base_model, minutes, steps, sigma, noisy_sample, threads, seed)
+        spec = _new_spec(Path(folder), mode, name, base_model, minutes, steps, sigma, noisy_sample, threads, seed,
+                         progress)
     cfg = replace(TrainConfig.from_dict(spec["config"]), threads=threads)
-    if spec["mode"] == "noisy" and "noise_model" not in spec:
-        progress.report(0.0, "Measuring the folder's own noise and calibrating the strength…")
-        skipped = set(spec["skipped"])
-        files = [f for f in _images(Path(spec["folder"])) if str(f) not in skipped]
-        try:
-            spec.update(calibrate_folder(files, Path(spec["base_path"]), threads))
-        except ValueError as exc:
-            raise FinetuneError(f"{spec['folder']}: {exc}") from exc
-        progress.check_cancelled()
     extra = {k: spec.get(k) for k in ("mode", "base_model", "folder", "sigma", "sigma_source", "target_sigma",
                                       "strength_gain", "calibration")}
     strength = (f"the strength target {spec['target_sigma']:g}" if spec.get("target_sigma") is not None else

@@ -19,7 +19,7 @@ from .progress import NullProgress, Progress
 
 
 def make_pack(folders: list[Path], out: Path, max_mb: float = 48.0, crop: int = 128, seed: int = 0,
-              jpeg_downscale: int = 2, progress: Progress | None = None) -> dict:
+              jpeg_downscale: int = 2, progress: Progress | None = None, native_quality: int = 90) -> dict:
     """Cut random crops from every image (round robin) until the PNG-coded pack reaches max_mb."""
     progress = progress or NullProgress()
     files, _ = split_validation(list_images(folders), 0.02, 8)  # same held-out files as folder training
@@ -28,7 +28,7 @@ def make_pack(folders: list[Path], out: Path, max_mb: float = 48.0, crop: int = 
     for i, path in enumerate(files):
         progress.check_cancelled()
         try:
-            img = load_rgb8(path, jpeg_downscale)
+            img = load_rgb8(path, jpeg_downscale, native_quality=native_quality)
         except (ValueError, OSError):
             continue
         if min(img.shape[:2]) >= crop:
@@ -49,7 +49,8 @@ def make_pack(folders: list[Path], out: Path, max_mb: float = 48.0, crop: int = 
         progress.report(0.5 + 0.5 * min(total / budget, 1), f"{len(blobs)} crops")
     offsets = np.cumsum([0] + [b.size for b in blobs]).astype(np.int64)
     meta = {"crop": crop, "count": len(blobs), "images": len(images), "seed": seed,
-            "folders": [str(f) for f in folders], "jpeg_downscale": jpeg_downscale}
+            "folders": [str(f) for f in folders], "jpeg_downscale": jpeg_downscale,
+            "jpeg_native_quality": native_quality}
     out = Path(out)
     tmp = out.with_name(out.name + ".tmp.npz")
     np.savez(tmp, data=np.concatenate(blobs), offsets=offsets,

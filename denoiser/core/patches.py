@@ -44,14 +44,45 @@ def centre_crop(img: np.ndarray, side: int) -> np.ndarray:
     return np.ascontiguousarray(img[y:y + ch, x:x + cw])
 
 
-def load_rgb8(path: Path, jpeg_downscale: int = 2, max_side: int = 2048) -> np.ndarray:
-    """HxWx3 uint8 RGB for training. JPEGs are area-downscaled to hide their block artefacts."""
+# IJG's base luminance quantisation table (JPEG standard, Annex K); only its sum is used.
+_IJG_LUMA = np.array([16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55,
+                      14, 13, 16, 24, 40, 57, 69, 56, 14, 17, 22, 29, 51, 87, 80, 62,
+                      18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92,
+                      49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99], np.float64)
+
+
+def jpeg_quality(path: Path) -> int | None:
+    """The IJG quality (1-100) a JPEG's luminance table corresponds to; None if not a readable JPEG.
+
+    Reads the header only. Tables that are not scaled IJG tables give the nearest equivalent.
+    """
+    from PIL import Image  # header only: Pillow parses the quantisation tables without decoding
+
+    try:
+        with Image.open(path) as im:
+            tables = getattr(im, "quantization", None) or {}
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return None
+    if 0 not in tables:
+        return None
+    scale = 100.0 * float(np.sum(tables[0])) / float(_IJG_LUMA.sum())  # IJG: table = base * scale / 100
+    quality = (200.0 - scale) / 2.0 if scale <= 100 else 5000.0 / scale
+    return int(np.clip(round(quality), 1, 100))
+
+
+def load_rgb8(path: Path, jpeg_downscale: int = 2, max_side: int = 2048, native_quality: int = 0) -> np.ndarray:
+    """HxWx3 uint8 RGB for training. JPEGs are area-downscaled to hide their block artefacts,
+    except those of quality >= native_quality (when it is > 0): their artefacts lie far below the
+    training noise, and keeping their native scale keeps the photo's own texture statistics."""
     data = np.fromfile(str(path), dtype=np.uint8)
     img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
     if img is None:
         raise ValueError(f"{path}: not a readable image")
     img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-    scale = jpeg_downscale if path.suffix.lower() in (".jpg", ".jpeg") else 1
+    scale = 1
+    if path.suffix.lower() in (".jpg", ".jpeg"):
+        quality = jpeg_quality(path) if native_quality > 0 else None
+        scale = 1 if quality is not None and quality >= native_quality else jpeg_downscale
     h, w = img.shape[:2]
     scale = max(scale, int(np.ceil(max(h, w) / max_side)))
     if scale > 1 and min(h, w) // scale >= 64:
@@ -66,13 +97,14 @@ class PatchPool:
     """
 
     def __init__(self, files: list[Path], size: int, rng: np.random.Generator, refresh: int = 4,
-                 jpeg_downscale: int = 2, min_side: int = 64) -> None:
+                 jpeg_downscale: int = 2, min_side: int = 64, native_quality: int = 0) -> None:
         if not files:
             raise ValueError("no images to train on")
         self.files = list(files)
         self.size = min(size, len(files))
         self.refresh = refresh
         self.jpeg_downscale = jpeg_downscale
+        self.native_quality = native_quality
         self.min_side = min_side
         self.skipped: dict[str, str] = {}
         self.rng = rng
@@ -100,7 +132,7 @@ class PatchPool:
         if str(path) in self.skipped:
             return None
         try:
-            img = load_rgb8(path, self.jpeg_downscale)
+            img = load_rgb8(path, self.jpeg_downscale, native_quality=self.native_quality)
         except (ValueError, OSError, cv2.error) as exc:
             self.skipped[str(path)] = str(exc)
             log.warning("skipping %s", exc)

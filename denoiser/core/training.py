@@ -48,6 +48,7 @@ class TrainConfig:
     pool_size: int = 1024
     pool_refresh: int = 4
     jpeg_downscale: int = 2
+    jpeg_native_quality: int = 0  # JPEGs of at least this quality are not downscaled (0: all are)
     val_fraction: float = 0.02
     val_max: int = 8
     val_sigma: float = 25.0
@@ -157,7 +158,8 @@ class Trainer:
             self._val_cache = [(c[None], c[None] + torch.randn(c[None].shape, generator=vgen) * cfg.val_sigma / 255)
                                for c in self.pool.val]
         else:
-            self.pool = PatchPool(self.train_files, cfg.pool_size, self.rng, cfg.pool_refresh, cfg.jpeg_downscale)
+            self.pool = PatchPool(self.train_files, cfg.pool_size, self.rng, cfg.pool_refresh, cfg.jpeg_downscale,
+                                  native_quality=cfg.jpeg_native_quality)
 
     # -- losses ---------------------------------------------------------------------------------
     def supervised_loss(self, model: UNetDenoiser, clean: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
@@ -224,7 +226,7 @@ class Trainer:
             gen = torch.Generator().manual_seed(1234)
             for path in self.val_files:
                 try:
-                    img = load_rgb8(path, self.cfg.jpeg_downscale)
+                    img = load_rgb8(path, self.cfg.jpeg_downscale, native_quality=self.cfg.jpeg_native_quality)
                 except (ValueError, OSError):
                     continue
                 h, w = img.shape[:2]

@@ -129,3 +129,30 @@ def test_gpu_oneshot_script_trains_from_a_pack(photo_folder, tmp_path):
     bad = subprocess.run(["sh", str(root / "resources/train/gpu_oneshot.sh"), str(tmp_path / "missing.npz"),
                           str(tmp_path / "out2"), "1"], capture_output=True, text=True, cwd=root, env=env)
     assert bad.returncode != 0 and "missing.npz" in (tmp_path / "out2" / "log.txt").read_text()
+
+
+@pytest.mark.parametrize("quality", [30, 75, 95])
+def test_jpeg_quality_is_read_from_the_header(tmp_path, quality):
+    from denoiser.core.patches import jpeg_quality
+
+    rng = np.random.default_rng(0)
+    img = cv2.GaussianBlur(rng.integers(0, 256, (96, 128, 3), dtype=np.uint8), (5, 5), 0)
+    path = tmp_path / f"q{quality}.jpg"
+    cv2.imwrite(str(path), img, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    assert abs(jpeg_quality(path) - quality) <= 1
+    png = tmp_path / "x.png"
+    cv2.imwrite(str(png), img)
+    assert jpeg_quality(png) is None
+    assert jpeg_quality(tmp_path / "missing.jpg") is None
+
+
+def test_high_quality_jpegs_keep_their_scale_for_training(tmp_path):
+    from denoiser.core.patches import load_rgb8
+
+    img = np.random.default_rng(1).integers(0, 256, (160, 200, 3), dtype=np.uint8)
+    fine, coarse = tmp_path / "fine.jpg", tmp_path / "coarse.jpg"
+    cv2.imwrite(str(fine), img, [cv2.IMWRITE_JPEG_QUALITY, 95])
+    cv2.imwrite(str(coarse), img, [cv2.IMWRITE_JPEG_QUALITY, 75])
+    assert load_rgb8(fine, 2, native_quality=90).shape == (160, 200, 3)
+    assert load_rgb8(coarse, 2, native_quality=90).shape == (80, 100, 3)
+    assert load_rgb8(fine, 2).shape == (80, 100, 3)  # 0: every JPEG is halved, as before
