@@ -61,6 +61,8 @@ class TrainConfig:
             raise ValueError(f"patch and val_crop must be multiples of {self.model.size_multiple}")
         if self.batch_size < 1 or self.minutes <= 0 and self.max_steps <= 0:
             raise ValueError("need batch_size >= 1 and a positive minutes or max_steps budget")
+        if not 0 <= self.jpeg_native_quality <= 100:
+            raise ValueError(f"jpeg_native_quality must be 0..100 (0: halve every JPEG), got {self.jpeg_native_quality}")
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

@@ -156,3 +156,12 @@ def test_high_quality_jpegs_keep_their_scale_for_training(tmp_path):
     assert load_rgb8(fine, 2, native_quality=90).shape == (160, 200, 3)
     assert load_rgb8(coarse, 2, native_quality=90).shape == (80, 100, 3)
     assert load_rgb8(fine, 2).shape == (80, 100, 3)  # 0: every JPEG is halved, as before
+
+
+def test_jpeg_native_quality_out_of_range_is_refused(tmp_path):
+    from denoiser.core.pack import make_pack
+
+    with pytest.raises(ValueError, match="jpeg_native_quality must be 0..100"):
+        TrainConfig(jpeg_native_quality=101)
+    with pytest.raises(ValueError, match="0..100"):
+        make_pack([tmp_path], tmp_path / "p.npz", native_quality=-1)
