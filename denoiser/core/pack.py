@@ -14,15 +14,14 @@ import cv2
 import numpy as np
 import torch
 
-from .patches import list_images, load_rgb8, split_validation
+from .patches import check_native_quality, list_images, load_rgb8, split_validation
 from .progress import NullProgress, Progress
 
 
 def make_pack(folders: list[Path], out: Path, max_mb: float = 48.0, crop: int = 128, seed: int = 0,
               jpeg_downscale: int = 2, progress: Progress | None = None, native_quality: int = 90) -> dict:
     """Cut random crops from every image (round robin) until the PNG-coded pack reaches max_mb."""
-    if not 0 <= native_quality <= 100:
-        raise ValueError(f"JPEG native quality must be 0..100 (0: halve every JPEG), got {native_quality}")
+    check_native_quality(native_quality)
     progress = progress or NullProgress()
     files, _ = split_validation(list_images(folders), 0.02, 8)  # same held-out files as folder training
     rng = np.random.default_rng(seed)

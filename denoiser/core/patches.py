@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 from pathlib import Path
+from typing import BinaryIO
 
 import cv2
 import numpy as np
@@ -51,10 +53,18 @@ _IJG_LUMA = np.array([16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60
                       49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99], np.float64)
 
 
-def jpeg_quality(path: Path) -> int | None:
+def check_native_quality(quality: int) -> int:
+    """The JPEG quality at and above which training keeps a JPEG's native scale; 0 halves every JPEG."""
+    if not 0 <= quality <= 100:
+        raise ValueError(f"jpeg_native_quality must be 0..100 (0: halve every JPEG), got {quality}")
+    return quality
+
+
+def jpeg_quality(path: Path | BinaryIO) -> int | None:
     """The IJG quality (1-100) a JPEG's luminance table corresponds to; None if not a readable JPEG.
 
-    Reads the header only. Tables that are not scaled IJG tables give the nearest equivalent.
+    Reads the header only (of a file, or of bytes already read). Tables that are not scaled IJG tables
+    give the nearest equivalent.
     """
     from PIL import Image  # header only: Pillow parses the quantisation tables without decoding
 
@@ -81,7 +91,7 @@ def load_rgb8(path: Path, jpeg_downscale: int = 2, max_side: int = 2048, native_
     img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
     scale = 1
     if path.suffix.lower() in (".jpg", ".jpeg"):
-        quality = jpeg_quality(path) if native_quality > 0 else None
+        quality = jpeg_quality(io.BytesIO(data)) if native_quality > 0 else None  # the bytes read above
         scale = 1 if quality is not None and quality >= native_quality else jpeg_downscale
     h, w = img.shape[:2]
     scale = max(scale, int(np.ceil(max(h, w) / max_side)))

@@ -23,7 +23,7 @@ from .checkpoint import ModelCard, atomic_write_bytes, load_model, save_model
 from .metrics import psnr
 from .model import ModelConfig, UNetDenoiser, build_model
 from .noise import NoiseConfig, synthesize
-from .patches import PatchPool, list_images, load_rgb8, split_validation
+from .patches import PatchPool, check_native_quality, list_images, load_rgb8, split_validation
 from .progress import Cancelled, NullProgress, Progress
 
 log = logging.getLogger(__name__)
@@ -61,8 +61,7 @@ class TrainConfig:
             raise ValueError(f"patch and val_crop must be multiples of {self.model.size_multiple}")
         if self.batch_size < 1 or self.minutes <= 0 and self.max_steps <= 0:
             raise ValueError("need batch_size >= 1 and a positive minutes or max_steps budget")
-        if not 0 <= self.jpeg_native_quality <= 100:
-            raise ValueError(f"jpeg_native_quality must be 0..100 (0: halve every JPEG), got {self.jpeg_native_quality}")
+        check_native_quality(self.jpeg_native_quality)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
