@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 
 RESULTS = Path(__file__).parent / "results" / "peers.json"
-NAMES = {"ours": "**Ours** (U-Net, 4.1 M params)", "ffdnet": "FFDNet (published weights)",
+NAMES = {"ours": "**Ours** (U-Net, 4.1 M params)", "ours-x8": "Ours, quality *Best* (`--passes 8`)",
+         "ffdnet": "FFDNet (published weights)",
          "nlm": "OpenCV fastNlMeansDenoisingColored", "bm3d": "CBM3D (`bm3d` package)",
          "ffdnet-cal": "FFDNet driven by our calibrated Auto"}
 COLUMNS = [("CBSD68", 15), ("CBSD68", 25), ("CBSD68", 50), ("Kodak24", 15), ("Kodak24", 25), ("Kodak24", 50),
@@ -28,7 +29,7 @@ def main() -> None:
     get = lambda m, s, sig: res.get(f"{m}|{s}|{sig}")  # noqa: E731
     head = "| method | " + " | ".join(f"{s} {'σ' + str(g) if g != 'real' else 'real'}" for s, g in COLUMNS) + " | s/MP |"
     lines = [head, "|" + "---|" * (len(COLUMNS) + 2)]
-    for m in ("ours", "ffdnet", "ffdnet-cal", "nlm", "bm3d"):
+    for m in ("ours", "ours-x8", "ffdnet", "ffdnet-cal", "nlm", "bm3d"):
         cells, speeds = [], []
         for s, g in COLUMNS:
             e = get(m, s, g)
@@ -37,7 +38,7 @@ def main() -> None:
                 continue
             n = e["images"]
             speeds.append(e["s_per_mp"])
-            if m == "ours":
+            if m.startswith("ours"):
                 peer = next((get(p, s, g) for p in ("ffdnet", "nlm") if get(p, s, g)), None)
                 n = peer["images"] if peer else n
                 cells.append(f"{subset(e, n):.2f}")

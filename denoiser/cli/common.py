@@ -4,11 +4,16 @@ from __future__ import annotations
 import argparse
 import sys
 
+from denoiser.core.ensemble import PASSES
+
 
 def add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=None, help="model name (see `denoiser models`) or a .safetensors path")
     p.add_argument("--device", default="auto", help="auto|cpu|cuda[:N]|mps (default auto)")
     p.add_argument("--tile", type=int, default=None, help="tile size in pixels (default 2048)")
+    p.add_argument("--passes", type=int, choices=PASSES, default=1,
+                   help="quality: average the model over 1, 2, 4 or 8 flipped/rotated views; "
+                        "N passes take N times as long (default 1)")
 
 
 def parse_strength(text: str) -> float | None:

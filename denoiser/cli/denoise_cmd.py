@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
             target = resolve_target(photo, _target(args, photo, args.format), args.format)[1]
             check_target(photo, target, args.overwrite)  # the same refusal save_photo makes, before the work
             with TerminalProgress(path.name, delay=1.0) as bar:
-                result, sigma = denoiser.denoise_photo(photo, args.strength, bar)
+                result, sigma = denoiser.denoise_photo(photo, args.strength, bar, args.passes)
             saved = save_photo(result, target, fmt=args.format, quality=args.quality, overwrite=args.overwrite)
             print(f"{path} -> {saved}  (noise level {sigma:.1f}, {time.perf_counter() - t0:.1f} s, "
                   f"{denoiser.device_name})")

@@ -35,14 +35,17 @@ def run(args: argparse.Namespace) -> int:
     denoiser = load_denoiser(args, "eval")
     if denoiser is None:
         return 2
+
+    def fn(img, sigma):  # noqa: ANN001, ANN202 - evaluate's DenoiseFn
+        return denoiser.denoise(img, sigma, passes=args.passes)
+
     results = []
     try:
         if args.noisy:
-            results.append(evaluate_pairs(denoiser.denoise, args.noisy, args.clean, limit=args.limit))
+            results.append(evaluate_pairs(fn, args.noisy, args.clean, limit=args.limit))
         else:
             for sigma in sigmas:
-                results.append(evaluate_synthetic(denoiser.denoise, args.folder, sigma, blind=args.blind,
-                                                  limit=args.limit))
+                results.append(evaluate_synthetic(fn, args.folder, sigma, blind=args.blind, limit=args.limit))
     except (ValueError, OSError) as exc:
         fail("eval", str(exc))
         return 1

@@ -141,7 +141,7 @@ def _process(item: BatchItem, loaded: _Loaded, denoiser: Denoiser, opts: BatchOp
         raise loaded.error
     assert loaded.photo is not None
     sigma = opts.strength if opts.strength is not None else loaded.sigma
-    out, item.sigma = denoiser.denoise_photo(loaded.photo, sigma, progress)
+    out, item.sigma = denoiser.denoise_photo(loaded.photo, sigma, progress, opts.passes)
     assert item.output is not None
     item.output.parent.mkdir(parents=True, exist_ok=True)
     save_photo(out, item.output, fmt=opts.fmt, quality=opts.quality, overwrite=opts.overwrite)

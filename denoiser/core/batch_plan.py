@@ -11,6 +11,7 @@ import string
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from .ensemble import check_passes
 from .photo import FORMAT_EXTENSIONS, RAW_EXTENSIONS, SAVE_FORMATS, SUPPORTED_EXTENSIONS
 
 DEFAULT_TEMPLATE = "{stem}-denoised.{ext}"
@@ -45,6 +46,7 @@ class BatchOptions:
     model: str | None = None  # name or .safetensors path; None: the shipped default
     device: str = "auto"
     tile: int | None = None  # None: the engine's default (the engine validates it)
+    passes: int = 1  # self-ensemble views per photo (core.ensemble): 1, 2, 4 or 8
     prefetch: bool = True  # decode the next photo while denoising this one
 
     def validate(self) -> None:
@@ -57,6 +59,10 @@ class BatchOptions:
             raise BatchError(f"quality must be 1..100, got {self.quality}")
         if self.strength is not None and not 0 <= self.strength <= 255:
             raise BatchError(f"strength must be a noise level in 0..255, got {self.strength}")
+        try:
+            check_passes(self.passes)
+        except ValueError as exc:
+            raise BatchError(str(exc)) from None
         if self.shard is not None:
             k, n = self.shard
             if not (n >= 1 and 1 <= k <= n):

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from .checkpoint import ModelCard, load_model
+from .ensemble import check_passes, self_ensemble
 from .model import ModelConfig, UNetDenoiser, pad_to_multiple
 from .noise import estimate_noise
 from .progress import NullProgress, Progress
@@ -123,11 +124,16 @@ class Denoiser:
             out = run_tiled(padded, lambda t: self._forward(t, sigma), plan, overlap, progress)
         return out[:, :, :h, :w]
 
-    def denoise(self, pixels: np.ndarray, sigma: float | None = None, progress: Progress | None = None) -> np.ndarray:
-        """HxWxC float32 (C = 1 or 3) in [0,1] -> denoised, clipped to [0,1]. sigma None = estimate."""
+    def denoise(self, pixels: np.ndarray, sigma: float | None = None, progress: Progress | None = None,
+                passes: int = 1) -> np.ndarray:
+        """HxWxC float32 (C = 1 or 3) in [0,1] -> denoised, clipped to [0,1]. sigma None = estimate.
+
+        passes > 1 (2, 4 or 8): geometric self-ensemble (core.ensemble), the mean of the model's outputs on
+        that many flipped/rotated views of the photo, each mapped back: `passes` times the work, a cleaner result."""
         progress = progress or NullProgress()
         if pixels.ndim != 3 or pixels.shape[2] not in (1, 3):
             raise ValueError(f"expected HxWx1 or HxWx3 pixels, got shape {pixels.shape}")
+        check_passes(passes)
         if sigma is None:
             sigma = self.auto_strength(pixels)
         if not 0 <= sigma <= 255:
@@ -136,7 +142,7 @@ class Denoiser:
         x = torch.from_numpy(np.ascontiguousarray(pixels, dtype=np.float32)).permute(2, 0, 1)[None]
         if grey:
             x = x.expand(1, 3, *x.shape[2:])
-        out = self._run_with_fallback(x, float(sigma), progress)
+        out = self_ensemble(lambda v, p: self._run_with_fallback(v, float(sigma), p), x, passes, progress)
         out = out.mean(dim=1, keepdim=True) if grey else out
         return out[0].permute(1, 2, 0).clamp(0, 1).numpy()
 
@@ -181,12 +187,15 @@ class Denoiser:
                                         lambda _img: est.sigma)
         return float(min(255.0, gain * est.sigma))
 
-    def denoise_photo(self, photo: "Photo", sigma: float | None = None,
-                      progress: Progress | None = None) -> tuple["Photo", float]:
+    def denoise_photo(self, photo: "Photo", sigma: float | None = None, progress: Progress | None = None,
+                      passes: int = 1) -> tuple["Photo", float]:
         """Denoise a Photo's pixels (alpha and metadata untouched); returns (new photo, sigma used)."""
+        check_passes(passes)  # before Auto's calibration, which always runs one pass
         if sigma is None:
             sigma = self.auto_strength(photo.pixels)
-        return photo.with_pixels(self.denoise(photo.pixels, sigma, progress)), float(sigma)
+        return photo.with_pixels(self.denoise(photo.pixels, sigma, progress, passes)), float(sigma)
+
+
 
 
 def receptive_radius(config: "ModelConfig", probe: int = 512) -> int:

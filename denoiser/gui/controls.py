@@ -1,4 +1,4 @@
-"""The side panel: model, strength (Auto or noise level), device, Denoise / progress / Cancel."""
+"""The side panel: model, strength (Auto or noise level), quality (passes), device, Denoise / progress / Cancel."""
 from __future__ import annotations
 
 import time
@@ -7,6 +7,8 @@ from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QProgressBar,
                                QPushButton, QSlider, QVBoxLayout, QWidget)
 
+QUALITY_CHOICES = ((1, "Fast: 1 pass"), (2, "Better: 2 passes, 2× time"), (4, "High: 4 passes, 4× time"),
+                   (8, "Best: 8 passes, 8× time"))  # core.ensemble.PASSES, each with its cost
 SLIDER_STEPS_PER_SIGMA = 2  # the slider moves in 0.5 noise-level units
 MAX_SIGMA = 75.0
 PANEL_WIDTH = 270
@@ -36,6 +38,7 @@ class ControlsPanel(QWidget):
     model_changed = Signal(str)
     device_changed = Signal(str)
     strength_changed = Signal()
+    quality_changed = Signal()
     denoise_clicked = Signal()
     cancel_clicked = Signal()
 
@@ -44,6 +47,7 @@ class ControlsPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.addWidget(self._model_box())
         layout.addWidget(self._strength_box())
+        layout.addWidget(self._quality_box())
         layout.addWidget(self._device_box())
         self.denoise_button = QPushButton("Denoise")
         self.denoise_button.setToolTip("Denoise the whole photo (Ctrl+Return)")
@@ -96,6 +100,17 @@ class ControlsPanel(QWidget):
         self.auto_check.toggled.connect(self._auto_toggled)
         self.slider.valueChanged.connect(self._slider_moved)
         self._auto_toggled(True)
+        return box
+
+    def _quality_box(self) -> QGroupBox:
+        box = QGroupBox("Quality")
+        self.quality_combo = QComboBox()
+        for passes, title in QUALITY_CHOICES:
+            self.quality_combo.addItem(title, passes)
+        self.quality_combo.setToolTip("Averages the model over flipped and rotated copies of the photo: "
+                                      "a little cleaner, and each pass takes as long as the first")
+        self.quality_combo.currentIndexChanged.connect(lambda _i: self.quality_changed.emit())
+        QVBoxLayout(box).addWidget(self.quality_combo)
         return box
 
     def _device_box(self) -> QGroupBox:
@@ -184,6 +199,14 @@ class ControlsPanel(QWidget):
         self.slider_label.setText(f"σ {value / SLIDER_STEPS_PER_SIGMA:.1f}")
         if emit:
             self.strength_changed.emit()
+
+    # --- quality ------------------------------------------------------------------------------
+    def passes(self) -> int:
+        return int(self.quality_combo.currentData())
+
+    def set_passes(self, passes: int) -> None:
+        """Chooses `passes` (1 when it is not one of the choices)."""
+        self.quality_combo.setCurrentIndex(max(0, self.quality_combo.findData(passes)))
 
     # --- work ---------------------------------------------------------------------------------
     def set_busy(self, busy: bool, text: str | None = None, indeterminate: bool = False) -> None:

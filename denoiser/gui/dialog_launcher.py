@@ -27,7 +27,8 @@ class DialogLauncher:
         try:
             from .dialogs.batch_dialog import BatchDialog
 
-            dlg = BatchDialog(self.w, self.w.controls.model_name() or "", self.w.controls.device(), folder)
+            dlg = BatchDialog(self.w, self.w.controls.model_name() or "", self.w.controls.device(), folder,
+                              self.w.controls.passes())
         except Exception as exc:  # noqa: BLE001 - shown to the user by the one handler
             self.w.report_error("Cannot open the batch window", exc)
             return

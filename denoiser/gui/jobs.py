@@ -116,13 +116,13 @@ class DenoiserCache:
             self._key, self._denoiser = None, None
 
 
-def denoise(cache: DenoiserCache, photo: "Photo", model: str, device: str, sigma: float | None,
+def denoise(cache: DenoiserCache, photo: "Photo", model: str, device: str, sigma: float | None, passes: int,
             progress: "Progress") -> DenoiseResult:
     start = time.monotonic()
     progress.report(0.0, "Loading the model")
     denoiser = cache.get(model, device)
     progress.check_cancelled()
-    result, used = denoiser.denoise_photo(photo, sigma, progress)
+    result, used = denoiser.denoise_photo(photo, sigma, progress, passes)
     progress.report(1.0, "Preparing the display")
     display = make_display(result.pixels, result.icc)
     gain = difference_gain(used)
@@ -132,7 +132,7 @@ def denoise(cache: DenoiserCache, photo: "Photo", model: str, device: str, sigma
 
 
 def preview(cache: DenoiserCache, photo: "Photo", rect: QRect, model: str, device: str, sigma: float,
-            progress: "Progress") -> PreviewResult:
+            passes: int, progress: "Progress") -> PreviewResult:
     """Denoise only `rect` (plus a margin of context, cut off again) of the photo."""
     start = time.monotonic()
     denoiser = cache.get(model, device)
@@ -140,7 +140,7 @@ def preview(cache: DenoiserCache, photo: "Photo", rect: QRect, model: str, devic
     x0, y0 = max(0, rect.x() - PREVIEW_MARGIN), max(0, rect.y() - PREVIEW_MARGIN)
     x1, y1 = min(w, rect.right() + 1 + PREVIEW_MARGIN), min(h, rect.bottom() + 1 + PREVIEW_MARGIN)
     crop = photo.pixels[y0:y1, x0:x1]
-    out = denoiser.denoise(crop, sigma, progress)
+    out = denoiser.denoise(crop, sigma, progress, passes)
     iy, ix = rect.y() - y0, rect.x() - x0
     inner = (slice(iy, iy + rect.height()), slice(ix, ix + rect.width()))
     patch = Patch(make_display(out[inner], photo.icc), QRect(rect))

@@ -81,6 +81,7 @@ class MainWindow(QMainWindow):
         c.denoise_clicked.connect(self.denoise)
         c.cancel_clicked.connect(self.cancel)
         c.strength_changed.connect(self._strength_changed)
+        c.quality_changed.connect(self._quality_changed)
         c.model_changed.connect(self._model_changed)
         c.device_changed.connect(self._device_changed)
         self.compare.mode_changed.connect(self._mode_changed)
@@ -94,6 +95,7 @@ class MainWindow(QMainWindow):
         if s.window_state() is not None:
             self.restoreState(s.window_state())
         self.controls.set_strength(s.strength_auto, s.strength_sigma)
+        self.controls.set_passes(s.passes)
         self.compare.set_mode(s.view_mode if s.view_mode in self.acts.mode_actions else "side")
         self._rebuild_recent_menu()
 
@@ -269,7 +271,8 @@ class MainWindow(QMainWindow):
         sigma = self.controls.sigma()
         if sigma is None:  # Auto: reuse the estimate if it is ready, else the core estimates
             sigma = self.photo.sigma
-        job = Job(jobs.denoise, self.cache, self.photo.photo, model, self.controls.device(), sigma, name="denoise")
+        job = Job(jobs.denoise, self.cache, self.photo.photo, model, self.controls.device(), sigma,
+                  self.controls.passes(), name="denoise")
         source = self.photo
         job.signals.progress.connect(self.controls.set_progress)
         job.signals.result.connect(lambda r, src=source: self._on_denoised(r, src))
@@ -321,6 +324,11 @@ class MainWindow(QMainWindow):
     def _strength_changed(self) -> None:
         self.settings.strength_auto = self.controls.sigma() is None
         self.settings.strength_sigma = self.controls.manual_sigma()
+        self.previewer.schedule()
+
+    @Slot()
+    def _quality_changed(self) -> None:
+        self.settings.passes = self.controls.passes()
         self.previewer.schedule()
 
     # --- saving -------------------------------------------------------------------------------

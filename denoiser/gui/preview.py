@@ -76,7 +76,7 @@ class Previewer(QObject):
             parts.insert(0, QRect(rect.center().x() - cw // 2, rect.center().y() - ch // 2, cw, ch))
         for part in parts:
             job = Job(jobs.preview, w.cache, w.photo.photo, part, w.controls.model_name(), w.controls.device(),
-                      sigma, name="preview")
+                      sigma, w.controls.passes(), name="preview")
             final = part is parts[-1]
             job.signals.result.connect(lambda r, j=job, f=final: self._shown(r, j, f))
             job.signals.error.connect(lambda exc: w.report_error("Preview failed", exc))

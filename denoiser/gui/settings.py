@@ -5,6 +5,8 @@ from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QSettings
 
+from denoiser.core.ensemble import PASSES
+
 ORGANIZATION = "photo-denoiser"
 APPLICATION = "Photo Denoiser"
 MAX_RECENT = 10
@@ -96,6 +98,15 @@ class AppSettings:
     @strength_sigma.setter
     def strength_sigma(self, sigma: float) -> None:
         self.q.setValue("denoise/strength_sigma", float(sigma))
+
+    @property
+    def passes(self) -> int:
+        value = self._get("denoise/passes", 1, int)
+        return value if value in PASSES else 1
+
+    @passes.setter
+    def passes(self, passes: int) -> None:
+        self.q.setValue("denoise/passes", int(passes))
 
     @property
     def view_mode(self) -> str:

@@ -140,7 +140,7 @@ def test_good_shard_spec() -> None:
 
 
 @pytest.mark.parametrize("kw", [{"fmt": "gif"}, {"quality": 0}, {"strength": -1.0}, {"report": Path("r.txt")},
-                                {"shard": (3, 2)}])
+                                {"shard": (3, 2)}, {"passes": 3}])
 def test_bad_options_refused(tree: Path, kw: dict) -> None:
     with pytest.raises(BatchError):
         plan(tree, **kw)
@@ -229,6 +229,20 @@ def test_fixed_strength_is_used_and_csv_report(tmp_path: Path, tiny_model: str) 
     assert [(r["file"], r["status"], r["estimated_noise"]) for r in rows] == [("p00.png", "done", "12.5"),
                                                                            ("p01.png", "done", "12.5")]
     assert visible_files(tmp_path / "out") == ["p00-denoised.jpg", "p01-denoised.jpg"]
+
+
+def test_passes_reach_the_engine(tmp_path: Path, tiny_model_file: Path) -> None:
+    """A batch with passes=2 saves exactly what the engine's two-pass result quantises to."""
+    from denoiser.core.batch import run_batch
+    from denoiser.core.engine import Denoiser
+
+    photo_folder(tmp_path / "in", 1)
+    run_batch(options(tmp_path, str(tiny_model_file), strength=20.0, passes=2))
+    pixels = np.asarray(Image.open(tmp_path / "in" / "p00.png"), np.float32) / 255
+    engine = Denoiser.from_file(tiny_model_file, device="cpu")  # random weights: not the identity
+    two, one = (np.round(engine.denoise(pixels, 20.0, passes=n) * 255) for n in (2, 1))
+    saved = np.asarray(Image.open(tmp_path / "out" / "p00-denoised.png"), np.float32)
+    assert np.abs(saved - two).max() <= 1 and np.abs(saved - one).max() > 1
 
 
 class CancelDuringFile(CancelToken):

@@ -129,3 +129,82 @@ def test_auto_strength_calibrates_only_spatially_correlated_noise(tiny_model_fil
     gain = strength / est.sigma
     assert min(abs(gain - g) for g in CALIBRATION_GAINS) < 1e-6
     assert gain > 1.0  # the blur needs more than the bare estimate to remove correlated noise
+
+
+# --- geometric self-ensemble (passes) -------------------------------------------------------------------------
+
+def test_views_are_the_eight_symmetries_and_each_undoes_itself():
+    from denoiser.core.ensemble import VIEWS, from_view, to_view
+
+    x = torch.arange(12.0).reshape(1, 1, 3, 4)  # not square: a wrong inverse changes the shape
+    seen = {(tuple(to_view(x, v).shape), tuple(to_view(x, v).flatten().tolist())) for v in VIEWS}
+    assert len(seen) == 8
+    for v in VIEWS:
+        assert torch.equal(from_view(to_view(x, v), v), x)
+
+
+@pytest.mark.parametrize("passes", [2, 8])
+def test_passes_average_the_views_mapped_back(rng, passes):
+    """N passes = the mean over the first N views of the one-pass result on the view, mapped back
+    (then clipped to 0..1 once)."""
+    from denoiser.core.ensemble import VIEWS
+
+    img = rng.random((37, 53, 3), dtype=np.float32)  # odd, non-square: padding and turns must line up
+    engine = Denoiser(make_tiny_model(), "cpu")
+    expected = np.zeros_like(img)
+    for turns, mirror in VIEWS[:passes]:
+        view = np.rot90(img, turns, axes=(0, 1))
+        view = torch.from_numpy(np.ascontiguousarray(view[:, ::-1] if mirror else view)).permute(2, 0, 1)[None]
+        out = engine.denoise_tensor(view, 15.0)[0].permute(1, 2, 0).numpy()  # unclipped
+        out = out[:, ::-1] if mirror else out
+        expected += np.rot90(out, -turns, axes=(0, 1)) / passes
+    expected = np.clip(expected, 0, 1)
+    got = engine.denoise(img, 15.0, passes=passes)
+    assert got.shape == img.shape
+    assert np.abs(got - expected).max() < 1e-5
+    assert np.abs(got - engine.denoise(img, 15.0)).max() > 1e-4  # and it is not the one-pass result
+
+
+def test_eight_passes_commute_with_mirroring(rng):
+    """The 8-view mean is exactly equivariant: mirroring the photo mirrors the result (one pass is not)."""
+    img = rng.random((40, 48, 3), dtype=np.float32)
+    engine = Denoiser(make_tiny_model(), "cpu")
+    mirrored = np.ascontiguousarray(img[:, ::-1])
+    one = np.abs(engine.denoise(mirrored, 20.0)[:, ::-1] - engine.denoise(img, 20.0)).max()
+    eight = np.abs(engine.denoise(mirrored, 20.0, passes=8)[:, ::-1] - engine.denoise(img, 20.0, passes=8)).max()
+    assert one > 1e-4 and eight < 1e-5
+
+
+class Recording(CancelToken):
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def report(self, fraction, message=""):
+        self.seen.append((fraction, message))
+
+
+def test_passes_share_the_progress_bar_and_cancel_stops_them(rng):
+    img = rng.random((300, 300, 3), dtype=np.float32)
+    engine = Denoiser(make_tiny_model(), "cpu", tile=256, overlap=32)
+    token = Recording()
+    engine.denoise(img, 10.0, token, passes=4)
+    fractions = [f for f, _ in token.seen]
+    assert fractions == sorted(fractions) and fractions[-1] == pytest.approx(1.0)
+    assert any(f == pytest.approx(0.5) and m.startswith("pass 2/4, tile") for f, m in token.seen)
+    calls = []
+    original = engine._forward
+    engine._forward = lambda x, s: calls.append(1) or original(x, s)
+    with pytest.raises(Cancelled):
+        engine.denoise(img, 10.0, CountingCancel(after=len(token.seen) // 4 + 1), passes=4)
+    assert len(calls) == len(token.seen) // 4 + 1  # stopped in the second pass, right after the tile asked
+
+
+def test_bad_passes_are_refused_before_any_work(rng):
+    engine = Denoiser(make_tiny_model(), "cpu")
+    calls = []
+    engine._forward = lambda x, s: calls.append(1)
+    for bad in (0, 3, 16):
+        with pytest.raises(ValueError, match="passes must be one of 1, 2, 4, 8"):
+            engine.denoise(rng.random((32, 32, 3), dtype=np.float32), None, passes=bad)
+    assert calls == []

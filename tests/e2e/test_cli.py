@@ -38,6 +38,20 @@ def test_denoise_tiny_image_end_to_end(noisy_png, tiny_model_file, tmp_path):
     assert "noise level 20.0" in res.stdout
 
 
+def test_passes_option(noisy_png, tiny_model_file, tmp_path):
+    outs = {}
+    for passes in ("1", "8"):
+        outs[passes] = tmp_path / f"clean{passes}.png"
+        res = run_cli("denoise", str(noisy_png), "-o", str(outs[passes]), "--model", str(tiny_model_file),
+                      "--strength", "20", "--passes", passes)
+        assert res.returncode == 0, res.stderr
+    assert not np.array_equal(np.asarray(Image.open(outs["1"])), np.asarray(Image.open(outs["8"])))
+    res = run_cli("denoise", str(noisy_png), "-o", str(tmp_path / "x.png"), "--model", str(tiny_model_file),
+                  "--passes", "3")
+    assert res.returncode == 2 and "--passes" in res.stderr and "choose from 1, 2, 4, 8" in res.stderr
+    assert not (tmp_path / "x.png").exists()
+
+
 @pytest.mark.parametrize("kind", ["empty", "text", "truncated", "unsupported"])
 def test_bad_inputs_give_one_clear_line(kind, tmp_path, tiny_model_file, noisy_png):
     bad = {"empty": tmp_path / "empty.jpg", "text": tmp_path / "notes.jpg",

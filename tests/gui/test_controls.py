@@ -26,6 +26,29 @@ def test_strength_is_auto_or_a_noise_level(qtbot) -> None:  # noqa: ANN001
     assert panel.estimate_label.text() == "estimated σ ≈ 12.3"
 
 
+def test_quality_offers_the_engine_passes_and_refuses_others(qtbot, tmp_path) -> None:  # noqa: ANN001
+    from PySide6.QtCore import QSettings
+
+    from denoiser.core.ensemble import PASSES
+    from denoiser.gui.settings import AppSettings
+
+    panel = ControlsPanel()
+    qtbot.addWidget(panel)
+    offered = [panel.quality_combo.itemData(i) for i in range(panel.quality_combo.count())]
+    assert tuple(offered) == PASSES and panel.passes() == 1
+    with qtbot.waitSignal(panel.quality_changed, timeout=1000):
+        panel.set_passes(8)
+    assert panel.passes() == 8 and "8" in panel.quality_combo.currentText()
+    panel.set_passes(3)  # not a choice: back to one pass
+    assert panel.passes() == 1
+    settings = AppSettings(QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat))
+    assert settings.passes == 1
+    settings.passes = 4
+    assert settings.passes == 4
+    settings.q.setValue("denoise/passes", "7")  # a hand-edited settings file
+    assert settings.passes == 1
+
+
 def test_models_list_keeps_the_selection_and_handles_none(qtbot) -> None:  # noqa: ANN001
     panel = ControlsPanel()
     qtbot.addWidget(panel)

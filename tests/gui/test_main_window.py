@@ -126,6 +126,19 @@ def test_manual_strength_is_passed_to_the_core(qtbot, window, photo_path: Path) 
     assert auto != 12.5 and auto == pytest.approx(window.photo.sigma, rel=1e-6)
 
 
+def test_quality_passes_are_passed_to_the_core(qtbot, window, photo_path: Path) -> None:  # noqa: ANN001
+    loaded = open_photo(qtbot, window, photo_path)
+    window.controls.set_strength(False, 15.0)
+    assert window.controls.passes() == 1
+    window.controls.set_passes(4)
+    assert window.settings.passes == 4
+    result = run_denoise(qtbot, window)
+    engine = window.cache.get(TINY_MODEL, "auto")
+    expected = engine.denoise(loaded.photo.pixels, 15.0, passes=4)
+    assert np.abs(result.photo.pixels - expected).max() < 1e-6
+    assert np.abs(result.photo.pixels - engine.denoise(loaded.photo.pixels, 15.0)).max() > 1e-4
+
+
 def test_cancel_stops_the_run_and_keeps_the_window_usable(qtbot, window, photo_path: Path) -> None:  # noqa: ANN001
     open_photo(qtbot, window, photo_path)
     with qtbot.waitSignal(window.run_cancelled, timeout=LONG):
@@ -230,6 +243,7 @@ def test_settings_persist_across_a_new_window(qtbot, window, photo_path: Path, s
 
     open_photo(qtbot, window, photo_path)
     window.controls.set_strength(False, 22.5)
+    window.controls.set_passes(8)
     window.compare.set_mode("split")
     window.resize(720, 520)  # fits the offscreen screen (restoreGeometry clamps to it)
     window.close()
@@ -237,7 +251,7 @@ def test_settings_persist_across_a_new_window(qtbot, window, photo_path: Path, s
     qtbot.addWidget(second)
     with qtbot.waitSignal(second.catalogue_loaded, timeout=LONG):
         second.show()
-    assert second.controls.sigma() == 22.5
+    assert second.controls.sigma() == 22.5 and second.controls.passes() == 8
     assert second.compare.mode.value == "split"
     assert second.controls.model_name() == TINY_MODEL and second.controls.device() == "auto"
     assert second.settings.recent_files() == [str(photo_path.resolve())]

@@ -13,9 +13,11 @@ from guitest_util import TINY_MODEL
 def test_batch_menu_opens_a_non_modal_batch_dialog(qtbot, window) -> None:  # noqa: ANN001
     from denoiser.gui.dialogs.batch_dialog import BatchDialog
 
+    window.controls.set_passes(4)
     window.acts.batch.trigger()
     dialogs = [d for d in window.dialogs.open_dialogs if isinstance(d, BatchDialog)]
     assert len(dialogs) == 1 and dialogs[0].isVisible() and not dialogs[0].isModal()
+    assert dialogs[0].options().passes == 4  # the window's quality setting carries over to the folder job
     dialogs[0].close()
 
 

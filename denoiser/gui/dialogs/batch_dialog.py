@@ -83,10 +83,10 @@ class BatchDialog(QDialog):
     batch_finished = Signal(object)  # BatchResult, after the summary is shown
 
     def __init__(self, parent: QWidget | None, model_name: str | None, device: str,
-                 input_dir: Path | None = None) -> None:
+                 input_dir: Path | None = None, passes: int = 1) -> None:
         super().__init__(parent)
         self.setWindowTitle("Batch clean a folder")
-        self.model_name, self.device = model_name, device
+        self.model_name, self.device, self.passes = model_name, device, passes
         self.thread: QThread | None = None
         self.worker: BatchWorker | None = None
         self.result: Any = None
@@ -217,7 +217,8 @@ class BatchDialog(QDialog):
             exclude=_patterns(self.exclude_edit.text()), name_template=self.template_edit.text().strip(),
             fmt=self.format_combo.currentData(), quality=self.quality.value(),
             strength=None if self.auto_strength.isChecked() else self.strength.value(),
-            overwrite=self.overwrite.isChecked(), model=self.model_name, device=self.device)
+            overwrite=self.overwrite.isChecked(), model=self.model_name, device=self.device,
+            passes=self.passes)
 
     # --- running ------------------------------------------------------------------------------------
     def running(self) -> bool:
