@@ -113,6 +113,7 @@ def main() -> None:
     ap.add_argument("--methods", default="ours,ffdnet,nlm,bm3d")
     ap.add_argument("--model", default=None, help="our model (name or .safetensors; default: shipped)")
     ap.add_argument("--limit", type=int, default=0, help="images per set (0 = all)")
+    ap.add_argument("--real-limit", type=int, default=None, help="images of Nam25 (default: as --limit; 0 = all)")
     ap.add_argument("--bm3d-limit", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--sets", default=",".join(SETS))
@@ -140,8 +141,9 @@ def main() -> None:
         for s in sets:
             runs += [(s, sig, lambda s=s, sig=sig: evaluate_synthetic(fn, DATA / "test" / s, sig, limit=limit))
                      for sig in sigmas]
+        real_limit = limit if args.real_limit is None else args.real_limit
         runs.append(("Nam25", "real", lambda: evaluate_pairs(fn, DATA / "real/Nam25/noisy", DATA / "real/Nam25/gt",
-                                                             limit=limit)))
+                                                             limit=real_limit)))
         if method == "ours":  # the subset BM3D sees, for a like-for-like row
             for s in sets:
                 runs.append((s + f"[:{args.bm3d_limit}]", 25, lambda s=s: evaluate_synthetic(

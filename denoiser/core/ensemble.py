@@ -2,7 +2,7 @@
 
 A convolutional model is not exactly equivariant to flips and quarter turns, so its errors on the eight views
 of a photo differ; their mean is cleaner (about +0.1 dB for 2 views, +0.2 for 8 on CBSD68 at sigma 25, at
-2x / 8x the work: benchmarks/peers.py --passes). Importing this module does not import torch.
+2x / 8x the work: benchmarks/peers.py --methods ours-x8). Importing this module does not import torch.
 """
 from __future__ import annotations
 
