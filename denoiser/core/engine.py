@@ -196,8 +196,6 @@ class Denoiser:
         return photo.with_pixels(self.denoise(photo.pixels, sigma, progress, passes)), float(sigma)
 
 
-
-
 def receptive_radius(config: "ModelConfig", probe: int = 512) -> int:
     """One-sided receptive radius in pixels of an architecture: how far an input change can reach.
 
