@@ -3,11 +3,12 @@ import json
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 import cv2
 
 from denoiser.core.checkpoint import load_model
 from denoiser.core.model import ModelConfig
-from denoiser.core.noise import NoiseConfig
+from denoiser.core.noise import NoiseConfig, synthesize
 from denoiser.core.progress import CancelToken, Cancelled
 from denoiser.core.training import TrainConfig, Trainer
 from tests.conftest import TINY
@@ -66,6 +67,19 @@ def test_config_round_trip_and_validation():
         TrainConfig.from_dict(cfg.to_dict() | {"bogus": 1})
     with pytest.raises(ValueError, match="multiples"):
         tiny_config(patch=30)
+
+
+def test_loss_setting_picks_the_criterion(photo_folder, tmp_path):
+    clean = torch.rand(2, 3, 32, 32)
+    for name, criterion in (("l1", F.l1_loss), ("l2", F.mse_loss)):
+        trainer = Trainer(tiny_config(loss=name), [photo_folder], tmp_path / name, device="cpu")
+        got = trainer.supervised_loss(trainer.model, clean, torch.Generator().manual_seed(3))
+        noisy, level = synthesize(clean, trainer.cfg.noise, torch.Generator().manual_seed(3))
+        with torch.no_grad():
+            assert torch.allclose(got, criterion(trainer.model(noisy, level), clean))
+    assert TrainConfig.from_dict({k: v for k, v in tiny_config().to_dict().items() if k != "loss"}).loss == "l1"
+    with pytest.raises(ValueError, match="loss must be one of l1, l2, not 'huber'"):
+        tiny_config(loss="huber")
 
 
 def test_bad_config_files_name_the_file_and_the_fault(tmp_path):

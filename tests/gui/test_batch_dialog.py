@@ -100,9 +100,11 @@ def test_options_follow_the_widgets(dialog: BatchDialog) -> None:
     dialog.format_combo.setCurrentIndex(dialog.format_combo.findData("tiff"))
     dialog.auto_strength.setChecked(False)
     dialog.strength.setValue(30)
+    assert dialog.options().passes == 1  # the dialog was opened without a window's Quality
+    dialog.passes_combo.setCurrentIndex(dialog.passes_combo.findData(8))
     opts = dialog.options()
     assert opts.recursive and opts.include == ("*.jpg", "*.png") and opts.fmt == "tiff"
-    assert opts.strength == 30 and opts.device == "cpu"
+    assert opts.strength == 30 and opts.device == "cpu" and opts.passes == 8
 
 
 def test_format_eta() -> None:

@@ -18,6 +18,7 @@ def test_batch_menu_opens_a_non_modal_batch_dialog(qtbot, window) -> None:  # no
     dialogs = [d for d in window.dialogs.open_dialogs if isinstance(d, BatchDialog)]
     assert len(dialogs) == 1 and dialogs[0].isVisible() and not dialogs[0].isModal()
     assert dialogs[0].options().passes == 4  # the window's quality setting carries over to the folder job
+    assert dialogs[0].passes_combo.currentText().startswith("High")  # and is shown there
     dialogs[0].close()
 
 

@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QDialog,
                                QFormLayout, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QProgressBar, QPushButton,
                                QSpinBox, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
+from denoiser.gui.controls import QUALITY_CHOICES
 from denoiser.gui.workers import SignalProgress as _SignalProgress
 
 COLUMNS = ("File", "Status", "Noise", "Seconds", "Reason")
@@ -86,13 +87,14 @@ class BatchDialog(QDialog):
                  input_dir: Path | None = None, passes: int = 1) -> None:
         super().__init__(parent)
         self.setWindowTitle("Batch clean a folder")
-        self.model_name, self.device, self.passes = model_name, device, passes
+        self.model_name, self.device = model_name, device
         self.thread: QThread | None = None
         self.worker: BatchWorker | None = None
         self.result: Any = None
         self._started_at = 0.0
         self._close_when_done = False
         self._build()
+        self.passes_combo.setCurrentIndex(max(0, self.passes_combo.findData(passes)))
         if input_dir is not None:
             self.set_input_dir(Path(input_dir))
         self._update_buttons()
@@ -117,6 +119,10 @@ class BatchDialog(QDialog):
         self.quality = QSpinBox()
         self.quality.setRange(1, 100)
         self.quality.setValue(95)
+        self.quality.setToolTip("JPEG and WebP compression quality of the cleaned files")
+        self.passes_combo = QComboBox()  # starts at the main window's Quality; changing it here is for this job
+        for n, title in QUALITY_CHOICES:
+            self.passes_combo.addItem(title, n)
         self.auto_strength = QCheckBox("Auto (estimate each photo)")
         self.auto_strength.setChecked(True)
         self.strength = QDoubleSpinBox()
@@ -135,8 +141,9 @@ class BatchDialog(QDialog):
         form.addRow("Leave out", self.exclude_edit)
         form.addRow("File name", self.template_edit)
         form.addRow("Format", self.format_combo)
-        form.addRow("Quality", self.quality)
+        form.addRow("File quality", self.quality)
         form.addRow("Strength", strength_row)
+        form.addRow("Denoise quality", self.passes_combo)
         form.addRow("", self.overwrite)
 
         self.table = QTableWidget(0, len(COLUMNS))
@@ -218,7 +225,7 @@ class BatchDialog(QDialog):
             fmt=self.format_combo.currentData(), quality=self.quality.value(),
             strength=None if self.auto_strength.isChecked() else self.strength.value(),
             overwrite=self.overwrite.isChecked(), model=self.model_name, device=self.device,
-            passes=self.passes)
+            passes=self.passes_combo.currentData())
 
     # --- running ------------------------------------------------------------------------------------
     def running(self) -> bool:
@@ -231,7 +238,8 @@ class BatchDialog(QDialog):
         self.open_btn.setEnabled(not busy and self.result is not None)
         self.report_btn.setEnabled(not busy and self.result is not None)
         for w in (self.input_edit, self.output_edit, self.recursive, self.include_edit, self.exclude_edit,
-                  self.template_edit, self.format_combo, self.quality, self.auto_strength, self.overwrite):
+                  self.template_edit, self.format_combo, self.quality, self.auto_strength, self.overwrite,
+                  self.passes_combo):
             w.setEnabled(not busy)
         self.strength.setEnabled(not busy and not self.auto_strength.isChecked())
 
