@@ -58,7 +58,7 @@ class TrainConfig:
     val_crop: int = 256
     val_every: int = 500
     checkpoint_every_s: float = 120.0
-    loss: str = "l1"  # "l2" optimises PSNR directly (a finishing phase); "l1" trains more evenly across sigmas
+    loss: str = "l1"  # "l2": squared error (measured: it cost real-noise quality, see the README's training notes)
 
     def __post_init__(self) -> None:
         if self.patch % self.model.size_multiple or self.val_crop % self.model.size_multiple:
