@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 
 RESULTS = Path(__file__).parent / "results" / "peers.json"
-NAMES = {"ours": "**Ours** (U-Net, 4.1 M params)", "ours-x8": "Ours, quality *Best* (`--passes 8`)",
+NAMES = {"ours": "**Ours** (U-Net, 4.1 M params)", "ours-x2": "Ours, quality *Better* (`--passes 2`)",
+         "ours-x4": "Ours, quality *High* (`--passes 4`)", "ours-x8": "Ours, quality *Best* (`--passes 8`)",
          "ffdnet": "FFDNet (published weights)",
          "nlm": "OpenCV fastNlMeansDenoisingColored", "bm3d": "CBM3D (`bm3d` package)",
          "ffdnet-cal": "FFDNet driven by our calibrated Auto"}
@@ -29,7 +30,7 @@ def main() -> None:
     get = lambda m, s, sig: res.get(f"{m}|{s}|{sig}")  # noqa: E731
     head = "| method | " + " | ".join(f"{s} {'σ' + str(g) if g != 'real' else 'real'}" for s, g in COLUMNS) + " | s/MP |"
     lines = [head, "|" + "---|" * (len(COLUMNS) + 2)]
-    for m in ("ours", "ours-x8", "ffdnet", "ffdnet-cal", "nlm", "bm3d"):
+    for m in ("ours", "ours-x2", "ours-x4", "ours-x8", "ffdnet", "ffdnet-cal", "nlm", "bm3d"):
         cells, speeds = [], []
         for s, g in COLUMNS:
             e = get(m, s, g)

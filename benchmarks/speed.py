@@ -27,7 +27,8 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     cv2.setNumThreads(args.threads)
-    fns = {"ours": ours(args.model)[0], "ours-x8": ours(args.model, 8)[0], "ffdnet": ffdnet_fn(), "nlm": nlm_fn()}
+    fns = {"ours": ours(args.model)[0], **{f"ours-x{n}": ours(args.model, n)[0] for n in (2, 4, 8)},
+           "ffdnet": ffdnet_fn(), "nlm": nlm_fn()}
     out = {}
     for name, fn in fns.items():
         evaluate_synthetic(fn, DATA / "test/Kodak24", 25, limit=1)  # warm-up
