@@ -14,6 +14,22 @@ MAX_SIGMA = 75.0
 PANEL_WIDTH = 270
 
 
+def quality_combo(passes: int = 1) -> QComboBox:
+    """A Quality box (QUALITY_CHOICES) set to `passes`; the side panel and the batch window both use it."""
+    combo = QComboBox()
+    for n, title in QUALITY_CHOICES:
+        combo.addItem(title, n)
+    combo.setToolTip("Averages the model over flipped and rotated copies of the photo: "
+                     "a little cleaner, and each pass takes as long as the first")
+    select_passes(combo, passes)
+    return combo
+
+
+def select_passes(combo: QComboBox, passes: int) -> None:
+    """Chooses `passes` in a quality_combo (1 when it is not one of the choices)."""
+    combo.setCurrentIndex(max(0, combo.findData(passes)))
+
+
 def device_title(device: str) -> str:
     if device == "auto":
         return "Auto"
@@ -104,11 +120,7 @@ class ControlsPanel(QWidget):
 
     def _quality_box(self) -> QGroupBox:
         box = QGroupBox("Quality")
-        self.quality_combo = QComboBox()
-        for passes, title in QUALITY_CHOICES:
-            self.quality_combo.addItem(title, passes)
-        self.quality_combo.setToolTip("Averages the model over flipped and rotated copies of the photo: "
-                                      "a little cleaner, and each pass takes as long as the first")
+        self.quality_combo = quality_combo()
         self.quality_combo.currentIndexChanged.connect(lambda _i: self.quality_changed.emit())
         QVBoxLayout(box).addWidget(self.quality_combo)
         return box
@@ -206,7 +218,7 @@ class ControlsPanel(QWidget):
 
     def set_passes(self, passes: int) -> None:
         """Chooses `passes` (1 when it is not one of the choices)."""
-        self.quality_combo.setCurrentIndex(max(0, self.quality_combo.findData(passes)))
+        select_passes(self.quality_combo, passes)
 
     # --- work ---------------------------------------------------------------------------------
     def set_busy(self, busy: bool, text: str | None = None, indeterminate: bool = False) -> None:

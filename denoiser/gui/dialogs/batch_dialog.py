@@ -16,7 +16,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QDialog,
                                QFormLayout, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QProgressBar, QPushButton,
                                QSpinBox, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
-from denoiser.gui.controls import QUALITY_CHOICES
+from denoiser.gui.controls import quality_combo
 from denoiser.gui.workers import SignalProgress as _SignalProgress
 
 COLUMNS = ("File", "Status", "Noise", "Seconds", "Reason")
@@ -93,14 +93,13 @@ class BatchDialog(QDialog):
         self.result: Any = None
         self._started_at = 0.0
         self._close_when_done = False
-        self._build()
-        self.passes_combo.setCurrentIndex(max(0, self.passes_combo.findData(passes)))
+        self._build(passes)
         if input_dir is not None:
             self.set_input_dir(Path(input_dir))
         self._update_buttons()
 
     # --- layout ---------------------------------------------------------------------------------
-    def _build(self) -> None:
+    def _build(self, passes: int) -> None:
         self.input_edit, self.output_edit = QLineEdit(), QLineEdit()
         self.input_edit.setPlaceholderText("folder of photos")
         self.output_edit.setPlaceholderText("folder for the cleaned photos (not inside the input)")
@@ -120,9 +119,7 @@ class BatchDialog(QDialog):
         self.quality.setRange(1, 100)
         self.quality.setValue(95)
         self.quality.setToolTip("JPEG and WebP compression quality of the cleaned files")
-        self.passes_combo = QComboBox()  # starts at the main window's Quality; changing it here is for this job
-        for n, title in QUALITY_CHOICES:
-            self.passes_combo.addItem(title, n)
+        self.passes_combo = quality_combo(passes)  # starts at the main window's Quality; a change here is for this job
         self.auto_strength = QCheckBox("Auto (estimate each photo)")
         self.auto_strength.setChecked(True)
         self.strength = QDoubleSpinBox()
