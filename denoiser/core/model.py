@@ -170,6 +170,45 @@ def build_model(config: ModelConfig) -> UNetDenoiser:
     return UNetDenoiser(config)
 
 
+def grown_blocks(old: ModelConfig, new: ModelConfig) -> list[str]:
+    """Names of the blocks `new` appends to `old`'s stacks, or ValueError if `new` does not extend `old`.
+
+    A model can grow by appending blocks at the end of any encoder, bottleneck or decoder stack: every weight
+    of the old model keeps its name, and the new blocks start as the identity (see `load_grown`)."""
+    same = ("arch", "in_channels", "widths", "block")
+    diff = [k for k in same if getattr(old, k) != getattr(new, k)]
+    if diff:
+        raise ValueError(f"cannot grow a model by changing {', '.join(diff)}; only block counts may grow")
+    pairs = [(f"enc.{i}", o, n) for i, (o, n) in enumerate(zip(old.enc_blocks, new.enc_blocks))]
+    pairs += [("mid", old.mid_blocks, new.mid_blocks)]
+    pairs += [(f"dec.{i}", o, n) for i, (o, n) in enumerate(zip(old.dec_blocks, new.dec_blocks))]
+    if any(n < o for _, o, n in pairs):
+        raise ValueError("cannot grow a model by removing blocks")
+    added = [f"{stack}.{j}" for stack, o, n in pairs for j in range(o, n)]
+    if added and new.block == "plain":
+        raise ValueError("plain conv-relu blocks cannot start as the identity; grow 'res' or 'naf' models")
+    return added
+
+
+def load_grown(model: UNetDenoiser, state: dict[str, torch.Tensor], old: ModelConfig) -> list[str]:
+    """Load `old`-architecture weights into the larger `model`; the appended blocks start as the identity
+    (their last layer zeroed), so the grown model computes exactly what the old one did. Returns their names."""
+    added = grown_blocks(old, model.config)
+    result = model.load_state_dict(state, strict=False)
+    if result.unexpected_keys:
+        raise ValueError(f"weights have keys the grown model lacks: {result.unexpected_keys[:3]}")
+    stray = [k for k in result.missing_keys if not any(k.startswith(b + ".") for b in added)]
+    if stray:
+        raise ValueError(f"weights lack keys of the old architecture: {stray[:3]}")
+    with torch.no_grad():
+        for name in added:
+            block = model.get_submodule(name)
+            last = [block.c2.weight, block.c2.bias] if isinstance(block, ResBlock) else [block.beta, block.gamma]
+            for t in last:
+                t.zero_()
+    return added
+
+
 def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
     """Reflect-pad bottom/right so H and W are multiples; returns the original (H, W)."""
     h, w = x.shape[-2:]

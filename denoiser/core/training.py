@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from .checkpoint import ModelCard, atomic_write_bytes, load_model, save_model
 from .metrics import psnr
-from .model import ModelConfig, UNetDenoiser, build_model
+from .model import ModelConfig, UNetDenoiser, build_model, load_grown
 from .noise import NoiseConfig, synthesize
 from .patches import PatchPool, check_native_quality, list_images, load_rgb8, split_validation
 from .progress import Cancelled, NullProgress, Progress
@@ -142,8 +142,14 @@ class Trainer:
         if init_weights:
             base, card = load_model(Path(init_weights))
             if card.config != cfg.model:
-                raise ValueError(f"{init_weights}: architecture differs from the training config")
-            self.model.load_state_dict(base.state_dict())
+                try:
+                    added = load_grown(self.model, base.state_dict(), card.config)
+                except ValueError as e:
+                    raise ValueError(f"{init_weights}: architecture differs from the training config ({e})") from e
+                log.info("grew %s by %d identity block(s): %s", init_weights, len(added), ", ".join(added))
+                self.card_extra = {**self.card_extra, "grown_from": card.config.to_dict()}
+            else:
+                self.model.load_state_dict(base.state_dict())
         self.model.to(self.device)
         if self.device.type in ("cpu", "cuda"):
             self.model.to(memory_format=torch.channels_last)

@@ -6,7 +6,9 @@ import torch
 from safetensors.torch import save_file
 
 from denoiser.core.checkpoint import ModelCard, ModelFileError, load_model, read_card, save_model
-from denoiser.core.model import ModelConfig, build_model, gflops_per_megapixel, pad_to_multiple
+from denoiser.core.model import (
+    ModelConfig, build_model, gflops_per_megapixel, grown_blocks, load_grown, pad_to_multiple,
+)
 from tests.conftest import TINY, make_tiny_model
 
 
@@ -104,3 +106,39 @@ def test_gflops_counts_grow_with_width():
     small = gflops_per_megapixel(ModelConfig(**TINY))
     big = gflops_per_megapixel(ModelConfig(widths=(16, 32), enc_blocks=(1,), dec_blocks=(1,), mid_blocks=1))
     assert 3.0 < big / small < 4.5  # ~4x for doubled width
+
+
+@pytest.mark.parametrize("block", ["res", "naf"])
+def test_grown_model_computes_what_the_old_one_did(block):
+    old_cfg = ModelConfig(**(TINY | {"block": block}))
+    torch.manual_seed(3)
+    old = build_model(old_cfg).eval()
+    with torch.no_grad():
+        for p in old.parameters():
+            p.normal_(0, 0.05)  # also the zero-initialised tail, so the old model is not the identity
+    new_cfg = ModelConfig(**(TINY | {"block": block, "mid_blocks": 3, "dec_blocks": (2,)}))
+    new = build_model(new_cfg).eval()
+    assert load_grown(new, old.state_dict(), old_cfg) == ["mid.1", "mid.2", "dec.0.1"]
+    x, s = torch.rand(1, 3, 32, 32), torch.tensor([20.0])
+    with torch.no_grad():
+        before, after = old(x, s), new(x, s)
+        assert (before - x).abs().max() > 1e-3
+        torch.testing.assert_close(after, before, rtol=0, atol=1e-6)
+        for p in new.mid[1].parameters():  # the new block is trainable, not frozen at zero
+            assert p.requires_grad
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"widths": (8, 24)}, "widths"),
+    ({"mid_blocks": 0}, "removing"),
+    ({"block": "naf"}, "block"),
+])
+def test_growth_that_would_change_the_function_is_refused(change, message):
+    old_cfg = ModelConfig(**TINY)
+    with pytest.raises(ValueError, match=message):
+        grown_blocks(old_cfg, ModelConfig(**(TINY | change)))
+
+
+def test_plain_blocks_cannot_grow():
+    with pytest.raises(ValueError, match="identity"):
+        grown_blocks(ModelConfig(**(TINY | {"block": "plain"})), ModelConfig(**(TINY | {"block": "plain", "mid_blocks": 2})))

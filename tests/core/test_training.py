@@ -179,3 +179,22 @@ def test_jpeg_native_quality_out_of_range_is_refused(tmp_path):
         TrainConfig(jpeg_native_quality=101)
     with pytest.raises(ValueError, match="0..100"):
         make_pack([tmp_path], tmp_path / "p.npz", native_quality=-1)
+
+
+def test_training_can_start_from_a_smaller_model_and_grow_it(photo_folder, tmp_path):
+    small = Trainer(tiny_config(), [photo_folder], tmp_path / "small", device="cpu", name="s")
+    small.train()
+    grown_cfg = ModelConfig(**(TINY | {"mid_blocks": 2}))
+    trainer = Trainer(tiny_config(model=grown_cfg), [photo_folder], tmp_path / "big", device="cpu",
+                      init_weights=tmp_path / "small" / "s.safetensors", name="b")
+    base, _ = load_model(tmp_path / "small" / "s.safetensors")
+    x, s = torch.rand(1, 3, 32, 32), torch.tensor([25.0])
+    with torch.no_grad():
+        torch.testing.assert_close(trainer.model.eval()(x, s), base(x, s), rtol=0, atol=1e-5)
+    trainer.train()
+    _, card = load_model(tmp_path / "big" / "b.safetensors")
+    assert card.config == grown_cfg and card.training["grown_from"]["mid_blocks"] == 1
+    wider = ModelConfig(**(TINY | {"widths": (8, 32)}))
+    with pytest.raises(ValueError, match="architecture differs.*widths"):
+        Trainer(tiny_config(model=wider), [photo_folder], tmp_path / "w", device="cpu",
+                init_weights=tmp_path / "small" / "s.safetensors")
