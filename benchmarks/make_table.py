@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 RESULTS = Path(__file__).parent / "results" / "peers.json"
-NAMES = {"ours": "**Ours** (U-Net, 4.1 M params)", "ours-x2": "Ours, quality *Better* (`--passes 2`)",
+NAMES = {"ours": "**Ours** (U-Net, 6.4 M params)", "ours-x2": "Ours, quality *Better* (`--passes 2`)",
          "ours-x4": "Ours, quality *High* (`--passes 4`)", "ours-x8": "Ours, quality *Best* (`--passes 8`)",
          "ffdnet": "FFDNet (published weights)",
          "nlm": "OpenCV fastNlMeansDenoisingColored", "bm3d": "CBM3D (`bm3d` package)",
