@@ -12,7 +12,18 @@ from pathlib import Path
 import numpy as np
 
 RESULTS = Path(__file__).parent / "results" / "peers.json"
-NAMES = {"ours": "**Ours** (U-Net, 6.4 M params)", "ours-x2": "Ours, quality *Better* (`--passes 2`)",
+SHIPPED = Path(__file__).resolve().parents[1] / "resources" / "models" / "default.safetensors"
+
+
+def _params_of_shipped_model() -> float:
+    """Millions of parameters of the shipped model, counted from the architecture on its card."""
+    from denoiser.core.checkpoint import read_card
+    from denoiser.core.model import build_model, count_parameters
+
+    return count_parameters(build_model(read_card(SHIPPED).config)) / 1e6
+
+
+NAMES = {"ours": f"**Ours** (U-Net, {_params_of_shipped_model():.1f} M params)", "ours-x2": "Ours, quality *Better* (`--passes 2`)",
          "ours-x4": "Ours, quality *High* (`--passes 4`)", "ours-x8": "Ours, quality *Best* (`--passes 8`)",
          "ffdnet": "FFDNet (published weights)",
          "nlm": "OpenCV fastNlMeansDenoisingColored", "bm3d": "CBM3D (`bm3d` package)",

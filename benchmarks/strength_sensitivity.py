@@ -16,6 +16,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from peers import DATA, ours  # noqa: E402
 
+from denoiser.core.checkpoint import atomic_write_bytes  # noqa: E402
 from denoiser.core.evaluate import evaluate_synthetic  # noqa: E402
 
 SIGMAS = (15, 25, 50, 75)
@@ -43,9 +44,8 @@ def main() -> None:
         rows[str(sigma)] = row
         print(f"{sigma:5}  " + "  ".join(f"{row[str(g)]:6.2f}" for g in GAINS), flush=True)
     out = Path(__file__).parent / "results" / "strength_sensitivity.json"
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"model": args.model, "images": args.limit, "set": "CBSD68", "psnr": rows}, indent=1))
-    tmp.replace(out)
+    report = {"model": args.model, "images": args.limit, "set": "CBSD68", "psnr": rows}
+    atomic_write_bytes(out, json.dumps(report, indent=1).encode())
 
 
 if __name__ == "__main__":

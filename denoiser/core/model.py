@@ -79,6 +79,11 @@ class ResBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.c2(F.relu(self.c1(x), inplace=True))
 
+    def start_as_identity(self) -> None:
+        """Zero the residual branch's last layer (used when a model grows by appending blocks)."""
+        nn.init.zeros_(self.c2.weight)
+        nn.init.zeros_(self.c2.bias)
+
 
 class PlainBlock(nn.Module):
     def __init__(self, ch: int) -> None:
@@ -103,6 +108,11 @@ class NAFBlock(nn.Module):
         self.ffn_out = nn.Conv2d(ch, ch, 1)
         self.beta = nn.Parameter(torch.zeros(1, ch, 1, 1))
         self.gamma = nn.Parameter(torch.zeros(1, ch, 1, 1))
+
+    def start_as_identity(self) -> None:
+        """Zero both learnt branch scales (used when a model grows by appending blocks)."""
+        nn.init.zeros_(self.beta)
+        nn.init.zeros_(self.gamma)
 
     @staticmethod
     def _norm(x: torch.Tensor) -> torch.Tensor:
@@ -185,7 +195,7 @@ def grown_blocks(old: ModelConfig, new: ModelConfig) -> list[str]:
     if any(n < o for _, o, n in pairs):
         raise ValueError("cannot grow a model by removing blocks")
     added = [f"{stack}.{j}" for stack, o, n in pairs for j in range(o, n)]
-    if added and new.block == "plain":
+    if added and not hasattr(BLOCKS[new.block], "start_as_identity"):
         raise ValueError("plain conv-relu blocks cannot start as the identity; grow 'res' or 'naf' models")
     return added
 
@@ -200,12 +210,8 @@ def load_grown(model: UNetDenoiser, state: dict[str, torch.Tensor], old: ModelCo
     stray = [k for k in result.missing_keys if not any(k.startswith(b + ".") for b in added)]
     if stray:
         raise ValueError(f"weights lack keys of the old architecture: {stray[:3]}")
-    with torch.no_grad():
-        for name in added:
-            block = model.get_submodule(name)
-            last = [block.c2.weight, block.c2.bias] if isinstance(block, ResBlock) else [block.beta, block.gamma]
-            for t in last:
-                t.zero_()
+    for name in added:
+        model.get_submodule(name).start_as_identity()
     return added
 
 
