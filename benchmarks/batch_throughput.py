@@ -36,6 +36,8 @@ import numpy as np
 import psutil
 import torch
 
+from denoiser.core.checkpoint import atomic_write_bytes
+
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = ROOT.parent / "shared" / "datasets" / "train" / "photos"
 WORK = Path("/tmp/denoiser-batch-bench")
@@ -168,7 +170,7 @@ def main() -> None:
         print(f"{name}:", flush=True)
         report[name] = run_loop(folder, WORK / f"out-{name}", denoiser, prefetch, count)
         print(f"  {json.dumps(report[name])}", flush=True)
-        args.out.write_text(json.dumps(report, indent=2) + "\n")  # partial results survive an interrupt
+        atomic_write_bytes(args.out, (json.dumps(report, indent=2) + "\n").encode())  # partial results survive an interrupt
     seq, ovl = report["sequential"], report["overlapped"]
     report["gain_percent_wall"] = round(100 * (ovl["photos_per_minute"] / seq["photos_per_minute"] - 1), 1)
     report["gain_percent_idle_machine"] = round(100 * (ovl["idle_machine_photos_per_minute"]
@@ -176,7 +178,7 @@ def main() -> None:
     report["decode_hidden_s_per_photo"] = round(seq["unhidden_s_per_photo"] - ovl["unhidden_s_per_photo"], 2)
     report["load_average_at_end"] = [round(x, 1) for x in os.getloadavg()]
     report["training_running_at_end"] = training_running()
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    atomic_write_bytes(args.out, (json.dumps(report, indent=2) + "\n").encode())
     print(json.dumps(report, indent=2))
 
 

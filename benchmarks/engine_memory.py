@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from denoiser.core.checkpoint import atomic_write_bytes
 from denoiser.core.engine import Denoiser
 
 
@@ -61,7 +62,7 @@ def main() -> None:
     suffix = f"_passes{args.passes}" if args.passes > 1 else ""
     out_path = Path(__file__).parent / "results" / f"engine_memory{suffix}.json"
     out_path.parent.mkdir(exist_ok=True)
-    out_path.write_text(json.dumps(res, indent=1))
+    atomic_write_bytes(out_path, json.dumps(res, indent=1).encode())
 
 
 if __name__ == "__main__":

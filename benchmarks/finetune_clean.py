@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from denoiser.core.checkpoint import atomic_write_bytes
 from denoiser.core.checkpoint import load_model
 from denoiser.core.metrics import psnr
 from denoiser.core.patches import list_images, load_rgb8
@@ -76,7 +77,7 @@ def main() -> int:
            "steps": res.steps, "wall_s": round(time.time() - t0), "psnr_before": before, "psnr_after": after,
            "gain_db": after - before, "val_before": res.val_before, "val_after": res.val_after, "threads": 1}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(out, indent=2))
+    atomic_write_bytes(args.out, json.dumps(out, indent=2).encode())
     print(json.dumps(out, indent=2))
     return 0
 

@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 import torch
 
+from denoiser.core.checkpoint import atomic_write_bytes
 from denoiser.core.checkpoint import load_model
 from denoiser.core.metrics import psnr
 from denoiser.core.noise import estimate_sigma
@@ -118,7 +119,7 @@ def main() -> int:
            "val_metric": res.val_metric, "val_before": res.val_before, "val_after": res.val_after,
            "cpu": os.cpu_count(), "torch": torch.__version__}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(out, indent=2))
+    atomic_write_bytes(args.out, json.dumps(out, indent=2).encode())
     print(json.dumps({k: v for k, v in out.items() if k != "curve"}, indent=2))
     return 0
 

@@ -21,6 +21,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from finetune_noisy import default_base  # noqa: E402
 
+from denoiser.core.checkpoint import atomic_write_bytes  # noqa: E402
+
 PHOTOS = Path(__file__).resolve().parents[2] / "shared/datasets/train/photos"
 
 
@@ -59,7 +61,7 @@ def main() -> int:
            "ru_maxrss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
            "pool_size": 32, "base_model": str(default_base())}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(out, indent=2))
+    atomic_write_bytes(args.out, json.dumps(out, indent=2).encode())
     print(json.dumps(out, indent=2))
     return 0
 

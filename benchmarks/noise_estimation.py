@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from denoiser.core.checkpoint import atomic_write_bytes
 from denoiser.core.evaluate import add_gaussian, image_files, load_eval_image
 from denoiser.core.noise import estimate_sigma
 
@@ -43,7 +44,7 @@ def main() -> None:
                   f"({r['seconds_per_image']:.2f} s/image)", flush=True)
     out = Path(__file__).parent / "results" / "noise_estimation.json"
     out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(rows, indent=1))
+    atomic_write_bytes(out, json.dumps(rows, indent=1).encode())
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from denoiser.core.checkpoint import atomic_write_bytes
 from denoiser.core.evaluate import evaluate_pairs, evaluate_synthetic
 from denoiser.core.noise import estimate_sigma
 
@@ -160,9 +161,7 @@ def main() -> None:
             print(f"{method:<7} {set_name:<12} {str(sig):<5} {r.psnr:6.2f} dB  SSIM {r.ssim:.4f}  "
                   f"{r.seconds_per_mp:7.2f} s/MP  ({r.images} images)", flush=True)
             RESULTS.parent.mkdir(exist_ok=True)
-            tmp = RESULTS.with_suffix(".tmp")
-            tmp.write_text(json.dumps(results, indent=1))
-            tmp.replace(RESULTS)
+            atomic_write_bytes(RESULTS, json.dumps(results, indent=1).encode())
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from peers import DATA, ffdnet_fn, nlm_fn, ours  # noqa: E402
 
+from denoiser.core.checkpoint import atomic_write_bytes  # noqa: E402
 from denoiser.core.evaluate import evaluate_synthetic  # noqa: E402
 
 
@@ -38,7 +39,7 @@ def main() -> None:
         print(f"{name:<7} {r.seconds_per_mp:6.2f} s/MP  ({r.psnr:.2f} dB on {r.images} Kodak24 images, "
               f"{args.threads} threads)", flush=True)
     path = Path(__file__).parent / "results" / "speed.json"
-    path.write_text(json.dumps(out, indent=1))
+    atomic_write_bytes(path, json.dumps(out, indent=1).encode())
 
 
 if __name__ == "__main__":
