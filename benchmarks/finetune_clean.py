@@ -19,8 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from denoiser.core.checkpoint import atomic_write_bytes
-from denoiser.core.checkpoint import load_model
+from denoiser.core.checkpoint import atomic_write_bytes, load_model
 from denoiser.core.metrics import psnr
 from denoiser.core.patches import list_images, load_rgb8
 

@@ -20,8 +20,7 @@ import cv2
 import numpy as np
 import torch
 
-from denoiser.core.checkpoint import atomic_write_bytes
-from denoiser.core.checkpoint import load_model
+from denoiser.core.checkpoint import atomic_write_bytes, load_model
 from denoiser.core.metrics import psnr
 from denoiser.core.noise import estimate_sigma
 
