@@ -18,6 +18,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file, safe_open
 
+from .files import process_umask
 from .model import ModelConfig, UNetDenoiser, build_model
 
 CARD_FORMAT = "denoiser-model"
@@ -79,7 +80,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        os.chmod(tmp, 0o666 & ~_umask())
+        os.chmod(tmp, 0o666 & ~process_umask())
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
@@ -88,12 +89,6 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def card_path(weights: Path) -> Path:
@@ -110,8 +105,8 @@ def save_model(weights: Path, model: UNetDenoiser, card: ModelCard, half: bool =
     fd, tmp = tempfile.mkstemp(prefix=f".{weights.name}.", suffix=".tmp", dir=weights.parent)
     os.close(fd)
     try:
-        os.chmod(tmp, 0o666 & ~_umask())
         save_file(tensors, tmp, metadata={"card": card_json})
+        os.chmod(tmp, 0o666 & ~process_umask())  # after: save_file replaces the file with a new 0600 one
         os.replace(tmp, weights)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

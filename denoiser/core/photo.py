@@ -22,6 +22,7 @@ import numpy as np
 from PIL import UnidentifiedImageError
 
 from . import photo_meta as meta
+from .files import process_umask
 from . import photo_write as write
 from .photo_read import (PILLOW_FORMATS, Decoded, DecodeError, decode_pillow_file, decode_raw, decode_tiff,
                          open_pillow, sniff_unsupported)
@@ -319,7 +320,7 @@ def _atomic_write(target: Path, writer: Callable[[BinaryIO], None], overwrite: b
             writer(f)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())
+        os.chmod(tmp, 0o666 & ~process_umask())
         if overwrite:
             os.replace(tmp, target)
         else:
@@ -344,12 +345,3 @@ def _move_no_clobber(tmp: str, target: Path) -> None:
     os.unlink(tmp)
 
 
-def _umask() -> int:
-    """The process umask without changing it (os.umask would, racing other threads)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("Umask:"):
-                return int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
-    return 0o022

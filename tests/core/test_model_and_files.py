@@ -1,4 +1,6 @@
 import json
+import os
+import stat
 
 import numpy as np
 import pytest
@@ -60,6 +62,20 @@ def test_save_load_round_trip(tmp_path):
     for k, v in model.state_dict().items():
         assert torch.equal(v, loaded.state_dict()[k])
     assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_saved_model_files_get_the_usual_permissions(tmp_path):
+    """Like any file the user writes (umask), not mkstemp's private 0600: a model saved by a packaging or admin
+    step must stay readable by the other accounts that run the app."""
+    model = make_tiny_model(3)
+    path = tmp_path / "m.safetensors"
+    mask = os.umask(0o022)
+    try:
+        save_model(path, model, ModelCard(name="m", config=model.config))
+    finally:
+        os.umask(mask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+    assert stat.S_IMODE(path.with_suffix(".json").stat().st_mode) == 0o644
 
 
 def test_embedded_card_used_when_sidecar_missing(tmp_path):

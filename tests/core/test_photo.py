@@ -644,8 +644,12 @@ def test_save_into_missing_folder(tmp_path: Path) -> None:
 
 
 def test_saved_file_permissions_follow_umask(tmp_path: Path) -> None:
-    out = save_photo(Photo(np.zeros((4, 4, 1), np.float32)), tmp_path / "p.png")
-    assert out.stat().st_mode & 0o777 == 0o666 & ~photo_mod._umask()
+    mask = os.umask(0o027)
+    try:
+        out = save_photo(Photo(np.zeros((4, 4, 1), np.float32)), tmp_path / "p.png")
+    finally:
+        os.umask(mask)
+    assert out.stat().st_mode & 0o777 == 0o640  # not mkstemp's 0600
 
 
 def test_float_pixels_are_clipped_and_rounded(tmp_path: Path) -> None:
