@@ -22,8 +22,8 @@ import numpy as np
 from PIL import UnidentifiedImageError
 
 from . import photo_meta as meta
-from .files import process_umask
 from . import photo_write as write
+from .files import process_umask
 from .photo_read import (PILLOW_FORMATS, Decoded, DecodeError, decode_pillow_file, decode_raw, decode_tiff,
                          open_pillow, sniff_unsupported)
 
