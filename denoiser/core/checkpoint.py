@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file, safe_open
+from safetensors.torch import load_file, safe_open, save
 
 from .files import process_umask
 from .model import ModelConfig, UNetDenoiser, build_model
@@ -102,15 +102,7 @@ def save_model(weights: Path, model: UNetDenoiser, card: ModelCard, half: bool =
     dtype = torch.float16 if half else torch.float32
     tensors = {k: v.detach().to("cpu", dtype).contiguous() for k, v in model.state_dict().items()}
     card_json = json.dumps(card.to_dict(), indent=2, sort_keys=False)
-    fd, tmp = tempfile.mkstemp(prefix=f".{weights.name}.", suffix=".tmp", dir=weights.parent)
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata={"card": card_json})
-        os.chmod(tmp, 0o666 & ~process_umask())  # after: save_file replaces the file with a new 0600 one
-        os.replace(tmp, weights)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(weights, save(tensors, metadata={"card": card_json}))
     atomic_write_bytes(card_path(weights), (card_json + "\n").encode())
 
 
