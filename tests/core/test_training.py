@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,6 +13,8 @@ from denoiser.core.noise import NoiseConfig, synthesize
 from denoiser.core.progress import CancelToken, Cancelled
 from denoiser.core.training import TrainConfig, Trainer
 from tests.conftest import TINY
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def tiny_config(**kw) -> TrainConfig:
@@ -121,12 +124,10 @@ def test_gpu_oneshot_script_trains_from_a_pack(photo_folder, tmp_path):
     import os
     import subprocess
     import sys
-    from pathlib import Path
 
-    root = Path(__file__).resolve().parents[2]
     pack = tmp_path / "pack.npz"
     made = subprocess.run([sys.executable, "-m", "denoiser", "pack", "--data", str(photo_folder), "--out", str(pack),
-                           "--max-mb", "0.05", "--crop", "64"], capture_output=True, text=True, cwd=root)
+                           "--max-mb", "0.05", "--crop", "64"], capture_output=True, text=True, cwd=ROOT)
     assert made.returncode == 0, made.stderr
     assert pack.stat().st_size < 200_000
     config = tmp_path / "tiny.json"
@@ -134,14 +135,14 @@ def test_gpu_oneshot_script_trains_from_a_pack(photo_folder, tmp_path):
     out = tmp_path / "out"
     env = os.environ | {"PYTHON": sys.executable, "ONESHOT_DEVICE": "cpu", "ONESHOT_CONFIG": str(config),
                         "ONESHOT_STEPS": "3", "ONESHOT_INIT": ""}
-    run = subprocess.run(["sh", str(root / "resources/train/gpu_oneshot.sh"), str(pack), str(out), "1"],
-                         capture_output=True, text=True, cwd=root, env=env)
+    run = subprocess.run(["sh", str(ROOT / "resources/train/gpu_oneshot.sh"), str(pack), str(out), "1"],
+                         capture_output=True, text=True, cwd=ROOT, env=env)
     assert run.returncode == 0, run.stdout + run.stderr
     model, card = load_model(out / "gpu.safetensors")
     assert card.training["steps"] == 3 and card.config == ModelConfig(**TINY)
     assert (out / "gpu.json").is_file() and '"steps": 3' in (out / "log.txt").read_text()
-    bad = subprocess.run(["sh", str(root / "resources/train/gpu_oneshot.sh"), str(tmp_path / "missing.npz"),
-                          str(tmp_path / "out2"), "1"], capture_output=True, text=True, cwd=root, env=env)
+    bad = subprocess.run(["sh", str(ROOT / "resources/train/gpu_oneshot.sh"), str(tmp_path / "missing.npz"),
+                          str(tmp_path / "out2"), "1"], capture_output=True, text=True, cwd=ROOT, env=env)
     assert bad.returncode != 0 and "missing.npz" in (tmp_path / "out2" / "log.txt").read_text()
 
 
@@ -150,13 +151,10 @@ def test_shipped_training_configs_continue_from_the_shipped_weights(name):
     """Both configs start from resources/models/default.safetensors (`--init`, the GPU one-shot's default): their
     architecture must be the shipped one, or a run that should continue it grows it or stops at once (a GPU lease
     would be lost)."""
-    from pathlib import Path
-
     from denoiser.core.checkpoint import read_card
 
-    root = Path(__file__).resolve().parents[2]
-    shipped = read_card(root / "resources/models/default.safetensors").config
-    cfg = TrainConfig.from_file(root / "resources/train" / name)
+    shipped = read_card(ROOT / "resources/models/default.safetensors").config
+    cfg = TrainConfig.from_file(ROOT / "resources/train" / name)
     assert cfg.model == shipped
 
 
