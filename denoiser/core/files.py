@@ -13,3 +13,32 @@ def process_umask() -> int:
     except (OSError, ValueError):
         pass
     return 0o022
+
+
+class UnsafePathError(ValueError):
+    """A path that would be deleted or written lies outside the folder it must stay in."""
+
+
+def inside(path: Path, folder: Path) -> Path:
+    """`path` resolved (links followed), if it lies strictly inside `folder` (resolved too).
+
+    Every delete runs through this first, so a name such as "..", an absolute path or a link that points
+    elsewhere can never turn a clean-up into the removal of an unrelated folder."""
+    root = Path(folder).resolve()
+    target = Path(path).resolve()
+    if target == root or root not in target.parents:
+        raise UnsafePathError(f"{path}: refusing to touch it, it is not inside {root}")
+    return target
+
+
+def remove_tree_inside(path: Path, folder: Path) -> bool:
+    """Delete the folder `path` (never a link) once it is proven to lie inside `folder`; False if absent."""
+    import shutil
+
+    path = Path(path)
+    if path.is_symlink():
+        raise UnsafePathError(f"{path}: is a link; refusing to delete through it")
+    if not path.exists():
+        return False
+    shutil.rmtree(inside(path, folder))
+    return True

@@ -27,7 +27,8 @@ from .noise import NoiseConfig, estimate_sigma
 from .patches import PatchPool, centre_crop, list_images, load_rgb8
 from .progress import NullProgress, Progress
 from .registry import find_model, user_models_dir
-from .model_store import runs_dir, validate_name
+from .model_store import ModelStoreError, check_name, runs_dir, validate_name
+from .files import UnsafePathError, remove_tree_inside
 from .calibration import NoiseModel
 from .selfsup import NativePatchPool, calibrate_folder, load_native, native_val_crops, weight_anchor
 from .training import TrainConfig, Trainer
@@ -292,7 +293,12 @@ def _preview_crop(files: list[Path], mode: str, sigma: float, multiple: int) -> 
 
 
 def run_folder(name: str) -> Path:
-    return runs_dir() / name
+    """The run folder of the model `name`, which must be a valid model name (check_name): a name
+    such as ".." or "/home/me" never reaches the file system, let alone a delete."""
+    try:
+        return runs_dir() / check_name(name)
+    except ModelStoreError as exc:
+        raise FinetuneError(str(exc)) from None
 
 
 def _read_spec(name: str) -> dict[str, Any]:
@@ -311,15 +317,21 @@ def _write_spec(spec: dict[str, Any]) -> None:
 
 
 def has_unfinished_run(name: str) -> bool:
-    return (run_folder(name) / "checkpoint.pt").is_file() and (run_folder(name) / "finetune.json").is_file()
+    """True when `name` has a stopped run to resume; False for an invalid name (nothing to resume)."""
+    try:
+        folder = run_folder(name)
+    except FinetuneError:
+        return False
+    return (folder / "checkpoint.pt").is_file() and (folder / "finetune.json").is_file()
 
 
 def discard_run(name: str) -> None:
-    """Forget an unfinished run (its checkpoint), so the name can start afresh."""
-    import shutil
-
-    if run_folder(name).is_dir():
-        shutil.rmtree(run_folder(name))
+    """Forget an unfinished run (its checkpoint), so the name can start afresh. Only a folder inside
+    the runs folder is ever deleted."""
+    try:
+        remove_tree_inside(run_folder(name), runs_dir())
+    except UnsafePathError as exc:
+        raise FinetuneError(str(exc)) from None
 
 
 def _new_spec(folder: Path, mode: str, name: str, base_model: str | None, minutes: float, steps: int,

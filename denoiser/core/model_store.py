@@ -7,34 +7,49 @@ validated (card + weights) before anything is copied.
 from __future__ import annotations
 
 import re
-import shutil
+import unicodedata
 from pathlib import Path
 
 from .checkpoint import ModelFileError, atomic_write_bytes, card_path, load_model, save_model
+from .files import inside, remove_tree_inside
 from .model import count_parameters
 from .registry import DEFAULT_MODEL_NAME, ModelEntry, find_model, list_models, user_models_dir
 from .resources import user_data_path
 
 MAX_NAME_LENGTH = 64
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.+()-]*$")
+_NAME_RE = re.compile(r"[^\W_][\w .+()-]*")  # \w: letters and digits of any script, and _
+# Names Windows reserves for devices: a model file so named could not be created or copied there.
+_RESERVED = frozenset({"con", "prn", "aux", "nul"} | {f"{p}{i}" for p in ("com", "lpt") for i in range(1, 10)})
 
 
 class ModelStoreError(ValueError):
     """A model operation was refused (bad name, shipped model, clash, bad file)."""
 
 
-def validate_name(name: str, allow_existing: bool = False) -> str:
-    """A safe model name: a plain file stem, not empty, not a shipped model's, not already taken."""
-    name = (name or "").strip()
+def check_name(name: str) -> str:
+    """The name, trimmed and NFC-normalised, if it is a safe model name: one plain file stem (no path,
+    no "..", not hidden) that becomes both `<name>.safetensors` and the run folder `runs/<name>`.
+
+    Every user-given name passes here before it reaches the file system (fine-tune, resume, discard,
+    rename, import)."""
+    name = unicodedata.normalize("NFC", name if isinstance(name, str) else "").strip()
     if not name:
-        raise ModelStoreError("the model name is empty")
+        raise ModelStoreError("the model name is empty; give a name such as 'my camera'")
     if "/" in name or "\\" in name or name in (".", ".."):
-        raise ModelStoreError(f"the model name {name!r} must not contain path separators")
+        raise ModelStoreError(f"the model name {name!r} must not contain path separators; give a plain name")
     if len(name) > MAX_NAME_LENGTH:
-        raise ModelStoreError(f"the model name is longer than {MAX_NAME_LENGTH} characters")
-    if not _NAME_RE.match(name) or name.endswith("."):
-        raise ModelStoreError(f"the model name {name!r} may use letters, digits, space and _ . + ( ) - "
-                              "and must start with a letter or digit")
+        raise ModelStoreError(f"the model name is longer than {MAX_NAME_LENGTH} characters; shorten it")
+    if not _NAME_RE.fullmatch(name) or name.endswith("."):
+        raise ModelStoreError(f"the model name {name!r} may use letters (any script), digits, space and "
+                              "_ . + ( ) - and must start with a letter or digit")
+    if name.split(".")[0].strip().lower() in _RESERVED:
+        raise ModelStoreError(f"the model name {name!r} is reserved for a device on Windows; choose another")
+    return name
+
+
+def validate_name(name: str, allow_existing: bool = False) -> str:
+    """A safe model name (check_name), not a shipped model's and not already taken."""
+    name = check_name(name)
     for entry in list_models():
         if entry.name.lower() == name.lower() and (entry.builtin or not allow_existing):
             kind = "a shipped model" if entry.builtin else "a model"
@@ -76,7 +91,7 @@ def rename(old: str, new: str) -> ModelEntry:
     """Rewrite the model under the new name (embedded card included), then remove the old files."""
     entry = _user_entry(old, "renamed")
     if new.strip().lower() == old.lower() and new.strip() != old:
-        new = new.strip()  # case-only change: the clash check would refuse our own name
+        new = check_name(new)  # case-only change: the clash check would refuse our own name
     else:
         new = validate_name(new)
     model, card = load_model(entry.path)
@@ -97,11 +112,10 @@ def rename(old: str, new: str) -> ModelEntry:
 def delete(name: str) -> None:
     """Remove a user model, its card and its fine-tuning run folder; shipped models are refused."""
     entry = _user_entry(name, "deleted")
+    run = runs_dir() / check_name(entry.name)
     entry.path.unlink()
     card_path(entry.path).unlink(missing_ok=True)
-    run = runs_dir() / name
-    if run.is_dir():
-        shutil.rmtree(run, ignore_errors=True)
+    remove_tree_inside(run, runs_dir())
 
 
 def export(name: str, dest: Path, overwrite: bool = False) -> Path:
@@ -159,6 +173,7 @@ def runs_dir() -> Path:
 
 
 def _move_run(old: str, new: str) -> None:
-    src, dst = runs_dir() / old, runs_dir() / new
-    if src.is_dir() and not dst.exists():
+    src, dst = runs_dir() / check_name(old), runs_dir() / check_name(new)
+    if src.is_dir() and not src.is_symlink() and not dst.exists():
+        inside(src, runs_dir())
         src.rename(dst)

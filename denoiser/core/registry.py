@@ -35,6 +35,8 @@ def _scan(folder: Path, builtin: bool) -> list[ModelEntry]:
         return []
     entries = []
     for path in sorted(folder.glob("*.safetensors")):
+        if path.stem.startswith("."):  # temp files, and "..safetensors" whose name "." would be a folder
+            continue
         try:
             card = read_card(path)
         except ModelFileError:
