@@ -185,3 +185,24 @@ def controlled(noisy: np.ndarray, main: np.ndarray, sigma: float, controls: Cont
                         space)
     out = apply_detail(noisy, out, controls.detail, sigma)
     return np.clip(out, 0.0, 1.0).astype(np.float32, copy=False)
+
+
+def denoise_photo(denoiser, photo, sigma: float | None, controls: Controls, progress=None,
+                  passes: int = 1):
+    """Denoiser.denoise_photo with the controls applied: returns (new Photo, strength of the main run).
+    `denoiser` is a core.engine.Denoiser (or anything with its denoise/denoise_photo)."""
+    result, used = denoiser.denoise_photo(photo, sigma, progress, passes)
+    if controls.plain:
+        return result, used
+    pixels = controlled(photo.pixels, result.pixels, used, controls,
+                        lambda img, s: denoiser.denoise(img, s, None, passes))
+    return result.with_pixels(pixels), used
+
+
+def note(model_name: str, sigma: float, passes: int, controls: Controls) -> dict[str, str]:
+    """What a saved file's XMP records about how it was made (the window's save writes the same fields)."""
+    from denoiser import __version__
+
+    fields = {"Software": f"Photo Denoiser {__version__}", "Model": model_name, "Strength": f"{sigma:.1f}",
+              "Passes": str(passes)}
+    return fields | {k.capitalize(): v for k, v in controls.describe().items()}
