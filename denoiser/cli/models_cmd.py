@@ -62,9 +62,11 @@ def run(args: argparse.Namespace) -> int:
 
 def _list(as_json: bool) -> int:
     from denoiser.core.model_store import describe
+    from denoiser.core.profiles import describe_profile, profile_of
     from denoiser.core.registry import list_models
 
-    rows = [describe(e) for e in list_models()]
+    entries = list_models()
+    rows = [describe(e) | {"camera_profile": profile_of(e)} for e in entries]
     if as_json:
         print(json.dumps(rows, indent=2, default=str))
         return 0
@@ -75,6 +77,7 @@ def _list(as_json: bool) -> int:
     for r in rows:
         metric = r["metrics"].get("val_after")
         extra = f", val {r['metrics'].get('validation')}: {metric:.2f} dB" if isinstance(metric, float) else ""
+        profile = f"  camera profile: {describe_profile(r['camera_profile'])}" if r["camera_profile"] else ""
         print(f"{r['name']:<{width}}  {r['architecture']}, {r['parameters'] / 1e6:.2f} M params  "
-              f"[{r['origin']}{extra}]")
+              f"[{r['origin']}{extra}]{profile}")
     return 0

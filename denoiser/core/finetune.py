@@ -27,6 +27,7 @@ from .noise import NoiseConfig, estimate_sigma
 from .patches import PatchPool, centre_crop, list_images, load_rgb8
 from .progress import NullProgress, Progress
 from .registry import find_model, user_models_dir
+from .profiles import folder_profile
 from .model_store import ModelStoreError, check_name, runs_dir, validate_name
 from .files import UnsafePathError, remove_tree_inside
 from .calibration import NoiseModel
@@ -445,6 +446,9 @@ def _publish(spec: dict[str, Any], trainer: FinetuneTrainer, out: dict[str, Any]
     card.description = f"Fine-tuned from {spec['base_model']} on {spec['folder']} ({mode} photos)"
     card.training.update({"images": len(trainer.train_files) + len(trainer.val_files),
                           "skipped_images": len(skipped), "validation_metric": metric})
+    camera = folder_profile(trainer.train_files + trainer.val_files)  # the camera profile (core.profiles)
+    if camera is not None:
+        card.training["camera"] = camera
     card.metrics = {"validation": metric, "val_before": spec["val_before"], "val_after": out["val_psnr"]}
     if mode == "clean" and out["val_psnr"] is not None:
         card.metrics[metric] = out["val_psnr"]
