@@ -14,21 +14,11 @@ from typing import Any
 
 from tqdm import tqdm
 
-from denoiser.cli.common import add_model_options, parse_strength
+from denoiser.cli.common import add_model_options, parse_quality, parse_strength
 from denoiser.core.progress import CancelToken
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 FORMATS = ("keep", "jpeg", "png", "tiff", "webp")
-
-
-def _quality(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if not 1 <= value <= 100:
-        raise argparse.ArgumentTypeError(f"quality must be an integer 1..100, got {text!r}")
-    return value
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -46,7 +36,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--name", default="{stem}-denoised.{ext}", metavar="TEMPLATE",
                    help="output file name; fields {stem} {ext} {name} {parent} (default: %(default)s)")
     p.add_argument("--format", dest="fmt", choices=FORMATS, default="keep", help="output format (default: keep)")
-    p.add_argument("--quality", type=_quality, default=95, help="JPEG/WebP quality 1..100 (default: 95)")
+    p.add_argument("--quality", type=parse_quality, default=95, help="JPEG/WebP quality 1..100 (default: 95)")
     p.add_argument("--strength", type=parse_strength, default=None, metavar="auto|SIGMA",
                    help="noise level 0..255, or auto to estimate it for each photo (default: auto)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs instead of skipping them")

@@ -2,11 +2,15 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import time
 from pathlib import Path
 
-from denoiser.cli.common import add_model_options, fail, load_denoiser, parse_strength
+from denoiser.cli.common import add_model_options, fail, load_denoiser, parse_quality, parse_strength, positive_float
 from denoiser.cli.progress import TerminalProgress
+from denoiser.core.progress import Cancelled
+
+log = logging.getLogger("denoiser.denoise")
 
 FORMATS = ("keep", "jpeg", "png", "tiff", "webp")
 
@@ -20,57 +24,92 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--strength", type=parse_strength, default=None, metavar="auto|SIGMA",
                    help="noise level in 0..255 units, or auto (estimated per photo; default)")
     p.add_argument("--format", choices=FORMATS, default="keep", help="output format (default: as the input)")
-    p.add_argument("--quality", type=int, default=95, help="JPEG/WebP quality 1..100 (default 95)")
+    p.add_argument("--quality", type=parse_quality, default=95, help="JPEG/WebP quality 1..100 (default 95)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file (never an input)")
-    p.add_argument("--max-megapixels", type=float, default=250.0, help="refuse larger inputs (default 250)")
+    p.add_argument("--max-megapixels", type=positive_float, default=250.0,
+                   help="refuse larger inputs (default 250)")
     add_model_options(p)
     p.set_defaults(func=run)
 
 
-def _target(args: argparse.Namespace, photo, fmt: str) -> Path:
-    from denoiser.core.photo import output_suffix
-
-    if args.output:
-        return args.output
-    return args.out_dir / f"{photo.source.stem}-denoised{output_suffix(photo, fmt)}"
-
-
 def run(args: argparse.Namespace) -> int:
-    from denoiser.core.photo import PhotoError, check_target, load_photo, resolve_target, save_photo
-    from denoiser.core.progress import Cancelled
+    """Check every input and output (and that the output folders take files) before torch, the model or
+    any photo is loaded; then denoise the files one by one, each failure reported and the rest carried on."""
+    from denoiser.core.batch_plan import FAILED, BatchError, plan_files
+    from denoiser.core.files import write_problem
 
-    if args.output and len(args.images) > 1:
-        fail("denoise", "-o/--output takes one input; use --out-dir for several")
-        return 2
-    if not 1 <= args.quality <= 100:
-        fail("denoise", f"--quality must be in 1..100, got {args.quality}")
-        return 2
     if args.out_dir and args.out_dir.exists() and not args.out_dir.is_dir():
-        fail("denoise", f"{args.out_dir}: not a folder")
+        fail("denoise", f"{args.out_dir}: not a folder; --out-dir takes a folder (use -o for one output file)")
         return 2
+    try:
+        plan = plan_files(args.images, args.format, args.overwrite, output=args.output, out_dir=args.out_dir)
+    except BatchError as exc:
+        fail("denoise", f"{exc} (-o takes one input; use --out-dir for several)")
+        return 2
+    for item in plan.items:
+        if item.status == FAILED:
+            fail("denoise", f"{item.source}: {item.reason}")
+    for folder in sorted({item.output.parent for item in plan.todo}):
+        problem = write_problem(folder)
+        if problem:
+            fail("denoise", f"{folder}: {problem}")
+            return 2
+    if not plan.todo:
+        return 1
     denoiser = load_denoiser(args, "denoise")
     if denoiser is None:
         return 2
-    if args.out_dir:
-        args.out_dir.mkdir(parents=True, exist_ok=True)
-    failed = 0
-    for path in args.images:
-        try:
-            t0 = time.perf_counter()
-            photo = load_photo(path, max_megapixels=args.max_megapixels)
-            target = resolve_target(photo, _target(args, photo, args.format), args.format)[1]
-            check_target(photo, target, args.overwrite)  # the same refusal save_photo makes, before the work
-            with TerminalProgress(path.name, delay=1.0) as bar:
-                result, sigma = denoiser.denoise_photo(photo, args.strength, bar, args.passes)
-            saved = save_photo(result, target, fmt=args.format, quality=args.quality, overwrite=args.overwrite)
-            print(f"{path} -> {saved}  (noise level {sigma:.1f}, {time.perf_counter() - t0:.1f} s, "
-                  f"{denoiser.device_name})")
-        except (PhotoError, ValueError, OSError) as exc:
-            fail("denoise", str(exc) if str(path) in str(exc) else f"{path}: {exc}")
-            failed += 1
-        except Cancelled:
-            fail("denoise", "cancelled")
-            return 1
+    log.info("model %s on %s, tiles of %d px, %d pass(es)", denoiser.model_name or "?", denoiser.device_name,
+             denoiser.tile, args.passes)
+    failed = len(plan.items) - len(plan.todo) + sum(not _one(args, denoiser, item.source, item.output)
+                                                    for item in plan.todo)
     for notice in denoiser.notices:
         fail("denoise", notice)
     return 1 if failed else 0
+
+
+def _one(args: argparse.Namespace, denoiser, path: Path, target: Path) -> bool:
+    """Denoise one photo into `target`; False (after one line on stderr) when it fails."""
+    from denoiser.core.photo import PhotoError, check_target, load_photo, remove_stale_parts, save_photo
+
+    try:
+        t0 = time.perf_counter()
+        photo = load_photo(path, max_megapixels=args.max_megapixels)
+        log.info("%s: %d x %d (%.1f MP), %s %d-bit%s, read in %.1f s", path, photo.width, photo.height,
+                 photo.megapixels, photo.format, photo.bit_depth, ", alpha kept" if photo.alpha is not None else "",
+                 time.perf_counter() - t0)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        check_target(photo, target, args.overwrite)  # the same refusal save_photo makes, before the work
+        sigma = args.strength if args.strength is not None else _auto_strength(denoiser, photo, path)
+        t1 = time.perf_counter()
+        with TerminalProgress(path.name, delay=1.0) as bar:
+            result, sigma = denoiser.denoise_photo(photo, sigma, bar, args.passes)
+        log.info("%s: denoised at strength %.2f in %.1f s", path, sigma, time.perf_counter() - t1)
+        for stale in remove_stale_parts([target]):
+            log.info("removed %s, left by an interrupted run", stale)
+        saved = save_photo(result, target, fmt=args.format, quality=args.quality, overwrite=args.overwrite)
+        print(f"{path} -> {saved}  (noise level {sigma:.1f}, {time.perf_counter() - t0:.1f} s, "
+              f"{denoiser.device_name})")
+        return True
+    except (PhotoError, ValueError, OSError) as exc:
+        fail("denoise", str(exc) if str(path) in str(exc) else f"{path}: {exc}")
+    except Cancelled:
+        fail("denoise", "cancelled")
+        raise KeyboardInterrupt from None
+    return False
+
+
+def _auto_strength(denoiser, photo, path: Path) -> float:
+    """Auto's estimate (and, for camera noise, its calibration: seconds on a CPU), announced and timed on
+    the terminal so a photo never sits silent."""
+    from denoiser.core.photo import PhotoError
+
+    t0 = time.perf_counter()
+    with TerminalProgress(f"{path.name}: estimating the noise level (Auto)", delay=0.0, ticking=True):
+        try:
+            sigma = denoiser.auto_strength(photo.pixels)
+        except ValueError as exc:
+            raise PhotoError(f"{path}: Auto cannot measure the noise of a {photo.width} x {photo.height} photo "
+                             f"({exc}); give the strength yourself, e.g. --strength 15") from None
+    log.info("%s: Auto strength %.2f, found in %.1f s", path, sigma, time.perf_counter() - t0)
+    return sigma

@@ -13,6 +13,7 @@ from pathlib import Path, PurePosixPath
 
 from .ensemble import check_passes
 from .photo import FORMAT_EXTENSIONS, RAW_EXTENSIONS, SAVE_FORMATS, SUPPORTED_EXTENSIONS
+from .tone import Controls
 
 DEFAULT_TEMPLATE = "{stem}-denoised.{ext}"
 TEMPLATE_FIELDS = frozenset({"stem", "ext", "name", "parent"})
@@ -48,6 +49,7 @@ class BatchOptions:
     tile: int | None = None  # None: the engine's default (the engine validates it)
     passes: int = 1  # self-ensemble views per photo (core.ensemble): 1, 2, 4 or 8
     prefetch: bool = True  # decode the next photo while denoising this one
+    controls: Controls = Controls()  # luma/chroma strengths and detail (core.tone); default: the plain run
 
     def validate(self) -> None:
         """Raise BatchError naming the first bad option; the folders are checked too."""
@@ -94,11 +96,15 @@ class BatchItem:
     reason: str = ""
     seconds: float = 0.0
     sigma: float | None = None  # noise level used (estimated unless fixed), 0..255
+    model: str = ""  # the model that made the output (a camera profile when one matched)
+    detail_score: float | None = None  # % of the photo where the removed signal has structure (core.detail_map)
 
     def row(self) -> dict[str, object]:
         return {"file": str(self.rel), "status": self.status, "reason": self.reason,
                 "seconds": round(self.seconds, 3),
                 "estimated_noise": None if self.sigma is None else round(self.sigma, 2),
+                "model": self.model,
+                "removed_detail_pct": None if self.detail_score is None else round(self.detail_score, 2),
                 "output": str(self.output) if self.output is not None and self.output_written else ""}
 
     @property
@@ -249,3 +255,65 @@ def plan_batch(opts: BatchOptions) -> BatchPlan:
     items = take_shard(select(opts, rels), opts.shard)
     assign_outputs(items, opts, {(opts.input_dir / rel).resolve() for rel in rels})
     return BatchPlan(items)
+
+
+def plan_files(sources: list[Path], fmt: str = "keep", overwrite: bool = False, output: Path | None = None,
+               out_dir: Path | None = None) -> BatchPlan:
+    """The queue of a `denoise` run (named files, one output file or an output folder), checked before any
+    model or pixel is loaded: a missing input, an output that is an input of the same run (--overwrite
+    included), two inputs that would write one output, and an existing output without `overwrite` are
+    marked failed with the reason, as plan_batch does for a folder."""
+    if (output is None) == (out_dir is None):
+        raise BatchError("give either one output file or an output folder")
+    if output is not None and len(sources) != 1:
+        raise BatchError("one output file takes one input; use an output folder for several")
+    inputs = {Path(s).resolve() for s in sources}
+    claimed: dict[Path, PurePosixPath] = {}
+    items = []
+    for source in map(Path, sources):
+        item = BatchItem(PurePosixPath(source.as_posix()), source, None)
+        items.append(item)
+        if not source.is_file():
+            item.status, item.reason = FAILED, "file not found" if not source.exists() else "not a file"
+            continue
+        item.output = _single_output(source, fmt, output, out_dir)
+        key = item.output.resolve()
+        other = next((s for s in sources if _same(key, Path(s))), None)
+        if key in inputs or other is not None:
+            item.status, item.reason = FAILED, (f"output {item.output} is an input of this run "
+                                                f"({other or key}); choose another output name or folder")
+        elif key in claimed:
+            item.status, item.reason = FAILED, (f"output {item.output} is also the output of {claimed[key]}; "
+                                                "denoise these files into different folders")
+        elif _format_problem(item.output, fmt):
+            item.status, item.reason = FAILED, _format_problem(item.output, fmt)
+        elif item.output.is_dir():
+            item.status, item.reason = FAILED, f"output {item.output} is a folder"
+        elif item.output.exists() and not overwrite:
+            item.status, item.reason = FAILED, f"output {item.output} already exists; add --overwrite to replace it"
+        if item.status == QUEUED:
+            claimed[key] = item.rel
+    return BatchPlan(items)
+
+
+def _single_output(source: Path, fmt: str, output: Path | None, out_dir: Path | None) -> Path:
+    """`output` (its format's extension appended when it has no image extension), or
+    OUT_DIR/<stem>-denoised.<ext>, named from the file name alone as a folder job names it."""
+    if out_dir is not None:
+        return out_dir / output_name(DEFAULT_TEMPLATE, source, fmt)
+    assert output is not None
+    if output.suffix.lower() in SUPPORTED_EXTENSIONS:
+        return output
+    name = output_format(source, fmt)
+    return output.with_name(output.name + FORMAT_EXTENSIONS[name][0])
+
+
+def _format_problem(output: Path, fmt: str) -> str:
+    """Why save_photo would refuse this name for this format ("" when it would not)."""
+    suffix = output.suffix.lower()
+    if suffix in RAW_EXTENSIONS:
+        return f"cannot save {output} in a camera RAW format; name it .tif (or .png, .jpg, .webp)"
+    by_suffix = next((name for name, exts in FORMAT_EXTENSIONS.items() if suffix in exts), None)
+    if fmt != "keep" and by_suffix is not None and by_suffix != fmt.upper():
+        return f"{output} ends in {output.suffix} but --format is {fmt}; make them agree"
+    return ""

@@ -1,6 +1,9 @@
-"""File-system helpers shared by the modules that write files (photos, model files)."""
+"""File-system helpers shared by the modules that write or delete files (photos, model files, runs)."""
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 
@@ -33,8 +36,6 @@ def inside(path: Path, folder: Path) -> Path:
 
 def remove_tree_inside(path: Path, folder: Path) -> bool:
     """Delete the folder `path` (never a link) once it is proven to lie inside `folder`; False if absent."""
-    import shutil
-
     path = Path(path)
     if path.is_symlink():
         raise UnsafePathError(f"{path}: is a link; refusing to delete through it")
@@ -42,3 +43,23 @@ def remove_tree_inside(path: Path, folder: Path) -> bool:
         return False
     shutil.rmtree(inside(path, folder))
     return True
+
+
+def write_problem(folder: Path) -> str:
+    """Why files cannot be written into `folder` (or the folder that would be created there), or "".
+
+    Tried for real, with a temp file created and removed at once: permission bits say nothing about a
+    read-only mount, and root passes every os.access check."""
+    folder = Path(folder)
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{existing} is not a folder"
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".denoiser-write-test.", suffix=".tmp", dir=existing)
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as exc:
+        return f"cannot write in {existing} ({exc.strerror or exc}); choose another output folder"
+    return ""

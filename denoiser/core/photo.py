@@ -13,6 +13,7 @@ import contextlib
 import dataclasses
 import logging
 import os
+import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +46,7 @@ FORMATS = ("JPEG", "PNG", "TIFF", "WEBP", "BMP", "RAW")
 _SUPPORTED_TEXT = "supported: JPEG, PNG, TIFF, WebP, BMP and camera RAW (DNG, CR2, CR3, NEF, ARW, RAF, ...)"
 _SUFFIX_FORMAT = {e: name for name, exts in FORMAT_EXTENSIONS.items() for e in exts}
 _ROWS = 256
+_STALE_TAIL = re.compile(r"[a-z0-9_]{8}\.part")  # tempfile.mkstemp's random part, then our suffix
 DEFAULT_MAX_MEGAPIXELS = 250.0
 
 
@@ -312,8 +314,36 @@ def _icc_for(icc: bytes | None, channels: int) -> bytes | None:
     return None
 
 
+def _temp_prefix(target: Path) -> str:
+    return f".{target.name}."
+
+
+def remove_stale_parts(targets: list[Path]) -> list[Path]:
+    """Delete the temp files a killed run left for these outputs (".<name>.XXXXXXXX.part", the pattern
+    _atomic_write uses) and return them. Only this exact pattern for the given outputs is touched, so
+    another job writing other files into the same folder (a parallel shard) is never disturbed."""
+    removed = []
+    by_folder: dict[Path, set[str]] = {}
+    for target in targets:
+        by_folder.setdefault(Path(target).parent, set()).add(_temp_prefix(Path(target)))
+    for folder, prefixes in by_folder.items():
+        try:
+            names = os.listdir(folder)
+        except OSError:
+            continue
+        for name in names:
+            prefix = name[:-len(".part") - 8]
+            if prefix in prefixes and _STALE_TAIL.fullmatch(name[len(prefix):]):
+                path = folder / name
+                if path.is_file() and not path.is_symlink():
+                    with contextlib.suppress(OSError):
+                        path.unlink()
+                        removed.append(path)
+    return removed
+
+
 def _atomic_write(target: Path, writer: Callable[[BinaryIO], None], overwrite: bool) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(target), suffix=".part", dir=target.parent)
     os.close(fd)  # reopen by name: tifffile wants a file object whose .name is a path
     try:
         with open(tmp, "w+b") as f:
