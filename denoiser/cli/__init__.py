@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
+import threading
 from importlib import import_module
 
 # Subcommand modules, each exposing add_parser(subparsers) that sets `func(args) -> int`.
@@ -29,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
         module.add_parser(sub)
         if name == "train":
             module.add_pack_parser(sub)
+            module.add_estimator_parser(sub)
     return parser
 
 
@@ -40,8 +43,18 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_USAGE
+    from denoiser.cli.common import EXIT_INTERRUPTED, EXIT_TERMINATED, Terminated, raise_terminated
+
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, raise_terminated) if main_thread else None
     try:
         return int(args.func(args) or 0)
+    except Terminated:
+        print("denoiser: terminated", file=sys.stderr)
+        return EXIT_TERMINATED
     except KeyboardInterrupt:
         print("denoiser: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)

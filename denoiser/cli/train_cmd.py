@@ -78,3 +78,39 @@ def run_pack(args: argparse.Namespace) -> int:
         return 2
     print(json.dumps(meta, indent=2))
     return 0
+
+
+def add_estimator_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train-estimator", help="train the noise-map estimator Auto uses (resumable)")
+    p.add_argument("--data", type=Path, action="append", required=True, help="folder of clean photos (repeatable)")
+    p.add_argument("--out", type=Path, required=True, help="run folder: estimator_checkpoint.pt, estimator.safetensors")
+    p.add_argument("--minutes", type=float, default=20.0, help="time budget for the whole run (default 20)")
+    p.add_argument("--threads", type=int, default=1, help="CPU threads (default 1)")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/estimator_checkpoint.pt")
+    p.set_defaults(func=run_estimator)
+
+
+def run_estimator(args: argparse.Namespace) -> int:
+    import math
+
+    import torch
+
+    from denoiser.core.estimator_training import EstimatorTrainConfig, train_estimator
+
+    if not (math.isfinite(args.minutes) and args.minutes > 0) or args.threads < 1:
+        print("denoiser train-estimator: --minutes must be a positive number and --threads at least 1",
+              file=sys.stderr)
+        return 2
+    torch.set_num_threads(args.threads)
+    try:
+        with TerminalProgress("training the estimator") as bar:
+            result = train_estimator(args.data, args.out, EstimatorTrainConfig(minutes=args.minutes),
+                                     resume=args.resume, progress=bar)
+    except Cancelled:
+        print("denoiser train-estimator: stopped; resume with --resume", file=sys.stderr)
+        return 1
+    except (ValueError, OSError) as exc:
+        print(f"denoiser train-estimator: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(result, indent=2))
+    return 0

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 import torch
@@ -12,6 +12,7 @@ from .checkpoint import ModelCard, load_model
 from .ensemble import check_passes, self_ensemble
 from .model import ModelConfig, UNetDenoiser, pad_to_multiple
 from .noise import estimate_noise
+from .noise.learned import predict_map, shipped_estimator
 from .progress import NullProgress, Progress
 from .tiling import plan_tiles, run_tiled
 
@@ -64,6 +65,37 @@ def device_label(dev: torch.device) -> str:
     return f"cpu ({torch.get_num_threads()} threads)"
 
 
+class NoiseLevel(float):
+    """Auto's strength: a float (the mean local noise std, for display and metadata) that also carries the
+    per-pixel noise map the model receives, and the scale the user applied to it (1.0 = Auto).
+
+    The map is (ceil(H/2), ceil(W/2)) in 0..255 units for the photo it was estimated on; a run on pixels of
+    another size (a preview crop) estimates the map of those pixels afresh and applies the same scale.
+    Arithmetic on it gives plain floats (a constant strength); use scaled() to keep the map."""
+
+    map: np.ndarray | None
+    scale: float
+
+    def __new__(cls, noise_map: np.ndarray | None, scale: float = 1.0, value: float | None = None) -> "NoiseLevel":
+        if value is None:
+            value = float(np.mean(noise_map)) * scale if noise_map is not None else 0.0
+        obj = super().__new__(cls, min(255.0, max(0.0, value)))
+        obj.map, obj.scale = noise_map, float(scale)
+        return obj
+
+    def scaled(self, factor: float) -> "NoiseLevel":
+        """The same noise map, driven `factor` times harder (the strength slider as a scale on Auto)."""
+        if not (np.isfinite(factor) and factor >= 0):
+            raise ValueError(f"strength scale must be a number >= 0, got {factor}")
+        return NoiseLevel(self.map, self.scale * factor, float(self) / max(self.scale, 1e-12) * self.scale * factor)
+
+    def map_for(self, shape: tuple[int, int], estimate: "Callable[[], np.ndarray]") -> np.ndarray:
+        """The scaled map for pixels of `shape` (H, W): this one if it fits, else a fresh estimate."""
+        want = ((shape[0] + 1) // 2, (shape[1] + 1) // 2)
+        base = self.map if self.map is not None and self.map.shape == want else estimate()
+        return np.clip(base * self.scale, 0, 255).astype(np.float32)
+
+
 class Denoiser:
     """A loaded model on a device. denoise() is safe to call from a worker thread."""
 
@@ -103,11 +135,14 @@ class Denoiser:
         import copy
         return copy.deepcopy(model).to(dev)
 
-    def _forward(self, x: torch.Tensor, sigma: float) -> torch.Tensor:
+    def _forward(self, x: torch.Tensor, sigma: float | torch.Tensor) -> torch.Tensor:
         x = x.to(self.device)
         if self.device.type == "cpu":
             x = x.contiguous(memory_format=torch.channels_last)
-        s = torch.tensor([sigma], dtype=torch.float32, device=self.device)
+        if isinstance(sigma, torch.Tensor):  # a full-resolution map: the model averages it to its own grid
+            s = sigma.to(self.device, torch.float32)
+        else:
+            s = torch.tensor([sigma], dtype=torch.float32, device=self.device)
         if self.device.type == "cuda":
             with torch.autocast("cuda", dtype=torch.float16):
                 return self.model(x, s).float()
@@ -121,13 +156,22 @@ class Denoiser:
         overlap = min(self.overlap, (tile // 2 - 1) // self.multiple * self.multiple)
         plan = plan_tiles(padded.shape[2], padded.shape[3], tile, overlap, self.multiple)
         with torch.inference_mode():
-            out = run_tiled(padded, lambda t: self._forward(t, sigma), plan, overlap, progress)
+            out = run_tiled(padded, lambda t: self._forward_tile(t, sigma), plan, overlap, progress)
         return out[:, :, :h, :w]
+
+    def _forward_tile(self, t: torch.Tensor, sigma: float) -> torch.Tensor:
+        """A tile of 3 channels at a constant level, or of 4 whose last is the level map (kept as it is, so
+        tiling, padding and self-ensemble move the map with the pixels)."""
+        if t.shape[1] == 3:
+            return self._forward(t, sigma)
+        level = t[:, 3:4].to(self.device)
+        return torch.cat([self._forward(t[:, :3], level).float().cpu(), t[:, 3:4].float().cpu()], dim=1)
 
     def denoise(self, pixels: np.ndarray, sigma: float | None = None, progress: Progress | None = None,
                 passes: int = 1) -> np.ndarray:
-        """HxWxC float32 (C = 1 or 3) in [0,1] -> denoised, clipped to [0,1]. sigma None = estimate.
+        """HxWxC float32 (C = 1 or 3) in [0,1] -> denoised, clipped to [0,1].
 
+        sigma: a constant strength (0..255), None = Auto, or a NoiseLevel (Auto's per-pixel noise map, scaled).
         passes > 1 (2, 4 or 8): geometric self-ensemble (core.ensemble), the mean of the model's outputs on
         that many flipped/rotated views of the photo, each mapped back: `passes` times the work, a cleaner result."""
         progress = progress or NullProgress()
@@ -142,7 +186,11 @@ class Denoiser:
         x = torch.from_numpy(np.ascontiguousarray(pixels, dtype=np.float32)).permute(2, 0, 1)[None]
         if grey:
             x = x.expand(1, 3, *x.shape[2:])
-        out = self_ensemble(lambda v, p: self._run_with_fallback(v, float(sigma), p), x, passes, progress)
+        if isinstance(sigma, NoiseLevel):
+            level = sigma.map_for(pixels.shape[:2], lambda: self.noise_map(pixels))
+            full = torch.from_numpy(level).repeat_interleave(2, 0).repeat_interleave(2, 1)
+            x = torch.cat([x, full[:pixels.shape[0], :pixels.shape[1]][None, None]], dim=1)
+        out = self_ensemble(lambda v, p: self._run_with_fallback(v, float(sigma), p), x, passes, progress)[:, :3]
         out = out.mean(dim=1, keepdim=True) if grey else out
         return out[0].permute(1, 2, 0).clamp(0, 1).numpy()
 
@@ -169,23 +217,22 @@ class Denoiser:
         log.warning(text)
         self.notices.append(text)
 
-    def auto_strength(self, pixels: np.ndarray) -> float:
-        """The strength Auto uses: the estimated noise level, and for spatially correlated (camera) noise
-        that level times the gain this model needs to remove it, calibrated on the photo's own noise
-        (core.calibration; a 512 px centre crop, seven passes of the model: ~2 s on a 2-core CPU).
-        Raises ValueError for a photo too small to tell."""
-        from .calibration import CALIBRATION_SIDE, calibrate_strength
-        from .patches import centre_crop
-
+    def noise_map(self, pixels: np.ndarray) -> np.ndarray:
+        """Per-pixel noise std (ceil(H/2), ceil(W/2)), 0..255 units: the learned estimator (noise.learned)
+        when it is installed, else the classical estimate as a constant map."""
+        net = shipped_estimator()
+        if net is not None:
+            return predict_map(net, pixels)
         est = estimate_noise(pixels)
-        if not est.correlated:
-            return est.sigma
-        crop = np.ascontiguousarray(centre_crop(pixels, CALIBRATION_SIDE), dtype=np.float32)
-        if crop.shape[2] == 1:
-            crop = np.repeat(crop, 3, axis=2)
-        gain, _, _ = calibrate_strength(lambda img, s: self.denoise(img, min(s, 255.0)), [crop],
-                                        lambda _img: est.sigma)
-        return float(min(255.0, gain * est.sigma))
+        return np.full(((pixels.shape[0] + 1) // 2, (pixels.shape[1] + 1) // 2), est.sigma, np.float32)
+
+    def auto_strength(self, pixels: np.ndarray, scale: float = 1.0) -> NoiseLevel:
+        """Auto: the photo's noise map (brightness-dependent, as camera noise is), times `scale`.
+        Its float value is the map's mean. Raises ValueError for a photo too small to tell."""
+        if min(pixels.shape[:2]) < 16:
+            raise ValueError(f"photo too small to estimate its noise ({pixels.shape[1]}x{pixels.shape[0]} px); "
+                             "give a strength instead (--strength SIGMA)")
+        return NoiseLevel(self.noise_map(pixels)).scaled(scale)
 
     def denoise_photo(self, photo: "Photo", sigma: float | None = None, progress: Progress | None = None,
                       passes: int = 1) -> tuple["Photo", float]:

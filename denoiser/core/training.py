@@ -59,6 +59,7 @@ class TrainConfig:
     val_every: int = 500
     checkpoint_every_s: float = 120.0
     loss: str = "l1"  # "l2": squared error (measured: it cost real-noise quality, see the README's training notes)
+    colour_aug: float = 0.0  # fraction of crops whose channels are permuted and saturation scaled (colour_augment)
 
     def __post_init__(self) -> None:
         if self.patch % self.model.size_multiple or self.val_crop % self.model.size_multiple:
@@ -98,6 +99,21 @@ class TrainConfig:
             return cls.from_dict(data)
         except ValueError as exc:
             raise ValueError(f"{path}: {exc}") from None
+
+
+def colour_augment(clean: torch.Tensor, p: float, gen: torch.Generator) -> torch.Tensor:
+    """Widen the colours seen in training (saturated scenes are the weakest): on a fraction p of the RGB crops,
+    a random channel permutation and a saturation scale in [0.5, 1.8] about each pixel's grey value."""
+    n, c = clean.shape[:2]
+    if c != 3:
+        return clean
+    pick = (torch.rand(n, generator=gen, device=clean.device) < p).view(-1, 1, 1, 1)
+    perm = torch.stack([torch.randperm(3, generator=gen, device=clean.device) for _ in range(n)])
+    permuted = torch.gather(clean, 1, perm.view(n, 3, 1, 1).expand_as(clean))
+    grey = permuted.mean(dim=1, keepdim=True)
+    scale = (0.5 + 1.3 * torch.rand(n, generator=gen, device=clean.device)).view(-1, 1, 1, 1)
+    jittered = (grey + scale * (permuted - grey)).clamp(0, 1)
+    return torch.where(pick, jittered, clean)
 
 
 def lr_at(cfg: TrainConfig, step: int, progress: float) -> float:
@@ -176,6 +192,8 @@ class Trainer:
 
     # -- losses ---------------------------------------------------------------------------------
     def supervised_loss(self, model: UNetDenoiser, clean: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        if self.cfg.colour_aug > 0:
+            clean = colour_augment(clean, self.cfg.colour_aug, gen)
         noisy, level = synthesize(clean, self.cfg.noise, gen)
         return LOSSES[self.cfg.loss](model(noisy, level), clean)
 

@@ -97,38 +97,62 @@ def test_missing_cuda_is_a_clear_error():
     assert resolve_device("auto").type in ("cpu", "mps")
 
 
-def _blur_by_strength(pixels, sigma, progress=None):  # noqa: ANN001
-    """Stands in for the network: strength s blurs by s/4 px, so a stronger setting removes more noise."""
-    import cv2
+class _LevelSpy(torch.nn.Module):
+    """Stands in for the placed model: returns its input and records the level it was given."""
 
-    return cv2.GaussianBlur(pixels, (0, 0), max(sigma / 4, 0.05))
+    def __init__(self) -> None:
+        super().__init__()
+        self.levels: list[torch.Tensor] = []
+
+    def forward(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        self.levels.append(sigma.detach().clone())
+        return x
 
 
-def test_auto_strength_calibrates_only_spatially_correlated_noise(tiny_model_file, monkeypatch) -> None:
-    import torch
+def test_auto_feeds_the_noise_map_and_the_scale_multiplies_it(tiny_model_file, monkeypatch) -> None:
+    from denoiser.core.engine import Denoiser, NoiseLevel
 
-    from denoiser.core import noise as N
-    from denoiser.core.calibration import CALIBRATION_GAINS
+    d = Denoiser.from_file(tiny_model_file, device="cpu")
+    h, w = 64, 96
+    noise_map = np.full((h // 2, w // 2), 5.0, np.float32)
+    noise_map[:, w // 4:] = 40.0  # right half of the photo four... eight times noisier
+    monkeypatch.setattr(d, "noise_map", lambda pixels: noise_map)
+    spy = _LevelSpy()
+    d.model = spy
+    pixels = np.random.default_rng(0).random((h, w, 3)).astype(np.float32)
+    auto = d.auto_strength(pixels)
+    assert isinstance(auto, NoiseLevel) and abs(float(auto) - 22.5) < 1e-4
+    d.denoise(pixels, auto.scaled(2.0))
+    level = spy.levels[-1][0, 0]
+    assert level.shape == (h, w)  # full resolution; the model averages it onto its own grid
+    assert torch.allclose(level[:, : w // 2 - 2].mean(), torch.tensor(10.0))
+    assert torch.allclose(level[:, w // 2 + 2:].mean(), torch.tensor(80.0))
+    d.denoise(pixels, 12.0)  # a constant strength stays one number
+    assert spy.levels[-1].numel() == 1 and float(spy.levels[-1]) == 12.0
+
+
+def test_auto_on_a_crop_estimates_the_crop_and_keeps_the_scale(tiny_model_file, monkeypatch) -> None:
     from denoiser.core.engine import Denoiser
 
     d = Denoiser.from_file(tiny_model_file, device="cpu")
-    monkeypatch.setattr(d, "denoise", _blur_by_strength)
-    yy, xx = np.mgrid[0:256, 0:256] / 256.0
-    clean = np.stack([0.3 + 0.4 * xx, 0.5 + 0.2 * np.sin(6 * yy), 0.6 - 0.3 * yy], axis=2).astype(np.float32)
+    calls = []
+    monkeypatch.setattr(d, "noise_map", lambda p: calls.append(p.shape) or np.full(((p.shape[0] + 1) // 2,
+                                                                                   (p.shape[1] + 1) // 2), 7.0))
+    spy = _LevelSpy()
+    d.model = spy
+    pixels = np.random.default_rng(1).random((64, 64, 3)).astype(np.float32)
+    auto = d.auto_strength(pixels).scaled(3.0)
+    d.denoise(pixels[:32, :40], auto)
+    assert calls[-1] == (32, 40, 3)
+    assert torch.allclose(spy.levels[-1], torch.full_like(spy.levels[-1], 21.0))
 
-    white = clean + np.random.default_rng(0).normal(0, 15 / 255, clean.shape).astype(np.float32)
-    assert d.auto_strength(white) == N.estimate_sigma(white)  # white noise: the estimate as it is
 
-    gen = torch.Generator().manual_seed(0)
-    x = torch.from_numpy(clean).permute(2, 0, 1)[None]
-    camera = N.correlated(x, torch.tensor([4.0]), torch.tensor([0.9]), torch.tensor([0.3]), gen,
-                          torch.tensor([2.0]), torch.tensor([0.5]))[0].permute(1, 2, 0).numpy()
-    est = N.estimate_noise(camera)
-    assert est.correlated
-    strength = d.auto_strength(camera)
-    gain = strength / est.sigma
-    assert min(abs(gain - g) for g in CALIBRATION_GAINS) < 1e-6
-    assert gain > 1.0  # the blur needs more than the bare estimate to remove correlated noise
+def test_auto_refuses_a_photo_too_small_with_the_fix(tiny_model_file) -> None:
+    from denoiser.core.engine import Denoiser
+
+    d = Denoiser.from_file(tiny_model_file, device="cpu")
+    with pytest.raises(ValueError, match="--strength"):
+        d.auto_strength(np.zeros((8, 300, 3), np.float32))
 
 
 # --- geometric self-ensemble (passes) -------------------------------------------------------------------------

@@ -1,8 +1,9 @@
-"""Synthetic camera-like noise (batched torch, runs on CPU or GPU) and noise-level estimation.
+"""Synthetic noise for training (batched torch; the camera pipeline runs on the CPU).
 
-Every synthesiser returns (noisy, level) where level is the per-image standard deviation of the
-added noise in 0..255 units: the value the model's noise-level input is trained to receive, and the
-same quantity `estimate_sigma` measures on a real photo.
+`synthesize` returns (noisy, level). level is what the model's noise-level input is trained to receive, in
+0..255 units: for stationary noise (Gaussian, correlated) the per-image std of the added noise, (N,); with
+`level_map` on, signal-dependent noise (Poisson-Gaussian, camera pipeline) gets a map (N, 1, H/2, W/2) of
+the local noise std instead (`local_std_map`): the quantity the learned estimator predicts on a photo.
 """
 from __future__ import annotations
 
@@ -26,11 +27,13 @@ class NoiseConfig:
     p_jpeg: float = 0.0  # JPEG after the noise (CPU only: needs an encoder)
     jpeg_quality_min: int = 70
     jpeg_quality_max: int = 95
+    p_camera: float = 0.0  # camera-pipeline noise (noise.camera): raw shot/read noise, demosaic, ISP, JPEG
+    level_map: bool = False  # signal-dependent kinds get a local-std map as their level (see local_std_map)
 
     def __post_init__(self) -> None:
         if not 0 <= self.sigma_min <= self.sigma_max <= 255:
             raise ValueError("need 0 <= sigma_min <= sigma_max <= 255")
-        probs = (self.p_gaussian, self.p_poisson, self.p_correlated)
+        probs = (self.p_gaussian, self.p_poisson, self.p_correlated, self.p_camera)
         if min(probs) < 0 or sum(probs) <= 0:
             raise ValueError("noise probabilities must be >= 0 and not all zero")
         if not 0 <= self.p_jpeg <= 1 or not 1 <= self.jpeg_quality_min <= self.jpeg_quality_max <= 100:
@@ -122,10 +125,28 @@ def noise_std(noisy: torch.Tensor, clean: torch.Tensor) -> torch.Tensor:
     return (noisy - clean).flatten(1).std(dim=1) * 255.0
 
 
+MAP_BLUR = 4.0  # px: std of the Gaussian window over which a level map measures the local noise std
+
+
+def local_std_map(noise: torch.Tensor, blur: float = MAP_BLUR) -> torch.Tensor:
+    """Local noise std (N, 1, H/2, W/2) in 0..255 units of a noise batch (N, C, H, W): the channel-mean
+    noise power in a Gaussian window, at the model's level-map resolution."""
+    n, _, h, w = noise.shape
+    power = (noise.float() ** 2).mean(dim=1, keepdim=True)
+    radius = int(np.ceil(3 * blur))
+    t = torch.arange(-radius, radius + 1, device=noise.device, dtype=power.dtype)
+    k = torch.exp(-0.5 * (t / blur) ** 2)
+    k = k / k.sum()
+    pad_mode = "reflect" if min(h, w) > radius else "replicate"
+    x = F.conv2d(F.pad(power, (radius, radius, 0, 0), mode=pad_mode), k.view(1, 1, 1, -1))
+    x = F.conv2d(F.pad(x, (0, 0, radius, radius), mode=pad_mode), k.view(1, 1, -1, 1))
+    return F.avg_pool2d(x, 2, ceil_mode=True).clamp_min(0).sqrt() * 255.0
+
+
 def synthesize(clean: torch.Tensor, cfg: NoiseConfig, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """Apply the configured mixture to a batch (N,C,H,W) in [0,1]; returns (noisy, level)."""
+    """Apply the configured mixture to a batch (N,C,H,W) in [0,1]; returns (noisy, level), see the module doc."""
     n, dev = clean.shape[0], clean.device
-    probs = torch.tensor([cfg.p_gaussian, cfg.p_poisson, cfg.p_correlated], device=dev)
+    probs = torch.tensor([cfg.p_gaussian, cfg.p_poisson, cfg.p_correlated, cfg.p_camera], device=dev)
     kind = torch.multinomial(probs / probs.sum(), n, replacement=True, generator=gen)
     sigma = _uniform(n, cfg.sigma_min, cfg.sigma_max, gen, dev)
     out = gaussian(clean, sigma, gen)
@@ -142,15 +163,31 @@ def synthesize(clean: torch.Tensor, cfg: NoiseConfig, gen: torch.Generator) -> t
         mix = _uniform(n, 0.0, 0.7, gen, dev)
         co = correlated(clean, sigma, blur, mix, gen, _uniform(n, 1.2, 2.5, gen, dev), _uniform(n, 0.0, 0.7, gen, dev))
         out = torch.where((kind == 2).view(-1, 1, 1, 1), co, out)
+    camera = kind == 3
+    if camera.any():
+        from .camera import camera_noise
+
+        idx = torch.nonzero(camera).flatten()
+        out = out.clone()
+        out[idx] = camera_noise(clean[idx], gen)
     if cfg.p_jpeg > 0:
-        out = _maybe_jpeg(out, cfg, gen)
-    return out, noise_std(out, clean)
+        out = _maybe_jpeg(out, cfg, gen, skip=camera)  # the camera pipeline has its own JPEG step
+    level = noise_std(out, clean)
+    if not cfg.level_map:
+        return out, level
+    h, w = clean.shape[-2:]
+    const = level.view(-1, 1, 1, 1).expand(n, 1, (h + 1) // 2, (w + 1) // 2)
+    varying = ((kind == 1) | camera).view(-1, 1, 1, 1)
+    return out, torch.where(varying, local_std_map(out - clean), const)
 
 
-def _maybe_jpeg(noisy: torch.Tensor, cfg: NoiseConfig, gen: torch.Generator) -> torch.Tensor:
+def _maybe_jpeg(noisy: torch.Tensor, cfg: NoiseConfig, gen: torch.Generator,
+                skip: torch.Tensor | None = None) -> torch.Tensor:
     import cv2
 
     pick = torch.rand(noisy.shape[0], generator=gen, device=noisy.device) < cfg.p_jpeg
+    if skip is not None:
+        pick &= ~skip
     if not pick.any():
         return noisy
     qual = torch.randint(cfg.jpeg_quality_min, cfg.jpeg_quality_max + 1, (noisy.shape[0],), generator=gen,
@@ -164,115 +201,3 @@ def _maybe_jpeg(noisy: torch.Tensor, cfg: NoiseConfig, gen: torch.Generator) -> 
             dec = dec[..., None]
         out[i] = torch.from_numpy(dec.astype(np.float32) / 255.0).permute(2, 0, 1).to(noisy.device)
     return out
-
-
-# ----------------------------------------------------------------------------------------------
-# Noise-level estimation
-
-
-CORRELATED_RATIO = 1.6  # subsampled / full-resolution estimate above which the noise is taken as correlated
-CORRELATED_BELOW = 2.0  # correlated noise collapses the full-resolution estimate below this (Nam25: 0.4-0.7)
-
-
-@dataclass(frozen=True)
-class NoiseEstimate:
-    sigma: float  # 0..255, per channel and pixel
-    correlated: bool  # the spatially-correlated reading (subsampled) was used: real camera noise
-
-
-def estimate_sigma(image: np.ndarray, patch: int = 7, max_patches: int = 60_000, seed: int = 0) -> float:
-    """Noise std (0..255 units) of a float image in [0,1]; see estimate_noise."""
-    return estimate_noise(image, patch, max_patches, seed).sigma
-
-
-def estimate_noise(image: np.ndarray, patch: int = 7, max_patches: int = 60_000, seed: int = 0) -> NoiseEstimate:
-    """Noise std (0..255 units, per channel and per pixel) of a float image in [0,1], HxW or HxWxC.
-
-    PCA of overlapping patches (Chen, Zhu & Heng, ICCV 2015): the smallest eigenvalues of the patch
-    covariance belong to noise alone; the largest set whose mean splits it evenly is the noise
-    variance. Robust to texture, unlike gradient/MAD estimators that overestimate on detail.
-
-    Colour: a joint RGB PCA is the most accurate for independent channel noise, but collapses to ~0
-    when the channels' noise is correlated (4:2:0 JPEGs, demosaiced camera noise). For independent
-    channel noise the luma estimate is ~0.67x the joint one, so a joint estimate below a quarter of the luma
-    one reveals the collapse (it drops to ~0.1x); then the per-channel estimate is used.
-
-    Spatially correlated noise (every real camera: demosaicing, in-camera noise reduction, JPEG) has
-    little power in the high frequencies the smallest eigenvalues look at, so it reads several times
-    low. Subsampling by 2 keeps each pixel's noise but shortens its correlation to half; when the
-    per-channel estimate on the four subsampled phases is well above the full-resolution one (white
-    noise: about equal), the noise is correlated and the subsampled figure is returned. Subsampling also
-    aliases edges and fine texture into "noise", so there only weak-texture patches count (gradient energy
-    below what 99 % of pure-noise patches at the first estimate stay under; Liu, Tanaka & Okutomi 2013,
-    one pass: iterating drives a correlated-noise estimate down). Measured: Nam25 reads ~0.5x its
-    per-pixel std (was ~0.13x); clean photos read 0.6-5 instead of 1.3-24 without the texture check.
-    """
-    img = np.asarray(image, np.float32)
-    if img.ndim == 2:
-        img = img[..., None]
-    if img.ndim != 3 or img.shape[0] < patch * 2 or img.shape[1] < patch * 2:
-        raise ValueError(f"image too small to estimate noise: {img.shape}")
-    rng = np.random.default_rng(seed)
-    patches = _sample_patches(img, patch, max_patches, rng)
-    c = img.shape[2]
-    white = joint = _pca_noise(patches.reshape(len(patches), -1))
-    if c > 1:
-        luma = _pca_noise(patches @ np.array([0.299, 0.587, 0.114], np.float32))
-        if joint < 0.25 * luma and luma >= 3.0:  # below ~3 the difference does not matter to the model
-            white = max(_per_channel(patches), luma)
-    if white >= CORRELATED_BELOW or min(img.shape[:2]) < patch * 4:
-        return NoiseEstimate(white, False)
-    subsampled = float(np.mean([_weak_texture_noise(_sample_patches(img[dy::2, dx::2], patch, max_patches // 4, rng)[:, :, ch],
-                                                    patch)
-                                for dy in (0, 1) for dx in (0, 1) for ch in range(c)]))
-    if subsampled > CORRELATED_RATIO * white:
-        return NoiseEstimate(subsampled, True)
-    return NoiseEstimate(white, False)
-
-
-def _sample_patches(img: np.ndarray, patch: int, count: int, rng: np.random.Generator) -> np.ndarray:
-    """Up to `count` random overlapping patch x patch windows of img (H,W,C), as (n, patch*patch, C) in 0..255."""
-    h, w, _ = img.shape
-    n_all = (h - patch + 1) * (w - patch + 1)
-    n = min(count, n_all)
-    idx = rng.choice(n_all, size=n, replace=False) if n < n_all else np.arange(n_all)
-    ys, xs = np.divmod(idx, w - patch + 1)
-    offs_y, offs_x = np.mgrid[0:patch, 0:patch]
-    rows = ys[:, None] + offs_y.ravel()[None, :]
-    cols = xs[:, None] + offs_x.ravel()[None, :]
-    return img[rows, cols, :] * 255.0
-
-
-_NOISE_GRADIENT_Q99: dict[int, float] = {}  # patch size -> 99th percentile of a unit white-noise patch's energy
-
-
-def _gradient_energy(x: np.ndarray, patch: int) -> np.ndarray:
-    q = x.reshape(-1, patch, patch)
-    return ((q[:, :, 1:] - q[:, :, :-1]) ** 2).sum(axis=(1, 2)) + ((q[:, 1:, :] - q[:, :-1, :]) ** 2).sum(axis=(1, 2))
-
-
-def _weak_texture_noise(x: np.ndarray, patch: int) -> float:
-    """PCA noise estimate of single-channel patches (n, patch*patch), on the weakly textured ones only."""
-    if patch not in _NOISE_GRADIENT_Q99:
-        white = np.random.default_rng(12345).normal(size=(20_000, patch * patch))
-        _NOISE_GRADIENT_Q99[patch] = float(np.percentile(_gradient_energy(white, patch), 99))
-    first = _pca_noise(x)
-    flat = x[_gradient_energy(x, patch) < _NOISE_GRADIENT_Q99[patch] * first * first]
-    return _pca_noise(flat) if len(flat) >= 300 else first
-
-
-def _per_channel(patches: np.ndarray) -> float:
-    return float(np.mean([_pca_noise(patches[:, :, ch]) for ch in range(patches.shape[2])]))
-
-
-def _pca_noise(x: np.ndarray) -> float:
-    """Noise std from patches (n, d) by the eigenvalue-splitting rule."""
-    x = x.astype(np.float64)
-    x -= x.mean(axis=0)
-    eig = np.clip(np.sort(np.linalg.eigvalsh(x.T @ x / max(len(x) - 1, 1))), 0, None)
-    for count in range(eig.size, 0, -1):
-        head = eig[:count]
-        mean = head.mean()
-        if np.sum(head > mean) == np.sum(head < mean):
-            return float(np.sqrt(mean))
-    return float(np.sqrt(eig[0]))

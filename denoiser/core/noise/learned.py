@@ -1,0 +1,163 @@
+"""Learned noise-map estimator: a small CNN that reads a photo's local noise std, the model's level map.
+
+Real camera noise is brightness-dependent and correlated over a few pixels; the classical PCA estimator
+(estimation.py) assumes white stationary noise and reads correlated noise several times low. This network is
+trained on the same synthetic mixture as the denoiser (Gaussian, Poisson-Gaussian, correlated, camera pipeline,
+JPEG) to predict `synthesis.local_std_map` of the noise: the exact quantity the denoiser's level input was
+trained on. Its loss punishes under-estimation twice as hard as over-estimation (as CBDNet's), because noise
+left behind is worse than a slightly softer result. ~0.1 GFLOP per megapixel: negligible beside the denoiser.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+UNDER_WEIGHT = 2.0  # loss weight of under-estimates (log domain); over-estimates weigh 1
+OUTPUT_SCALE = 10.0  # the head's softplus output times this is the std in 0..255 units
+TILE = 1024  # px: estimator tiles on big photos (bounded memory)
+MARGIN = 96  # px: overlap each tile keeps beyond its core (the network sees 65 px either side)
+
+
+@dataclass(frozen=True)
+class EstimatorConfig:
+    widths: tuple[int, int, int] = (24, 32, 48)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"widths": list(self.widths)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "EstimatorConfig":
+        widths = tuple(int(w) for w in d.get("widths", cls.widths))
+        if len(widths) != 3 or not all(1 <= w <= 256 for w in widths):
+            raise ValueError(f"bad estimator widths {widths}")
+        return cls(widths)  # type: ignore[arg-type]
+
+
+class _Res(nn.Module):
+    def __init__(self, ch: int, dilation: int = 1) -> None:
+        super().__init__()
+        self.c1 = nn.Conv2d(ch, ch, 3, padding=dilation, dilation=dilation)
+        self.c2 = nn.Conv2d(ch, ch, 3, padding=dilation, dilation=dilation)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.c2(F.relu(self.c1(x)))
+
+
+class NoiseMapNet(nn.Module):
+    """(N, 3, H, W) noisy in [0,1] -> (N, 1, ceil(H/2), ceil(W/2)) local noise std in 0..255 units."""
+
+    def __init__(self, config: EstimatorConfig = EstimatorConfig()) -> None:
+        super().__init__()
+        self.config = config
+        a, b, c = config.widths
+        self.stem = nn.Sequential(nn.Conv2d(3, a, 3, padding=1), nn.ReLU(),
+                                  nn.Conv2d(a, b, 3, stride=2, padding=1), nn.ReLU())
+        self.fine = nn.Sequential(_Res(b), _Res(b))
+        self.down = nn.Sequential(nn.Conv2d(b, c, 3, stride=2, padding=1), nn.ReLU())
+        self.coarse = nn.Sequential(_Res(c, 2), _Res(c, 4), nn.ReLU())
+        self.head = nn.Conv2d(c + b, 1, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        half = self.fine(self.stem(x - 0.5))
+        quarter = self.coarse(self.down(half))
+        up = F.interpolate(quarter, scale_factor=2, mode="bilinear", align_corners=False)
+        up = up[:, :, :half.shape[2], :half.shape[3]]  # an exact x2 keeps tiles on one grid
+        return F.softplus(self.head(torch.cat([up, half], dim=1))) * OUTPUT_SCALE
+
+
+def estimator_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Asymmetric L1 on log(1 + std): under-estimates cost UNDER_WEIGHT times more."""
+    err = torch.log1p(pred) - torch.log1p(target)
+    return torch.where(err < 0, -UNDER_WEIGHT * err, err).mean()
+
+
+def save_estimator(net: NoiseMapNet, path: Path, meta: dict[str, Any]) -> None:
+    """Weights as safetensors; the config and provenance in the header's metadata (strings only)."""
+    import json
+
+    from safetensors.torch import save
+
+    from ..checkpoint import atomic_write_bytes
+
+    state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
+    header = {"kind": "noise-map-estimator", "config": json.dumps(net.config.to_dict()), "meta": json.dumps(meta)}
+    atomic_write_bytes(Path(path), save(state, metadata=header))
+
+
+def load_estimator(path: Path) -> NoiseMapNet:
+    """Load an estimator file, checking every tensor's shape against the config before use."""
+    import json
+
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        header = f.metadata() or {}
+        if header.get("kind") != "noise-map-estimator":
+            raise ValueError(f"{path}: not a noise-map estimator file")
+        net = NoiseMapNet(EstimatorConfig.from_dict(json.loads(header.get("config", "{}"))))
+        expected = net.state_dict()
+        if set(f.keys()) != set(expected):
+            raise ValueError(f"{path}: weights do not match the estimator's architecture")
+        state = {}
+        for k in expected:
+            t = f.get_tensor(k)
+            if t.shape != expected[k].shape:
+                raise ValueError(f"{path}: {k} has shape {tuple(t.shape)}, expected {tuple(expected[k].shape)}")
+            state[k] = t
+    net.load_state_dict(state)
+    return net.eval()
+
+
+def default_estimator_path() -> Path:
+    from ..resources import resources_dir
+
+    return resources_dir() / "models" / "estimator.safetensors"
+
+
+_CACHE: dict[str, NoiseMapNet] = {}
+
+
+def shipped_estimator() -> NoiseMapNet | None:
+    """The estimator shipped beside the default model, or None if the file is absent."""
+    path = default_estimator_path()
+    if not path.is_file():
+        return None
+    key = str(path)
+    if key not in _CACHE:
+        _CACHE[key] = load_estimator(path)
+    return _CACHE[key]
+
+
+@torch.inference_mode()
+def predict_map(net: NoiseMapNet, image: np.ndarray, tile: int = TILE) -> np.ndarray:
+    """Noise map (ceil(H/2), ceil(W/2)) float32, 0..255 units, of an HxWxC image in [0,1]; tiled so memory
+    stays bounded on big photos (each tile keeps a MARGIN px overlap that is cut away)."""
+    img = np.asarray(image, np.float32)
+    if img.ndim == 2:
+        img = img[..., None]
+    if img.shape[2] == 1:
+        img = np.repeat(img, 3, axis=2)
+    h, w = img.shape[:2]
+    x = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)[None]
+    out = np.zeros(((h + 1) // 2, (w + 1) // 2), np.float32)
+    step = max(4, (tile - 2 * MARGIN) // 4 * 4)
+    for y0 in range(0, h, step):
+        for x0 in range(0, w, step):
+            ya, xa = max(0, y0 - MARGIN) // 4 * 4, max(0, x0 - MARGIN) // 4 * 4  # keep the stride-4 grid
+            yb, xb = min(h, y0 + step + MARGIN), min(w, x0 + step + MARGIN)
+            pred = net(x[:, :, ya:yb, xa:xb])[0, 0].numpy()
+            cy, cx = (y0 - ya) // 2, (x0 - xa) // 2
+            ey, ex = (min(h, y0 + step) + 1) // 2, (min(w, x0 + step) + 1) // 2
+            out[y0 // 2:ey, x0 // 2:ex] = pred[cy:cy + ey - y0 // 2, cx:cx + ex - x0 // 2]
+    return out
+
+
+def summarise(noise_map: np.ndarray) -> float:
+    """One number for a map (what a strength field shows): the mean local std."""
+    return float(np.mean(noise_map))
