@@ -1,20 +1,19 @@
 """`denoiser batch`: clean a whole folder, with an overall bar (files, ETA), a per-file bar and a summary.
 
-Exit codes: 0 every file done or skipped, 1 some file failed or the job was stopped, 2 usage error.
-Ctrl-C stops at the next tile, writes the report and says how to resume; a second Ctrl-C aborts.
+Exit codes: 0 every file done or skipped, 1 some file failed, 2 usage error, 130 (Ctrl-C) or 143 (SIGTERM)
+stopped. Ctrl-C or SIGTERM stops at the next tile, writes the report and says how to resume; a second aborts.
 """
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
 from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
 
-from denoiser.cli.common import add_model_options, parse_quality, parse_strength
+from denoiser.cli.common import (add_model_options, parse_quality, parse_strength, signals_stop,
+                                 stopped_status)
 from denoiser.core.progress import CancelToken
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
@@ -115,30 +114,27 @@ def _summary(result: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from denoiser.core.batch import BatchError, make_denoiser, plan_batch, run_batch
     from denoiser.core.checkpoint import ModelFileError
+    from denoiser.core.files import write_problem
 
     try:
         opts = _options(args)
         plan = plan_batch(opts)
+        for folder in (opts.output_dir, *([opts.report.parent] if opts.report else [])):
+            problem = write_problem(folder) if plan.todo or folder != opts.output_dir else ""
+            if problem:
+                raise BatchError(f"{folder}: {problem}")
         denoiser = make_denoiser(opts) if plan.todo else None
     except (BatchError, ModelFileError, ValueError) as exc:
         print(f"denoiser batch: {exc}", file=sys.stderr)
         return EXIT_USAGE
     bars = _Bars(len(plan.todo))
-    previous = signal.getsignal(signal.SIGINT)
-
-    def stop(signum: int, frame: object) -> None:
-        bars.files.write("stopping after the current tile... (Ctrl-C again to abort)", file=sys.stderr)
-        bars.cancel()
-        signal.signal(signal.SIGINT, previous)
-
     try:
-        if threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGINT, stop)
-        result = run_batch(opts, denoiser=denoiser, progress=bars, on_file=bars.on_file,
-                           on_file_progress=bars.on_fraction, plan=plan)
+        with signals_stop(bars, "stopping after the current tile... (Ctrl-C again to abort)") as received:
+            result = run_batch(opts, denoiser=denoiser, progress=bars, on_file=bars.on_file,
+                               on_file_progress=bars.on_fraction, plan=plan)
     finally:
-        if threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGINT, previous)
         bars.close()
     _summary(result)
+    if result.cancelled:
+        return stopped_status(received)
     return EXIT_OK if result.ok else EXIT_FAIL

@@ -3,10 +3,24 @@ from __future__ import annotations
 
 import argparse
 import math
+import signal
 import sys
+import threading
+from contextlib import contextmanager
+from typing import Iterator
 
 from denoiser.core.ensemble import PASSES
+from denoiser.core.progress import CancelToken
 
+EXIT_INTERRUPTED, EXIT_TERMINATED = 130, 143  # 128 + SIGINT, 128 + SIGTERM, as shells report them
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled exactly like Ctrl-C (temp files removed, reports written), exit status 143."""
+
+
+def raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated
 
 def add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=None, help="model name (see `denoiser models`) or a .safetensors path")
@@ -23,11 +37,19 @@ def parse_strength(text: str) -> float | None:
     if text.lower() == "auto":
         return None
     try:
+        return noise_level(text)
+    except argparse.ArgumentTypeError as exc:
+        raise argparse.ArgumentTypeError(f"strength must be 'auto' or {exc}") from None
+
+
+def noise_level(text: str) -> float:
+    """A noise level (sigma) in 0..255."""
+    try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"strength must be 'auto' or a number, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"a noise level in 0..255, got {text!r}") from None
     if not 0 <= value <= 255:  # also refuses nan
-        raise argparse.ArgumentTypeError(f"strength must be in 0..255, got {value:g}")
+        raise argparse.ArgumentTypeError(f"a noise level in 0..255, got {text!r}")
     return value
 
 
@@ -106,3 +128,31 @@ def controls_from(args: argparse.Namespace):
     from denoiser.core.tone import Controls
 
     return Controls(luma=args.luma, chroma=args.chroma, detail=args.detail)
+
+
+@contextmanager
+def signals_stop(token: CancelToken, message: str) -> Iterator[list[int]]:
+    """The first Ctrl-C or SIGTERM asks `token` to stop at the next safe point (and says so); a second
+    aborts at once. Yields the list of signals received, for stopped_status()."""
+    received: list[int] = []
+
+    def handler(signum: int, frame: object) -> None:
+        if token.cancelled:
+            raise Terminated if signum == signal.SIGTERM else KeyboardInterrupt
+        received.append(signum)
+        token.cancel()
+        print(f"\n{message}", file=sys.stderr, flush=True)
+
+    if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
+        yield received
+        return
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield received
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+def stopped_status(received: list[int]) -> int:
+    return EXIT_TERMINATED if received and received[0] == signal.SIGTERM else EXIT_INTERRUPTED

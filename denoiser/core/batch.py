@@ -24,7 +24,7 @@ from .batch_plan import (DONE, FAILED, QUEUED, RUNNING, SKIPPED, BatchError, Bat
                          parse_shard, plan_batch)
 from .checkpoint import atomic_write_bytes
 from .engine import DEFAULT_TILE, Denoiser
-from .photo import Photo, PhotoError, load_photo, save_photo
+from .photo import Photo, PhotoError, load_photo, remove_stale_parts, save_photo
 from .progress import Cancelled, NullProgress, Progress
 
 __all__ = ["BatchError", "BatchItem", "BatchOptions", "BatchPlan", "BatchResult", "plan_batch", "run_batch",
@@ -101,7 +101,11 @@ def _load(item: BatchItem, auto: Callable[[np.ndarray], float] | None) -> _Loade
     start = time.perf_counter()
     try:
         photo = load_photo(item.source)
-        sigma = auto(photo.pixels) if auto is not None else None
+        try:
+            sigma = auto(photo.pixels) if auto is not None else None
+        except ValueError as exc:
+            raise PhotoError(f"Auto cannot measure the noise of a {photo.width} x {photo.height} photo ({exc}); "
+                             "set the strength yourself (--strength)") from None
         return _Loaded(photo, sigma, time.perf_counter() - start)
     except Exception as exc:  # reported per file; never fatal
         return _Loaded(None, None, time.perf_counter() - start, exc)
@@ -133,6 +137,8 @@ def _reason(exc: BaseException, source: Path) -> str:
     text = text.removeprefix(f"{source}: ")
     if isinstance(exc, (PhotoError, BatchError)):
         return text or type(exc).__name__
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
@@ -143,8 +149,20 @@ def _process(item: BatchItem, loaded: _Loaded, denoiser: Denoiser, opts: BatchOp
     sigma = opts.strength if opts.strength is not None else loaded.sigma
     out, item.sigma = denoiser.denoise_photo(loaded.photo, sigma, progress, opts.passes)
     assert item.output is not None
-    item.output.parent.mkdir(parents=True, exist_ok=True)
+    _make_folder(item.output.parent)
     save_photo(out, item.output, fmt=opts.fmt, quality=opts.quality, overwrite=opts.overwrite)
+
+
+def _make_folder(folder: Path) -> None:
+    """The output's sub-folder, or a PhotoError that says what is in the way (not raw OSError text)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise PhotoError(f"cannot create the folder {folder}: a file of that name is in the way; "
+                         "move it or choose another output folder") from None
+    except OSError as exc:
+        raise PhotoError(f"cannot create the folder {folder} ({exc.strerror or exc}); "
+                         "check its permissions or choose another output folder") from None
 
 
 def make_denoiser(opts: BatchOptions) -> Denoiser:
@@ -176,6 +194,7 @@ def run_batch(opts: BatchOptions, denoiser: Denoiser | None = None, progress: Pr
             if item.status != QUEUED:
                 notify(item)
         todo = plan.todo
+        remove_stale_parts([item.output for item in todo])  # left by a killed run; only these outputs'
         if todo:
             denoiser = denoiser or make_denoiser(opts)
             _Runner(opts, denoiser, progress, notify, on_file_progress).run(todo)

@@ -73,6 +73,8 @@ class BatchOptions:
             raise BatchError(f"report must end in .json or .csv: {self.report}")
         check_template(self.name_template)
         self._check_folders()
+        if self.report is not None:
+            check_report(self.report)
 
     def _check_folders(self) -> None:
         if self.allow_inside:
@@ -83,6 +85,26 @@ class BatchOptions:
                              "choose another folder (or allow writing inside the input explicitly)")
         if self.report is not None and is_within(self.report.resolve(), inp):
             raise BatchError(f"report {self.report} would be written inside the input folder")
+
+
+def check_report(path: Path) -> None:
+    """A report is written over only when the file there is an earlier report of this tool (a re-run that
+    resumes a job rewrites its own report); any other file is refused, never replaced."""
+    if path.is_dir():
+        raise BatchError(f"report {path} is a folder; give a file name ending in .json or .csv")
+    if not path.exists():
+        return
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4096).decode("utf-8", "replace")
+    except OSError as exc:
+        raise BatchError(f"report {path} exists and cannot be read ({exc.strerror or exc}); "
+                         "choose another report file") from None
+    ours = head.startswith("file,status,reason,") if path.suffix.lower() == ".csv" else \
+        head.lstrip().startswith('{\n  "summary"')
+    if not ours:
+        raise BatchError(f"report {path} already exists and is not a report of this tool; choose another "
+                         "report file (it is never overwritten)")
 
 
 @dataclass

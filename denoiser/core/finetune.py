@@ -6,8 +6,11 @@ user's models folder. The run folder is user_data_path()/runs/<name>.
 """
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import logging
+import math
 import os
 import time
 import warnings
@@ -29,7 +32,7 @@ from .progress import NullProgress, Progress
 from .registry import find_model, user_models_dir
 from .profiles import folder_profile
 from .model_store import ModelStoreError, check_name, runs_dir, validate_name
-from .files import UnsafePathError, remove_tree_inside
+from .files import UnsafePathError, remove_tree_inside, write_problem
 from .calibration import NoiseModel
 from .selfsup import NativePatchPool, calibrate_folder, load_native, native_val_crops, weight_anchor
 from .training import TrainConfig, Trainer
@@ -341,6 +344,9 @@ def _new_spec(folder: Path, mode: str, name: str, base_model: str | None, minute
     name = validate_name(name)
     if has_unfinished_run(name):
         raise FinetuneError(f"an unfinished run named {name!r} exists: resume it or discard it first")
+    if not math.isfinite(minutes) or minutes < 0 or steps < 0:
+        raise FinetuneError(f"the time budget and the number of steps must be 0 or more, got {minutes} min "
+                            f"and {steps} steps")
     if minutes <= 0 and steps <= 0:
         raise FinetuneError("give a time budget in minutes or a number of steps")
     if mode not in MODES:
@@ -388,6 +394,34 @@ def _new_spec(folder: Path, mode: str, name: str, base_model: str | None, minute
             "skipped": bad, "val_before": None, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
 
 
+def _leaves_no_empty_run(fn: Callable[..., FinetuneResult]) -> Callable[..., FinetuneResult]:
+    """A new run first proves the models and runs folders writable, and one that fails or is stopped
+    before its first checkpoint leaves no run folder behind (a checkpointed run keeps its own, to resume)."""
+    signature = inspect.signature(fn)
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> FinetuneResult:
+        call = signature.bind(*args, **kwargs)
+        call.apply_defaults()
+        if call.arguments["resume"]:
+            return fn(*args, **kwargs)
+        folder = run_folder(call.arguments["name"])
+        for where in (runs_dir(), user_models_dir()):
+            problem = write_problem(where)
+            if problem:
+                raise FinetuneError(f"the user data folder cannot take a new model: {problem}")
+        existed = folder.exists()
+        try:
+            return fn(*args, **kwargs)
+        except BaseException:
+            if not existed and folder.is_dir() and not (folder / "checkpoint.pt").exists():
+                remove_tree_inside(folder, runs_dir())
+            raise
+
+    return wrapper
+
+
+@_leaves_no_empty_run
 def finetune(folder: Path | str, mode: str = "auto", name: str = "", base_model: str | None = None,
              minutes: float = 10.0, steps: int = 0, device: str = "auto", resume: bool = False,
              progress: Progress | None = None, sigma: float | None = None, noisy_sample: Path | None = None,
