@@ -206,3 +206,12 @@ def note(model_name: str, sigma: float, passes: int, controls: Controls) -> dict
     fields = {"Software": f"Photo Denoiser {__version__}", "Model": model_name, "Strength": f"{sigma:.1f}",
               "Passes": str(passes)}
     return fields | {k.capitalize(): v for k, v in controls.describe().items()}
+
+
+def with_note(photo, model_name: str, sigma: float, passes: int, controls: Controls):
+    """The photo with its XMP noting how it was made (see note)."""
+    import dataclasses
+
+    from .photo_meta import xmp_with_note
+
+    return dataclasses.replace(photo, xmp=xmp_with_note(photo.xmp, note(model_name, sigma, passes, controls)))
