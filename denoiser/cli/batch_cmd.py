@@ -14,6 +14,7 @@ from tqdm import tqdm
 
 from denoiser.cli.common import (add_model_options, parse_quality, parse_strength, signals_stop,
                                  stopped_status)
+from denoiser.cli.common import add_memory_option, memory_limit
 from denoiser.core.progress import CancelToken
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
@@ -42,6 +43,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--shard", metavar="K/N", help="process only the K-th of N disjoint slices (1-based)")
     p.add_argument("--report", type=Path, metavar="FILE", help="write a per-file report (.json or .csv)")
     add_model_options(p)
+    add_memory_option(p)
     p.add_argument("--allow-inside", action="store_true",
                    help="allow OUT_DIR inside IN_DIR (an output is still never written over an input)")
     p.set_defaults(func=run)
@@ -88,7 +90,7 @@ def _options(args: argparse.Namespace) -> Any:
         include=tuple(args.include), exclude=tuple(args.exclude), name_template=args.name, fmt=args.fmt,
         quality=args.quality, strength=args.strength, overwrite=args.overwrite,
         shard=parse_shard(args.shard) if args.shard else None, report=args.report,
-        allow_inside=args.allow_inside, model=args.model, device=args.device, tile=args.tile,
+        allow_inside=args.allow_inside, max_memory=memory_limit(args), model=args.model, device=args.device, tile=args.tile,
         passes=args.passes)
 
 

@@ -73,6 +73,17 @@ def _positive(text: str, kind: type, what: str) -> float:
     return value
 
 
+def add_memory_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--max-memory", type=positive_float, default=None, metavar="GB",
+                   help="memory a photo may need (default: what is free when it is opened); a larger photo "
+                        "is refused before it is decoded")
+
+
+def memory_limit(args: argparse.Namespace) -> int | None:
+    """--max-memory in bytes, or None (the free memory decides)."""
+    return None if args.max_memory is None else int(args.max_memory * 1e9)
+
+
 def parse_quality(text: str) -> int:
     try:
         value = int(text)

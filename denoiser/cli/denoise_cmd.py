@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 from denoiser.cli.common import add_model_options, fail, load_denoiser, parse_quality, parse_strength, positive_float
+from denoiser.cli.common import add_memory_option, memory_limit
 from denoiser.cli.progress import TerminalProgress
 from denoiser.core.progress import Cancelled
 
@@ -29,6 +30,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-megapixels", type=positive_float, default=250.0,
                    help="refuse larger inputs (default 250)")
     add_model_options(p)
+    add_memory_option(p)
     p.set_defaults(func=run)
 
 
@@ -74,7 +76,7 @@ def _one(args: argparse.Namespace, denoiser, path: Path, target: Path) -> bool:
 
     try:
         t0 = time.perf_counter()
-        photo = load_photo(path, max_megapixels=args.max_megapixels)
+        photo = load_photo(path, max_megapixels=args.max_megapixels, max_memory=memory_limit(args))
         log.info("%s: %d x %d (%.1f MP), %s %d-bit%s, read in %.1f s", path, photo.width, photo.height,
                  photo.megapixels, photo.format, photo.bit_depth, ", alpha kept" if photo.alpha is not None else "",
                  time.perf_counter() - t0)
@@ -109,7 +111,8 @@ def _auto_strength(denoiser, photo, path: Path) -> float:
         try:
             sigma = denoiser.auto_strength(photo.pixels)
         except ValueError as exc:
+            hint = "" if "--strength" in str(exc) else "; give the strength yourself, e.g. --strength 15"
             raise PhotoError(f"{path}: Auto cannot measure the noise of a {photo.width} x {photo.height} photo "
-                             f"({exc}); give the strength yourself, e.g. --strength 15") from None
+                             f"({exc}){hint}") from None
     log.info("%s: Auto strength %.2f, found in %.1f s", path, sigma, time.perf_counter() - t0)
     return sigma

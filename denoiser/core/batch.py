@@ -95,36 +95,37 @@ class _Loaded:
     error: Exception | None = None
 
 
-def _load(item: BatchItem, auto: Callable[[np.ndarray], float] | None) -> _Loaded:
+def _load(item: BatchItem, auto: Callable[[np.ndarray], float] | None, max_memory: int | None = None) -> _Loaded:
     """Decode, and find the Auto strength here too (`auto`, e.g. Denoiser.auto_strength): both then
     overlap with the previous denoise."""
     start = time.perf_counter()
     try:
-        photo = load_photo(item.source)
+        photo = load_photo(item.source, max_memory=max_memory)
         try:
             sigma = auto(photo.pixels) if auto is not None else None
         except ValueError as exc:
-            raise PhotoError(f"Auto cannot measure the noise of a {photo.width} x {photo.height} photo ({exc}); "
-                             "set the strength yourself (--strength)") from None
+            hint = "" if "--strength" in str(exc) else "; set the strength yourself (--strength)"
+            raise PhotoError(f"Auto cannot measure the noise of a {photo.width} x {photo.height} photo "
+                             f"({exc}){hint}") from None
         return _Loaded(photo, sigma, time.perf_counter() - start)
     except Exception as exc:  # reported per file; never fatal
         return _Loaded(None, None, time.perf_counter() - start, exc)
 
 
-def _decoded(items: list[BatchItem], prefetch: bool,
-             auto: Callable[[np.ndarray], float] | None) -> Iterator[tuple[BatchItem, _Loaded]]:
+def _decoded(items: list[BatchItem], prefetch: bool, auto: Callable[[np.ndarray], float] | None,
+             max_memory: int | None = None) -> Iterator[tuple[BatchItem, _Loaded]]:
     """Yield each item with its decoded photo; with prefetch, decode one ahead on a thread."""
     if not prefetch:
         for item in items:
-            yield item, _load(item, auto)
+            yield item, _load(item, auto, max_memory)
         return
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="batch-decode")
     try:
-        nxt: Future | None = pool.submit(_load, items[0], auto) if items else None
+        nxt: Future | None = pool.submit(_load, items[0], auto, max_memory) if items else None
         for i, item in enumerate(items):
             assert nxt is not None
             loaded = nxt.result()
-            nxt = pool.submit(_load, items[i + 1], auto) if i + 1 < len(items) else None
+            nxt = pool.submit(_load, items[i + 1], auto, max_memory) if i + 1 < len(items) else None
             yield item, loaded
             del loaded  # drop our reference before the next decode lands
     finally:
@@ -234,7 +235,7 @@ class _Runner:
 
     def run(self, todo: list[BatchItem]) -> None:
         auto = self.denoiser.auto_strength if self.opts.strength is None else None
-        with closing(_decoded(todo, self.opts.prefetch, auto)) as decoded:
+        with closing(_decoded(todo, self.opts.prefetch, auto, self.opts.max_memory)) as decoded:
             for k, (item, loaded) in enumerate(decoded):
                 self.one(k, len(todo), item, loaded)
                 del loaded

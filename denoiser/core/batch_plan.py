@@ -49,6 +49,7 @@ class BatchOptions:
     tile: int | None = None  # None: the engine's default (the engine validates it)
     passes: int = 1  # self-ensemble views per photo (core.ensemble): 1, 2, 4 or 8
     prefetch: bool = True  # decode the next photo while denoising this one
+    max_memory: int | None = None  # bytes a photo may need (core.memory); None: what is free when it opens
     controls: Controls = Controls()  # luma/chroma strengths and detail (core.tone); default: the plain run
 
     def validate(self) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -16,13 +17,15 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, safe_open, save
+from safetensors.torch import load_file, save
 
 from .files import process_umask
 from .model import ModelConfig, UNetDenoiser, build_model
 
 CARD_FORMAT = "denoiser-model"
 CARD_VERSION = 1
+MAX_HEADER_BYTES = 1 << 24  # a real header (names, shapes, card) is a few tens of KB
+_DTYPE_BYTES = {"F16": 2, "BF16": 2, "F32": 4}
 
 
 class ModelFileError(ValueError):
@@ -106,47 +109,98 @@ def save_model(weights: Path, model: UNetDenoiser, card: ModelCard, half: bool =
     atomic_write_bytes(card_path(weights), (card_json + "\n").encode())
 
 
+def read_header(weights: Path) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+    """(tensor entries: dtype, shape, data_offsets; metadata) of a safetensors file, from its header alone:
+    nothing is allocated for the weights, so a bad or hostile file costs a few bytes of reading."""
+    weights = Path(weights)
+    not_model = (f"{weights}: not a model file (the contents are not safetensors weights); choose a "
+                 ".safetensors file made by this app, e.g. with `denoiser models export`")
+    try:
+        size = weights.stat().st_size
+        with open(weights, "rb") as fh:
+            prefix = fh.read(8)
+            length = int.from_bytes(prefix, "little") if len(prefix) == 8 else -1
+            if not 2 <= length <= min(MAX_HEADER_BYTES, size - 8):
+                raise ModelFileError(not_model)
+            header = json.loads(fh.read(length))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise ModelFileError(not_model) from None
+    except OSError as exc:
+        raise ModelFileError(f"{weights}: cannot read the model file ({exc.strerror or exc})") from None
+    if not isinstance(header, dict):
+        raise ModelFileError(not_model)
+    meta = header.pop("__metadata__", None) or {}
+    data = size - 8 - length
+    for name, entry in header.items():
+        ok = (isinstance(entry, dict) and isinstance(entry.get("shape"), list) and
+              isinstance(entry.get("data_offsets"), list) and len(entry["data_offsets"]) == 2 and
+              all(isinstance(v, int) and v >= 0 for v in entry["shape"] + entry["data_offsets"]))
+        if not ok or entry["data_offsets"][1] > data:
+            raise ModelFileError(f"{weights}: the model file is damaged or truncated (tensor {name!r}); "
+                                 "export or copy it again")
+    if not isinstance(meta, dict):
+        raise ModelFileError(not_model)
+    return header, meta
+
+
 def read_card(weights: Path) -> ModelCard:
     """The card of a model file: the sidecar JSON if present, else the embedded one."""
     weights = Path(weights)
     if not weights.is_file():
         raise ModelFileError(f"{weights}: model file not found")
     side = card_path(weights)
-    try:
-        if side.is_file():
+    if side.is_file():
+        try:
             return ModelCard.from_dict(json.loads(side.read_text()), str(side))
-        with safe_open(str(weights), framework="pt") as fh:
-            meta = fh.metadata() or {}
-    except (OSError, json.JSONDecodeError, SafetensorError) as exc:
-        raise ModelFileError(f"{weights}: cannot read model card: {exc}") from exc
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ModelFileError(f"{side}: cannot read the model card: {exc}") from exc
+    meta = read_header(weights)[1]
     if "card" not in meta:
         raise ModelFileError(f"{weights}: no model card (no {side.name} and none embedded)")
     try:
         return ModelCard.from_dict(json.loads(meta["card"]), str(weights))
-    except json.JSONDecodeError as exc:
+    except (TypeError, json.JSONDecodeError) as exc:
         raise ModelFileError(f"{weights}: embedded card is not JSON: {exc}") from exc
 
 
+def check_weights(weights: Path, config: ModelConfig) -> None:
+    """The file's tensors (names, shapes, dtypes, sizes, from its header) against the architecture the card
+    declares, built on the meta device: a tiny file whose card claims a huge model is refused before a
+    single weight is allocated."""
+    header, _ = read_header(weights)
+    with torch.device("meta"):
+        expected = {k: tuple(v.shape) for k, v in build_model(config).state_dict().items()}
+    missing = sorted(set(expected) - set(header))
+    extra = sorted(set(header) - set(expected))
+    if missing or extra:
+        raise ModelFileError(f"{weights}: weights do not match the card's architecture "
+                             f"(missing {missing[:3]}, unexpected {extra[:3]})")
+    for name, entry in header.items():
+        shape = tuple(entry["shape"])
+        if shape != expected[name]:
+            raise ModelFileError(f"{weights}: tensor {name} has shape {shape}, expected {expected[name]}")
+        width = _DTYPE_BYTES.get(entry.get("dtype"))
+        if width is None:
+            raise ModelFileError(f"{weights}: tensor {name} has unsupported type {entry.get('dtype')!r}")
+        start, end = entry["data_offsets"]
+        if end - start != width * math.prod(shape):
+            raise ModelFileError(f"{weights}: tensor {name} holds {end - start} bytes, its shape needs "
+                                 f"{width * math.prod(shape)}; the file is damaged")
+
+
 def load_model(weights: Path) -> tuple[UNetDenoiser, ModelCard]:
-    """Validate the card, build the model from it, load the weights strictly (fp32, eval mode)."""
+    """Validate the card and the weights' shapes (check_weights), build the model from the card, load
+    the weights strictly (fp32, eval mode)."""
     card = read_card(weights)
-    model = build_model(card.config)
+    check_weights(weights, card.config)
     try:
         tensors = load_file(str(weights))
     except (OSError, SafetensorError) as exc:
         raise ModelFileError(f"{weights}: not a valid safetensors file: {exc}") from exc
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(tensors))
-    extra = sorted(set(tensors) - set(expected))
-    if missing or extra:
-        raise ModelFileError(f"{weights}: weights do not match the card's architecture "
-                             f"(missing {missing[:3]}, unexpected {extra[:3]})")
     for k, v in tensors.items():
-        if v.shape != expected[k].shape:
-            raise ModelFileError(f"{weights}: tensor {k} has shape {tuple(v.shape)}, "
-                                 f"expected {tuple(expected[k].shape)}")
         if not torch.isfinite(v).all():
             raise ModelFileError(f"{weights}: tensor {k} contains NaN or infinity")
+    model = build_model(card.config)
     model.load_state_dict({k: v.float() for k, v in tensors.items()})
     return model.eval(), card
 

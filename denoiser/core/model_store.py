@@ -62,8 +62,11 @@ def describe(entry: ModelEntry) -> dict[str, object]:
     cfg = entry.card.config
     training = entry.card.training
     try:
+        import torch
+
         from .model import build_model
-        params = count_parameters(build_model(cfg))
+        with torch.device("meta"):  # shapes only: a card claiming a huge model costs nothing to describe
+            params = count_parameters(build_model(cfg))
     except (ValueError, RuntimeError):
         params = 0
     origin = "shipped" if entry.builtin else str(training.get("origin") or entry.origin)

@@ -100,11 +100,15 @@ class Photo:
 
 # --------------------------------------------------------------------------------------------- loading
 
-def load_photo(path: str | os.PathLike[str], max_megapixels: float = DEFAULT_MAX_MEGAPIXELS) -> Photo:
-    """Load a photo, upright, with its metadata. Raises PhotoError (file name + reason) on any failure."""
+def load_photo(path: str | os.PathLike[str], max_megapixels: float = DEFAULT_MAX_MEGAPIXELS,
+               max_memory: int | None = None) -> Photo:
+    """Load a photo, upright, with its metadata. Raises PhotoError (file name + reason) on any failure.
+
+    A photo whose header declares more than `max_megapixels`, or a size whose run would need more memory
+    than `max_memory` bytes (None: than is free now; core.memory), is refused before any pixel is decoded."""
     p = Path(path)
     try:
-        return _to_photo(_decode(p, max_megapixels), p)
+        return _to_photo(_decode(p, max_megapixels, max_memory), p)
     except DecodeError as exc:
         raise PhotoError(f"{p}: {exc}") from None
     except MemoryError:
@@ -125,7 +129,7 @@ def _reason(exc: BaseException) -> str:
     return text[:200]
 
 
-def _decode(p: Path, max_megapixels: float) -> Decoded:
+def _decode(p: Path, max_megapixels: float, max_memory: int | None) -> Decoded:
     try:
         st = p.stat()
     except FileNotFoundError:
@@ -138,12 +142,12 @@ def _decode(p: Path, max_megapixels: float) -> Decoded:
         head = f.read(512)
     suffix = p.suffix.lower()
     if suffix in RAW_EXTENSIONS:
-        return decode_raw(p, max_megapixels)
+        return decode_raw(p, max_megapixels, max_memory)
     try:
-        im = open_pillow(p, max_megapixels)
+        im = open_pillow(p, max_megapixels, max_memory)
     except UnidentifiedImageError:
         if head[:4] in (b"II*\x00", b"MM\x00*"):
-            return decode_tiff(p, max_megapixels)  # a TIFF layout Pillow does not know
+            return decode_tiff(p, max_megapixels, max_memory)  # a TIFF layout Pillow does not know
         raise DecodeError(_unidentified_reason(head, suffix)) from None
     with im:
         if im.format not in PILLOW_FORMATS:

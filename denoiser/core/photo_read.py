@@ -20,12 +20,14 @@ import tifffile
 from PIL import Image, ImageFile
 
 from . import photo_meta as meta
+from .memory import MemoryLimitError, check_photo_memory
 
 log = logging.getLogger(__name__)
 
 # A truncated file must be an error, never a silently grey-filled picture.
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 
+NO_MEMORY_LIMIT = 1 << 62  # max_memory for a check already made
 PILLOW_FORMATS = {"JPEG": "JPEG", "MPO": "JPEG", "PNG": "PNG", "TIFF": "TIFF", "WEBP": "WEBP", "BMP": "BMP"}
 
 
@@ -46,14 +48,20 @@ class Decoded:
     oriented: bool = False  # True when the decoder already applied the orientation (RAW)
 
 
-def check_size(width: int, height: int, max_megapixels: float) -> None:
+def check_size(width: int, height: int, max_megapixels: float, max_memory: int | None = None) -> None:
+    """Refuse, from the header's size alone, a photo above the megapixel limit or one that would need more
+    memory than `max_memory` bytes (None: more than is free now)."""
     mp = width * height / 1e6
     if mp > max_megapixels:
         raise DecodeError(f"image too large: {width} x {height} = {mp:.0f} MP exceeds the limit of "
-                          f"{max_megapixels:g} MP")
+                          f"{max_megapixels:g} MP (raise it with --max-megapixels)")
+    try:
+        check_photo_memory(width, height, max_memory)
+    except MemoryLimitError as exc:
+        raise DecodeError(str(exc)) from None
 
 
-def open_pillow(path: Path, max_megapixels: float) -> Image.Image:
+def open_pillow(path: Path, max_megapixels: float, max_memory: int | None = None) -> Image.Image:
     """Open lazily (header only) with Pillow's bomb guard set no lower than our own limit; our limit is
     checked from the header right after, before any pixel is decoded."""
     limit = int(max_megapixels * 1e6)
@@ -66,7 +74,7 @@ def open_pillow(path: Path, max_megapixels: float) -> Image.Image:
     except Image.DecompressionBombError as exc:
         raise DecodeError(f"image too large ({exc})") from None
     try:
-        check_size(im.width, im.height, max_megapixels)
+        check_size(im.width, im.height, max_megapixels, max_memory)
     except DecodeError:
         im.close()
         raise
@@ -77,11 +85,13 @@ def decode_pillow_file(im: Image.Image, path: Path, data_head: bytes) -> Decoded
     fmt = PILLOW_FORMATS[im.format or ""]
     if getattr(im, "n_frames", 1) > 1 and fmt in ("WEBP",):
         raise DecodeError("animated images are not supported")
+    if fmt == "TIFF":
+        _warn_pages(path, getattr(im, "n_frames", 1))
     icc = im.info.get("icc_profile") or None
     if fmt == "PNG" and data_head[24:25] == b"\x10":
         return _decode_png16(path, icc)
     if fmt == "TIFF" and max(_as_tuple(im.tag_v2.get(258, (8,)))) > 8:
-        return decode_tiff(path, float("inf"))  # size already checked from Pillow's header
+        return decode_tiff(path, float("inf"), NO_MEMORY_LIMIT, warn_pages=False)  # size checked from the header
     pixels, alpha, bit_depth, drop_icc = pillow_to_arrays(im)
     if drop_icc:
         icc = None
@@ -161,7 +171,8 @@ def _split_cv(arr: np.ndarray, grey: bool) -> tuple[np.ndarray, np.ndarray | Non
     return np.ascontiguousarray(arr[..., 2::-1]), alpha
 
 
-def decode_tiff(path: Path, max_megapixels: float) -> Decoded:
+def decode_tiff(path: Path, max_megapixels: float, max_memory: int | None = None,
+                warn_pages: bool = True) -> Decoded:
     """16-bit TIFFs, and TIFF layouts Pillow cannot open (16-bit grey+alpha...), read with tifffile."""
     with open(path, "rb") as f:
         exif = meta.exif_from_tiff_file(f)
@@ -172,11 +183,19 @@ def decode_tiff(path: Path, max_megapixels: float) -> Decoded:
             raise DecodeError(f"not a valid TIFF file ({exc})") from None
         with tif:
             page = tif.pages.first
-            check_size(page.imagewidth, page.imagelength, max_megapixels)
+            if warn_pages:
+                _warn_pages(path, len(tif.pages))
+            check_size(page.imagewidth, page.imagelength, max_megapixels, max_memory)
             icc = _tag_bytes(page, 34675)
             xmp = _tag_bytes(page, 700)
             pixels, alpha, bits = _read_tiff_page(page, path)
     return Decoded(pixels, alpha, bits, "TIFF", exif, xmp, icc)
+
+
+def _warn_pages(path: Path, pages: int) -> None:
+    if pages > 1:
+        log.warning("%s has %d pages: only the first is denoised and saved (split the file to keep the others)",
+                    path, pages)
 
 
 def _tag_bytes(page: tifffile.TiffPage, code: int) -> bytes | None:
@@ -225,7 +244,7 @@ def _tiff16_via_opencv(path: Path, grey: bool) -> tuple[np.ndarray, np.ndarray |
     return _split_cv(arr, grey)
 
 
-def decode_raw(path: Path, max_megapixels: float) -> Decoded:
+def decode_raw(path: Path, max_megapixels: float, max_memory: int | None = None) -> Decoded:
     import rawpy  # only RAW users pay for the import
 
     try:
@@ -233,7 +252,7 @@ def decode_raw(path: Path, max_megapixels: float) -> Decoded:
     except rawpy.LibRawError as exc:
         raise DecodeError(f"not a camera RAW file that LibRaw can read ({_raw_reason(exc)})") from None
     with raw:
-        check_size(raw.sizes.width, raw.sizes.height, max_megapixels)
+        check_size(raw.sizes.width, raw.sizes.height, max_megapixels, max_memory)
         try:
             rgb = raw.postprocess(output_bps=16, use_camera_wb=True)
         except rawpy.LibRawError as exc:

@@ -59,6 +59,9 @@ def find_model(name: str | None = None) -> ModelEntry:
     as_path = Path(name)
     if as_path.suffix == ".safetensors" and as_path.is_file():
         return ModelEntry(as_path.stem, as_path, read_card(as_path), False)
+    if as_path.suffix == ".safetensors" or len(as_path.parts) > 1:
+        raise ModelFileError(f"{name}: model file not found; give the path of a .safetensors file, or the name "
+                             "of an installed model (see `denoiser models`)")
     for entry in list_models():
         if entry.name == name:
             return entry

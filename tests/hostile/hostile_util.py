@@ -36,3 +36,17 @@ def write_png(path: Path, size: tuple[int, int] = (48, 64), seed: int = 0) -> Pa
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(arr).save(path)
     return path
+
+
+def png_bomb(path: Path, width: int, height: int) -> Path:
+    """A PNG of a few KB whose header declares width x height pixels (its pixel data stops early)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    idat = zlib.compress(b"\0" * (1 + 3 * width) * 8, 9)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
+    return path
