@@ -54,6 +54,9 @@ def run(args: argparse.Namespace) -> int:
             entry = store.reset_to_default()
             print(f"the shipped default {entry.name!r} is intact and is used whenever no model is chosen "
                   f"({entry.path}); your own models were left untouched")
+    except store.TargetExistsError as exc:
+        print(f"denoiser models {verb}: {exc} (--overwrite)", file=sys.stderr)
+        return 1
     except (store.ModelStoreError, ModelFileError, OSError) as exc:
         print(f"denoiser models {verb}: {exc}", file=sys.stderr)
         return 1

@@ -26,6 +26,10 @@ class ModelStoreError(ValueError):
     """A model operation was refused (bad name, shipped model, clash, bad file)."""
 
 
+class TargetExistsError(ModelStoreError):
+    """An export would replace an existing file and replacing was not allowed."""
+
+
 def check_name(name: str) -> str:
     """The name, trimmed and NFC-normalised, if it is a safe model name: one plain file stem (no path,
     no "..", not hidden) that becomes both `<name>.safetensors` and the run folder `runs/<name>`.
@@ -132,7 +136,7 @@ def export(name: str, dest: Path, overwrite: bool = False) -> Path:
     if not dest.parent.is_dir():
         raise ModelStoreError(f"{dest.parent}: folder does not exist")
     if dest.exists() and not overwrite:
-        raise ModelStoreError(f"{dest} already exists (use overwrite to replace it)")
+        raise TargetExistsError(f"{dest} already exists; choose another file name or allow replacing it")
     if dest.resolve() == entry.path.resolve():
         raise ModelStoreError(f"{dest} is the model file itself")
     atomic_write_bytes(dest, entry.path.read_bytes())

@@ -73,6 +73,11 @@ def _set_icon(app) -> None:  # noqa: ANN001
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    from denoiser.cli.gui_cmd import display_problem
+
+    if problem := display_problem():  # before Qt aborts with a misleading "xcb-cursor0 is needed"
+        print(f"denoiser-gui: {problem}", file=sys.stderr)
+        return 2
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s: %(message)s")
     app = create_application()
     from .main_window import MainWindow
