@@ -73,6 +73,16 @@ def _positive(text: str, kind: type, what: str) -> float:
     return value
 
 
+def model_name(text: str) -> str:
+    """A valid model name (core.model_store.check_name: a plain file stem), refused at the parser."""
+    from denoiser.core.model_store import ModelStoreError, check_name
+
+    try:
+        return check_name(text)
+    except ModelStoreError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def add_memory_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-memory", type=positive_float, default=None, metavar="GB",
                    help="memory a photo may need (default: what is free when it is opened); a larger photo "

@@ -39,6 +39,7 @@ def run(args: argparse.Namespace) -> int:
     any photo is loaded; then denoise the files one by one, each failure reported and the rest carried on."""
     from denoiser.core.batch_plan import FAILED, BatchError, plan_files
     from denoiser.core.files import write_problem
+    from denoiser.core.photo import PhotoError, check_photo_header
 
     if args.out_dir and args.out_dir.exists() and not args.out_dir.is_dir():
         fail("denoise", f"{args.out_dir}: not a folder; --out-dir takes a folder (use -o for one output file)")
@@ -56,6 +57,12 @@ def run(args: argparse.Namespace) -> int:
         if problem:
             fail("denoise", f"{folder}: {problem}")
             return 2
+    for item in plan.todo:  # empty, not an image, too many pixels, too much memory: before the model loads
+        try:
+            check_photo_header(item.source, args.max_megapixels, memory_limit(args))
+        except PhotoError as exc:
+            item.status, item.reason = FAILED, str(exc)
+            fail("denoise", str(exc))
     if not plan.todo:
         return 1
     denoiser = load_denoiser(args, "denoise")

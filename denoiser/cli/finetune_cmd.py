@@ -5,8 +5,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from denoiser.cli.common import (EXIT_INTERRUPTED, EXIT_TERMINATED, Terminated, noise_level, positive_float,
-                                 positive_int, signals_stop, stopped_status)
+from denoiser.cli.common import (EXIT_INTERRUPTED, EXIT_TERMINATED, Terminated, model_name, noise_level,
+                                 positive_float, positive_int, signals_stop, stopped_status)
 from denoiser.cli.progress import TerminalProgress
 from denoiser.core.progress import Cancelled
 
@@ -20,7 +20,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--mode", choices=("clean", "noisy", "auto"), default="auto",
                    help="clean: low-noise photos; noisy: photos with the noise to remove; auto: suggest from "
                         "the folder's estimated noise level (default)")
-    p.add_argument("--name", required=True, help="name of the new model")
+    p.add_argument("--name", required=True, type=model_name, help="name of the new model")
     p.add_argument("--minutes", type=positive_float,
                    help="time budget (default 10, or none when --steps is given)")
     p.add_argument("--steps", type=positive_int, help="step budget instead of (or as well as) minutes")

@@ -7,6 +7,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+from denoiser.cli.common import model_name
 from denoiser.cli.progress import TerminalProgress
 from denoiser.core.progress import Cancelled
 
@@ -24,7 +25,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     p.add_argument("--init", type=Path, help="start from these weights (.safetensors) instead of random")
     p.add_argument("--device", default="auto", help="auto|cpu|cuda[:N]|mps")
-    p.add_argument("--name", default="model", help="name of the exported model file")
+    p.add_argument("--name", default="model", type=model_name, help="name of the exported model file")
     p.set_defaults(func=run)
 
 

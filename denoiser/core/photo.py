@@ -17,7 +17,7 @@ import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Callable
+from typing import BinaryIO, Callable, TypeVar
 
 import numpy as np
 from PIL import UnidentifiedImageError
@@ -48,6 +48,7 @@ _SUFFIX_FORMAT = {e: name for name, exts in FORMAT_EXTENSIONS.items() for e in e
 _ROWS = 256
 _STALE_TAIL = re.compile(r"[a-z0-9_]{8}\.part")  # tempfile.mkstemp's random part, then our suffix
 DEFAULT_MAX_MEGAPIXELS = 250.0
+_T = TypeVar("_T")
 
 
 class PhotoError(ValueError):
@@ -107,8 +108,22 @@ def load_photo(path: str | os.PathLike[str], max_megapixels: float = DEFAULT_MAX
     A photo whose header declares more than `max_megapixels`, or a size whose run would need more memory
     than `max_memory` bytes (None: than is free now; core.memory), is refused before any pixel is decoded."""
     p = Path(path)
+    return _reading(p, lambda: _to_photo(_decode(p, max_megapixels, max_memory), p))
+
+
+def check_photo_header(path: str | os.PathLike[str], max_megapixels: float = DEFAULT_MAX_MEGAPIXELS,
+                       max_memory: int | None = None) -> None:
+    """The refusals load_photo makes before decoding (missing, empty, not a supported image, too many
+    pixels, more memory than allowed), from the file's first bytes and header only: a run can refuse a
+    photo before it loads a model. Formats read by tifffile or LibRaw are checked when they load."""
+    p = Path(path)
+    _reading(p, lambda: _decode(p, max_megapixels, max_memory, header_only=True))
+
+
+def _reading(p: Path, read: Callable[[], _T]) -> _T:
+    """Run `read`, turning every failure into a one-line PhotoError that names the file."""
     try:
-        return _to_photo(_decode(p, max_megapixels, max_memory), p)
+        return read()
     except DecodeError as exc:
         raise PhotoError(f"{p}: {exc}") from None
     except MemoryError:
@@ -129,7 +144,7 @@ def _reason(exc: BaseException) -> str:
     return text[:200]
 
 
-def _decode(p: Path, max_megapixels: float, max_memory: int | None) -> Decoded:
+def _decode(p: Path, max_megapixels: float, max_memory: int | None, header_only: bool = False) -> Decoded | None:
     try:
         st = p.stat()
     except FileNotFoundError:
@@ -142,17 +157,17 @@ def _decode(p: Path, max_megapixels: float, max_memory: int | None) -> Decoded:
         head = f.read(512)
     suffix = p.suffix.lower()
     if suffix in RAW_EXTENSIONS:
-        return decode_raw(p, max_megapixels, max_memory)
+        return None if header_only else decode_raw(p, max_megapixels, max_memory)
     try:
         im = open_pillow(p, max_megapixels, max_memory)
     except UnidentifiedImageError:
-        if head[:4] in (b"II*\x00", b"MM\x00*"):
-            return decode_tiff(p, max_megapixels, max_memory)  # a TIFF layout Pillow does not know
+        if head[:4] in (b"II*\x00", b"MM\x00*"):  # a TIFF layout Pillow does not know
+            return None if header_only else decode_tiff(p, max_megapixels, max_memory)
         raise DecodeError(_unidentified_reason(head, suffix)) from None
     with im:
         if im.format not in PILLOW_FORMATS:
             raise DecodeError(f"unsupported format {im.format}; {_SUPPORTED_TEXT}")
-        return decode_pillow_file(im, p, head)
+        return None if header_only else decode_pillow_file(im, p, head)
 
 
 def _open_for_read(p: Path) -> BinaryIO:

@@ -25,3 +25,14 @@ def cli(capsys) -> Callable[..., tuple[int, str, str]]:
 
     return run
 
+
+
+@pytest.fixture
+def no_model(monkeypatch):
+    """Fail the test if the model is loaded: the refusals under test must come first."""
+    import denoiser.cli.denoise_cmd as cmd
+
+    def refuse(*_a, **_k):
+        raise AssertionError("the model was loaded before the outputs were checked")
+
+    monkeypatch.setattr(cmd, "load_denoiser", refuse)

@@ -116,7 +116,9 @@ def test_code_running_pickles_never_run_from_any_model_entry_point(cli, tmp_path
     attempts = [("denoise", src, "-o", tmp_path / "o.png", "--model", evil, "--strength", "5"),
                 ("models", "import", evil),
                 ("finetune", tmp_path / "photos", "--name", "x", "--from", evil, "--steps", "1", "--sigma", "10"),
-                ("batch", tmp_path / "photos", "-o", tmp_path / "out", "--model", evil, "--strength", "5")]
+                ("batch", tmp_path / "photos", "-o", tmp_path / "out", "--model", evil, "--strength", "5"),
+                ("train", "--data", tmp_path / "photos", "--out", tmp_path / "run", "--init", evil, "--steps", "1"),
+                ("eval", tmp_path / "photos", "--model", evil)]
     for args in attempts:
         code, _, err = cli(*args)
         assert code in (1, 2) and "Traceback" not in err, (args, err)

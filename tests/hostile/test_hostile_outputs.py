@@ -12,17 +12,6 @@ from PIL import Image
 from hostile_util import snapshot, temp_files, write_png
 
 
-@pytest.fixture
-def no_model(monkeypatch):
-    """Fail the test if the model is loaded: the refusals under test must come first."""
-    import denoiser.cli.denoise_cmd as cmd
-
-    def refuse(*_a, **_k):
-        raise AssertionError("the model was loaded before the outputs were checked")
-
-    monkeypatch.setattr(cmd, "load_denoiser", refuse)
-
-
 def test_overwrite_never_replaces_another_input_of_the_run(cli, tmp_path, tiny_model_file, monkeypatch):
     first = write_png(tmp_path / "a.png", seed=1)
     second = write_png(tmp_path / "a-denoised.png", seed=2)  # also the first one's output name

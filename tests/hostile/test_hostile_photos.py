@@ -186,3 +186,13 @@ def test_batch_name_templates_cannot_escape(cli, tmp_path: Path, template: str) 
     code, _, err = cli("batch", tmp_path / "in", "-o", tmp_path / "out", "--name", template)
     assert code == 2 and "must give a file name, not a path" in err
     assert snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize("make", [_zero, _text, _gif, _bomb_over, _bomb_under])
+def test_bad_photos_are_refused_before_the_model_loads(cli, tmp_path: Path, no_model, monkeypatch, make) -> None:
+    import denoiser.core.memory as memory
+
+    monkeypatch.setattr(memory, "available_bytes", lambda: 4_000_000_000)
+    src = make(tmp_path)
+    code, _, err = cli("denoise", src, "--out-dir", tmp_path / "out")
+    assert code == 1 and f"{src}: " in err and not (tmp_path / "out").exists()
