@@ -12,8 +12,8 @@ from typing import Any
 
 from tqdm import tqdm
 
-from denoiser.cli.common import (add_model_options, parse_quality, parse_strength, signals_stop,
-                                 stopped_status)
+from denoiser.cli.common import (add_control_options, add_model_options, controls_from, parse_quality,
+                                 parse_strength, signals_stop, stopped_status)
 from denoiser.cli.common import add_memory_option, memory_limit
 from denoiser.core.progress import CancelToken
 
@@ -44,6 +44,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--report", type=Path, metavar="FILE", help="write a per-file report (.json or .csv)")
     add_model_options(p)
     add_memory_option(p)
+    add_control_options(p)
     p.add_argument("--allow-inside", action="store_true",
                    help="allow OUT_DIR inside IN_DIR (an output is still never written over an input)")
     p.set_defaults(func=run)
@@ -91,7 +92,7 @@ def _options(args: argparse.Namespace) -> Any:
         quality=args.quality, strength=args.strength, overwrite=args.overwrite,
         shard=parse_shard(args.shard) if args.shard else None, report=args.report,
         allow_inside=args.allow_inside, max_memory=memory_limit(args), model=args.model, device=args.device, tile=args.tile,
-        passes=args.passes)
+        passes=args.passes, controls=controls_from(args))
 
 
 def _summary(result: Any) -> None:

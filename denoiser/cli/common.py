@@ -23,7 +23,9 @@ def raise_terminated(signum: int, frame: object) -> None:
     raise Terminated
 
 def add_model_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default=None, help="model name (see `denoiser models`) or a .safetensors path")
+    p.add_argument("--model", default=None,
+                   help="auto (default: the camera profile matching each photo's EXIF, else the shipped "
+                        "default), a model name (see `denoiser models`) or a .safetensors path")
     p.add_argument("--device", default="auto", help="auto|cpu|cuda[:N]|mps (default auto)")
     p.add_argument("--tile", type=positive_int, default=None,
                    help="tile size in pixels, at least 256 (default 2048); smaller tiles use less memory")
@@ -112,10 +114,11 @@ def fail(command: str, message: str) -> None:
 def load_denoiser(args: argparse.Namespace, command: str):
     """The engine for --model/--device/--tile, or None after printing why not."""
     from denoiser.core.checkpoint import ModelFileError
-    from denoiser.core.engine import DEFAULT_TILE, Denoiser
+    from denoiser.core.foreign_models import open_denoiser
 
     try:
-        return Denoiser.from_name(args.model, args.device, tile=args.tile or DEFAULT_TILE)
+        model = None if args.model == "auto" else args.model  # camera profiles are chosen per photo
+        return open_denoiser(model, args.device, tile=args.tile)
     except (ModelFileError, ValueError, OSError) as exc:
         fail(command, str(exc))
         return None

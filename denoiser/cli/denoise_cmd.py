@@ -6,7 +6,8 @@ import logging
 import time
 from pathlib import Path
 
-from denoiser.cli.common import add_model_options, fail, load_denoiser, parse_quality, parse_strength, positive_float
+from denoiser.cli.common import (add_control_options, add_model_options, controls_from, fail, load_denoiser,
+                                 parse_quality, parse_strength, positive_float)
 from denoiser.cli.common import add_memory_option, memory_limit
 from denoiser.cli.progress import TerminalProgress
 from denoiser.core.progress import Cancelled
@@ -31,6 +32,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="refuse larger inputs (default 250)")
     add_model_options(p)
     add_memory_option(p)
+    add_control_options(p)
     p.set_defaults(func=run)
 
 
@@ -70,15 +72,26 @@ def run(args: argparse.Namespace) -> int:
         return 2
     log.info("model %s on %s, tiles of %d px, %d pass(es)", denoiser.model_name or "?", denoiser.device_name,
              denoiser.tile, args.passes)
-    failed = len(plan.items) - len(plan.todo) + sum(not _one(args, denoiser, item.source, item.output)
+    chooser = _chooser(args, denoiser)
+    failed = len(plan.items) - len(plan.todo) + sum(not _one(args, chooser, item.source, item.output)
                                                     for item in plan.todo)
     for notice in denoiser.notices:
         fail("denoise", notice)
     return 1 if failed else 0
 
 
-def _one(args: argparse.Namespace, denoiser, path: Path, target: Path) -> bool:
+def _chooser(args: argparse.Namespace, denoiser):
+    """Per-photo model choice: the pinned --model, or (auto) a camera profile matching the photo's EXIF."""
+    from denoiser.core.foreign_models import open_denoiser
+    from denoiser.core.profiles import ModelChooser
+
+    return ModelChooser(args.model, lambda name: open_denoiser(name, args.device, tile=args.tile), first=denoiser)
+
+
+def _one(args: argparse.Namespace, chooser, path: Path, target: Path) -> bool:
     """Denoise one photo into `target`; False (after one line on stderr) when it fails."""
+    from denoiser.core import tone
+    from denoiser.core.detail_map import detail_report
     from denoiser.core.photo import PhotoError, check_target, load_photo, remove_stale_parts, save_photo
 
     try:
@@ -89,16 +102,21 @@ def _one(args: argparse.Namespace, denoiser, path: Path, target: Path) -> bool:
                  time.perf_counter() - t0)
         target.parent.mkdir(parents=True, exist_ok=True)
         check_target(photo, target, args.overwrite)  # the same refusal save_photo makes, before the work
+        denoiser, choice = chooser.for_exif(photo.exif)
+        if choice.profile:
+            print(f"{path}: {choice.reason}")
         sigma = args.strength if args.strength is not None else _auto_strength(denoiser, photo, path)
         t1 = time.perf_counter()
         with TerminalProgress(path.name, delay=1.0) as bar:
-            result, sigma = denoiser.denoise_photo(photo, sigma, bar, args.passes)
+            result, sigma = tone.denoise_photo(denoiser, photo, sigma, controls_from(args), bar, args.passes)
+        score = detail_report(photo.pixels, result.pixels).score
+        result = tone.with_note(result, denoiser.model_name, sigma, args.passes, controls_from(args))
         log.info("%s: denoised at strength %.2f in %.1f s", path, sigma, time.perf_counter() - t1)
         for stale in remove_stale_parts([target]):
             log.info("removed %s, left by an interrupted run", stale)
         saved = save_photo(result, target, fmt=args.format, quality=args.quality, overwrite=args.overwrite)
         print(f"{path} -> {saved}  (noise level {sigma:.1f}, {time.perf_counter() - t0:.1f} s, "
-              f"{denoiser.device_name})")
+              f"{denoiser.device_name}; removed detail {score:.2f} %)")
         return True
     except (PhotoError, ValueError, OSError) as exc:
         fail("denoise", str(exc) if str(path) in str(exc) else f"{path}: {exc}")

@@ -24,9 +24,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     ex.add_argument("name")
     ex.add_argument("dest", type=Path, help="target file or folder")
     ex.add_argument("--overwrite", action="store_true")
-    im = verbs.add_parser("import", help="validate and add a model file")
+    im = verbs.add_parser("import", help="validate and add a model file: ours (.safetensors with a card) or a "
+                                         "community denoiser (DnCNN, FFDNet, DRUNet as .pth/.pt/.safetensors)")
     im.add_argument("file", type=Path)
     im.add_argument("--name", help="name to give it (default: the file name)")
+    im.add_argument("--nominal", type=float, default=25.0,
+                    help="community models without a noise-level input: the noise level (0..255) they remove "
+                         "fully; lower strengths blend toward the input (default 25)")
     verbs.add_parser("reset", help="check the shipped default and make it the model to use")
     p.set_defaults(func=run)
 
@@ -34,6 +38,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from denoiser.core import model_store as store
     from denoiser.core.checkpoint import ModelFileError
+    from denoiser.core.foreign_models import (ForeignModelError, delete_foreign, foreign_cards, import_foreign,
+                                              is_foreign)
 
     verb = args.verb or "list"
     try:
@@ -42,11 +48,17 @@ def run(args: argparse.Namespace) -> int:
         if verb == "rename":
             entry = store.rename(args.old, args.new)
             print(f"renamed {args.old!r} to {entry.name!r}")
+        elif verb == "delete" and args.name in foreign_cards():
+            delete_foreign(args.name)
+            print(f"deleted {args.name!r}")
         elif verb == "delete":
             store.delete(args.name)
             print(f"deleted {args.name!r}")
         elif verb == "export":
             print(f"exported to {store.export(args.name, args.dest, args.overwrite)}")
+        elif verb == "import" and is_foreign(str(args.file)):
+            dest = import_foreign(args.file, args.name or args.file.stem, args.nominal)
+            print(f"imported {dest.stem!r} ({foreign_cards()[dest.stem]['architecture']}, {dest})")
         elif verb == "import":
             entry = store.import_model(args.file, args.name)
             print(f"imported {entry.name!r} ({entry.path})")
@@ -57,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     except store.TargetExistsError as exc:
         print(f"denoiser models {verb}: {exc} (--overwrite)", file=sys.stderr)
         return 1
-    except (store.ModelStoreError, ModelFileError, OSError) as exc:
+    except (store.ModelStoreError, ModelFileError, ForeignModelError, OSError) as exc:
         print(f"denoiser models {verb}: {exc}", file=sys.stderr)
         return 1
     return 0
@@ -68,19 +80,26 @@ def _list(as_json: bool) -> int:
     from denoiser.core.profiles import describe_profile, profile_of
     from denoiser.core.registry import list_models
 
+    from denoiser.core.foreign_models import foreign_cards
+
     entries = list_models()
     rows = [describe(e) | {"camera_profile": profile_of(e)} for e in entries]
+    community = foreign_cards()
     if as_json:
-        print(json.dumps(rows, indent=2, default=str))
+        print(json.dumps(rows + list(community.values()), indent=2, default=str))
         return 0
     if not rows:
         print("no models installed", file=sys.stderr)
         return 1
-    width = max(len(r["name"]) for r in rows)
+    width = max(len(name) for name in [r["name"] for r in rows] + list(community))
     for r in rows:
         metric = r["metrics"].get("val_after")
         extra = f", val {r['metrics'].get('validation')}: {metric:.2f} dB" if isinstance(metric, float) else ""
         profile = f"  camera profile: {describe_profile(r['camera_profile'])}" if r["camera_profile"] else ""
         print(f"{r['name']:<{width}}  {r['architecture']}, {r['parameters'] / 1e6:.2f} M params  "
               f"[{r['origin']}{extra}]{profile}")
+    for name, card in community.items():
+        how = ("noise-level input" if card.get("noise_input") else
+               f"strength by blending, full at {card.get('nominal_sigma', 25):g}")
+        print(f"{name:<{width}}  {card['architecture']} ({how})  [community, imported]")
     return 0

@@ -22,15 +22,19 @@ import numpy as np
 
 from .batch_plan import (DONE, FAILED, QUEUED, RUNNING, SKIPPED, BatchError, BatchItem, BatchOptions, BatchPlan,
                          parse_shard, plan_batch)
+from . import tone
 from .checkpoint import atomic_write_bytes
-from .engine import DEFAULT_TILE, Denoiser
+from .detail_map import detail_report
+from .engine import Denoiser
+from .foreign_models import open_denoiser
 from .photo import Photo, PhotoError, load_photo, remove_stale_parts, save_photo
+from .profiles import AUTO_MODEL, ModelChooser
 from .progress import Cancelled, NullProgress, Progress
 
 __all__ = ["BatchError", "BatchItem", "BatchOptions", "BatchPlan", "BatchResult", "plan_batch", "run_batch",
            "parse_shard", "write_report", "DONE", "FAILED", "QUEUED", "RUNNING", "SKIPPED"]
 
-REPORT_FIELDS = ("file", "status", "reason", "seconds", "estimated_noise", "output")
+REPORT_FIELDS = ("file", "status", "reason", "seconds", "estimated_noise", "model", "removed_detail_pct", "output")
 
 # on_file(index in the plan, number of files in the plan, item): called on each status change.
 FileCallback = Callable[[int, int, BatchItem], None]
@@ -143,12 +147,21 @@ def _reason(exc: BaseException, source: Path) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def _process(item: BatchItem, loaded: _Loaded, denoiser: Denoiser, opts: BatchOptions, progress: Progress) -> None:
+def _process(item: BatchItem, loaded: _Loaded, denoiser: Denoiser, opts: BatchOptions, progress: Progress,
+             chooser: ModelChooser | None = None) -> None:
     if loaded.error is not None:
         raise loaded.error
     assert loaded.photo is not None
     sigma = opts.strength if opts.strength is not None else loaded.sigma
-    out, item.sigma = denoiser.denoise_photo(loaded.photo, sigma, progress, opts.passes)
+    if chooser is not None:  # --model auto: a camera profile matching the photo's EXIF, else the default
+        chosen, _ = chooser.for_exif(loaded.photo.exif)
+        if chosen is not denoiser and opts.strength is None:
+            sigma = chosen.auto_strength(loaded.photo.pixels)  # Auto as the profile model calibrates it
+        denoiser = chosen
+    out, item.sigma = tone.denoise_photo(denoiser, loaded.photo, sigma, opts.controls, progress, opts.passes)
+    item.model = denoiser.model_name
+    item.detail_score = detail_report(loaded.photo.pixels, out.pixels).score
+    out = tone.with_note(out, item.model, item.sigma, opts.passes, opts.controls)
     assert item.output is not None
     _make_folder(item.output.parent)
     save_photo(out, item.output, fmt=opts.fmt, quality=opts.quality, overwrite=opts.overwrite)
@@ -166,8 +179,10 @@ def _make_folder(folder: Path) -> None:
                          "check its permissions or choose another output folder") from None
 
 
-def make_denoiser(opts: BatchOptions) -> Denoiser:
-    return Denoiser.from_name(opts.model, device=opts.device, tile=opts.tile or DEFAULT_TILE)
+def make_denoiser(opts: BatchOptions, model: str | None = None) -> Denoiser:
+    """The engine for `model` (default: the job's; "auto" loads the shipped default, profiles come per photo)."""
+    model = opts.model if model is None else model
+    return open_denoiser(None if model == AUTO_MODEL else model, device=opts.device, tile=opts.tile)
 
 
 def run_batch(opts: BatchOptions, denoiser: Denoiser | None = None, progress: Progress | None = None,
@@ -232,8 +247,12 @@ class _Runner:
     progress: Progress
     notify: Callable[[BatchItem], None]
     on_file_progress: Callable[[float], None] | None
+    chooser: ModelChooser | None = None  # set by run() when no model is pinned (camera profiles)
 
     def run(self, todo: list[BatchItem]) -> None:
+        if self.opts.model in (None, "", AUTO_MODEL):
+            self.chooser = ModelChooser(self.opts.model, lambda name: make_denoiser(self.opts, name),
+                                        first=self.denoiser)
         auto = self.denoiser.auto_strength if self.opts.strength is None else None
         with closing(_decoded(todo, self.opts.prefetch, auto, self.opts.max_memory)) as decoded:
             for k, (item, loaded) in enumerate(decoded):
@@ -249,7 +268,7 @@ class _Runner:
         start = time.perf_counter()
         try:
             file_progress = _FileProgress(self.progress, k, n, label, self.on_file_progress)
-            _process(item, loaded, self.denoiser, self.opts, file_progress)
+            _process(item, loaded, self.denoiser, self.opts, file_progress, self.chooser)
             item.status = DONE
         except Cancelled:
             raise

@@ -9,6 +9,8 @@ EXIF blobs are passed around in the form Pillow uses for JPEG: b"Exif\\0\\0" + a
 """
 from __future__ import annotations
 
+import html
+import re
 import struct
 import zlib
 from dataclasses import dataclass
@@ -385,3 +387,23 @@ def icc_colour_space(icc: bytes | None) -> str:
     if not icc or len(icc) < 20:
         return ""
     return icc[16:20].decode("ascii", "replace").strip()
+
+
+XMP_NOTE_NS = "https://photo-denoiser.invalid/ns/1.0/"  # our namespace: fields no other tool defines
+_XMP_NOTE = re.compile(rb'<rdf:Description rdf:about="" xmlns:pdn="[^"]*"[^>]*/>')
+
+
+def xmp_with_note(xmp: bytes | None, fields: dict[str, str]) -> bytes:
+    """The photo's XMP with one extra rdf:Description of `fields` (pdn:Name="value"), so a saved file says
+    how it was made (model, strength). The existing packet is kept byte for byte; only an earlier note of
+    ours is replaced. Without XMP a new minimal packet is made; a packet with no rdf:RDF to hold the note is
+    returned unchanged (the photo's own metadata matters more than our note)."""
+    attrs = "".join(f' pdn:{k}="{html.escape(str(v), quote=True)}"' for k, v in fields.items() if k.isalnum())
+    note = f'<rdf:Description rdf:about="" xmlns:pdn="{XMP_NOTE_NS}"{attrs}/>'.encode()
+    if xmp:
+        xmp = _XMP_NOTE.sub(b"", xmp)
+        rdf = re.search(rb"<rdf:RDF\b[^>]*>", xmp)
+        return xmp[:rdf.end()] + note + xmp[rdf.end():] if rdf else xmp
+    return (b'<?xpacket begin="\xef\xbb\xbf" id="W5M0MpCehiHzreSzNTczkc9d"?>'
+            b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+            + note + b'</rdf:RDF></x:xmpmeta><?xpacket end="w"?>')
