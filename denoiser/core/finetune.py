@@ -299,10 +299,7 @@ def _preview_crop(files: list[Path], mode: str, sigma: float, multiple: int) -> 
 def run_folder(name: str) -> Path:
     """The run folder of the model `name`, which must be a valid model name (check_name): a name
     such as ".." or "/home/me" never reaches the file system, let alone a delete."""
-    try:
-        return runs_dir() / check_name(name)
-    except ModelStoreError as exc:
-        raise FinetuneError(str(exc)) from None
+    return runs_dir() / check_name(name)  # ModelStoreError for a bad name, as validate_name raises
 
 
 def _read_spec(name: str) -> dict[str, Any]:
@@ -324,7 +321,7 @@ def has_unfinished_run(name: str) -> bool:
     """True when `name` has a stopped run to resume; False for an invalid name (nothing to resume)."""
     try:
         folder = run_folder(name)
-    except FinetuneError:
+    except ModelStoreError:
         return False
     return (folder / "checkpoint.pt").is_file() and (folder / "finetune.json").is_file()
 
