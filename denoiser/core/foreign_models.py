@@ -193,33 +193,13 @@ def build(sd: dict[str, torch.Tensor], source: str, nominal: float = DEFAULT_NOM
         raise ForeignModelError(f"{source}: an upscaling (super-resolution) model; only 1x restoration models "
                                 f"are supported")
     if "m_head.weight" in sd and "m_tail.weight" in sd:
-        head, tail = sd["m_head.weight"], sd["m_tail.weight"]
-        downs = [_last(sd, f"m_down{i}.%d.weight") for i in (1, 2, 3)]  # each level's strided conv
-        nc = [head.shape[0]] + [sd[k].shape[0] for k in downs if k]
-        nb = sum(1 for k in sd if re.fullmatch(r"m_body\.\d+\.res\.0\.weight", k))
-        channels = tail.shape[0]
-        if len(nc) != 4 or head.shape[1] != channels + 1:
-            raise ForeignModelError(f"{source}: DRUNet-like keys but an unexpected layout "
-                                    f"(head {tuple(head.shape)}, tail {tuple(tail.shape)})")
-        arch, net = "drunet", DRUNet(head.shape[1], channels, nc, nb)
+        arch, net, channels = _drunet(sd, source)
     elif (stack := _stack_weights(sd, "model.")) is not None:
-        weights, biases = stack
-        cin, cout = weights[0].shape[1], weights[-1].shape[0]
-        if any(b.shape[1] != a.shape[0] for a, b in zip(weights, weights[1:])):
-            raise ForeignModelError(f"{source}: weights do not fit a conv stack: the layers' channel counts "
-                                    f"do not chain ({[tuple(w.shape[:2]) for w in weights]})")
-        if cin == cout and cin in (1, 3):
-            arch, channels = "dncnn", cin
-        elif cin in (5, 13) and cout == 4 * ((cin - 1) // 4) and (cin - 1) // 4 in (1, 3):
-            arch, channels = "ffdnet", (cin - 1) // 4
-        elif cout == cin * 4 or cout == cin * 16:
-            raise ForeignModelError(f"{source}: a pixel-shuffle upscaler ({cin} -> {cout} channels); only 1x "
-                                    f"restoration models are supported")
-        else:
-            raise ForeignModelError(f"{source}: a conv stack of {cin} -> {cout} channels is not a DnCNN or "
-                                    f"FFDNet layout")
-        net = _conv_stack(weights, biases)
-        sd = {f"{int(k.split('.')[1])}.{k.split('.', 2)[2]}": v for k, v in sd.items()}
+        arch, net, channels = _conv_stack_model(stack, source)
+        extra = [k for k in sd if not k.startswith("model.")]
+        if extra:
+            raise ForeignModelError(f"{source}: weights do not fit the {arch} layout: unexpected keys {extra[:3]}")
+        sd = {k.removeprefix("model."): v for k, v in sd.items()}
     else:
         raise ForeignModelError(f"{source}: architecture not recognised from its weights (supported: "
                                 f"{', '.join(ARCHITECTURES)}; keys start {', '.join(list(sd)[:3])})")
@@ -233,6 +213,38 @@ def build(sd: dict[str, torch.Tensor], source: str, nominal: float = DEFAULT_NOM
     model = ForeignDenoiser(arch, net.eval(), channels, nominal).eval()
     _check_one_to_one(model, source)
     return model
+
+
+def _drunet(sd: dict[str, torch.Tensor], source: str) -> tuple[str, nn.Module, int]:
+    head, tail = sd["m_head.weight"], sd["m_tail.weight"]
+    downs = [_last(sd, f"m_down{i}.%d.weight") for i in (1, 2, 3)]  # each level's strided conv
+    nc = [head.shape[0]] + [sd[k].shape[0] for k in downs if k]
+    nb = sum(1 for k in sd if re.fullmatch(r"m_body\.\d+\.res\.0\.weight", k))
+    channels = tail.shape[0]
+    if len(nc) != 4 or head.shape[1] != channels + 1 or channels not in (1, 3):
+        raise ForeignModelError(f"{source}: DRUNet-like keys but an unexpected layout "
+                                f"(head {tuple(head.shape)}, tail {tuple(tail.shape)})")
+    return "drunet", DRUNet(head.shape[1], channels, nc, nb), channels
+
+
+def _conv_stack_model(stack: tuple[list[torch.Tensor], bool], source: str) -> tuple[str, nn.Module, int]:
+    """DnCNN (C -> C) or FFDNet (4C+1 -> 4C) from a plain conv stack; anything else is refused."""
+    weights, biases = stack
+    cin, cout = weights[0].shape[1], weights[-1].shape[0]
+    if any(b.shape[1] != a.shape[0] for a, b in zip(weights, weights[1:])):
+        raise ForeignModelError(f"{source}: weights do not fit a conv stack: the layers' channel counts "
+                                f"do not chain ({[tuple(w.shape[:2]) for w in weights]})")
+    if cin == cout and cin in (1, 3):
+        arch, channels = "dncnn", cin
+    elif cin in (5, 13) and cout == 4 * ((cin - 1) // 4):
+        arch, channels = "ffdnet", (cin - 1) // 4
+    elif cout in (cin * 4, cin * 16):
+        raise ForeignModelError(f"{source}: a pixel-shuffle upscaler ({cin} -> {cout} channels); only 1x "
+                                f"restoration models are supported")
+    else:
+        raise ForeignModelError(f"{source}: a conv stack of {cin} -> {cout} channels is not a DnCNN or "
+                                f"FFDNet layout")
+    return arch, _conv_stack(weights, biases), channels
 
 
 def _last(sd: dict[str, torch.Tensor], pattern: str) -> str | None:

@@ -90,6 +90,20 @@ def test_drunet_layout_loads_and_uses_its_noise_input(tmp_path, image):
     assert auto.shape == image.shape and np.isfinite(auto).all()
 
 
+def test_ffdnet_layout_loads_and_uses_its_noise_input(tmp_path, image):
+    """KAIR FFDNet: the DnCNN key layout on pixel-unshuffled input + a noise map (13 -> 12 channels)."""
+    g = torch.Generator().manual_seed(1)
+    sd, cin = {}, 13
+    for i, cout in enumerate((16, 16, 12)):
+        sd[f"model.{2 * i}.weight"], sd[f"model.{2 * i}.bias"] = _w(g, cout, cin, 3, 3, std=0.1), _w(g, cout)
+        cin = cout
+    torch.save(sd, tmp_path / "ffdnet_color.pth")
+    den = open_denoiser(str(tmp_path / "ffdnet_color.pth"), device="cpu")
+    assert den.multiple == 2
+    low, high = den.denoise(image, 5.0), den.denoise(image, 50.0)
+    assert low.shape == image.shape and np.abs(low - high).max() > 1e-4
+
+
 def test_pickle_that_would_run_code_is_refused_and_runs_nothing(tmp_path):
     marker = tmp_path / "pwned"
 
