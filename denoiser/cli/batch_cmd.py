@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -100,6 +101,13 @@ def _summary(result: Any) -> None:
     existing = sum(1 for i in result.skipped if i.reason == "output exists")
     lines = [f"{'stopped' if result.cancelled else 'finished'} in {result.seconds:.1f} s: "
              f"{c['done']} done, {c['skipped']} skipped ({existing} already done), {c['failed']} failed"]
+    used = Counter(i.model for i in result.done if i.model)
+    if len(used) > 1:  # camera profiles took some photos (--model auto)
+        lines.append("  models: " + ", ".join(f"{name} ({n})" for name, n in used.most_common()))
+    flagged = sorted((i for i in result.done if (i.detail_score or 0) >= 1.0), key=lambda i: -i.detail_score)
+    if flagged:  # where the removed signal has structure: worth a look (core.detail_map)
+        lines.append("  check for removed detail: " + ", ".join(f"{i.rel} ({i.detail_score:.1f} %)"
+                                                               for i in flagged[:5]))
     for item in result.failed:
         lines.append(f"  failed  {item.rel}: {item.reason}")
     for item in result.skipped:

@@ -92,6 +92,21 @@ def test_batch_picks_the_camera_profile_per_photo_unless_pinned(tmp_path, monkey
     assert {i.model for i in pinned.done} == {"default"}
 
 
+def test_batch_cli_summary_names_the_models_used(tmp_path, monkeypatch, capsys):
+    from denoiser.cli import main
+
+    _install(tmp_path, monkeypatch)
+    src = tmp_path / "shoot"
+    src.mkdir()
+    photo_jpeg(src / "a.jpg", 0, ("Canon", "Canon EOS R5", 3200))
+    photo_jpeg(src / "b.jpg", 1)
+    photo_jpeg(src / "c.jpg", 2)
+    assert main(["batch", str(src), "-o", str(tmp_path / "out"), "--strength", "20", "--device", "cpu",
+                 "--luma", "0.5x"]) == 0
+    assert "models: default (2), r5 (1)" in capsys.readouterr().out
+    assert 'pdn:Luma="0.5x"' in xmp_of(tmp_path / "out" / "b-denoised.jpg")
+
+
 def test_denoise_cli_takes_the_controls_and_the_profile(tmp_path, monkeypatch, capsys):
     from denoiser.cli import main
 
@@ -115,3 +130,18 @@ def test_bad_control_values_are_usage_errors(tmp_path, capsys, flag, value):
         main(["denoise", str(tmp_path / "a.png"), "-o", str(tmp_path / "b.png"), flag, value])
     assert exc.value.code == 2
     assert value in capsys.readouterr().err
+
+
+def test_batch_summary_lists_photos_to_check_for_removed_detail(capsys):
+    from pathlib import PurePosixPath
+
+    from denoiser.cli.batch_cmd import _summary
+    from denoiser.core.batch import BatchResult
+    from denoiser.core.batch_plan import DONE, BatchItem
+
+    items = [BatchItem(PurePosixPath(f"p{i}.jpg"), Path(f"p{i}.jpg"), None, DONE, model="default",
+                       detail_score=score) for i, score in enumerate((0.1, 4.2, 1.5, 0.0))]
+    _summary(BatchResult(items=items))
+    out = capsys.readouterr().out
+    assert "check for removed detail: p1.jpg (4.2 %), p2.jpg (1.5 %)" in out and "p0.jpg" not in out
+    assert "models:" not in out  # one model for all
