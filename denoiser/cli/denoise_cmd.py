@@ -10,6 +10,7 @@ from denoiser.cli.common import (add_control_options, add_model_options, control
                                  parse_quality, parse_strength, positive_float)
 from denoiser.cli.common import add_memory_option, memory_limit
 from denoiser.cli.progress import TerminalProgress
+from denoiser.cli.strength import add_strength_scale_option, scale_conflict
 from denoiser.core.progress import Cancelled
 
 log = logging.getLogger("denoiser.denoise")
@@ -25,6 +26,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     out.add_argument("--out-dir", type=Path, help="output folder: <stem>-denoised.<ext> per input")
     p.add_argument("--strength", type=parse_strength, default=None, metavar="auto|SIGMA",
                    help="noise level in 0..255 units, or auto (estimated per photo; default)")
+    add_strength_scale_option(p)
     p.add_argument("--format", choices=FORMATS, default="keep", help="output format (default: as the input)")
     p.add_argument("--quality", type=parse_quality, default=95, help="JPEG/WebP quality 1..100 (default 95)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file (never an input)")
@@ -43,6 +45,9 @@ def run(args: argparse.Namespace) -> int:
     from denoiser.core.files import write_problem
     from denoiser.core.photo import PhotoError, check_photo_header
 
+    if scale_conflict(args):
+        fail("denoise", scale_conflict(args))
+        return 2
     if args.out_dir and args.out_dir.exists() and not args.out_dir.is_dir():
         fail("denoise", f"{args.out_dir}: not a folder; --out-dir takes a folder (use -o for one output file)")
         return 2
@@ -105,7 +110,7 @@ def _one(args: argparse.Namespace, chooser, path: Path, target: Path) -> bool:
         denoiser, choice = chooser.for_exif(photo.exif)
         if choice.profile:
             print(f"{path}: {choice.reason}")
-        sigma = args.strength if args.strength is not None else _auto_strength(denoiser, photo, path)
+        sigma = args.strength if args.strength is not None else _auto_strength(args, denoiser, photo, path)
         t1 = time.perf_counter()
         with TerminalProgress(path.name, delay=1.0) as bar:
             result, sigma = tone.denoise_photo(denoiser, photo, sigma, controls_from(args), bar, args.passes)
@@ -126,7 +131,7 @@ def _one(args: argparse.Namespace, chooser, path: Path, target: Path) -> bool:
     return False
 
 
-def _auto_strength(denoiser, photo, path: Path) -> float:
+def _auto_strength(args: argparse.Namespace, denoiser, photo, path: Path) -> float:
     """Auto's estimate (and, for camera noise, its calibration: seconds on a CPU), announced and timed on
     the terminal so a photo never sits silent."""
     from denoiser.core.photo import PhotoError
@@ -134,7 +139,7 @@ def _auto_strength(denoiser, photo, path: Path) -> float:
     t0 = time.perf_counter()
     with TerminalProgress(f"{path.name}: estimating the noise level (Auto)", delay=0.0, ticking=True):
         try:
-            sigma = denoiser.auto_strength(photo.pixels)
+            sigma = denoiser.auto_strength(photo.pixels, scale=args.strength_scale)
         except ValueError as exc:
             hint = "" if "--strength" in str(exc) else "; give the strength yourself, e.g. --strength 15"
             raise PhotoError(f"{path}: Auto cannot measure the noise of a {photo.width} x {photo.height} photo "
