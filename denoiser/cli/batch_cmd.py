@@ -16,6 +16,7 @@ from tqdm import tqdm
 from denoiser.cli.common import (add_control_options, add_model_options, controls_from, parse_quality,
                                  parse_strength, signals_stop, stopped_status)
 from denoiser.cli.common import add_memory_option, memory_limit
+from denoiser.cli.strength import add_strength_scale_option, scale_conflict
 from denoiser.core.progress import CancelToken
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
@@ -38,6 +39,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="output file name; fields {stem} {ext} {name} {parent} (default: %(default)s)")
     p.add_argument("--format", dest="fmt", choices=FORMATS, default="keep", help="output format (default: keep)")
     p.add_argument("--quality", type=parse_quality, default=95, help="JPEG/WebP quality 1..100 (default: 95)")
+    add_strength_scale_option(p)
     p.add_argument("--strength", type=parse_strength, default=None, metavar="auto|SIGMA",
                    help="noise level 0..255, or auto to estimate it for each photo (default: auto)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs instead of skipping them")
@@ -90,7 +92,7 @@ def _options(args: argparse.Namespace) -> Any:
     return BatchOptions(
         input_dir=args.input_dir, output_dir=args.output, recursive=args.recursive,
         include=tuple(args.include), exclude=tuple(args.exclude), name_template=args.name, fmt=args.fmt,
-        quality=args.quality, strength=args.strength, overwrite=args.overwrite,
+        quality=args.quality, strength=args.strength, strength_scale=args.strength_scale, overwrite=args.overwrite,
         shard=parse_shard(args.shard) if args.shard else None, report=args.report,
         allow_inside=args.allow_inside, max_memory=memory_limit(args), model=args.model, device=args.device, tile=args.tile,
         passes=args.passes, controls=controls_from(args))
@@ -127,6 +129,9 @@ def run(args: argparse.Namespace) -> int:
     from denoiser.core.checkpoint import ModelFileError
     from denoiser.core.files import write_problem
 
+    if scale_conflict(args):
+        print(f"denoiser batch: {scale_conflict(args)}", file=sys.stderr)
+        return 2
     try:
         opts = _options(args)
         plan = plan_batch(opts)

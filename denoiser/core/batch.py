@@ -34,7 +34,7 @@ from .progress import Cancelled, NullProgress, Progress
 __all__ = ["BatchError", "BatchItem", "BatchOptions", "BatchPlan", "BatchResult", "plan_batch", "run_batch",
            "parse_shard", "write_report", "DONE", "FAILED", "QUEUED", "RUNNING", "SKIPPED"]
 
-REPORT_FIELDS = ("file", "status", "reason", "seconds", "estimated_noise", "model", "removed_detail_pct", "output")
+REPORT_FIELDS = ("file", "status", "reason", "seconds", "strength", "model", "removed_detail_pct", "output")
 
 # on_file(index in the plan, number of files in the plan, item): called on each status change.
 FileCallback = Callable[[int, int, BatchItem], None]
@@ -156,7 +156,7 @@ def _process(item: BatchItem, loaded: _Loaded, denoiser: Denoiser, opts: BatchOp
     if chooser is not None:  # --model auto: a camera profile matching the photo's EXIF, else the default
         chosen, _ = chooser.for_exif(loaded.photo.exif)
         if chosen is not denoiser and opts.strength is None:
-            sigma = chosen.auto_strength(loaded.photo.pixels)  # Auto as the profile model calibrates it
+            sigma = chosen.auto_strength(loaded.photo.pixels, scale=opts.strength_scale)  # the profile's Auto
         denoiser = chosen
     out, item.sigma = tone.denoise_photo(denoiser, loaded.photo, sigma, opts.controls, progress, opts.passes)
     item.model = denoiser.model_name
@@ -253,7 +253,8 @@ class _Runner:
         if self.opts.model in (None, "", AUTO_MODEL):
             self.chooser = ModelChooser(self.opts.model, lambda name: make_denoiser(self.opts, name),
                                         first=self.denoiser)
-        auto = self.denoiser.auto_strength if self.opts.strength is None else None
+        scale = self.opts.strength_scale
+        auto = (lambda px: self.denoiser.auto_strength(px, scale=scale)) if self.opts.strength is None else None
         with closing(_decoded(todo, self.opts.prefetch, auto, self.opts.max_memory)) as decoded:
             for k, (item, loaded) in enumerate(decoded):
                 self.one(k, len(todo), item, loaded)

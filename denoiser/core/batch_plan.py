@@ -40,6 +40,7 @@ class BatchOptions:
     fmt: str = "keep"
     quality: int = 95
     strength: float | None = None  # None: estimate the noise level of each photo
+    strength_scale: float = 1.0  # with Auto: the scale on each photo's noise map (1 = Auto)
     overwrite: bool = False
     shard: tuple[int, int] | None = None  # (K, N): the K-th (1-based) of N disjoint slices
     report: Path | None = None  # .json or .csv
@@ -62,6 +63,8 @@ class BatchOptions:
             raise BatchError(f"quality must be 1..100, got {self.quality}")
         if self.strength is not None and not 0 <= self.strength <= 255:
             raise BatchError(f"strength must be a noise level in 0..255, got {self.strength}")
+        if not 0 < self.strength_scale <= 10:
+            raise BatchError(f"strength scale must be above 0 and at most 10, got {self.strength_scale}")
         try:
             check_passes(self.passes)
         except ValueError as exc:
@@ -125,7 +128,7 @@ class BatchItem:
     def row(self) -> dict[str, object]:
         return {"file": str(self.rel), "status": self.status, "reason": self.reason,
                 "seconds": round(self.seconds, 3),
-                "estimated_noise": None if self.sigma is None else round(self.sigma, 2),
+                "strength": None if self.sigma is None else round(self.sigma, 2),
                 "model": self.model,
                 "removed_detail_pct": None if self.detail_score is None else round(self.detail_score, 2),
                 "output": str(self.output) if self.output is not None and self.output_written else ""}

@@ -200,7 +200,7 @@ def test_run_cleans_every_photo_and_reports(tmp_path: Path, tiny_model: str, pre
     assert events == [(0, "running"), (0, "done"), (1, "running"), (1, "done"), (2, "running"), (2, "done")]
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["summary"]["done"] == 3 and report["summary"]["cancelled"] is False
-    assert all(row["estimated_noise"] > 5 for row in report["files"])  # sigma 20 noise was estimated
+    assert all(row["strength"] > 5 for row in report["files"])  # sigma 20 noise was estimated
     with Image.open(tmp_path / "out" / "p00-denoised.png") as im:
         assert im.size == (64, 48)
 
@@ -226,7 +226,7 @@ def test_fixed_strength_is_used_and_csv_report(tmp_path: Path, tiny_model: str) 
     result = run_batch(options(tmp_path, tiny_model, strength=12.5, report=tmp_path / "r.csv", fmt="jpeg"))
     assert [i.sigma for i in result.done] == [12.5, 12.5]
     rows = list(csv.DictReader((tmp_path / "r.csv").open()))
-    assert [(r["file"], r["status"], r["estimated_noise"]) for r in rows] == [("p00.png", "done", "12.5"),
+    assert [(r["file"], r["status"], r["strength"]) for r in rows] == [("p00.png", "done", "12.5"),
                                                                            ("p01.png", "done", "12.5")]
     assert visible_files(tmp_path / "out") == ["p00-denoised.jpg", "p01-denoised.jpg"]
 

@@ -105,7 +105,7 @@ def test_mixed_folder(mixed: Path, tmp_path: Path, tiny_model: str, capsys: pyte
     rows = {r["file"]: r for r in json.loads(report.read_text())["files"]}
     assert set(rows) == set(GOOD) | set(BAD) | set(UNSUPPORTED)
     for name in GOOD:
-        assert rows[name]["status"] == "done" and rows[name]["estimated_noise"] > 0
+        assert rows[name]["status"] == "done" and rows[name]["strength"] > 0
     for name, words in BAD.items():
         assert rows[name]["status"] == "failed" and words in rows[name]["reason"], rows[name]
         assert not rows[name]["reason"].startswith(str(mixed)) and rows[name]["output"] == ""

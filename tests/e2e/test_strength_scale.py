@@ -54,3 +54,20 @@ def test_strength_scale_rejects_nonsense(tmp_path, capsys):
         except SystemExit as exc:
             assert exc.code == 2
         assert "strength scale" in capsys.readouterr().err
+
+
+def test_batch_strength_scale_reaches_each_photo(tmp_path, tiny_model_file, capsys):
+    import json
+
+    src = tmp_path / "in"
+    src.mkdir()
+    _noisy_png(src / "a.png", 1)
+    levels = {}
+    for scale in ("1", "3"):
+        out = tmp_path / f"out{scale}"
+        code = main(["batch", str(src), "-o", str(out), "--model", str(tiny_model_file), "--strength-scale", scale,
+                     "--report", str(tmp_path / f"r{scale}.json")])
+        assert code == 0, capsys.readouterr().err
+        rows = json.loads((tmp_path / f"r{scale}.json").read_text())
+        levels[scale] = float(next(r for r in rows["files"] if r["file"] == "a.png")["strength"])
+    assert abs(levels["3"] - 3 * levels["1"]) < 0.2
