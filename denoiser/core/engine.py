@@ -218,11 +218,12 @@ class Denoiser:
         self.notices.append(text)
 
     def noise_map(self, pixels: np.ndarray) -> np.ndarray:
-        """Per-pixel noise std (ceil(H/2), ceil(W/2)), 0..255 units: the learned estimator (noise.learned)
-        when it is installed, else the classical estimate as a constant map."""
+        """The level map Auto gives the model, (ceil(H/2), ceil(W/2)) in 0..255 units: the learned estimator's
+        per-pixel noise std (noise.learned) times its Auto gain when it is installed, else the classical estimate
+        as a constant map."""
         net = shipped_estimator()
         if net is not None:
-            return predict_map(net, pixels)
+            return predict_map(net, pixels) * np.float32(net.gain)
         est = estimate_noise(pixels)
         return np.full(((pixels.shape[0] + 1) // 2, (pixels.shape[1] + 1) // 2), est.sigma, np.float32)
 

@@ -52,9 +52,10 @@ class _Res(nn.Module):
 class NoiseMapNet(nn.Module):
     """(N, 3, H, W) noisy in [0,1] -> (N, 1, ceil(H/2), ceil(W/2)) local noise std in 0..255 units."""
 
-    def __init__(self, config: EstimatorConfig = EstimatorConfig()) -> None:
+    def __init__(self, config: EstimatorConfig = EstimatorConfig(), gain: float = 1.0) -> None:
         super().__init__()
         self.config = config
+        self.gain = gain  # Auto drives the model at gain x the map (chosen per shipped model; file metadata)
         a, b, c = config.widths
         self.stem = nn.Sequential(nn.Conv2d(3, a, 3, padding=1), nn.ReLU(),
                                   nn.Conv2d(a, b, 3, stride=2, padding=1), nn.ReLU())
@@ -86,7 +87,8 @@ def save_estimator(net: NoiseMapNet, path: Path, meta: dict[str, Any]) -> None:
     from ..checkpoint import atomic_write_bytes
 
     state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
-    header = {"kind": "noise-map-estimator", "config": json.dumps(net.config.to_dict()), "meta": json.dumps(meta)}
+    header = {"kind": "noise-map-estimator", "config": json.dumps(net.config.to_dict()),
+              "meta": json.dumps({**meta, "auto_gain": net.gain})}
     atomic_write_bytes(Path(path), save(state, metadata=header))
 
 
@@ -100,7 +102,10 @@ def load_estimator(path: Path) -> NoiseMapNet:
         header = f.metadata() or {}
         if header.get("kind") != "noise-map-estimator":
             raise ValueError(f"{path}: not a noise-map estimator file")
-        net = NoiseMapNet(EstimatorConfig.from_dict(json.loads(header.get("config", "{}"))))
+        gain = float(json.loads(header.get("meta", "{}")).get("auto_gain", 1.0))
+        if not 0.1 <= gain <= 10:
+            raise ValueError(f"{path}: Auto gain {gain} is outside 0.1..10")
+        net = NoiseMapNet(EstimatorConfig.from_dict(json.loads(header.get("config", "{}"))), gain)
         expected = net.state_dict()
         if set(f.keys()) != set(expected):
             raise ValueError(f"{path}: weights do not match the estimator's architecture")

@@ -1,0 +1,72 @@
+"""Accuracy of Auto's noise map on synthetic camera-pipeline noise (the learned estimator vs the classical one).
+
+Clean photos: the standard test sets (never trained on) with camera-pipeline noise (core.noise.camera, random
+cameras, seeded). Reference: the local std map of the noise actually added (core.noise.local_std_map). Reported
+per set: mean absolute relative error of the map (|est - true| / true, over pixels whose true std >= 1),
+bias (mean signed relative error) and the error of the map's mean.
+
+python benchmarks/noise_map.py [--estimator FILE] [--limit N] -> benchmarks/results/noise_map.json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "test"
+
+
+def main() -> None:
+    import torch
+
+    from denoiser.core.checkpoint import atomic_write_bytes
+    from denoiser.core.evaluate import image_files, load_eval_image
+    from denoiser.core.noise import estimate_sigma, learned, local_std_map
+    from denoiser.core.noise.camera import sample_params, simulate
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--estimator", type=Path, default=None)
+    ap.add_argument("--limit", type=int, default=12)
+    ap.add_argument("--sets", default="CBSD68,Kodak24,McMaster")
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    net = learned.load_estimator(args.estimator) if args.estimator else learned.shipped_estimator()
+    if net is None:
+        raise SystemExit("no estimator installed: give --estimator FILE")
+    rows = []
+    for name in args.sets.split(","):
+        stats = {"learned": [], "classical": []}
+        secs = []
+        for i, f in enumerate(image_files(DATA / name, args.limit)):
+            clean = load_eval_image(f)
+            if clean.shape[2] == 1:
+                clean = np.repeat(clean, 3, axis=2)
+            rng = np.random.default_rng(1000 + i)
+            noisy = simulate(clean, sample_params(rng), rng)
+            true = local_std_map(torch.from_numpy(noisy - clean).permute(2, 0, 1)[None])[0, 0].numpy()
+            t0 = time.perf_counter()
+            est = learned.predict_map(net, noisy)
+            secs.append((time.perf_counter() - t0) / (clean.shape[0] * clean.shape[1] / 1e6))
+            classical = np.full_like(true, estimate_sigma(noisy))
+            keep = true >= 1.0
+            for key, m in (("learned", est), ("classical", classical)):
+                rel = (m[keep] - true[keep]) / true[keep]
+                stats[key].append((np.mean(np.abs(rel)), np.mean(rel), m.mean() / true.mean() - 1))
+        for key, vals in stats.items():
+            a = np.array(vals)
+            rows.append({"set": name, "estimator": key, "images": len(a), "map_mean_abs_rel_err": float(a[:, 0].mean()),
+                         "map_bias": float(a[:, 1].mean()), "mean_level_rel_err": float(a[:, 2].mean()),
+                         "seconds_per_mp": float(np.mean(secs)) if key == "learned" else None})
+            r = rows[-1]
+            print(f"{name:<9} {key:<9}: |err| {r['map_mean_abs_rel_err']:6.1%}  bias {r['map_bias']:+6.1%}  "
+                  f"mean level {r['mean_level_rel_err']:+6.1%}", flush=True)
+    out = Path(__file__).parent / "results" / "noise_map.json"
+    atomic_write_bytes(out, json.dumps(rows, indent=1).encode())
+
+
+if __name__ == "__main__":
+    main()
