@@ -39,6 +39,10 @@ def run(args: argparse.Namespace) -> int:
     from denoiser.core.finetune import FinetuneError, discard_run, finetune, has_unfinished_run, suggest_mode
 
     minutes = args.minutes if args.minutes is not None else (0.0 if args.steps else 10.0)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)  # process-wide, so set here at the entry point
     received: list[int] = []
     try:
         if args.discard:

@@ -37,6 +37,9 @@ def run(args: argparse.Namespace) -> int:
         overrides = {k: v for k, v in (("minutes", args.minutes), ("max_steps", args.steps),
                                        ("threads", args.threads)) if v is not None}
         cfg = replace(cfg, **overrides)
+        import torch
+
+        torch.set_num_threads(max(1, cfg.threads))  # process-wide, so set here at the entry point
         trainer = Trainer(cfg, args.data or [], args.out, device=args.device, init_weights=args.init,
                           name=args.name, pack=args.pack)
     except (ValueError, OSError) as exc:

@@ -230,22 +230,12 @@ def count_parameters(model: nn.Module) -> int:
 
 
 def gflops_per_megapixel(config: ModelConfig) -> float:
-    """Multiply-adds x2 per megapixel of input, counted from the conv layers."""
+    """Floating-point operations (multiply-add = 2) per megapixel of input, counted by torch's FlopCounterMode."""
+    from torch.utils.flop_counter import FlopCounterMode
+
     model = build_model(config)
-    total = 0.0
-    hooks = []
-
-    def hook(mod: nn.Conv2d, inp: tuple, out: torch.Tensor) -> None:
-        nonlocal total
-        k = mod.kernel_size[0] * mod.kernel_size[1] * mod.in_channels // mod.groups
-        total += 2.0 * k * out.numel()
-
-    for mod in model.modules():
-        if isinstance(mod, nn.Conv2d):
-            hooks.append(mod.register_forward_hook(hook))
     side = 8 * config.size_multiple
-    with torch.inference_mode():
+    counter = FlopCounterMode(display=False)
+    with torch.inference_mode(), counter:
         model(torch.zeros(1, config.in_channels, side, side), torch.zeros(1))
-    for h in hooks:
-        h.remove()
-    return total / (side * side) * 1e6 / 1e9
+    return counter.get_total_flops() / (side * side) * 1e6 / 1e9

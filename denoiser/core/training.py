@@ -18,6 +18,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.optim.swa_utils import AveragedModel
 
 from .checkpoint import ModelCard, atomic_write_bytes, load_model, save_model
 from .metrics import psnr
@@ -146,7 +147,6 @@ class Trainer:
         self.cfg, self.out, self.name = cfg, Path(out), name
         self.device = pick_device(device)
         self.card_extra = card_extra or {}
-        torch.set_num_threads(max(1, cfg.threads))
         files = list_images(data) if not pack else []
         if not files and not pack:
             raise ValueError(f"no images found in {', '.join(map(str, data))}")
@@ -169,9 +169,8 @@ class Trainer:
         self.model.to(self.device)
         if self.device.type in ("cpu", "cuda"):
             self.model.to(memory_format=torch.channels_last)
-        self.ema = build_model(cfg.model).to(self.device)
-        self.ema.load_state_dict(self.model.state_dict())
-        self.ema.requires_grad_(False)
+        self.averaged = AveragedModel(self.model, avg_fn=self._ema_step)  # the EMA of the weights
+        self.averaged.requires_grad_(False)
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.gen = torch.Generator(device=self.device).manual_seed(cfg.seed)
         self.rng = np.random.default_rng(cfg.seed)
@@ -226,6 +225,7 @@ class Trainer:
         self.ema.load_state_dict(state["ema"])
         self.opt.load_state_dict(state["opt"])
         self.step, self.elapsed = int(state["step"]), float(state["elapsed"])
+        self.averaged.n_averaged.fill_(max(1, self.step))
         self.gen.set_state(state["torch_rng"].cpu() if self.device.type == "cpu" else state["torch_rng"])
         self.rng.bit_generator.state = json.loads(state["np_rng"])
         self.pool.skipped = json.loads(state["skipped"])
@@ -349,11 +349,18 @@ class Trainer:
         self.step += 1
         return float(loss.item())
 
-    @torch.no_grad()
-    def update_ema(self) -> None:
+    @property
+    def ema(self) -> UNetDenoiser:
+        """The exponential moving average of the weights: what is validated and exported."""
+        return self.averaged.module
+
+    def _ema_step(self, avg: torch.Tensor, new: torch.Tensor, _count: torch.Tensor) -> torch.Tensor:
+        """EMA with a short warm-up: the decay grows as (1 + step) / (10 + step) up to ema_decay."""
         decay = min(self.cfg.ema_decay, (1 + self.step) / (10 + self.step))
-        for e, p in zip(self.ema.parameters(), self.model.parameters()):
-            e.lerp_(p.detach(), 1 - decay)
+        return avg + (new - avg) * (1 - decay)
+
+    def update_ema(self) -> None:
+        self.averaged.update_parameters(self.model)
 
 
 def _hardware(device: torch.device) -> str:
