@@ -136,7 +136,7 @@ def _decoded(items: list[BatchItem], prefetch: bool, auto: Callable[[np.ndarray]
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _reason(exc: BaseException, source: Path) -> str:
+def _failure_reason(exc: BaseException, source: Path) -> str:
     """One line; the file's own path is dropped (the report's first column already names it)."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     text = text.removeprefix(f"{source}: ")
@@ -274,7 +274,7 @@ class _Runner:
         except Cancelled:
             raise
         except Exception as exc:  # one bad file never stops the job
-            item.status, item.reason = FAILED, _reason(exc, item.source)
+            item.status, item.reason = FAILED, _failure_reason(exc, item.source)
         finally:
             item.seconds = loaded.seconds + time.perf_counter() - start
         self.notify(item)

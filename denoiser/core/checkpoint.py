@@ -6,7 +6,6 @@ export/import. Loading validates the card, then builds the model through the one
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -203,11 +202,3 @@ def load_model(weights: Path) -> tuple[UNetDenoiser, ModelCard]:
     model = build_model(card.config)
     model.load_state_dict({k: v.float() for k, v in tensors.items()})
     return model.eval(), card
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()

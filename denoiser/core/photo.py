@@ -133,13 +133,14 @@ def _reading(p: Path, read: Callable[[], _T]) -> _T:
     except OSError as exc:
         if "truncated" in str(exc):
             raise PhotoError(f"{p}: the file is truncated (incomplete image data)") from None
-        raise PhotoError(f"{p}: cannot read the image, the file is damaged or truncated ({_reason(exc)})") from None
+        raise PhotoError(f"{p}: cannot read the image, the file is damaged or truncated ({_exc_text(exc)})") from None
     except Exception as exc:  # decoders raise many types (SyntaxError, struct.error, zlib.error...)
         log.debug("decoding %s failed", p, exc_info=True)
-        raise PhotoError(f"{p}: cannot read the image, the file is damaged ({_reason(exc)})") from None
+        raise PhotoError(f"{p}: cannot read the image, the file is damaged ({_exc_text(exc)})") from None
 
 
-def _reason(exc: BaseException) -> str:
+def _exc_text(exc: BaseException) -> str:
+    """The exception's message on one line (at most 200 characters), for an error that names the file."""
     text = " ".join(str(exc).split()) or type(exc).__name__
     return text[:200]
 
@@ -273,10 +274,10 @@ def save_photo(photo: Photo, path: str | os.PathLike[str], fmt: str = "keep", qu
     except PermissionError:
         raise PhotoError(f"{target}: permission denied (cannot write in {target.parent})") from None
     except OSError as exc:
-        raise PhotoError(f"{target}: cannot write the file ({_reason(exc)})") from None
+        raise PhotoError(f"{target}: cannot write the file ({_exc_text(exc)})") from None
     except Exception as exc:
         log.debug("encoding %s failed", target, exc_info=True)
-        raise PhotoError(f"{target}: cannot encode the image as {name} ({_reason(exc)})") from None
+        raise PhotoError(f"{target}: cannot encode the image as {name} ({_exc_text(exc)})") from None
     return target
 
 

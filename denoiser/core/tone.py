@@ -90,7 +90,8 @@ class Controls:
     def plain(self) -> bool:
         return self.luma == AUTO and self.chroma == AUTO and self.detail == 0
 
-    def describe(self) -> dict[str, str]:
+    def xmp_fields(self) -> dict[str, str]:
+        """The controls as the saved file's XMP note records them."""
         return {"luma": str(self.luma), "chroma": str(self.chroma), "detail": f"{self.detail * 100:g}%"}
 
 
@@ -205,7 +206,7 @@ def note(model_name: str, sigma: float, passes: int, controls: Controls) -> dict
 
     fields = {"Software": f"Photo Denoiser {__version__}", "Model": model_name, "Strength": f"{sigma:.1f}",
               "Passes": str(passes)}
-    return fields | {k.capitalize(): v for k, v in controls.describe().items()}
+    return fields | {k.capitalize(): v for k, v in controls.xmp_fields().items()}
 
 
 def with_note(photo, model_name: str, sigma: float, passes: int, controls: Controls):

@@ -188,12 +188,14 @@ def visible_files(folder: Path) -> list[str]:
 
 
 @pytest.mark.parametrize("prefetch", [True, False])
-def test_run_cleans_every_photo_and_reports(tmp_path: Path, tiny_model: str, prefetch: bool) -> None:
+def test_run_cleans_every_photo_and_reports(tmp_path: Path, tiny_model_file: Path, prefetch: bool) -> None:
+    """Every photo is saved as the engine denoises it (a random model: the pixels really change)."""
     from denoiser.core.batch import run_batch
+    from denoiser.core.engine import Denoiser
 
     photo_folder(tmp_path / "in", 3)
     events: list[tuple[int, str]] = []
-    result = run_batch(options(tmp_path, tiny_model, prefetch=prefetch, report=tmp_path / "r.json"),
+    result = run_batch(options(tmp_path, str(tiny_model_file), prefetch=prefetch, report=tmp_path / "r.json"),
                        on_file=lambda k, n, item: events.append((k, item.status)))
     assert result.ok and result.counts == {"done": 3, "skipped": 0, "failed": 0}
     assert visible_files(tmp_path / "out") == ["p00-denoised.png", "p01-denoised.png", "p02-denoised.png"]
@@ -201,8 +203,13 @@ def test_run_cleans_every_photo_and_reports(tmp_path: Path, tiny_model: str, pre
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["summary"]["done"] == 3 and report["summary"]["cancelled"] is False
     assert all(row["strength"] > 5 for row in report["files"])  # sigma 20 noise was estimated
-    with Image.open(tmp_path / "out" / "p00-denoised.png") as im:
-        assert im.size == (64, 48)
+    engine = Denoiser.from_file(tiny_model_file, device="cpu")
+    for item in result.done:
+        pixels = np.asarray(Image.open(item.source), np.float32)
+        saved = np.asarray(Image.open(item.output), np.float32)
+        expected = np.round(engine.denoise(pixels / 255, item.sigma) * 255)
+        assert saved.shape == (48, 64, 3) and np.abs(saved - expected).max() <= 1
+        assert np.abs(saved - pixels).mean() > 2  # not a copy of the input
 
 
 def test_rerun_skips_done_files(tmp_path: Path, tiny_model: str) -> None:
@@ -264,7 +271,7 @@ class CancelDuringFile(CancelToken):
 def test_cancel_mid_file_leaves_no_partial_output(tmp_path: Path, tiny_model: str) -> None:
     from denoiser.core.batch import run_batch
 
-    photo_folder(tmp_path / "in", 3, h=600, w=600)  # several 256 px tiles per photo
+    photo_folder(tmp_path / "in", 3, h=320, w=320)  # several 256 px tiles per photo
     token = CancelDuringFile("p01.png")
     result = run_batch(options(tmp_path, tiny_model, tile=256, report=tmp_path / "r.json"), progress=token)
     assert result.cancelled and not result.ok
@@ -282,20 +289,32 @@ def test_cancel_mid_file_leaves_no_partial_output(tmp_path: Path, tiny_model: st
 
 
 def test_decode_overlaps_denoise(tmp_path: Path, tiny_model: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """With prefetch the next photo is decoded on another thread while the current one is denoised."""
+    """With prefetch the next photo's decode starts while the current one is being denoised: each denoise
+    waits for that decode to begin (without prefetch it never would, and the wait gives up)."""
     import denoiser.core.batch as batch
+    from denoiser.core import tone
 
     photo_folder(tmp_path / "in", 3)
-    threads: set[str] = set()
-    real_load = batch.load_photo
+    decoding = {name: threading.Event() for name in ("p00.png", "p01.png", "p02.png")}
+    real_load, real_denoise = batch.load_photo, tone.denoise_photo
+    overlapped: list[bool] = []
 
-    def spy(path: Path, *a, **kw):
-        threads.add(threading.current_thread().name)
+    def load_spy(path: Path, *a, **kw):
+        decoding[Path(path).name].set()
         return real_load(path, *a, **kw)
 
-    monkeypatch.setattr(batch, "load_photo", spy)
-    batch.run_batch(options(tmp_path, tiny_model))
-    assert threads and all(name.startswith("batch-decode") for name in threads)
+    def denoise_spy(denoiser, photo, *a, **kw):
+        k = len(overlapped)
+        if k + 1 < len(decoding):
+            overlapped.append(decoding[f"p{k + 1:02d}.png"].wait(timeout=30))
+        else:
+            overlapped.append(True)  # the last photo has no next one
+        return real_denoise(denoiser, photo, *a, **kw)
+
+    monkeypatch.setattr(batch, "load_photo", load_spy)
+    monkeypatch.setattr(tone, "denoise_photo", denoise_spy)
+    result = batch.run_batch(options(tmp_path, tiny_model))
+    assert result.counts["done"] == 3 and overlapped == [True, True, True]
 
 
 def test_per_file_errors_are_collected(tmp_path: Path, tiny_model: str) -> None:

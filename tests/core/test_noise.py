@@ -38,13 +38,34 @@ def test_poisson_noise_grows_with_brightness():
     assert 6 < bright.std() / dark.std() < 12
 
 
-def test_synthesize_reports_the_level_it_added():
-    gen = torch.Generator().manual_seed(3)
-    clean = torch.rand(8, 3, 64, 64)
-    noisy, level = synthesize(clean, NoiseConfig(p_jpeg=0.5), gen)
-    assert level.shape == (8,)
-    assert torch.allclose(level, ((noisy - clean).flatten(1).std(dim=1) * 255), atol=1e-3)
-    assert level.std() > 5  # the mixture spans many levels, not one
+def synth_level(kind: str, sigma: float) -> torch.Tensor:
+    only = dict(p_gaussian=0.0, p_poisson=0.0, p_correlated=0.0) | {kind: 1.0}
+    _, level = synthesize(flat(4, side=128), NoiseConfig(sigma_min=sigma, sigma_max=sigma, **only),
+                          torch.Generator().manual_seed(3))
+    assert level.shape == (4,)
+    return level
+
+
+@pytest.mark.parametrize("kind", ["p_gaussian", "p_correlated"])
+@pytest.mark.parametrize("sigma", [5.0, 30.0])
+def test_synthesize_reports_the_level_it_was_asked_for(kind, sigma):
+    """Stationary kinds are scaled to the requested std: on mid-grey the reported level must be that std."""
+    level = synth_level(kind, sigma)
+    assert torch.all((level / sigma - 1).abs() < 0.05), level
+
+
+def test_synthesize_poisson_level_follows_the_requested_strength():
+    """Poisson-Gaussian is set in linear light, so its sRGB std is not the requested one; the level reports
+    what was added: near the request, and growing with it."""
+    low, high = synth_level("p_poisson", 5.0), synth_level("p_poisson", 30.0)
+    assert torch.all((low > 4.0) & (low < 8.0) & (high > 30.0) & (high < 60.0)), (low, high)
+    assert float(high.min()) > 5 * float(low.max())
+
+
+def test_synthesize_levels_span_the_configured_range():
+    noisy, level = synthesize(torch.rand(16, 3, 64, 64), NoiseConfig(p_jpeg=0.5), torch.Generator().manual_seed(3))
+    assert level.shape == (16,) and level.min() < 20 and level.max() > 35  # many levels, not one
+    assert level.max() < 55 * 1.2  # never far above sigma_max (JPEG adds a little)
 
 
 @pytest.mark.parametrize("sigma", [5, 15, 30, 50])

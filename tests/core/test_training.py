@@ -119,6 +119,7 @@ def test_empty_folder_is_a_clear_error(tmp_path):
         Trainer(tiny_config(), [empty], tmp_path / "run", device="cpu")
 
 
+@pytest.mark.slow  # subprocesses: pack, then the shell script trains
 def test_gpu_oneshot_script_trains_from_a_pack(photo_folder, tmp_path):
     """The GPU lease is rare: run the very one-shot script (pack -> train -> weights in OUT) on the CPU."""
     import os

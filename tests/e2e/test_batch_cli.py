@@ -203,6 +203,7 @@ def test_bad_quality_is_a_usage_error(tmp_path: Path) -> None:
     assert exc.value.code == 2
 
 
+@pytest.mark.slow  # a subprocess
 def test_entry_point_runs_a_job(tmp_path: Path, tiny_model: str) -> None:
     folder = tmp_path / "in"
     folder.mkdir()

@@ -120,6 +120,7 @@ def run_script(name: str, home: Path, *args: str, data_home: Path | None = None)
     return subprocess.run(["sh", str(LINUX / name), *args], env=env, capture_output=True, text=True, timeout=60)
 
 
+@pytest.mark.slow  # runs the install and uninstall scripts
 @pytest.mark.parametrize("xdg", [False, True], ids=["default-data-home", "XDG_DATA_HOME"])
 def test_install_creates_exactly_the_manifest_and_uninstall_removes_it(tmp_path, fake_bundle, xdg):
     home = tmp_path / "home"
@@ -155,6 +156,7 @@ def test_install_creates_exactly_the_manifest_and_uninstall_removes_it(tmp_path,
     assert snapshot(watched) == before
 
 
+@pytest.mark.slow  # runs the install and uninstall scripts
 def test_reinstall_replaces_the_previous_install(tmp_path, fake_bundle):
     home = tmp_path / "home"
     home.mkdir()
@@ -165,6 +167,7 @@ def test_reinstall_replaces_the_previous_install(tmp_path, fake_bundle):
     assert snapshot(home) == first
 
 
+@pytest.mark.slow  # runs the install and uninstall scripts
 def test_uninstall_keeps_user_models_and_other_apps(tmp_path, fake_bundle):
     home = tmp_path / "home"
     data = home / ".local" / "share"
@@ -185,6 +188,7 @@ def test_uninstall_keeps_user_models_and_other_apps(tmp_path, fake_bundle):
     assert not (data / "photo-denoiser" / "install-manifest.txt").exists()
 
 
+@pytest.mark.slow  # runs the install and uninstall scripts
 def test_uninstall_ignores_manifest_entries_outside_its_folders(tmp_path, fake_bundle):
     home = tmp_path / "home"
     home.mkdir()

@@ -161,8 +161,3 @@ def predict_map(net: NoiseMapNet, image: np.ndarray, tile: int = TILE) -> np.nda
             ey, ex = (min(h, y0 + step) + 1) // 2, (min(w, x0 + step) + 1) // 2
             out[y0 // 2:ey, x0 // 2:ex] = pred[cy:cy + ey - y0 // 2, cx:cx + ex - x0 // 2]
     return out
-
-
-def summarise(noise_map: np.ndarray) -> float:
-    """One number for a map (what a strength field shows): the mean local std."""
-    return float(np.mean(noise_map))
