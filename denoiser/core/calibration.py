@@ -2,7 +2,7 @@
 
 The model's level input was trained on the per-pixel std of synthetic noise. Real camera noise is
 spatially correlated; the estimator reads it low, and the model, given that reading, leaves most of it
-(Nam25: the best strength is ~3x the estimate). Without any clean reference:
+(on real photos the best strength is several times the estimate). Without any clean reference:
 1. measure_noise: a strong run of the model leaves the noise behind in the flat areas of
    (noisy - denoised); their spatial spectrum and channel covariance make a NoiseModel;
 2. calibrate_strength: that noise, re-synthesised onto the strong run's output, gives a pair with a known

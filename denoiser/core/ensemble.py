@@ -1,9 +1,8 @@
 """Geometric self-ensemble: denoise flipped/rotated views of a photo and average them, mapped back.
 
 A convolutional model is not exactly equivariant to flips and quarter turns, so its errors on the eight views
-of a photo differ; their mean is cleaner, at N times the work (CBSD68, sigma 25: 8 views +0.16 dB with the
-session-5 default, `denoiser eval ... --passes 8`; 2 views gave +0.12 and 8 +0.19 on the first 20 images with the
-session-4 one). Importing this module does not import torch.
+of a photo differ; their mean is cleaner, at N times the work (the README's benchmark table gives the gain
+of `--passes 8`). Importing this module does not import torch.
 """
 from __future__ import annotations
 

@@ -101,8 +101,7 @@ def suggest_mode(folder: Path) -> Suggestion:
     """Suggest clean or noisy from the folder's noise level (estimate_sigma on a few images).
 
     Only a hint: camera noise is spatially correlated, which this estimator still reads at about half its
-    per-pixel std, so a mildly noisy folder (Nam25: ~3.5 std against its references, read as ~1.9) can
-    still be suggested as clean; the user picks the mode.
+    per-pixel std, so a mildly noisy folder can still be suggested as clean; the user picks the mode.
     """
     return _suggest(_images(folder))
 
@@ -167,10 +166,8 @@ class FinetuneTrainer(Trainer):
     """Trainer with the fine-tuning losses, a weight anchor to the base and noisy-mode validation."""
 
     # noisy mode: weight of "match the base at the calibrated strength" on the real crops, against 1 for
-    # "restore the base output plus synthetic matched noise". Nam25, PSNR vs its references at the estimated
-    # level (benchmarks/finetune_noisy.py): at 1 the student peaked at 4 min (41.18 dB) and slid to 41.02 by
-    # 10 min, copying the base's own errors on the photos it trains on; 6-min runs peaked at 41.09 with 0 and
-    # 41.27 with 0.25 (as the app runs them: 41.51 and 41.59, base 40.75).
+    # "restore the base output plus synthetic matched noise". A high weight copies the base's own errors on
+    # the photos it trains on; 0.25 scored best (benchmarks/finetune_noisy.py, results in benchmarks/results).
     distill_weight = 0.25
 
     def __init__(self, cfg: TrainConfig, folder: Path, out: Path, device: str, base_path: Path, mode: str,

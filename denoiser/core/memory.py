@@ -11,9 +11,8 @@ import os
 from pathlib import Path
 
 # Peak memory per pixel of a whole run (decode, float photo, Auto, tiled denoise with its padded input and
-# blend accumulators, tone controls, detail score, encode): measured as the growth of peak RSS between a 2 MP
-# and an 8 MP photo (`denoiser denoise`, tiny model, 512 px tiles): 89 B/px with a fixed strength, 91 with
-# Auto. Rounded up so that the estimate errs towards refusing.
+# blend accumulators, tone controls, detail score, encode): the growth of peak RSS per added pixel between a
+# 2 MP and an 8 MP `denoiser denoise` run, rounded up so that the estimate errs towards refusing.
 BYTES_PER_PIXEL = 100
 
 

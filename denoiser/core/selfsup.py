@@ -1,11 +1,9 @@
 """Self-supervised fine-tuning on noisy photos only (no clean references): noise-matched self-distillation.
 
 Real camera noise is spatially correlated (Nam25, noisy - reference: correlation 0.72 at lag 1, 0.43 at
-lag 2, 0.19 at lag 4), which breaks the independence that Neighbor2Neighbor-style losses need. Measured
-here on Nam25 (session 1): N2N on pixel-shuffle-downsampled (PD2) sub-images alone lowered PSNR against
-the references; anchored to the base it gained +0.00 dB in 10 minutes. What the base model lacks on such
-photos is not a new skill but the right strength: the level the estimator reads on correlated noise
-drives it too gently (Nam25: the best strength is ~3x the estimate).
+lag 2, 0.19 at lag 4), which breaks the independence that Neighbor2Neighbor-style losses need, also on
+pixel-shuffle-downsampled sub-images. What the base model lacks on such photos is not a new skill but the
+right strength: the level the estimator reads on correlated noise drives it too gently.
 
 So noisy mode learns the folder's noise from the folder itself:
 1. core.calibration.measure_noise: the base run at a strong setting leaves the noise behind in flat areas
