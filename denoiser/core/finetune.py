@@ -40,7 +40,8 @@ from .training import TrainConfig, Trainer
 log = logging.getLogger(__name__)
 
 MODES = ("clean", "noisy", "auto")
-NOISY_THRESHOLD = 3.0  # folder noise estimate (0..255) from which "noisy" is suggested
+NOISY_THRESHOLD = 2.0  # folder noise estimate (0..255) from which "noisy" is suggested (Nam25's noisy photos
+# read 2.1-2.3, clean camera photos mostly below 2)
 
 
 class FinetuneError(ValueError):
@@ -374,9 +375,9 @@ def _new_spec(folder: Path, mode: str, name: str, base_model: str | None, minute
         raise FinetuneError(f"noise level must be in 0..255, got {sigma}")
     calibration: dict[str, Any] = {}
     if mode == "noisy":
-        progress.report(0.0, "Measuring the folder's own noise and calibrating the strength…")
+        progress.report(0.0, "Measuring your photos' noise (before the time budget starts)…")
         try:
-            calibration = calibrate_folder(good, base.path, threads)
+            calibration = calibrate_folder(good, base.path, threads, progress)
         except ValueError as exc:
             raise FinetuneError(f"{folder}: {exc}") from exc
         progress.check_cancelled()
@@ -442,6 +443,7 @@ def finetune(folder: Path | str, mode: str = "auto", name: str = "", base_model:
                        f"noise-matched self-distillation: the base at {strength} as target (weight "
                        f"{FinetuneTrainer.distill_weight:g}), plus synthetic noise of the folder's own spectrum + L2-SP")
     noise_model = NoiseModel.from_dict(spec["noise_model"]) if spec.get("noise_model") else None
+    progress.report(0.0, "Reading the photos and scoring the starting model…")
     try:
         trainer = FinetuneTrainer(cfg, Path(spec["folder"]), run_folder(spec["name"]), device,
                                   Path(spec["base_path"]), spec["mode"], spec["sigma"], spec["name"],

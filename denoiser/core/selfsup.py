@@ -26,9 +26,10 @@ import cv2
 import numpy as np
 import torch
 
-from .calibration import CALIBRATION_SIDE, calibrate_strength
+from .calibration import CALIBRATION_GAINS, CALIBRATION_SIDE, calibrate_strength
 from .noise import estimate_sigma
 from .patches import PatchPool, centre_crop, load_rgb8
+from .progress import NullProgress, Progress
 
 log = logging.getLogger(__name__)
 
@@ -81,11 +82,14 @@ def native_val_crops(files: list[Path], side: int, multiple: int) -> list[torch.
     return crops
 
 
-def calibrate_folder(files: list[Path], base_path: Path, threads: int) -> dict[str, Any]:
+def calibrate_folder(files: list[Path], base_path: Path, threads: int,
+                     progress: Progress | None = None) -> dict[str, Any]:
     """The folder's noise model and strength gain (calibration.calibrate_strength) on a few of its photos.
 
-    Raises ValueError when none of the sampled photos is readable and at least 64 px.
+    Reports after each run of the base model and honours Cancel between them (this phase comes before the
+    training's time budget). Raises ValueError when none of the sampled photos is readable and at least 64 px.
     """
+    progress = progress or NullProgress()
     from .engine import Denoiser
 
     torch.set_num_threads(max(1, threads))
@@ -101,7 +105,14 @@ def calibrate_folder(files: list[Path], base_path: Path, threads: int) -> dict[s
     if not crops:
         raise ValueError("no photo of at least 64 px to measure the noise on")
     base = Denoiser.from_file(base_path, device="cpu")
-    gain, model, details = calibrate_strength(lambda img, s: base.denoise(img, s), crops,
-                                              lambda img: estimate_sigma(img, max_patches=20000))
+    runs, done = len(crops) * (1 + len(CALIBRATION_GAINS)), [0]
+
+    def denoise(img: np.ndarray, sigma: float) -> np.ndarray:
+        progress.check_cancelled()
+        progress.report(done[0] / runs, "Measuring your photos' noise (before the time budget starts)…")
+        done[0] += 1
+        return base.denoise(img, sigma)
+
+    gain, model, details = calibrate_strength(denoise, crops, lambda img: estimate_sigma(img, max_patches=20000))
     log.info("noisy-mode calibration: gain %.2f, noise std %.2f on %d photos", gain, model.std, len(crops))
     return {"strength_gain": gain, "noise_model": model.to_dict(), "calibration": details}

@@ -57,7 +57,6 @@ class Actions:
             self.modes.addAction(a)
             self.mode_actions[mode.value] = a
         self.recent_menu = QMenu("Open &Recent", w)
-        self.needs_photo = [self.save_as, self.denoise]
         w.compare.mode_changed.connect(lambda m: self.mode_actions[m].setChecked(True))
 
     def build_menus(self, w: "MainWindow") -> None:

@@ -94,7 +94,9 @@ def main(argv: list[str] | None = None) -> int:
         return _exit_after_show(app, window)
     if args.image:
         window.open_paths(args.image)
-    return app.exec()
+    code = app.exec()
+    window.wait_for_workers()  # the window has gone; cancelled jobs stop at their next tile or step
+    return code
 
 
 def _exit_after_show(app, window) -> int:  # noqa: ANN001

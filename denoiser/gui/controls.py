@@ -81,6 +81,7 @@ class ControlsPanel(QWidget):
         layout.addStretch(1)
         self.setFixedWidth(PANEL_WIDTH)  # messages must not resize the image views while the user looks
         self._started = 0.0
+        self.busy = self._cancelling = False
         self.set_busy(False, "")
         self.set_estimated_sigma(None)
 
@@ -224,6 +225,9 @@ class ControlsPanel(QWidget):
     def set_busy(self, busy: bool, text: str | None = None, indeterminate: bool = False) -> None:
         """text None keeps the current message (e.g. 'Done in 3 s' after a run)."""
         self._started = time.monotonic()
+        self.busy, self._cancelling = busy, False
+        self.cancel_button.setEnabled(True)
+        self.cancel_button.setText("Cancel (Esc)")
         self.progress.setVisible(busy)
         self.progress.setRange(0, 0 if indeterminate else 1000)
         self.progress.setValue(0)
@@ -232,7 +236,16 @@ class ControlsPanel(QWidget):
         if text is not None:
             self.status.setText(text)
 
+    def set_cancelling(self) -> None:
+        """Said at once when the user cancels; progress reports arriving until the run stops leave it."""
+        self._cancelling = True
+        self.cancel_button.setEnabled(False)
+        self.cancel_button.setText("Cancelling…")
+        self.status.setText("Cancelling… (stops after the current tile)")
+
     def set_progress(self, fraction: float, message: str = "") -> None:
+        if self._cancelling:
+            return
         if self.progress.maximum() == 0:
             self.progress.setRange(0, 1000)
         self.progress.setValue(int(max(0.0, min(1.0, fraction)) * 1000))

@@ -28,7 +28,7 @@ class DialogLauncher:
             from .dialogs.batch_dialog import BatchDialog
 
             dlg = BatchDialog(self.w, self.w.controls.model_name() or "", self.w.controls.device(), folder,
-                              self.w.controls.passes())
+                              self.w.controls.passes(), runner=self.w.batch_lane)
         except Exception as exc:  # noqa: BLE001 - shown to the user by the one handler
             self.w.report_error("Cannot open the batch window", exc)
             return
@@ -38,7 +38,8 @@ class DialogLauncher:
         try:
             from .dialogs.finetune_dialog import FinetuneDialog
 
-            dlg = FinetuneDialog(self.w, self.w.controls.model_name() or "", self.w.controls.device())
+            dlg = FinetuneDialog(self.w, self.w.controls.model_name() or "", self.w.controls.device(),
+                                 runner=self.w.training_lane, analysis=self.w.io)
             dlg.model_created.connect(self._model_created)
         except Exception as exc:  # noqa: BLE001
             self.w.report_error("Cannot open fine-tuning", exc)
@@ -46,7 +47,25 @@ class DialogLauncher:
         self._keep(dlg).show()
 
     def _model_created(self, name: str) -> None:
-        self.w.refresh_models(select=name)
+        """A fine-tune finished: the new model is listed, and becomes the one in use only if the user says so."""
+        current = self.w.controls.model_name() or "the current model"
+        answer = QMessageBox.question(
+            self.w, "New model ready", f"Your fine-tuned model “{name}” is ready.\n\nUse it for your photos "
+            f"from now on (in this window, for batches and next time)? Otherwise {current} stays in use; "
+            "you can switch in the Model box or Model ▸ Manage models… at any time.",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No)
+        use = answer == QMessageBox.StandardButton.Yes
+        self.w.refresh_models(select=name if use else None)
+        self.w.status.message(f"Now using your model “{name}”" if use else
+                              f"Model “{name}” added; still using {current}")
+
+    def shutdown(self) -> None:
+        """The window is closing: cancel every open dialog's job (they run on the window's lanes)."""
+        for dlg in list(self.open_dialogs):
+            stop = getattr(dlg, "shutdown", None)
+            if stop is not None:
+                stop()
+            dlg.hide()
 
     def model_manager(self) -> None:
         try:

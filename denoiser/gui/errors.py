@@ -7,14 +7,12 @@ from PySide6.QtWidgets import QMessageBox, QWidget
 
 log = logging.getLogger("denoiser.gui")
 
-# Errors the user can act on: their message already names the file / model / device and the reason.
-EXPECTED = ("PhotoError", "ModelFileError", "ValueError", "FileNotFoundError", "PermissionError", "OSError")
-
 
 def describe(exc: BaseException) -> str:
-    """One readable line; unexpected errors also say what kind they are."""
+    """One readable line; unexpected errors also say what kind they are. ValueError and OSError (PhotoError,
+    ModelFileError, FileNotFoundError, PermissionError...) already name the file and the reason."""
     text = str(exc) or exc.__class__.__name__
-    if exc.__class__.__name__ in EXPECTED or isinstance(exc, (ValueError, OSError)):
+    if isinstance(exc, (ValueError, OSError)):
         return text
     if "out of memory" in text.lower():
         return f"Out of memory: {text}. Try the CPU device or close other programs."

@@ -2,6 +2,7 @@
 work runs in jobs (gui/jobs.py -> denoiser.core) on worker threads; this file only reacts to results."""
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from PySide6.QtCore import QSettings, Qt, QTimer, Signal, Slot
@@ -20,7 +21,9 @@ from .status import StatusLine
 from .workers import Job, JobRunner
 
 STARTUP_DEFER_MS = 150  # let the window appear before torch starts loading on a worker
+CLOSE_WAIT_MS = 20_000  # after the window has gone: how long to let cancelled jobs reach their next tile
 IMAGE_FILTER = "Images (*.jpg *.jpeg *.png *.tif *.tiff *.webp *.bmp *.dng *.cr2 *.cr3 *.nef *.arw *.orf *.rw2 *.raf);;All files (*)"
+
 
 
 class MainWindow(QMainWindow):
@@ -52,9 +55,11 @@ class MainWindow(QMainWindow):
         self.acts.build_menus(self)
         self.addToolBar(self.acts.build_toolbar(self))
         self.status = StatusLine(self.statusBar())
-        # three lanes, so a slow noise estimate never delays opening the next photo or saving
+        # lanes, so a slow noise estimate never delays opening the next photo or saving, and a folder job or a
+        # fine-tune (their dialogs run on the last two) never queues the window's own runs behind it
         self.io, self.compute, self.analysis = JobRunner(self), JobRunner(self), JobRunner(self)
-        self.cache = jobs.DenoiserCache()
+        self.batch_lane, self.training_lane = JobRunner(self), JobRunner(self)
+        self.cache, self.analysis_cache = jobs.DenoiserCache(), jobs.DenoiserCache()  # one Denoiser per lane
         self.dialogs = DialogLauncher(self)
         self.catalogue: jobs.Catalogue | None = None
         self.photo: jobs.LoadedPhoto | None = None
@@ -62,6 +67,7 @@ class MainWindow(QMainWindow):
         self._load_job: Job | None = None
         self._run_job: Job | None = None
         self._denoise_when_ready = False
+        self._save_when_denoised: tuple[Path, str, int, bool] | None = None
         self.previewer = Previewer(self)
         self._connect_controls()
         self._restore_settings()
@@ -99,9 +105,14 @@ class MainWindow(QMainWindow):
         self.compare.set_mode(s.view_mode if s.view_mode in self.acts.mode_actions else "side")
         self._rebuild_recent_menu()
 
+    def lanes(self) -> tuple[JobRunner, ...]:
+        return self.io, self.compute, self.analysis, self.batch_lane, self.training_lane
+
     def _update_enabled(self) -> None:
         self.acts.denoise.setEnabled(self.photo is not None)
         self.acts.save_as.setEnabled(self.result is not None)
+        if not self.controls.busy:  # idle: Denoise needs a photo
+            self.controls.denoise_button.setEnabled(self.photo is not None)
 
     # --- errors -------------------------------------------------------------------------------
     def report_error(self, title: str, error: BaseException | str) -> None:
@@ -122,6 +133,7 @@ class MainWindow(QMainWindow):
     def _on_catalogue(self, cat: jobs.Catalogue, select: str | None) -> None:
         self.catalogue = cat
         self.cache.clear()  # a model file may have been replaced, renamed or deleted
+        self.analysis_cache.clear()
         chosen = select or self.controls.model_name() or self.settings.model
         self.controls.set_models(cat.models, chosen)
         saved_device = self.settings.device
@@ -141,6 +153,7 @@ class MainWindow(QMainWindow):
     @Slot(str)
     def _model_changed(self, name: str) -> None:
         self.settings.model = name
+        self.status.set_model(name)
         if self.photo is not None:  # Auto strength is calibrated per model: find it again
             self.controls.set_estimated_sigma(None, pending=True)
             self._start_estimate(self.photo)
@@ -193,6 +206,10 @@ class MainWindow(QMainWindow):
         if self._run_job is not None:
             self._run_job.cancel()
         self.previewer.stop()
+        self._save_when_denoised = None
+        if self._denoise_when_ready and self.catalogue is not None:  # it was waiting for the old photo's estimate
+            self._denoise_when_ready = False
+            self._job_done(None)
         self.photo, self.result = loaded, None
         p = loaded.photo
         self.compare.set_original(loaded.display)
@@ -210,21 +227,28 @@ class MainWindow(QMainWindow):
         self.photo_loaded.emit(loaded)
 
     def _start_estimate(self, loaded: jobs.LoadedPhoto) -> None:
-        job = Job(jobs.estimate, self.cache, loaded.photo, self.controls.model_name(), self.controls.device(),
-                  name="estimate")
+        loaded.sigma, loaded.estimated = None, False
+        job = Job(jobs.estimate, self.analysis_cache, loaded.photo, self.controls.model_name(),
+                  self.controls.device(), name="estimate")
         job.signals.result.connect(lambda sigma, lp=loaded: self._on_estimate(lp, sigma))
         job.signals.error.connect(lambda exc: self.report_error("Cannot estimate the noise level", exc))
         self.analysis.start(job)
 
     def _on_estimate(self, loaded: jobs.LoadedPhoto, sigma: float | None) -> None:
-        loaded.sigma = sigma
+        loaded.sigma, loaded.estimated = sigma, True
         if loaded is self.photo:
             self.controls.set_estimated_sigma(sigma)
             p = loaded.photo
             self.status.set_photo(p.width, p.height, p.bit_depth, p.pixels.shape[2], sigma)
             self.noise_estimated.emit(sigma)
+            if self._denoise_when_ready and self.catalogue is not None:
+                self._denoise_when_ready = False
+                self.denoise()
+            elif self.previewer.pending:
+                self.previewer.schedule()
 
     def _on_load_failed(self, path: Path, exc: BaseException) -> None:
+        self.controls.set_message(f"Could not open {path.name}." if self.photo is None else "")
         if not path.exists() and str(path.resolve()) in self.settings.recent_files():
             self.settings.remove_recent(str(path.resolve()))
             self._rebuild_recent_menu()
@@ -269,14 +293,22 @@ class MainWindow(QMainWindow):
             return
         self.previewer.stop()
         sigma = self.controls.sigma()
-        if sigma is None:  # Auto: reuse the estimate if it is ready, else the core estimates
-            sigma = self.photo.sigma
+        if sigma is None and not self.photo.estimated:  # Auto: its estimate runs on the analysis lane
+            self._denoise_when_ready = True
+            self.controls.set_busy(True, "Waiting for Auto's strength estimate…", indeterminate=True)
+            return
+        if sigma is None and self.photo.sigma is None:
+            self.report_error("Cannot denoise", "The photo is too small to estimate its noise level: "
+                              "turn Auto off and choose a strength.")
+            self._job_done(None)
+            return
+        sigma = self.photo.sigma if sigma is None else sigma
         job = Job(jobs.denoise, self.cache, self.photo.photo, model, self.controls.device(), sigma,
                   self.controls.passes(), name="denoise")
         source = self.photo
         job.signals.progress.connect(self.controls.set_progress)
         job.signals.result.connect(lambda r, src=source: self._on_denoised(r, src))
-        job.signals.error.connect(lambda exc: self.report_error("Denoising failed", exc))
+        job.signals.error.connect(self._on_denoise_failed)
         job.signals.cancelled.connect(self._on_cancelled)
         job.signals.finished.connect(lambda j=job: self._job_done(j))
         self._run_job = job
@@ -296,6 +328,13 @@ class MainWindow(QMainWindow):
         self.controls.set_message(f"Done in {result.seconds:.1f} s at σ {result.sigma:.1f}")
         self._update_enabled()
         self.denoised.emit(result)
+        if self._save_when_denoised is not None:
+            target, self._save_when_denoised = self._save_when_denoised, None
+            self.save_to(*target)
+
+    def _on_denoise_failed(self, exc: BaseException) -> None:
+        self._save_when_denoised = None
+        self.report_error("Denoising failed", exc)
 
     def running(self) -> bool:
         """A full denoising run is in progress."""
@@ -303,21 +342,34 @@ class MainWindow(QMainWindow):
 
     @Slot()
     def cancel(self) -> None:
+        """Esc: says "Cancelling…" at once; the run stops at its next tile (interactive tiles are small)."""
         self.previewer.stop()
-        for job in (self._run_job, self._load_job):
-            if job is not None and not job.done:
-                job.cancel()
+        self._save_when_denoised = None
+        if self._denoise_when_ready:
+            self._denoise_when_ready = False
+            self._on_cancelled()
+            self._job_done(None)
+        active = [j for j in (self._run_job, self._load_job) if j is not None and not j.done]
+        for job in active:
+            job.cancel()
+        if active:
+            self.controls.set_cancelling()
+            self.status.message("Cancelling…")
 
     def _on_cancelled(self) -> None:
         self.status.message("Cancelled")
         self.controls.set_message("Cancelled")
         self.run_cancelled.emit()
 
-    def _job_done(self, job: Job) -> None:
+    def _job_done(self, job: Job | None) -> None:
         if job is self._load_job:
             self._load_job = None
-        if not any(j is not None and not j.done for j in (self._load_job, self._run_job)):
+        busy = any(j is not None and not j.done for j in (self._load_job, self._run_job))
+        if not busy and not self._denoise_when_ready:
             self.controls.set_busy(False)
+            self._update_enabled()
+            if job is not None and job is self._run_job and self.previewer.pending:
+                self.previewer.schedule()  # the settings changed during the run: show them now
 
     # --- preview ------------------------------------------------------------------------------
     @Slot()
@@ -332,6 +384,31 @@ class MainWindow(QMainWindow):
         self.previewer.schedule()
 
     # --- saving -------------------------------------------------------------------------------
+    def shown_settings(self) -> tuple[str, float, int] | None:
+        """(model, strength, passes) the controls show, i.e. what the preview shows; None while Auto's
+        estimate is pending (or impossible)."""
+        sigma = self.controls.sigma()
+        sigma = self.photo.sigma if sigma is None and self.photo is not None else sigma
+        model = self.controls.model_name()
+        if sigma is None or not model:
+            return None
+        return model, round(float(sigma), 3), self.controls.passes()
+
+    def result_is_current(self) -> bool:
+        """The last full run was made with the settings on screen."""
+        return self.result is not None and self.result.settings() == self.shown_settings()
+
+    def save_plan(self) -> str:
+        """One line for the Save dialog: what will be written."""
+        settings = self.shown_settings()
+        if self.result_is_current() or settings is None:
+            r = self.result
+            return f"Saves the denoised photo: model {r.model_name}, strength σ {r.sigma:.1f}, " \
+                   f"{r.passes} pass{'es' if r.passes > 1 else ''}."
+        model, sigma, passes = settings
+        return (f"The view shows strength σ {sigma:.1f} ({model}, {passes} pass{'es' if passes > 1 else ''}); "
+                "the whole photo is denoised with it first, then saved.")
+
     @Slot()
     def save_as(self) -> None:
         if self.result is None or self.photo is None:
@@ -340,16 +417,25 @@ class MainWindow(QMainWindow):
         from .dialogs.save_dialog import SaveDialog
 
         p = self.photo.photo
-        dlg = SaveDialog(self, p.source, p.format, p.bit_depth, self.settings.last_folder)
+        dlg = SaveDialog(self, p.source, p.format, p.bit_depth, self.settings.last_folder, self.save_plan())
         if dlg.exec():
             self.save_to(dlg.path(), dlg.fmt(), dlg.quality.value(), dlg.overwrite)
 
     def save_to(self, path: Path, fmt: str, quality: int = 92, overwrite: bool = False) -> None:
-        """Write the last full result through core.photo.save_photo on a worker (never blocks the window)."""
+        """Save what the window shows: when the settings changed since the last full run (a preview is on
+        screen), the whole photo is denoised with them first (with progress), then written on a worker.
+        The file's XMP records the model, strength and passes."""
         if self.result is None:
             self.report_error("Nothing to save", "Denoise the photo first.")
             return
-        job = Job(jobs.save, self.result.photo, Path(path), fmt, quality, overwrite, name="save")
+        if self.running():
+            self.report_error("Save As", "A run is in progress: save when it has finished.")
+            return
+        if not self.result_is_current() and self.shown_settings() is not None:
+            self._save_when_denoised = (Path(path), fmt, quality, overwrite)
+            self.denoise()
+            return
+        job = Job(jobs.save, self.result, Path(path), fmt, quality, overwrite, name="save")
         job.signals.result.connect(self._on_saved)
         job.signals.error.connect(lambda exc: self.report_error("Cannot save", exc))
         self.io.start(job)
@@ -383,12 +469,22 @@ class MainWindow(QMainWindow):
             self.settings.view_mode = mode
 
     def closeEvent(self, event: QCloseEvent) -> None:
+        """The window goes at once; every lane and open dialog is cancelled and finishes behind it
+        (wait_for_workers, called once the event loop has ended, bounds that)."""
         self.settings.save_window(self.saveGeometry(), self.saveState())
         self.settings.sync()
+        self.hide()  # at once, before anything waits
         self.previewer.stop()
-        self.io.cancel_all()
-        self.compute.cancel_all()
-        self.compute.wait(30_000)  # cancel is honoured between tiles
-        self.io.wait(30_000)
-        self.analysis.wait(30_000)
+        self._denoise_when_ready, self._save_when_denoised = False, None
+        self.dialogs.shutdown()
+        for lane in self.lanes():
+            lane.cancel_all()
         super().closeEvent(event)
+
+    def wait_for_workers(self, msecs: int = CLOSE_WAIT_MS) -> bool:
+        """Wait (at most msecs in all) for every lane to finish; no worker thread is destroyed while it runs."""
+        deadline = time.monotonic() + msecs / 1000
+        for lane in self.lanes():
+            if not lane.wait(max(0, int((deadline - time.monotonic()) * 1000))):
+                return False
+        return True

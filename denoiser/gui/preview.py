@@ -4,6 +4,9 @@ Progressive only where it is needed: when the whole region is predicted (from th
 on this machine) to take longer than PROGRESSIVE_ABOVE_S, the centre quarter is shown first (about 4x sooner),
 then the whole region replaces it; otherwise one pass, which shows the whole region soonest (the centre pass
 costs ~30 % extra). Both run on the compute lane, in order.
+
+A preview that cannot start yet (a full run holds the compute lane, or Auto's strength is still being
+estimated) is kept pending and starts as soon as that is over, so the view always catches up with the controls.
 """
 from __future__ import annotations
 
@@ -29,6 +32,7 @@ class Previewer(QObject):
         super().__init__(window)
         self.w = window
         self.jobs: list[Job] = []
+        self.pending = False  # asked for while it could not start; the window schedules it again
         self.seconds_per_mp: float | None = None  # measured by the last preview; None: not yet known
         self.timer = QTimer(self, singleShot=True, interval=PREVIEW_DELAY_MS)
         self.timer.timeout.connect(self.start)
@@ -38,13 +42,9 @@ class Previewer(QObject):
         if w.photo is not None and w.catalogue is not None and w.controls.model_name():
             self.timer.start()
 
-    @property
-    def job(self) -> Job | None:
-        """The preview job still running or queued, if any."""
-        return next((j for j in self.jobs if not j.done), None)
-
     def stop(self) -> None:
         self.timer.stop()
+        self.pending = False
         for job in self.jobs:
             job.cancel()
         self.jobs = []
@@ -62,14 +62,17 @@ class Previewer(QObject):
     @Slot()
     def start(self) -> None:
         w = self.w
-        if w.photo is None or w.running():
+        if w.photo is None:
             return
-        rect = self.rect()
-        if rect.isEmpty():
-            return
-        self.stop()
         sigma = w.controls.sigma()
         sigma = sigma if sigma is not None else w.photo.sigma
+        if w.running() or (sigma is None and not w.photo.estimated):
+            self.pending = True  # after the run / once Auto's estimate is in
+            return
+        rect = self.rect()
+        if rect.isEmpty() or sigma is None:  # None: the photo is too small for Auto to tell
+            return
+        self.stop()
         parts = [rect]
         if self.progressive(rect):
             cw, ch = rect.width() // 2, rect.height() // 2
@@ -79,7 +82,7 @@ class Previewer(QObject):
                       sigma, w.controls.passes(), name="preview")
             final = part is parts[-1]
             job.signals.result.connect(lambda r, j=job, f=final: self._shown(r, j, f))
-            job.signals.error.connect(lambda exc: w.report_error("Preview failed", exc))
+            job.signals.error.connect(self._failed)
             self.jobs.append(job)
             w.compute.start(job)
         w.controls.set_message("Previewing the visible region…")
@@ -90,6 +93,11 @@ class Previewer(QObject):
         if pixels < PROGRESSIVE_MIN_PIXELS:
             return False
         return self.seconds_per_mp is None or self.seconds_per_mp * pixels / 1e6 > PROGRESSIVE_ABOVE_S
+
+    def _failed(self, exc: BaseException) -> None:
+        self.stop()
+        self.w.controls.set_message("")
+        self.w.report_error("Preview failed", exc)
 
     def _shown(self, result: jobs.PreviewResult, job: Job, final: bool) -> None:
         w = self.w

@@ -1,4 +1,4 @@
-"""Status bar: image size and bit depth, estimated noise, device, time of the last run."""
+"""Status bar: image size and bit depth, Auto strength, model in use, device, time of the last run."""
 from __future__ import annotations
 
 from PySide6.QtWidgets import QLabel, QStatusBar
@@ -9,9 +9,10 @@ class StatusLine:
         self.bar = bar
         self.size = QLabel("No photo")
         self.noise = QLabel("")
+        self.model = QLabel("model: —")
         self.device = QLabel("device: auto")
         self.last_run = QLabel("")
-        for label in (self.size, self.noise, self.device, self.last_run):
+        for label in (self.size, self.noise, self.model, self.device, self.last_run):
             label.setContentsMargins(6, 0, 6, 0)
             bar.addPermanentWidget(label)
 
@@ -19,6 +20,9 @@ class StatusLine:
         kind = "grey" if channels == 1 else "RGB"
         self.size.setText(f"{width} × {height} ({width * height / 1e6:.1f} MP), {bit_depth}-bit {kind}")
         self.noise.setText("noise σ ≈ —" if sigma is None else f"noise σ ≈ {sigma:.1f}")
+
+    def set_model(self, name: str) -> None:
+        self.model.setText(f"model: {name}")
 
     def set_device(self, text: str) -> None:
         self.device.setText(f"device: {text}")

@@ -25,36 +25,40 @@ class JobSignals(QObject):
     error = Signal(object)  # the exception; the traceback is logged
     cancelled = Signal()
     finished = Signal()
+    event = Signal(str, object)  # SignalProgress.post: (kind, payload)
 
 
 class SignalProgress(CancelToken):
-    """The core Progress protocol backed by a Qt signal (float, str); cancel() is thread-safe (CancelToken)."""
+    """The core Progress protocol backed by a job's signals; cancel() is thread-safe (CancelToken).
 
-    def __init__(self, signal) -> None:
-        super().__init__()
-        self._signal = signal
-
-    def report(self, fraction: float, message: str = "") -> None:
-        self._signal.emit(float(fraction), message)
-
-
-class QtProgress(SignalProgress):
-    """SignalProgress on a job's `progress` signal."""
+    `post(kind, payload)` sends anything else a long job has to say (a batch's per-file status, a
+    fine-tune step) to the GUI thread through the same queued signals."""
 
     def __init__(self, signals: JobSignals) -> None:
-        super().__init__(signals.progress)
+        super().__init__()
+        self._signals = signals
+
+    def report(self, fraction: float, message: str = "") -> None:
+        self._signals.progress.emit(float(fraction), message)
+
+    def post(self, kind: str, payload: object = None) -> None:
+        self._signals.event.emit(kind, payload)
 
 
 class Job(QRunnable):
     """One call of `fn` on a pool thread. Keep a reference until `finished` (the window does)."""
 
-    def __init__(self, fn: Callable[..., Any], *args: Any, name: str = "", **kwargs: Any) -> None:
+    def __init__(self, fn: Callable[..., Any], *args: Any, name: str = "", keep_cancelled_result: bool = False,
+                 **kwargs: Any) -> None:
+        """keep_cancelled_result: a result returned after Cancel is still delivered (a folder job's partial
+        summary); by default it is stale and `cancelled` is sent instead."""
         super().__init__()
+        self.keep_cancelled_result = keep_cancelled_result
         self.setAutoDelete(False)
         self.fn, self.args, self.kwargs = fn, args, kwargs
         self.name = name or getattr(fn, "__name__", "job")
         self.signals = JobSignals()
-        self.token = QtProgress(self.signals)
+        self.token = SignalProgress(self.signals)
         self.started_at = 0.0
         self.done = False
 
@@ -65,22 +69,26 @@ class Job(QRunnable):
         self.started_at = time.monotonic()
         outcome, payload = "result", None
         try:
+            self.token.check_cancelled()  # cancelled while queued: never start
             payload = self.fn(*self.args, progress=self.token, **self.kwargs)
         except Cancelled:
             outcome = "cancelled"
         except Exception as exc:  # noqa: BLE001 - every error goes to the one handler, none is swallowed
             log.debug("job %s failed:\n%s", self.name, traceback.format_exc())
             outcome, payload = "error", exc
-        if outcome == "result" and self.token.cancelled:
+        if outcome == "result" and self.token.cancelled and not self.keep_cancelled_result:
             outcome = "cancelled"  # cancelled after the last check: the result is stale
         self.done = True  # before the signals: a slot may look at it
-        if outcome == "result":
-            self.signals.result.emit(payload)
-        elif outcome == "error":
-            self.signals.error.emit(payload)
-        else:
-            self.signals.cancelled.emit()
-        self.signals.finished.emit()
+        try:
+            if outcome == "result":
+                self.signals.result.emit(payload)
+            elif outcome == "error":
+                self.signals.error.emit(payload)
+            else:
+                self.signals.cancelled.emit()
+            self.signals.finished.emit()
+        except RuntimeError:  # the application is shutting down and took the signals' object with it
+            log.debug("job %s finished after its listeners were gone", self.name)
 
 
 class JobRunner(QObject):
@@ -102,11 +110,12 @@ class JobRunner(QObject):
         if job in self._jobs:
             self._jobs.remove(job)
 
-    def busy(self) -> bool:
-        return any(not j.done for j in self._jobs)
+    def idle(self) -> bool:
+        """No job running or queued."""
+        return not any(not j.done for j in self._jobs)
 
     def cancel_all(self) -> None:
-        for job in self._jobs:
+        for job in list(self._jobs):
             job.cancel()
 
     def wait(self, msecs: int = -1) -> bool:

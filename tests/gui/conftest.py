@@ -13,6 +13,23 @@ import pytest  # noqa: E402
 from guitest_util import TINY_MODEL, make_settings, write_photo  # noqa: E402
 
 
+@pytest.fixture(autouse=True)
+def fail_on_event_loop_exceptions(monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201
+    """Any exception that reaches the Qt event loop (a slot or lambda that raised: Qt prints it and carries
+    on, so the user sees a traceback in the terminal and a stuck status line) fails the test."""
+    import sys
+    import traceback
+
+    caught: list[str] = []
+
+    def record(kind, value, tb) -> None:  # noqa: ANN001
+        caught.append("".join(traceback.format_exception(kind, value, tb)))
+
+    monkeypatch.setattr(sys, "excepthook", record)
+    yield caught
+    assert not caught, "exception(s) reached the Qt event loop:\n" + "\n".join(caught)
+
+
 @pytest.fixture(scope="session")
 def tiny_model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     import torch

@@ -21,6 +21,16 @@ def make_folder(root: Path) -> Path:
     return root
 
 
+def many_photos(folder: Path, count: int) -> Path:
+    """`count` small noisy PNGs: a job long enough to be stopped part-way."""
+    folder.mkdir()
+    rng = np.random.default_rng(1)
+    for k in range(count):
+        Image.fromarray(np.clip(120 + rng.normal(0, 20, (64, 64, 3)), 0, 255).astype(np.uint8)).save(
+            folder / f"p{k:02d}.png")
+    return folder
+
+
 def table(dlg: BatchDialog) -> dict[str, tuple[str, str]]:
     t = dlg.table
     return {t.item(r, 0).text(): (t.item(r, 1).text(), t.item(r, 4).text()) for r in range(t.rowCount())}
@@ -53,6 +63,42 @@ def test_runs_to_summary_with_failures_listed(qtbot, dialog: BatchDialog, tmp_pa
     assert sorted(p.name for p in (tmp_path / "shoot-denoised").iterdir()) == ["good0-denoised.png",
                                                                                "good1-denoised.png"]
     assert dialog.overall.value() == dialog.overall.maximum()
+    said = dialog.status_label.text() + "\n" + summary
+    assert said.count("Finished") == 1 and str(tmp_path / "shoot-denoised") in dialog.status_label.text()
+
+
+def test_the_batch_window_shows_its_model(dialog: BatchDialog, tiny_model_file: Path) -> None:
+    assert dialog.model_label.text() == tiny_model_file.stem and dialog.options().model == str(tiny_model_file)
+
+
+def test_the_batch_runs_on_the_window_lane_and_closing_the_window_stops_it(qtbot, window, tmp_path: Path,
+                                                                          monkeypatch) -> None:  # noqa: ANN001
+    import threading
+
+    from PySide6.QtCore import Qt
+
+    folder = many_photos(tmp_path / "many", 30)
+    window.open_batch(folder)
+    dlg = next(d for d in window.dialogs.open_dialogs if isinstance(d, BatchDialog))
+    assert dlg.runner is window.batch_lane and dlg.model_label.text() == window.controls.model_name()
+    in_file, hold = threading.Event(), threading.Event()
+
+    def on_worker(kind: str, _payload: object) -> None:  # runs on the worker: the first photo waits for the test
+        if kind == "file" and not in_file.is_set():
+            in_file.set()
+            hold.wait(60)
+
+    start = window.batch_lane.start
+    monkeypatch.setattr(window.batch_lane, "start", lambda job: (
+        job.signals.event.connect(on_worker, Qt.ConnectionType.DirectConnection), start(job))[1])
+    dlg.start_btn.click()
+    job = dlg.job
+    assert in_file.wait(60) and not window.batch_lane.idle()
+    window.close()  # cancels the folder job too; it finishes behind the closed window
+    hold.set()
+    assert job.token.cancelled and window.wait_for_workers(120_000) and job.done
+    written = list((tmp_path / "many-denoised").glob("*")) if (tmp_path / "many-denoised").exists() else []
+    assert len(written) < 30 and all(not p.name.startswith(".") for p in written)  # stopped, no temp files left
 
 
 def test_report_saved_after_a_run(qtbot, dialog: BatchDialog, tmp_path: Path) -> None:  # noqa: ANN001
@@ -112,18 +158,13 @@ def test_format_eta() -> None:
 
 
 def test_cancel_stops_and_says_so(qtbot, data_dir: Path, tiny_model_file: Path, tmp_path: Path) -> None:  # noqa: ANN001
-    folder = tmp_path / "many"
-    folder.mkdir()
-    rng = np.random.default_rng(1)
-    for k in range(40):
-        Image.fromarray(np.clip(120 + rng.normal(0, 20, (64, 64, 3)), 0, 255).astype(np.uint8)).save(
-            folder / f"p{k:02d}.png")
+    folder = many_photos(tmp_path / "many", 40)
     dlg = BatchDialog(None, str(tiny_model_file), "cpu", folder)
     qtbot.addWidget(dlg)
     dlg.show()
     with qtbot.waitSignal(dlg.batch_finished, timeout=120_000) as blocker:
         dlg.start_btn.click()
-        dlg.worker.file_status.connect(lambda row, item: item.status == "done" and dlg.cancel())
+        dlg.job.signals.event.connect(lambda kind, p: kind == "file" and p[1].status == "done" and dlg.cancel())
     result = blocker.args[0]
     assert result.cancelled and 1 <= result.counts["done"] < 40
     assert dlg.summary.text().startswith("Stopped") and "resume" in dlg.summary.text()

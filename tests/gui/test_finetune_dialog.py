@@ -46,7 +46,9 @@ def test_tiny_job_runs_to_completion_and_model_is_listed(qtbot, dialog, photos: 
     assert dialog.steps_x == [1, 2, 3] and all(np.isfinite(dialog.losses))
     assert dialog.curve.getData()[0] is not None and len(dialog.curve.getData()[0]) == 3
     assert not dialog.after.pixmap().isNull() and not dialog.before.pixmap().isNull()
-    assert "is ready" in dialog.status.text() and dialog.start_btn.isEnabled()
+    assert "is ready" in dialog.phase.text() and dialog.start_btn.isEnabled()
+    said = dialog.phase.text() + dialog.status.text()
+    assert "dB" in said and "val_" not in said and "psnr" not in said.lower()  # words, not the card's keys
     entry = {e.name: e for e in list_models()}["my photos-finetuned"]
     assert entry.card.training["base_model"] == TINY_MODEL and entry.card.training["mode"] == "clean"
 
@@ -66,7 +68,8 @@ def test_cancel_then_resume_finishes_the_same_run(qtbot, dialog, photos: Path) -
 
     dialog._step = cancel_on_first_step  # connected when the worker is made, i.e. before it runs
     dialog.start_btn.click()
-    qtbot.waitUntil(lambda: "Stopped" in dialog.status.text(), timeout=120_000)
+    qtbot.waitUntil(lambda: "Stopped" in dialog.phase.text(), timeout=120_000)
+    assert "Resume continues" in dialog.phase.text()
     assert dialog.resume_btn.isEnabled() and first[0] == 1
     dialog._step = plot_step
     with qtbot.waitSignal(dialog.model_created, timeout=120_000):
@@ -80,5 +83,86 @@ def test_a_bad_folder_is_reported_in_the_panel(qtbot, dialog, tmp_path: Path) ->
     dialog.name.setText("x")
     dialog.steps.setValue(1)
     dialog.start_btn.click()
-    qtbot.waitUntil(lambda: "Could not fine-tune" in dialog.status.text(), timeout=60_000)
-    assert "no images found" in dialog.status.text() and dialog.start_btn.isEnabled()
+    qtbot.waitUntil(lambda: "Could not fine-tune" in dialog.phase.text(), timeout=60_000)
+    assert "no images found" in dialog.phase.text() and dialog.start_btn.isEnabled()
+
+
+@pytest.fixture
+def noisy_photos(tmp_path: Path) -> Path:
+    """Camera-like photos: smooth scenes with spatially correlated noise (blurred Gaussian, std ~2.8), which
+    the estimator reads at about 2.5, as it reads real camera noise (Nam25: 2.1-2.3)."""
+    import cv2
+
+    rng = np.random.default_rng(3)
+    folder = tmp_path / "camera"
+    folder.mkdir()
+    y, x = np.mgrid[0:256, 0:256]
+    for i in range(3):
+        scene = np.stack([x / 256, y / 256, 0.5 + 0 * x], 2) * 180 + 30 + 10 * i
+        noise = cv2.GaussianBlur(rng.normal(0, 8, scene.shape), (0, 0), 0.8)
+        Image.fromarray(np.clip(scene + noise, 0, 255).astype(np.uint8)).save(folder / f"img{i}.png")
+    return folder
+
+
+def test_noisy_camera_photos_are_suggested_as_noisy(qtbot, dialog, noisy_photos: Path) -> None:  # noqa: ANN001
+    dialog.mode.setCurrentIndex(dialog.mode.findData("clean"))
+    dialog.set_folder(str(noisy_photos))
+    qtbot.waitUntil(lambda: dialog.suggestion.text().startswith("Suggested"), timeout=60_000)
+    assert dialog.mode.currentData() == "noisy" and "look noisy" in dialog.suggestion.text()
+
+
+def test_measuring_the_noise_has_its_own_progress_and_cancel_there_leaves_nothing_to_resume(
+        qtbot, dialog, noisy_photos: Path) -> None:  # noqa: ANN001
+    dialog.folder.setText(str(noisy_photos))
+    dialog.name.setText("camera-model")
+    dialog.mode.setCurrentIndex(dialog.mode.findData("noisy"))
+    dialog.steps.setValue(2)
+    from PySide6.QtCore import Qt
+
+    fractions: list[float] = []
+    phases: list[str] = []
+
+    def on_worker(fraction: float, message: str) -> None:  # on the worker, as each run of the model starts
+        if message.startswith("Measuring"):
+            fractions.append(fraction)
+            if len(fractions) == 3:
+                dialog.job.token.cancel()  # Cancel while the noise is being measured
+
+    def on_gui(_fraction: float, message: str) -> None:
+        if message.startswith("Measuring"):
+            phases.append(dialog.phase.text())
+
+    start = dialog.runner.start
+    dialog.runner.start = lambda job: (job.signals.progress.connect(on_worker, Qt.ConnectionType.DirectConnection),
+                                       job.signals.progress.connect(on_gui), start(job))[2]
+    dialog.start_btn.click()
+    qtbot.waitUntil(lambda: not dialog.running(), timeout=120_000)
+    assert fractions == sorted(fractions) and fractions[2] > fractions[0]  # the phase's own progress moves
+    assert len(fractions) == 3  # stopped before the next run of the model
+    assert phases and all("time budget" in p for p in phases)  # said beside the budget
+    assert "nothing to resume" in dialog.phase.text() and not dialog.resume_btn.isEnabled()
+
+
+def test_a_new_run_never_shows_the_last_runs_crops(qtbot, dialog, photos: Path, tmp_path: Path) -> None:  # noqa: ANN001
+    dialog.folder.setText(str(photos))
+    dialog.name.setText("first")
+    dialog.mode.setCurrentIndex(dialog.mode.findData("clean"))
+    dialog.steps.setValue(2)
+    with qtbot.waitSignal(dialog.model_created, timeout=120_000):
+        dialog.start_btn.click()
+    assert not dialog.before.pixmap().isNull()
+    (tmp_path / "empty").mkdir()
+    dialog.folder.setText(str(tmp_path / "empty"))
+    dialog.name.setText("second")
+    dialog.start_btn.click()
+    assert dialog.before.pixmap().isNull() and dialog.after.pixmap().isNull()  # at once, before any step
+    qtbot.waitUntil(lambda: not dialog.running(), timeout=60_000)
+
+
+def test_fine_tuning_from_the_window_runs_on_its_training_lane(qtbot, window) -> None:  # noqa: ANN001
+    from denoiser.gui.dialogs.finetune_dialog import FinetuneDialog
+
+    window.acts.finetune.trigger()
+    dlg = next(d for d in window.dialogs.open_dialogs if isinstance(d, FinetuneDialog))
+    assert dlg.runner is window.training_lane and dlg.analysis is window.io
+    dlg.close()

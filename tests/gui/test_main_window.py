@@ -268,14 +268,23 @@ def test_about_shows_version_model_card_and_device(qtbot, window, boxes) -> None
     assert __version__ in text and TINY_MODEL in text and "tiny test model" in text and "cpu" in text
 
 
-def test_new_model_from_finetuning_is_selected(qtbot, window, data_dir: Path, tiny_model_file: Path) -> None:  # noqa: ANN001
+@pytest.mark.parametrize("answer", [QMessageBox.StandardButton.Yes, QMessageBox.StandardButton.No])
+def test_a_new_fine_tuned_model_is_used_only_when_the_user_says_so(qtbot, window, data_dir: Path,
+                                                                     tiny_model_file: Path, monkeypatch,
+                                                                     answer) -> None:  # noqa: ANN001
     import shutil
 
     for f in (tiny_model_file, tiny_model_file.with_suffix(".json")):
         shutil.copy(f, data_dir / "models" / f"mine{f.suffix}")
+    asked: list[str] = []
+    monkeypatch.setattr(QMessageBox, "question", lambda _p, _t, text, *a: asked.append(text) or answer)
     with qtbot.waitSignal(window.catalogue_loaded, timeout=LONG):
         window.dialogs._model_created("mine")
-    assert window.controls.model_name() == "mine"
+    assert len(asked) == 1 and "mine" in asked[0] and TINY_MODEL in asked[0]
+    expected = "mine" if answer == QMessageBox.StandardButton.Yes else TINY_MODEL
+    assert window.controls.model_name() == expected and window.settings.model == expected
+    assert window.status.model.text() == f"model: {expected}"  # the model in use is always on show
+    assert "mine" in [window.controls.model_combo.itemData(i) for i in range(window.controls.model_combo.count())]
 
 
 def test_a_saved_device_that_is_gone_is_reported_once(qtbot, data_dir: Path, settings_file: Path, boxes) -> None:  # noqa: ANN001
@@ -292,12 +301,35 @@ def test_a_saved_device_that_is_gone_is_reported_once(qtbot, data_dir: Path, set
     win.close()
 
 
-def test_closing_during_a_run_cancels_it(qtbot, window, photo_path: Path) -> None:  # noqa: ANN001
+def test_closing_during_a_run_hides_at_once_and_cancels_behind_it(qtbot, window, photo_path: Path,
+                                                                  monkeypatch) -> None:  # noqa: ANN001
+    import threading
+
+    from denoiser.core.progress import Cancelled
+
+    started, seen = threading.Event(), {}
+
+    def slow_run(*_args, progress):  # noqa: ANN001, ANN002, ANN202 - a run whose tiles never end by themselves
+        started.set()
+        while True:
+            try:
+                progress.check_cancelled()
+            except Cancelled:
+                seen["visible when the cancel arrived"] = window.isVisible()
+                raise
+            threading.Event().wait(0.01)
+
+    monkeypatch.setattr("denoiser.gui.jobs.denoise", slow_run)
     open_photo(qtbot, window, photo_path)
+    window.controls.set_strength(False, 20.0)
     window.acts.denoise.trigger()
     job = window._run_job
-    window.close()  # cancels and waits for the worker; must not hang or crash
-    assert job.done and job.token.cancelled
+    qtbot.waitUntil(started.is_set, timeout=LONG)
+    window.close()
+    assert not window.isVisible() and job.token.cancelled
+    assert window.wait_for_workers(LONG)  # bounded wait for every lane; no thread outlives it
+    assert job.done and all(lane.idle() for lane in window.lanes())
+    assert seen == {"visible when the cancel arrived": False}  # the window went first, then the run stopped
 
 
 def test_macos_file_open_event_opens_the_photo(qtbot, window, photo_path: Path) -> None:  # noqa: ANN001

@@ -1,9 +1,11 @@
 """Model manager dialog: lists models with cards, protects shipped ones, calls the core and reports back."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox
 
 from guitest_util import TINY_MODEL
@@ -48,3 +50,23 @@ def test_a_refused_rename_is_shown_and_nothing_changes(qtbot, dialog, data_dir: 
     assert len(shown) == 1 and "other" in shown[0] and not changed  # the core refused: 'other' is taken
     assert dialog.current().name == TINY_MODEL
     assert (data_dir / "models" / f"{TINY_MODEL}.safetensors").exists()
+
+
+def test_the_shipped_model_is_described_in_plain_words_with_details_behind_a_disclosure(
+        qtbot, data_dir: Path, monkeypatch) -> None:  # noqa: ANN001
+    from denoiser.gui.dialogs.model_manager import ModelManagerDialog
+
+    monkeypatch.setenv("DENOISER_RESOURCES", str(Path(__file__).resolve().parents[2] / "resources"))
+    dlg = ModelManagerDialog()
+    qtbot.addWidget(dlg)
+    dlg.show()
+    shipped = next(i for i in range(dlg.list.count()) if dlg.list.item(i).data(Qt.ItemDataRole.UserRole).builtin)
+    dlg.list.setCurrentRow(shipped)
+    summary = dlg.summary.text()
+    for raw in ("CBSD68_sigma", "val_", "GFLOP", "s_per_mp", "{'", "&#"):
+        assert raw not in summary  # no card keys, no config dicts, no half-cut entities
+    assert "Trained on" in summary and "medium noise" in summary and "dB" in summary and "per megapixel" in summary
+    assert not dlg.details.isVisible()
+    dlg.disclosure.click()
+    assert dlg.details.isVisible() and "CBSD68_sigma25" in dlg.details.text()
+    assert all(e.endswith(";") for e in re.findall(r"&[#\w]*;?", dlg.details.text()))  # every entity complete

@@ -22,9 +22,11 @@ def test_batch_menu_opens_a_non_modal_batch_dialog(qtbot, window) -> None:  # no
     dialogs[0].close()
 
 
-def test_finetune_menu_and_a_new_model_is_selected(qtbot, window, data_dir: Path) -> None:  # noqa: ANN001
+def test_finetune_menu_and_a_new_model_is_selected_when_the_user_agrees(qtbot, window, data_dir: Path,
+                                                                         monkeypatch) -> None:  # noqa: ANN001
     from denoiser.gui.dialogs.finetune_dialog import FinetuneDialog
 
+    monkeypatch.setattr(QMessageBox, "question", lambda *a: QMessageBox.StandardButton.Yes)
     window.acts.finetune.trigger()
     dialogs = [d for d in window.dialogs.open_dialogs if isinstance(d, FinetuneDialog)]
     assert len(dialogs) == 1 and dialogs[0].isVisible()

@@ -1,61 +1,28 @@
-"""Batch… : clean a folder from the window. The job runs in core.batch on a QThread; this dialog only
-collects the options, shows the queue, the progress (with ETA) and the summary.
+"""Batch… : clean a folder from the window. The job (core.batch, through gui/jobs.batch) runs on a lane of
+the main window (a workers.JobRunner), like every other long job; this dialog only collects the options,
+shows the model, the queue, the progress (with ETA) and the summary.
 
 Non-modal (the main window calls .show()), so the single-photo view stays usable while a batch runs.
 """
 from __future__ import annotations
 
-import dataclasses
 import time
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, Qt, QThread, QUrl, Signal, Slot
+from PySide6.QtCore import Qt, QUrl, Signal, Slot
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QDialog, QDoubleSpinBox, QFileDialog,
                                QFormLayout, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QProgressBar, QPushButton,
                                QSpinBox, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
+from denoiser.gui import jobs
 from denoiser.gui.controls import quality_combo
-from denoiser.gui.workers import SignalProgress as _SignalProgress
+from denoiser.gui.workers import Job, JobRunner
 
 COLUMNS = ("File", "Status", "Noise", "Seconds", "Reason")
 FORMATS = (("Same as the original", "keep"), ("JPEG", "jpeg"), ("PNG", "png"), ("16-bit TIFF", "tiff"),
            ("WebP", "webp"))
-
-
-class BatchWorker(QObject):
-    """Calls core.batch on its thread. Items are sent as copies: the worker keeps mutating its own."""
-
-    planned = Signal(object)  # list[BatchItem]
-    progress = Signal(float, str)
-    file_status = Signal(int, object)  # plan index, BatchItem copy
-    file_progress = Signal(float)
-    finished = Signal(object)  # BatchResult
-    error = Signal(str)
-
-    def __init__(self, options: Any) -> None:
-        super().__init__()
-        self.options = options
-        self.token = _SignalProgress(self.progress)
-
-    def cancel(self) -> None:
-        self.token.cancel()
-
-    @Slot()
-    def run(self) -> None:
-        from denoiser.core.batch import plan_batch, run_batch
-
-        try:
-            plan = plan_batch(self.options)
-            self.planned.emit([dataclasses.replace(i) for i in plan.items])
-            result = run_batch(self.options, progress=self.token, plan=plan,
-                               on_file=lambda k, n, item: self.file_status.emit(k, dataclasses.replace(item)),
-                               on_file_progress=self.file_progress.emit)
-        except Exception as exc:  # noqa: BLE001 - shown by the dialog's one error handler
-            self.error.emit(str(exc) or type(exc).__name__)
-        else:
-            self.finished.emit(result)
 
 
 def _row(first: QWidget, second: QWidget) -> QWidget:
@@ -72,6 +39,13 @@ def _patterns(text: str) -> tuple[str, ...]:
     return tuple(p.strip() for p in text.replace(";", ",").split(",") if p.strip())
 
 
+def model_name_text(name: str | None) -> str:
+    """The model the batch uses, as the batch window shows it."""
+    if not name:
+        return "the default model"
+    return Path(name).stem if name.endswith(".safetensors") else name
+
+
 def format_eta(seconds: float) -> str:
     seconds = int(round(seconds))
     h, rest = divmod(seconds, 3600)
@@ -84,12 +58,12 @@ class BatchDialog(QDialog):
     batch_finished = Signal(object)  # BatchResult, after the summary is shown
 
     def __init__(self, parent: QWidget | None, model_name: str | None, device: str,
-                 input_dir: Path | None = None, passes: int = 1) -> None:
+                 input_dir: Path | None = None, passes: int = 1, runner: JobRunner | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Batch clean a folder")
         self.model_name, self.device = model_name, device
-        self.thread: QThread | None = None
-        self.worker: BatchWorker | None = None
+        self.runner = runner if runner is not None else JobRunner(self)
+        self.job: Job | None = None
         self.result: Any = None
         self._started_at = 0.0
         self._close_when_done = False
@@ -130,7 +104,10 @@ class BatchDialog(QDialog):
         self.overwrite = QCheckBox("Replace existing outputs (otherwise they are skipped)")
         strength_row = _row(self.auto_strength, self.strength)
 
+        self.model_label = QLabel(model_name_text(self.model_name))
+        self.model_label.setToolTip("The model chosen in the main window (Model box) when this window opened")
         form = QFormLayout()
+        form.addRow("Model", self.model_label)
         form.addRow("Input folder", _row(self.input_edit, in_btn))
         form.addRow("Output folder", _row(self.output_edit, out_btn))
         form.addRow("", self.recursive)
@@ -226,7 +203,7 @@ class BatchDialog(QDialog):
 
     # --- running ------------------------------------------------------------------------------------
     def running(self) -> bool:
-        return self.thread is not None
+        return self.job is not None
 
     def _update_buttons(self) -> None:
         busy = self.running()
@@ -253,37 +230,43 @@ class BatchDialog(QDialog):
         self.overall.setValue(0)
         self.per_file.setValue(0)
         self.status_label.setText("Finding photos…")
-        self.worker = BatchWorker(self.options())
-        self.thread = QThread(self)
-        self.worker.moveToThread(self.thread)
-        self.thread.started.connect(self.worker.run)
-        self.worker.planned.connect(self._on_planned)
-        self.worker.progress.connect(self._on_progress)
-        self.worker.file_status.connect(self._on_file)
-        self.worker.file_progress.connect(self._on_file_progress)
-        self.worker.finished.connect(self._on_finished)
-        self.worker.error.connect(self._on_error)
+        job = Job(jobs.batch, self.options(), name="batch", keep_cancelled_result=True)  # the partial summary
+        job.signals.event.connect(self._on_event)
+        job.signals.progress.connect(self._on_progress)
+        job.signals.result.connect(self._on_finished)
+        job.signals.error.connect(lambda exc: self._on_error(str(exc) or type(exc).__name__))
+        job.signals.finished.connect(lambda j=job: self._job_finished(j))
+        self.job = job
         self._started_at = time.monotonic()
-        self.thread.start()
+        self.runner.start(job)
         self._update_buttons()
 
     @Slot()
     def cancel(self) -> None:
-        if self.worker is not None:
-            self.worker.cancel()
-            self.status_label.setText("Stopping after the current tile…")
+        if self.job is not None:
+            self.job.cancel()
+            self.status_label.setText("Cancelling… (stops after the current tile)")
             self.cancel_btn.setEnabled(False)
 
-    def _stop_thread(self) -> None:
-        if self.thread is not None:
-            self.thread.quit()
-            self.thread.wait()
-            self.thread.deleteLater()
-            self.worker.deleteLater()
-        self.thread, self.worker = None, None
+    def shutdown(self) -> None:
+        """The main window is closing: stop the job (finished photos stay; a new Start resumes)."""
+        self.cancel()
+
+    def _job_finished(self, job: Job) -> None:
+        if self.job is job:
+            self.job = None
         self._update_buttons()
         if self._close_when_done:
             self.close()
+
+    @Slot(str, object)
+    def _on_event(self, kind: str, payload: Any) -> None:
+        if kind == "planned":
+            self._on_planned(payload)
+        elif kind == "file":
+            self._on_file(*payload)
+        elif kind == "file_progress":
+            self._on_file_progress(payload)
 
     # --- worker signals -----------------------------------------------------------------------------
     @Slot(object)
@@ -321,7 +304,7 @@ class BatchDialog(QDialog):
         self.overall.setValue(int(round(1000 * max(0.0, min(1.0, fraction)))))
         elapsed = time.monotonic() - self._started_at
         eta = f", about {format_eta(elapsed * (1 - fraction) / fraction)} left" if 0.01 < fraction < 1 else ""
-        if self.worker is not None and not self.worker.token.cancelled:
+        if self.job is not None and not self.job.token.cancelled:
             self.status_label.setText(f"{message}{eta}")
 
     @Slot(object)
@@ -329,15 +312,15 @@ class BatchDialog(QDialog):
         self.result = result
         self.summary.setText(self.summary_text(result))
         self.summary.show()
-        self.status_label.setText("Stopped." if result.cancelled else "Finished.")
+        self.status_label.setText("" if result.cancelled else f"The cleaned photos are in {self.output_edit.text()}")
         self.overall.setValue(self.overall.maximum() if not result.cancelled else self.overall.value())
-        self._stop_thread()
+        self.job = None  # before the signal: a listener may start the next run at once
+        self._update_buttons()
         self.batch_finished.emit(result)
 
     @Slot(str)
     def _on_error(self, message: str) -> None:
         self._show_error(message)
-        self._stop_thread()
 
     def _show_error(self, message: str) -> None:
         """The dialog's one error handler: a job that could not start says why, in place."""

@@ -1,8 +1,10 @@
 """Model ▸ Fine-tune…: teach the selected model a folder of the user's own photos.
 
 Collects folder, mode (with the suggestion from the folder's noise level), time budget and name; the
-work is core.finetune.finetune on a QThread. Shows a live loss curve (pyqtgraph) and a fixed preview
-crop before/after every few steps; Cancel leaves a checkpoint that Resume continues.
+work is core.finetune.finetune (through gui/jobs.finetune) on the main window's training lane, like every
+other long job. Shows each phase with its own progress (measuring a noisy folder's noise comes before the
+time budget), a live loss curve (pyqtgraph) and this run's preview crop before/after every few steps;
+Cancel leaves a checkpoint that Resume continues, once training has begun.
 """
 from __future__ import annotations
 
@@ -10,65 +12,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
+from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
                                QLineEdit, QMessageBox, QProgressBar, QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
-from denoiser.gui.workers import SignalProgress as _SignalProgress
+from denoiser.gui import jobs
+from denoiser.gui.workers import Job, JobRunner
 
 PREVIEW_SIZE = 192
-
-
-class FinetuneWorker(QObject):
-    """Calls core.finetune on its thread; every outcome leaves through exactly one signal."""
-
-    progress = Signal(float, str)
-    step = Signal(object)  # core.finetune.StepInfo
-    done = Signal(object)  # FinetuneResult
-    stopped = Signal()
-    failed = Signal(str)
-
-    def __init__(self, kwargs: dict[str, Any]) -> None:
-        super().__init__()
-        self.kwargs = kwargs
-        self.token = _SignalProgress(self.progress)
-
-    def cancel(self) -> None:
-        self.token.cancel()
-
-    @Slot()
-    def run(self) -> None:
-        from denoiser.core.finetune import finetune
-        from denoiser.core.progress import Cancelled
-
-        try:
-            result = finetune(progress=self.token, on_step=self.step.emit, **self.kwargs)
-        except Cancelled:
-            self.stopped.emit()
-        except Exception as exc:  # noqa: BLE001 - shown in the dialog, which stays usable
-            self.failed.emit(str(exc) or exc.__class__.__name__)
-        else:
-            self.done.emit(result)
-
-
-class SuggestWorker(QObject):
-    """Estimates the folder's noise level off the GUI thread (reads a few photos)."""
-
-    done = Signal(str, object)  # folder, Suggestion or error text
-
-    def __init__(self, folder: str) -> None:
-        super().__init__()
-        self.folder = folder
-
-    @Slot()
-    def run(self) -> None:
-        from denoiser.core.finetune import suggest_mode
-
-        try:
-            self.done.emit(self.folder, suggest_mode(Path(self.folder)))
-        except Exception as exc:  # noqa: BLE001
-            self.done.emit(self.folder, str(exc) or exc.__class__.__name__)
 
 
 def to_pixmap(img: np.ndarray, size: int = PREVIEW_SIZE) -> QPixmap:
@@ -82,14 +34,18 @@ def to_pixmap(img: np.ndarray, size: int = PREVIEW_SIZE) -> QPixmap:
 class FinetuneDialog(QDialog):
     model_created = Signal(str)
 
-    def __init__(self, parent: QWidget | None, base_model: str, device: str) -> None:
+    def __init__(self, parent: QWidget | None, base_model: str, device: str, runner: JobRunner | None = None,
+                 analysis: JobRunner | None = None) -> None:
+        """runner: the lane the fine-tune runs on; analysis: the lane for the folder suggestion (the main
+        window passes its own; a dialog made alone gets lanes of its own)."""
         super().__init__(parent)
         self.base_model, self.device = base_model or None, device or "auto"
         self.setWindowTitle("Fine-tune a model")
         self.resize(760, 620)
-        self._thread: QThread | None = None
-        self._worker: QObject | None = None
-        self._threads: list[tuple[QThread, QObject]] = []
+        self.runner = runner if runner is not None else JobRunner(self)
+        self.analysis = analysis if analysis is not None else JobRunner(self)
+        self.job: Job | None = None
+        self._suggest_job: Job | None = None
         self.steps_x: list[float] = []
         self.losses: list[float] = []
         self.last_result: Any = None
@@ -117,10 +73,13 @@ class FinetuneDialog(QDialog):
         self.sigma.setToolTip("Clean photos: the noise level to train for (0..255 units).\n"
                               "Noisy photos: a strength you found right in the main window (optional).")
         self.use_strength = QCheckBox("Noisy photos: also teach the model to apply this strength automatically")
-        self.minutes = QDoubleSpinBox(minimum=0.1, maximum=24 * 60, value=10, decimals=1, suffix=" min")
+        self.minutes = QDoubleSpinBox(minimum=0.1, maximum=24 * 60, value=10, decimals=1, suffix=" min of training")
+        self.minutes.setToolTip("Training time. With noisy photos, measuring their noise comes first and is not "
+                                "counted (its own progress is shown).")
         self.steps = QSpinBox(minimum=0, maximum=10_000_000, value=0, specialValueText="no limit")
         self.name = QLineEdit()
         self.name.setPlaceholderText("name of the new model")
+        self.name.textChanged.connect(lambda _t: self._set_running(self.running()))  # Resume follows the name
         self.mode.currentIndexChanged.connect(self._mode_changed)
         self.use_strength.toggled.connect(self._mode_changed)
         form = QFormLayout()
@@ -146,6 +105,13 @@ class FinetuneDialog(QDialog):
         previews.addWidget(self.before)
         previews.addWidget(self.after)
         self.bar = QProgressBar()
+        self.bar.setRange(0, 1000)
+        self.bar.setTextVisible(False)
+        self.phase = QLabel("")
+        self.phase.setWordWrap(True)
+        font = self.phase.font()
+        font.setBold(True)
+        self.phase.setFont(font)
         self.status = QLabel("")
         self.status.setWordWrap(True)
         self.start_btn, self.cancel_btn = QPushButton("Start"), QPushButton("Cancel")
@@ -161,6 +127,7 @@ class FinetuneDialog(QDialog):
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addLayout(previews, 1)
+        layout.addWidget(self.phase)
         layout.addWidget(self.bar)
         layout.addWidget(self.status)
         layout.addLayout(buttons)
@@ -200,19 +167,23 @@ class FinetuneDialog(QDialog):
         if not folder:
             return
         self.suggestion.setText("Estimating the noise level…")
-        worker = SuggestWorker(folder)
-        worker.done.connect(self._suggested)
-        self._launch(worker, worker.run)
+        if self._suggest_job is not None:
+            self._suggest_job.cancel()
+        job = Job(jobs.suggest_mode, folder, name="suggest")
+        job.signals.result.connect(lambda s, f=folder: self._suggested(f, s))
+        job.signals.error.connect(lambda exc, f=folder: self._suggested(f, str(exc) or exc.__class__.__name__))
+        self._suggest_job = job
+        self.analysis.start(job)
 
-    @Slot(str, object)
     def _suggested(self, folder: str, s: object) -> None:
         if folder != self.folder.text().strip():
             return  # an older folder's answer
         if isinstance(s, str):
             self.suggestion.setText(s)
             return
-        self.suggestion.setText(f"Suggested: {s.mode} photos — {s.reason}. Camera noise is often "
-                                "underestimated; choose “noisy” if these photos show the grain to remove.")
+        looks = "noisy" if s.mode == "noisy" else "clean (little noise)"
+        self.suggestion.setText(f"Suggested: these photos look {looks} — {s.reason}. Camera noise often reads "
+                                "low; choose “Noisy photos” if they show the grain you want removed.")
         self.mode.setCurrentIndex(self.mode.findData(s.mode))
 
     @Slot()
@@ -222,23 +193,6 @@ class FinetuneDialog(QDialog):
         self.sigma.setEnabled(idle and (not noisy or self.use_strength.isChecked()))
 
     # -- running ----------------------------------------------------------------------------------
-    def _launch(self, worker: QObject, entry: Any) -> None:
-        thread = QThread(self)
-        worker.moveToThread(thread)
-        thread.started.connect(entry)
-        for sig in ("done", "stopped", "failed"):
-            if hasattr(worker, sig):
-                getattr(worker, sig).connect(thread.quit)
-        thread.finished.connect(lambda t=thread, w=worker: self._forget(t, w))
-        self._threads.append((thread, worker))
-        thread.start()
-
-    def _forget(self, thread: QThread, worker: QObject) -> None:
-        if (thread, worker) in self._threads:
-            self._threads.remove((thread, worker))
-        worker.deleteLater()
-        thread.deleteLater()
-
     def options(self, resume: bool = False) -> dict[str, Any]:
         return {"folder": self.folder.text().strip(), "mode": self.mode.currentData(),
                 "name": self.name.text().strip(), "base_model": self.base_model, "minutes": self.minutes.value()
@@ -273,28 +227,42 @@ class FinetuneDialog(QDialog):
             self.steps_x.clear()
             self.losses.clear()
             self.curve.setData([], [])
-        self.bar.setValue(0)
-        self.status.setText("Starting (reading the folder)…")
-        worker = FinetuneWorker(kwargs)
-        worker.progress.connect(self._progress)
-        worker.step.connect(self._step)
-        worker.done.connect(self._done)
-        worker.stopped.connect(self._stopped)
-        worker.failed.connect(self._failed)
-        self._worker = worker
+        for label, text in ((self.before, "before"), (self.after, "after")):  # this run's crops, not the last
+            label.clear()
+            label.setText(text)
+        self.bar.setRange(0, 0)  # busy until the first measured fraction
+        self.phase.setText("Reading the folder…")
+        self.status.setText("")
+        job = Job(jobs.finetune, kwargs, name="finetune")
+        job.signals.progress.connect(self._progress)
+        job.signals.event.connect(lambda kind, info: self._step(info) if kind == "step" else None)
+        job.signals.result.connect(self._done)
+        job.signals.cancelled.connect(self._stopped)
+        job.signals.error.connect(lambda exc: self._failed(str(exc) or exc.__class__.__name__))
+        job.signals.finished.connect(lambda j=job: self._job_finished(j))
+        self.job = job
         self._set_running(True)
-        self._launch(worker, worker.run)
+        self.runner.start(job)
 
     @Slot()
     def cancel(self) -> None:
-        if isinstance(self._worker, FinetuneWorker):
-            self._worker.cancel()
-            self.status.setText("Stopping after this step (a checkpoint is kept)…")
+        if self.job is not None and not self.job.done:
+            self.job.cancel()
+            self.cancel_btn.setEnabled(False)
+            self.phase.setText("Cancelling… (stops after the current step)")
 
     @Slot(float, str)
     def _progress(self, fraction: float, message: str) -> None:
-        self.bar.setValue(int(round(fraction * 100)))
-        self.status.setText(message)
+        if self.job is None or self.job.token.cancelled:
+            return  # "Cancelling…" stays until the run has stopped
+        self.bar.setRange(0, 1000)
+        self.bar.setValue(int(round(max(0.0, min(1.0, fraction)) * 1000)))
+        if message.startswith("step"):  # the training loop's own reports
+            self.phase.setText("Training (the time budget counts from here)…")
+            self.status.setText(message)
+        else:
+            self.phase.setText(message)
+            self.status.setText("")
 
     @Slot(object)
     def _step(self, info: Any) -> None:
@@ -307,36 +275,41 @@ class FinetuneDialog(QDialog):
 
     @Slot(object)
     def _done(self, res: Any) -> None:
-        self._worker, self.last_result = None, res
-        self._set_running(False)
-        self.bar.setValue(100)
-        fmt = lambda v: "n/a" if v is None else f"{v:.2f} dB"  # noqa: E731
-        self.status.setText(f"Model “{res.name}” is ready: {res.steps} steps in {res.minutes:.1f} min; "
-                            f"{res.val_metric} on held-out photos {fmt(res.val_before)} → {fmt(res.val_after)}"
-                            + (f"; {len(res.skipped)} unreadable file(s) skipped" if res.skipped else ""))
+        self.last_result = res
+        self.bar.setRange(0, 1000)
+        self.bar.setValue(1000)
+        self.phase.setText(f"Your model “{res.name}” is ready.")
+        self.status.setText(finished_text(res))
+        self._job_finished(self.job)  # idle before anyone hears of the new model
         self.model_created.emit(res.name)
 
     @Slot()
     def _stopped(self) -> None:
-        self._worker = None
-        self._set_running(False)
-        self.status.setText("Stopped. A checkpoint was saved: Resume continues the same run.")
+        if self._can_resume():
+            self.phase.setText("Stopped. A checkpoint was saved: Resume continues the same run.")
+        else:
+            self.phase.setText("Stopped before training began: there is nothing to resume; Start begins again.")
+        self.status.setText("")
 
-    @Slot(str)
     def _failed(self, text: str) -> None:
-        self._worker = None
+        self.phase.setText(f"Could not fine-tune: {text}")
+        self.status.setText("")
+
+    def _job_finished(self, job: Job) -> None:
+        if self.job is job:
+            self.job = None
+        self.bar.setRange(0, 1000)
         self._set_running(False)
-        self.status.setText(f"Could not fine-tune: {text}")
 
     def running(self) -> bool:
-        return self._worker is not None
+        return self.job is not None
 
     def shutdown(self) -> None:
-        """Stop the run at the next step (it writes a checkpoint) and wait for the threads."""
+        """Stop the run at its next step (a checkpoint is kept) and any folder suggestion; the lanes they run
+        on belong to the main window, which waits for them when it closes."""
         self.cancel()
-        for thread, _ in list(self._threads):
-            thread.quit()
-            thread.wait(120_000)
+        if self._suggest_job is not None:
+            self._suggest_job.cancel()
 
     def closeEvent(self, event: Any) -> None:  # noqa: N802 - Qt override
         self.shutdown()
@@ -345,3 +318,17 @@ class FinetuneDialog(QDialog):
     def reject(self) -> None:  # Escape
         self.shutdown()
         super().reject()
+
+
+def finished_text(res: Any) -> str:
+    """What a fine-tune achieved, in a photographer's words (the core's metric names stay in the card)."""
+    took = f"{res.steps} training steps in {res.minutes:.1f} min."
+    if res.val_before is not None and res.val_after is not None:
+        on = ("held-out photos of this folder with added noise" if res.mode == "clean" else
+              "held-out crops of your photos with noise like theirs")
+        gain = res.val_after - res.val_before
+        took += (f" On {on} it restores {abs(gain):.2f} dB {'better' if gain >= 0 else 'worse'} than the model it "
+                 f"started from ({res.val_before:.2f} → {res.val_after:.2f} dB, higher is better).")
+    if res.skipped:
+        took += f" {len(res.skipped)} unreadable file(s) were skipped."
+    return took

@@ -38,7 +38,7 @@ def suggested_path(source: Path | None, folder: str, fmt: str) -> Path:
 
 class SaveDialog(QDialog):
     def __init__(self, parent: QWidget | None, source: Path | None, source_format: str, bit_depth: int,
-                 folder: str = "") -> None:
+                 folder: str = "", plan: str = "") -> None:
         super().__init__(parent)
         self.setWindowTitle("Save denoised photo")
         self.source, self.folder = source, folder
@@ -52,6 +52,7 @@ class SaveDialog(QDialog):
         self.quality.setValue(DEFAULT_QUALITY)
         self.path_edit = QLineEdit()
         browse = QPushButton("Browse…")
+        browse.setAutoDefault(False)  # Enter in the file name saves; it never reopens Browse
         browse.clicked.connect(self._browse)
         row = QHBoxLayout()
         row.addWidget(self.path_edit, 1)
@@ -60,8 +61,13 @@ class SaveDialog(QDialog):
         form.addRow("Format", self.format_combo)
         form.addRow("Quality", self.quality)
         form.addRow("File", row)
-        form.addRow(QLabel("EXIF, XMP and the colour profile are kept. The original is never overwritten."))
+        self.plan = QLabel(plan)
+        self.plan.setWordWrap(True)
+        form.addRow(self.plan)
+        form.addRow(QLabel("EXIF, XMP and the colour profile are kept, and the XMP notes the model and strength. "
+                           "The original is never overwritten."))
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel)
+        buttons.button(QDialogButtonBox.StandardButton.Save).setDefault(True)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         form.addRow(buttons)
