@@ -126,9 +126,14 @@ def blend(noisy: np.ndarray, denoised: np.ndarray, luma_amount: float, chroma_am
         lum = noisy + luma_amount * (denoised - noisy)
         chro = noisy + chroma_amount * (denoised - noisy)
         return recombine(lum, chro, "lab")
-    diff = denoised - noisy
-    dl = luma(diff, space)[..., None] * _unit_luma(space)
-    return noisy + chroma_amount * (diff - dl) + luma_amount * dl
+    diff = denoised - noisy  # in place from here on: a 45 MP photo has no room for many temporaries
+    dl = luma(diff, space)
+    diff *= np.float32(chroma_amount)
+    diff += noisy
+    if luma_amount != chroma_amount:  # the luma direction (1,1,1)/sum(w) carries the luma difference
+        dl *= np.float32((luma_amount - chroma_amount) / float(_LUMA[space].sum()))
+        diff += dl[..., None]
+    return diff
 
 
 def detail_weight(denoised: np.ndarray, sigma: float) -> np.ndarray:
@@ -152,8 +157,11 @@ def apply_detail(noisy: np.ndarray, result: np.ndarray, detail: float, sigma: fl
     if detail >= 1:
         return noisy.copy()
     w = detail_weight(result, sigma)
-    amount = np.power(np.float32(detail), 1.0 + _DETAIL_EXPONENT * (1.0 - w))
-    return result + amount[..., None] * (noisy - result)
+    amount = np.power(np.float32(detail), np.float32(1.0 + _DETAIL_EXPONENT) - np.float32(_DETAIL_EXPONENT) * w)
+    out = noisy - result
+    out *= amount[..., None]
+    out += result
+    return out
 
 
 # denoise(pixels, sigma) -> denoised pixels (HxWxC, 0..1), e.g. Denoiser.denoise with progress/passes bound.
@@ -185,7 +193,9 @@ def controlled(noisy: np.ndarray, main: np.ndarray, sigma: float, controls: Cont
         out = recombine(blend(noisy, lum_src, lum_k, lum_k, space), blend(noisy, chr_src, chr_k, chr_k, space),
                         space)
     out = apply_detail(noisy, out, controls.detail, sigma)
-    return np.clip(out, 0.0, 1.0).astype(np.float32, copy=False)
+    if out is main:
+        return main
+    return np.clip(out, 0.0, 1.0, out=out).astype(np.float32, copy=False)
 
 
 def denoise_photo(denoiser, photo, sigma: float | None, controls: Controls, progress=None,
