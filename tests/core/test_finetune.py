@@ -91,8 +91,8 @@ class CancelAfter(CancelToken):
         self.steps, self.seen = steps, 0
 
     def report(self, fraction: float, message: str = "") -> None:
-        if fraction == 0:
-            return  # set-up messages (e.g. the noisy-mode calibration), not training steps
+        if not message.startswith("step "):
+            return  # set-up messages (reading, the noisy-mode noise measurement), not training steps
         self.seen += 1
         if self.seen >= self.steps:
             self.cancel()
