@@ -41,7 +41,7 @@ def test_tiny_job_runs_to_completion_and_model_is_listed(qtbot, dialog, photos: 
     dialog.steps.setValue(3)
     with qtbot.waitSignal(dialog.model_created, timeout=120_000) as sig:
         dialog.start_btn.click()
-        assert dialog.cancel_btn.isEnabled() and not dialog.start_btn.isEnabled()
+        assert dialog.cancel_btn.isEnabled() and not dialog.start_btn.isEnabled() and not dialog.browse_btn.isEnabled()
     assert sig.args == ["my photos-finetuned"]
     assert dialog.steps_x == [1, 2, 3] and all(np.isfinite(dialog.losses))
     assert dialog.curve.getData()[0] is not None and len(dialog.curve.getData()[0]) == 3
@@ -166,3 +166,15 @@ def test_fine_tuning_from_the_window_runs_on_its_training_lane(qtbot, window) ->
     dlg = next(d for d in window.dialogs.open_dialogs if isinstance(d, FinetuneDialog))
     assert dlg.runner is window.training_lane and dlg.analysis is window.io
     dlg.close()
+
+
+def test_the_mode_chosen_is_never_changed_behind_the_users_back(qtbot, dialog, noisy_photos: Path) -> None:  # noqa: ANN001
+    dialog.show()
+    dialog.set_folder(str(noisy_photos))
+    qtbot.waitUntil(lambda: dialog.suggestion.text().startswith("Suggested"), timeout=60_000)
+    dialog.mode.setCurrentIndex(dialog.mode.findData("clean"))  # the user overrides the suggestion
+    dialog.suggestion.setText("")
+    dialog.folder.setFocus()
+    dialog.folder.editingFinished.emit()  # the field loses focus (Start disables it): same folder, no new look
+    qtbot.wait(300)
+    assert dialog.mode.currentData() == "clean" and dialog.suggestion.text() == ""

@@ -46,6 +46,7 @@ class FinetuneDialog(QDialog):
         self.analysis = analysis if analysis is not None else JobRunner(self)
         self.job: Job | None = None
         self._suggest_job: Job | None = None
+        self._suggested_for = ""  # the folder the suggestion is (being) made for
         self.steps_x: list[float] = []
         self.losses: list[float] = []
         self.last_result: Any = None
@@ -59,11 +60,11 @@ class FinetuneDialog(QDialog):
         self.folder = QLineEdit()
         self.folder.setPlaceholderText("folder of your photos")
         self.folder.editingFinished.connect(self._suggest)
-        browse = QPushButton("Browse…")
-        browse.clicked.connect(self._browse)
+        self.browse_btn = QPushButton("Browse…")
+        self.browse_btn.clicked.connect(self._browse)
         row = QHBoxLayout()
         row.addWidget(self.folder, 1)
-        row.addWidget(browse)
+        row.addWidget(self.browse_btn)
         self.mode = QComboBox()
         self.mode.addItem("Clean photos (low noise): add synthetic noise", "clean")
         self.mode.addItem("Noisy photos only (the noise to remove)", "noisy")
@@ -133,7 +134,8 @@ class FinetuneDialog(QDialog):
         layout.addLayout(buttons)
 
     def _set_running(self, running: bool) -> None:
-        for w in (self.folder, self.mode, self.sigma, self.minutes, self.steps, self.name, self.start_btn):
+        for w in (self.folder, self.browse_btn, self.mode, self.sigma, self.minutes, self.steps, self.name,
+                  self.start_btn):
             w.setEnabled(not running)
         self.cancel_btn.setEnabled(running)
         self.resume_btn.setEnabled(not running and self._can_resume())
@@ -164,8 +166,9 @@ class FinetuneDialog(QDialog):
     @Slot()
     def _suggest(self) -> None:
         folder = self.folder.text().strip()
-        if not folder:
-            return
+        if not folder or folder == self._suggested_for or self.running():
+            return  # nothing new to look at (editingFinished also fires when the field merely loses focus)
+        self._suggested_for = folder
         self.suggestion.setText("Estimating the noise level…")
         if self._suggest_job is not None:
             self._suggest_job.cancel()
@@ -176,8 +179,8 @@ class FinetuneDialog(QDialog):
         self.analysis.start(job)
 
     def _suggested(self, folder: str, s: object) -> None:
-        if folder != self.folder.text().strip():
-            return  # an older folder's answer
+        if folder != self.folder.text().strip() or self.running():
+            return  # an older folder's answer, or a run already started with the mode chosen
         if isinstance(s, str):
             self.suggestion.setText(s)
             return
