@@ -45,9 +45,14 @@ def test_grey_stays_grey_and_shape_kept(rng):
     assert out.shape == (40, 50, 1) and out.dtype == np.float32 and 0 <= out.min() and out.max() <= 1
 
 
-def test_auto_strength_uses_estimate(rng):
+def test_auto_strength_uses_estimate(rng, monkeypatch):
+    """Without a learned estimator installed, Auto runs the model at the classical estimate."""
+    import denoiser.core.engine as engine_module
+
+    monkeypatch.setattr(engine_module, "shipped_estimator", lambda: None)
     img = np.clip(0.5 + rng.normal(0, 20 / 255, (96, 96, 3)), 0, 1).astype(np.float32)
     engine = Denoiser(make_tiny_model(), "cpu")
+    assert 15 < engine_estimate(img) < 25
     assert np.allclose(engine.denoise(img, None), engine.denoise(img, engine_estimate(img)))
 
 
