@@ -49,7 +49,8 @@ class Actions:
         self.modes = QActionGroup(w)
         self.mode_actions: dict[str, QAction] = {}
         for mode, text, key in ((Mode.SIDE_BY_SIDE, "Side by side", "S"), (Mode.SPLIT, "Split", "D"),
-                                (Mode.TOGGLE, "Before/after toggle", ""), (Mode.DIFFERENCE, "Removed noise", "N")):
+                                (Mode.TOGGLE, "Before/after toggle", ""), (Mode.DIFFERENCE, "Removed noise", "N"),
+                                (Mode.DETAIL_MAP, "Removed detail map", "M")):
             a = act(text, lambda m=mode: w.compare.set_mode(m), *([key] if key else []))
             a.setCheckable(True)
             if mode == Mode.TOGGLE:

@@ -1,4 +1,5 @@
-"""Original vs cleaned: side by side, split with a divider, before/after toggle, or the removed noise.
+"""Original vs cleaned: side by side, split with a divider, before/after toggle, the removed noise, or the
+removed-detail map (where the removed signal still has structure: core.detail_map).
 
 Both canvases listen to ONE ViewState, so zooming or panning either moves both.
 """
@@ -19,6 +20,7 @@ class Mode(str, Enum):
     SPLIT = "split"
     TOGGLE = "toggle"
     DIFFERENCE = "difference"
+    DETAIL_MAP = "detail_map"
 
 
 class CompareView(QWidget):
@@ -44,6 +46,9 @@ class CompareView(QWidget):
         self.preview: Patch | None = None
         self.preview_difference: Patch | None = None
         self.gain = 1.0  # amplification of the removed-noise view, shown in its caption
+        self.detail_map: DisplayImage | None = None  # removed-detail map of the full result
+        self.preview_detail_map: Patch | None = None
+        self.detail_score: float | None = None  # % of the photo flagged, in the map's caption
         self._refresh()
 
     # --- content ------------------------------------------------------------------------------
@@ -51,6 +56,7 @@ class CompareView(QWidget):
         """A new photo: forget the previous result and preview."""
         self.original, self.result, self.difference = image, None, None
         self.preview = self.preview_difference = None
+        self.detail_map = self.preview_detail_map = self.detail_score = None
         if image is not None:
             self.state.set_image_size(image.size)
         self._refresh()
@@ -58,6 +64,15 @@ class CompareView(QWidget):
     def set_result(self, result: DisplayImage | None, difference: DisplayImage | None, gain: float = 1.0) -> None:
         self.result, self.difference, self.gain = result, difference, gain
         self.preview = self.preview_difference = None
+        self._refresh()
+
+    def set_detail_map(self, image: DisplayImage | None, score: float | None = None) -> None:
+        """The full result's removed-detail map (drops the preview's)."""
+        self.detail_map, self.detail_score, self.preview_detail_map = image, score, None
+        self._refresh()
+
+    def set_preview_detail_map(self, patch: Patch | None) -> None:
+        self.preview_detail_map = patch
         self._refresh()
 
     def set_preview(self, preview: Patch | None, difference: Patch | None = None, gain: float = 1.0) -> None:
@@ -105,6 +120,11 @@ class CompareView(QWidget):
     def _difference(self) -> Picture:
         return Picture(self.difference, self.preview_difference, f"Removed noise (×{self.gain:g}, grey = nothing)")
 
+    def _detail_map(self) -> Picture:
+        score = f", {self.detail_score:.2f} % of the photo" if self.detail_score is not None and \
+            self.preview_detail_map is None else ""
+        return Picture(self.detail_map, self.preview_detail_map, f"Removed detail (magenta{score})")
+
     def _refresh(self) -> None:
         side = self.mode == Mode.SIDE_BY_SIDE
         self.before_canvas.setVisible(side)
@@ -120,6 +140,11 @@ class CompareView(QWidget):
             after.show_pictures(self._before(), self._after(), self.split_fraction)
         elif self.mode == Mode.TOGGLE:
             after.show_pictures(self._before() if self.showing_before else self._after())
+        elif self.mode == Mode.DETAIL_MAP:
+            dmap = self._detail_map()
+            if dmap.base is None and dmap.patch is None:
+                after.placeholder = "Denoise (or change the strength for a preview) to see the removed-detail map"
+            after.show_pictures(dmap if dmap.base is not None or dmap.patch is not None else None)
         else:
             diff = self._difference()
             if diff.base is None and diff.patch is None:

@@ -1,7 +1,9 @@
-"""The side panel: model, strength (Auto or noise level), quality (passes), device, Denoise / progress / Cancel."""
+"""The side panel: model, strength (Auto or noise level), noise and detail (luminance, colour, detail),
+quality (passes), device, Denoise / progress / Cancel."""
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QProgressBar,
@@ -12,6 +14,9 @@ QUALITY_CHOICES = ((1, "Fast: 1 pass"), (2, "Better: 2 passes, 2× time"), (4, "
 SLIDER_STEPS_PER_SIGMA = 2  # the slider moves in 0.5 noise-level units
 MAX_SIGMA = 75.0
 PANEL_WIDTH = 270
+
+if TYPE_CHECKING:
+    from denoiser.core.tone import Controls
 
 
 def quality_combo(passes: int = 1) -> QComboBox:
@@ -55,6 +60,7 @@ class ControlsPanel(QWidget):
     device_changed = Signal(str)
     strength_changed = Signal()
     quality_changed = Signal()
+    tone_changed = Signal()  # luminance / colour / detail sliders (core.tone)
     denoise_clicked = Signal()
     cancel_clicked = Signal()
 
@@ -63,6 +69,7 @@ class ControlsPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.addWidget(self._model_box())
         layout.addWidget(self._strength_box())
+        layout.addWidget(self._tone_box())
         layout.addWidget(self._quality_box())
         layout.addWidget(self._device_box())
         self.denoise_button = QPushButton("Denoise")
@@ -118,6 +125,45 @@ class ControlsPanel(QWidget):
         self.slider.valueChanged.connect(self._slider_moved)
         self._auto_toggled(True)
         return box
+
+    def _tone_box(self) -> QGroupBox:
+        """Luminance and colour noise removed (100 % = all of the run's), detail returned (0 % = none)."""
+        box = QGroupBox("Noise and detail")
+        form = QFormLayout(box)
+        self.tone_sliders: dict[str, QSlider] = {}
+        for key, label, default, tip in (
+                ("luma", "Luminance", 100, "How much of the brightness noise to remove (100 %: all of it)"),
+                ("chroma", "Colour", 100, "How much of the colour noise to remove (100 %: all of it)"),
+                ("detail", "Detail", 0, "Return this much of the removed signal, more on edges and texture")):
+            slider = QSlider(Qt.Orientation.Horizontal)
+            slider.setRange(0, 100)
+            slider.setValue(default)
+            slider.setToolTip(tip)
+            value = QLabel(f"{default} %")
+            value.setMinimumWidth(40)
+            slider.valueChanged.connect(lambda v, lab=value: lab.setText(f"{v} %"))
+            slider.valueChanged.connect(lambda _v: self.tone_changed.emit())
+            row = QHBoxLayout()
+            row.addWidget(slider, 1)
+            row.addWidget(value)
+            form.addRow(label, row)
+            self.tone_sliders[key] = slider
+        return box
+
+    def tone_controls(self) -> "Controls":
+        """The sliders as core.tone.Controls (100 % luminance/colour = the run's full removal)."""
+        from denoiser.core.tone import AUTO, Component, Controls
+
+        def part(key: str) -> Component:
+            v = self.tone_sliders[key].value()
+            return AUTO if v >= 100 else Component("scale", v / 100)
+
+        return Controls(luma=part("luma"), chroma=part("chroma"), detail=self.tone_sliders["detail"].value() / 100)
+
+    def tone_kwargs(self) -> dict[str, "Controls"]:
+        """{"controls": ...} for a run when a slider is off its default; {} for the plain run."""
+        controls = self.tone_controls()
+        return {} if controls.plain else {"controls": controls}
 
     def _quality_box(self) -> QGroupBox:
         box = QGroupBox("Quality")

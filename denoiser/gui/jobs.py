@@ -16,6 +16,8 @@ from PySide6.QtCore import QRect
 from .display import DisplayImage, Patch, difference_gain, make_difference_display, make_display
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from denoiser.core.engine import Denoiser
     from denoiser.core.photo import Photo
     from denoiser.core.progress import Progress
@@ -54,10 +56,13 @@ class DenoiseResult:
     notices: list[str]
     gain: float  # amplification of the difference view
     passes: int = 1
+    controls: Any = None  # core.tone.Controls applied (luminance, colour, detail)
+    detail_map: DisplayImage | None = None  # where the removed signal has structure (core.detail_map)
+    detail_score: float | None = None  # % of the photo flagged on that map
 
-    def settings(self) -> tuple[str, float, int]:
-        """(model, strength, passes): what made these pixels; compared with what the window shows."""
-        return self.model_name, round(self.sigma, 3), self.passes
+    def settings(self) -> tuple[str, float, int, Any]:
+        """(model, strength, passes, controls): what made these pixels; compared with what the window shows."""
+        return self.model_name, round(self.sigma, 3), self.passes, self.controls
 
 
 @dataclass
@@ -67,6 +72,7 @@ class PreviewResult:
     sigma: float
     seconds: float
     gain: float
+    detail_map: Patch | None = None  # the removed-detail map of the region
 
 
 def catalogue(progress: "Progress") -> Catalogue:
@@ -127,23 +133,44 @@ class DenoiserCache:
 
 
 def denoise(cache: DenoiserCache, photo: "Photo", model: str, device: str, sigma: float | None, passes: int,
-            progress: "Progress") -> DenoiseResult:
+            progress: "Progress", controls: Any = None) -> DenoiseResult:
+    """The whole photo, with the luminance/colour/detail controls (core.tone.Controls; None: plain)."""
+    from denoiser.core import tone
+
     start = time.monotonic()
     progress.report(0.0, "Loading the model")
     denoiser = cache.get(model, device)
     progress.check_cancelled()
-    result, used = denoiser.denoise_photo(photo, sigma, progress, passes)
+    controls = controls or tone.Controls()
+    result, used = tone.denoise_photo(denoiser, photo, sigma, controls, progress, passes)
     progress.report(1.0, "Preparing the display")
     display = make_display(result.pixels, result.icc)
     gain = difference_gain(used)
     diff = make_difference_display(photo.pixels, result.pixels, gain)
+    dmap, score = detail_map_display(photo.pixels, result.pixels)
     return DenoiseResult(result, display, diff, used, time.monotonic() - start, denoiser.model_name,
-                         denoiser.device_name, list(denoiser.notices), gain, passes)
+                         denoiser.device_name, list(denoiser.notices), gain, passes, controls, dmap, score)
+
+
+def detail_map_display(noisy: "np.ndarray", denoised: "np.ndarray",
+                       inner: tuple[slice, slice] | None = None) -> tuple[DisplayImage, float]:
+    """The removed-detail map over the denoised photo (magenta where detail was removed) and its score;
+    `inner` cuts a region out after the map is made (a preview's context margin)."""
+    import numpy as np
+
+    from denoiser.core.detail_map import detail_report
+
+    report = detail_report(noisy, denoised)
+    overlay = report.overlay(denoised)
+    overlay = overlay[inner] if inner else overlay
+    return make_display(overlay.astype(np.float32) / np.float32(255)), report.score
 
 
 def preview(cache: DenoiserCache, photo: "Photo", rect: QRect, model: str, device: str, sigma: float,
-            passes: int, progress: "Progress") -> PreviewResult:
-    """Denoise only `rect` (plus a margin of context, cut off again) of the photo."""
+            passes: int, progress: "Progress", controls: Any = None) -> PreviewResult:
+    """Denoise only `rect` (plus a margin of context, cut off again) of the photo, with the controls."""
+    from denoiser.core import tone
+
     start = time.monotonic()
     denoiser = cache.get(model, device)
     h, w = photo.pixels.shape[:2]
@@ -151,20 +178,22 @@ def preview(cache: DenoiserCache, photo: "Photo", rect: QRect, model: str, devic
     x1, y1 = min(w, rect.right() + 1 + PREVIEW_MARGIN), min(h, rect.bottom() + 1 + PREVIEW_MARGIN)
     crop = photo.pixels[y0:y1, x0:x1]
     out = denoiser.denoise(crop, sigma, progress, passes)
+    if controls is not None and not controls.plain:
+        out = tone.controlled(crop, out, float(sigma), controls, lambda img, s: denoiser.denoise(img, s, None, passes))
     iy, ix = rect.y() - y0, rect.x() - x0
     inner = (slice(iy, iy + rect.height()), slice(ix, ix + rect.width()))
     patch = Patch(make_display(out[inner], photo.icc), QRect(rect))
     gain = difference_gain(sigma)
     diff = Patch(make_difference_display(crop[inner], out[inner], gain), QRect(rect))
-    return PreviewResult(patch, diff, sigma, time.monotonic() - start, gain)
+    dmap = Patch(detail_map_display(crop, out, inner)[0], QRect(rect))
+    return PreviewResult(patch, diff, sigma, time.monotonic() - start, gain, dmap)
 
 
 def save_note(result: DenoiseResult) -> dict[str, str]:
     """What the saved file's XMP records about how it was made."""
-    from denoiser import __version__
+    from denoiser.core import tone
 
-    return {"Software": f"Photo Denoiser {__version__}", "Model": result.model_name,
-            "Strength": f"{result.sigma:.1f}", "Passes": str(result.passes)}
+    return tone.note(result.model_name, result.sigma, result.passes, result.controls or tone.Controls())
 
 
 def save(result: DenoiseResult, path: Path, fmt: str, quality: int, overwrite: bool, progress: "Progress") -> Path:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 from PySide6.QtCore import QSettings, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent
-from PySide6.QtWidgets import QDockWidget, QFileDialog, QMainWindow, QMessageBox
+from PySide6.QtWidgets import QDockWidget, QFileDialog, QFrame, QMainWindow, QMessageBox, QScrollArea, QStyle, QWidget
 
 from . import jobs
 from .actions import Actions
@@ -25,6 +26,17 @@ CLOSE_WAIT_MS = 20_000  # after the window has gone: how long to let cancelled j
 IMAGE_FILTER = "Images (*.jpg *.jpeg *.png *.tif *.tiff *.webp *.bmp *.dng *.cr2 *.cr3 *.nef *.arw *.orf *.rw2 *.raf);;All files (*)"
 
 
+
+def scrolling(panel: QWidget) -> QScrollArea:
+    """`panel` (fixed width) in a vertical-only scroll area as wide as the panel plus its scroll bar."""
+    area = QScrollArea()
+    area.setWidget(panel)
+    area.setWidgetResizable(True)
+    area.setFrameShape(QFrame.Shape.NoFrame)
+    area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    bar = area.style().pixelMetric(QStyle.PixelMetric.PM_ScrollBarExtent)
+    area.setFixedWidth(panel.width() + bar)
+    return area
 
 class MainWindow(QMainWindow):
     catalogue_loaded = Signal()
@@ -48,7 +60,7 @@ class MainWindow(QMainWindow):
         self.controls = ControlsPanel(self)
         dock = QDockWidget("Denoise", self)
         dock.setObjectName("controls-dock")
-        dock.setWidget(self.controls)
+        dock.setWidget(scrolling(self.controls))  # the panel scrolls on short screens instead of growing the window
         dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
         self.acts = Actions(self)
@@ -88,6 +100,7 @@ class MainWindow(QMainWindow):
         c.cancel_clicked.connect(self.cancel)
         c.strength_changed.connect(self._strength_changed)
         c.quality_changed.connect(self._quality_changed)
+        c.tone_changed.connect(self.previewer.schedule)  # luminance / colour / detail: preview them
         c.model_changed.connect(self._model_changed)
         c.device_changed.connect(self._device_changed)
         self.compare.mode_changed.connect(self._mode_changed)
@@ -304,7 +317,7 @@ class MainWindow(QMainWindow):
             return
         sigma = self.photo.sigma if sigma is None else sigma
         job = Job(jobs.denoise, self.cache, self.photo.photo, model, self.controls.device(), sigma,
-                  self.controls.passes(), name="denoise")
+                  self.controls.passes(), name="denoise", **self.controls.tone_kwargs())
         source = self.photo
         job.signals.progress.connect(self.controls.set_progress)
         job.signals.result.connect(lambda r, src=source: self._on_denoised(r, src))
@@ -320,6 +333,7 @@ class MainWindow(QMainWindow):
             return
         self.result = result
         self.compare.set_result(result.display, result.difference, result.gain)
+        self.compare.set_detail_map(result.detail_map, result.detail_score)
         self.status.set_last_run(result.seconds, result.sigma)
         self.status.set_device(result.device_name)
         self.controls.set_device_in_use(result.device_name)
@@ -384,7 +398,7 @@ class MainWindow(QMainWindow):
         self.previewer.schedule()
 
     # --- saving -------------------------------------------------------------------------------
-    def shown_settings(self) -> tuple[str, float, int] | None:
+    def shown_settings(self) -> tuple[str, float, int, Any] | None:
         """(model, strength, passes) the controls show, i.e. what the preview shows; None while Auto's
         estimate is pending (or impossible)."""
         sigma = self.controls.sigma()
@@ -392,7 +406,7 @@ class MainWindow(QMainWindow):
         model = self.controls.model_name()
         if sigma is None or not model:
             return None
-        return model, round(float(sigma), 3), self.controls.passes()
+        return model, round(float(sigma), 3), self.controls.passes(), self.controls.tone_controls()
 
     def result_is_current(self) -> bool:
         """The last full run was made with the settings on screen."""
@@ -405,7 +419,7 @@ class MainWindow(QMainWindow):
             r = self.result
             return f"Saves the denoised photo: model {r.model_name}, strength σ {r.sigma:.1f}, " \
                    f"{r.passes} pass{'es' if r.passes > 1 else ''}."
-        model, sigma, passes = settings
+        model, sigma, passes, _controls = settings
         return (f"The view shows strength σ {sigma:.1f} ({model}, {passes} pass{'es' if passes > 1 else ''}); "
                 "the whole photo is denoised with it first, then saved.")
 

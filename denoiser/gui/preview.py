@@ -79,7 +79,7 @@ class Previewer(QObject):
             parts.insert(0, QRect(rect.center().x() - cw // 2, rect.center().y() - ch // 2, cw, ch))
         for part in parts:
             job = Job(jobs.preview, w.cache, w.photo.photo, part, w.controls.model_name(), w.controls.device(),
-                      sigma, w.controls.passes(), name="preview")
+                      sigma, w.controls.passes(), name="preview", **w.controls.tone_kwargs())
             final = part is parts[-1]
             job.signals.result.connect(lambda r, j=job, f=final: self._shown(r, j, f))
             job.signals.error.connect(self._failed)
@@ -107,6 +107,7 @@ class Previewer(QObject):
             r = result.patch.rect
             self.seconds_per_mp = result.seconds / max(r.width() * r.height() / 1e6, 1e-6)
         w.compare.set_preview(result.patch, result.difference, result.gain)
+        w.compare.set_preview_detail_map(result.detail_map)
         if not final:
             w.controls.set_message(f"Preview of the centre at σ {result.sigma:.1f}; refining the rest…")
             w.preview_partial.emit(result)
