@@ -22,6 +22,7 @@ class Terminated(KeyboardInterrupt):
 def raise_terminated(signum: int, frame: object) -> None:
     raise Terminated
 
+
 def add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=None,
                    help="auto (default: the camera profile matching each photo's EXIF, else the shipped "
