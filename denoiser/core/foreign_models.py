@@ -306,6 +306,22 @@ def foreign_cards() -> dict[str, dict[str, Any]]:
     return cards
 
 
+@dataclass(frozen=True)
+class CommunityEntry:
+    """An installed community model as a model list shows it (ModelEntry's name/path/builtin; no card)."""
+
+    name: str
+    path: Path
+    architecture: str
+    builtin: bool = False
+    card: None = None
+
+
+def community_entries() -> list[CommunityEntry]:
+    return [CommunityEntry(name, Path(c["path"]), str(c.get("architecture", "")))
+            for name, c in foreign_cards().items()]
+
+
 def delete_foreign(name: str) -> None:
     """Remove an installed community model (its weights and card; never anything outside its folder)."""
     card = foreign_cards().get(name)

@@ -187,10 +187,16 @@ class ControlsPanel(QWidget):
     # --- models and devices -------------------------------------------------------------------
     def set_models(self, entries: list, selected: str = "") -> None:
         """entries: core.registry.ModelEntry list. Keeps `selected` (or the first) chosen."""
+        from denoiser.core.foreign_models import CommunityEntry  # torch is loaded by now (the catalogue job)
+        from denoiser.core.profiles import AUTO_MODEL, profile_of
+
         self.model_combo.blockSignals(True)
         self.model_combo.clear()
+        if any(getattr(e, "card", None) is not None and profile_of(e) for e in entries):  # a camera profile exists
+            self.model_combo.addItem("Auto: your camera's profile, else the default", AUTO_MODEL)
         for e in entries:
-            self.model_combo.addItem(f"{e.name}  ({'shipped' if e.builtin else 'yours'})", e.name)
+            kind = "shipped" if e.builtin else "community" if isinstance(e, CommunityEntry) else "yours"
+            self.model_combo.addItem(f"{e.name}  ({kind})", e.name)
         if not entries:
             self.model_combo.addItem("No model installed", None)
         index = self.model_combo.findData(selected) if selected else -1

@@ -38,7 +38,9 @@ class DialogLauncher:
         try:
             from .dialogs.finetune_dialog import FinetuneDialog
 
-            dlg = FinetuneDialog(self.w, self.w.controls.model_name() or "", self.w.controls.device(),
+            base = self.w.controls.model_name() or ""
+            base = "" if base == "auto" else base  # Auto (camera profiles) starts from the shipped default
+            dlg = FinetuneDialog(self.w, base, self.w.controls.device(),
                                  runner=self.w.training_lane, analysis=self.w.io)
             dlg.model_created.connect(self._model_created)
         except Exception as exc:  # noqa: BLE001

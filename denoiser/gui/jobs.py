@@ -78,9 +78,20 @@ class PreviewResult:
 def catalogue(progress: "Progress") -> Catalogue:
     """Installed models and usable devices (this is what first imports torch, off the GUI thread)."""
     from denoiser.core.engine import available_devices
+    from denoiser.core.foreign_models import community_entries
     from denoiser.core.registry import list_models
 
-    return Catalogue(list_models(), available_devices())
+    return Catalogue(list_models() + community_entries(), available_devices())
+
+
+def engine_for(cache: "DenoiserCache", model: str, device: str, photo: "Photo") -> "Denoiser":
+    """The engine for `model`; "auto" is the camera profile matching the photo's EXIF, else the default."""
+    from denoiser.core.profiles import AUTO_MODEL, choose_model
+    from denoiser.core.registry import DEFAULT_MODEL_NAME
+
+    if model == AUTO_MODEL:
+        model = choose_model(model, photo.exif).model or DEFAULT_MODEL_NAME
+    return cache.get(model, device)
 
 
 def load(path: Path, progress: "Progress") -> LoadedPhoto:
@@ -102,7 +113,7 @@ def estimate(cache: "DenoiserCache", photo: "Photo", model: str, device: str, pr
 
     try:
         if model:
-            return cache.get(model, device).auto_strength(photo.pixels)
+            return engine_for(cache, model, device, photo).auto_strength(photo.pixels)
         return estimate_sigma(photo.pixels)
     except ValueError:
         return None
@@ -118,12 +129,12 @@ class DenoiserCache:
         self._denoiser: "Denoiser | None" = None
 
     def get(self, model: str, device: str) -> "Denoiser":
-        from denoiser.core.engine import Denoiser
+        from denoiser.core.foreign_models import open_denoiser
 
         with self._lock:
             if self._key != (model, device) or self._denoiser is None:
                 self._denoiser = None
-                self._denoiser = Denoiser.from_name(model, device=device, tile=GUI_TILE)
+                self._denoiser = open_denoiser(model, device=device, tile=GUI_TILE)  # ours or a community one
                 self._key = (model, device)
             return self._denoiser
 
@@ -139,7 +150,7 @@ def denoise(cache: DenoiserCache, photo: "Photo", model: str, device: str, sigma
 
     start = time.monotonic()
     progress.report(0.0, "Loading the model")
-    denoiser = cache.get(model, device)
+    denoiser = engine_for(cache, model, device, photo)
     progress.check_cancelled()
     controls = controls or tone.Controls()
     result, used = tone.denoise_photo(denoiser, photo, sigma, controls, progress, passes)
@@ -172,7 +183,7 @@ def preview(cache: DenoiserCache, photo: "Photo", rect: QRect, model: str, devic
     from denoiser.core import tone
 
     start = time.monotonic()
-    denoiser = cache.get(model, device)
+    denoiser = engine_for(cache, model, device, photo)
     h, w = photo.pixels.shape[:2]
     x0, y0 = max(0, rect.x() - PREVIEW_MARGIN), max(0, rect.y() - PREVIEW_MARGIN)
     x1, y1 = min(w, rect.right() + 1 + PREVIEW_MARGIN), min(h, rect.bottom() + 1 + PREVIEW_MARGIN)

@@ -38,6 +38,16 @@ def scrolling(panel: QWidget) -> QScrollArea:
     area.setFixedWidth(panel.width() + bar)
     return area
 
+
+def profile_note(model: str | None, exif: bytes | None) -> str:
+    """"; using camera profile X (camera, ISO)" when the model is Auto and the photo matches a profile."""
+    from denoiser.core.profiles import AUTO_MODEL, choose_model
+
+    if model != AUTO_MODEL:
+        return ""
+    choice = choose_model(model, exif)
+    return f"; using {choice.reason}" if choice.profile else "; no camera profile matches: the default model"
+
 class MainWindow(QMainWindow):
     catalogue_loaded = Signal()
     photo_loaded = Signal(object)  # jobs.LoadedPhoto
@@ -230,7 +240,8 @@ class MainWindow(QMainWindow):
         self.controls.set_message("")
         self.status.set_photo(p.width, p.height, p.bit_depth, p.pixels.shape[2], None)
         self._start_estimate(loaded)
-        self.status.message(f"Opened {p.source.name if p.source else 'photo'} in {loaded.seconds:.1f} s")
+        self.status.message(f"Opened {p.source.name if p.source else 'photo'} in {loaded.seconds:.1f} s"
+                            + profile_note(self.controls.model_name(), p.exif))
         if p.source is not None:
             self.settings.add_recent(p.source)
             self.settings.last_folder = str(p.source.parent)

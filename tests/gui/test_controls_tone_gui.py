@@ -1,9 +1,11 @@
 """The window's Noise-and-detail sliders (core.tone) and the removed-detail map view (key M)."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PySide6.QtWidgets import QApplication
 
 from denoiser.core.tone import AUTO, Component, Controls
@@ -76,3 +78,57 @@ def test_key_m_shows_the_removed_detail_map(qtbot, window, tmp_path) -> None:  #
     QApplication.processEvents()
     assert window.compare.mode == Mode.DETAIL_MAP and window.compare.detail_map is not None
     assert "Removed detail" in window.compare._detail_map().caption
+
+
+def _camera_photo(path: Path, make: str | None, model: str = "", iso: int = 0) -> Path:
+    from PIL import Image
+
+    from guitest_util import noisy_array
+
+    exif = Image.Exif()
+    if make:
+        exif[0x010F], exif[0x0110] = make, model
+        exif.get_ifd(0x8769)[0x8827] = iso
+    Image.fromarray(noisy_array()).save(path, "JPEG", quality=95, exif=exif.tobytes())
+    return path
+
+
+@pytest.fixture
+def profile_models(data_dir: Path, tiny_model_file: Path, tmp_path: Path) -> None:
+    """A shipped tiny 'default', a fine-tuned 'r5' profile (Canon EOS R5, ISO 3200-6400) and a community DnCNN."""
+    import torch
+
+    from denoiser.core.checkpoint import ModelCard, load_model, save_model
+    from denoiser.core.foreign_models import import_foreign
+
+    model, card = load_model(tiny_model_file)
+    shipped = Path(os.environ["DENOISER_RESOURCES"]) / "models"
+    save_model(shipped / "default.safetensors", model, ModelCard(name="default", config=card.config))
+    camera = {"make": "Canon", "model": "Canon EOS R5", "iso_min": 3200, "iso_max": 6400, "photos": 9}
+    save_model(data_dir / "models" / "r5.safetensors", model,
+               ModelCard(name="r5", config=card.config, training={"mode": "noisy", "camera": camera}))
+    g = torch.Generator().manual_seed(0)
+    sd = {"model.0.weight": torch.randn(8, 3, 3, 3, generator=g) * 0.02, "model.0.bias": torch.zeros(8),
+          "model.2.weight": torch.randn(3, 8, 3, 3, generator=g) * 0.02, "model.2.bias": torch.zeros(3)}
+    torch.save(sd, tmp_path / "dncnn.pth")
+    import_foreign(tmp_path / "dncnn.pth", "dncnn")
+
+
+def test_auto_model_uses_the_camera_profile_and_says_so(qtbot, profile_models, window, tmp_path) -> None:  # noqa: ANN001
+    assert window.controls.model_name() == "auto"  # offered first once a profile exists
+    labels = [window.controls.model_combo.itemText(i) for i in range(window.controls.model_combo.count())]
+    assert "dncnn  (community)" in labels and "r5  (yours)" in labels
+    messages = []
+    window.status.bar.messageChanged.connect(messages.append)
+    result = _open_and_denoise(qtbot, window, _camera_photo(tmp_path / "r5.jpg", "Canon", "Canon EOS R5", 4000))
+    assert result.model_name == "r5"
+    assert any("using camera profile r5 (Canon EOS R5, ISO 4000)" in m for m in messages)
+    assert _open_and_denoise(qtbot, window, _camera_photo(tmp_path / "x.jpg", None)).model_name == "default"
+
+
+def test_a_community_model_runs_in_the_window(qtbot, profile_models, window, tmp_path) -> None:  # noqa: ANN001
+    combo = window.controls.model_combo
+    combo.setCurrentIndex(combo.findData("dncnn"))
+    result = _open_and_denoise(qtbot, window, _camera_photo(tmp_path / "r5.jpg", "Canon", "Canon EOS R5", 4000))
+    assert result.model_name == "dncnn"  # pinned: the matching profile is not used
+    assert result.photo.pixels.shape == (96, 128, 3)
