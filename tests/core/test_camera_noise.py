@@ -128,3 +128,40 @@ def test_predict_map_tiles_match_one_pass():
     assert whole.shape == (151, 139)
     # the network's receptive field (65 px) fits inside the 96 px margin: the tiles join without seams
     assert np.abs(whole - tiled).max() < 1e-3 * max(1.0, float(whole.max()))
+
+
+def _heavy_camera_photo(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    yy, xx = np.mgrid[0:128, 0:128] / 128.0
+    clean = np.stack([0.25 + 0.5 * xx, 0.3 + 0.2 * np.sin(5 * yy), 0.55 - 0.3 * yy], axis=2).astype(np.float32)
+    p = replace(_plain_camera(shot=1.2e-2, read=2e-4), demosaic="ea", chroma_nr=1.0, jpeg=90)
+    return clean, simulate(clean, p, np.random.default_rng(seed))
+
+
+def test_shipped_estimator_reads_flat_camera_noise_within_tolerance():
+    from denoiser.core.noise.learned import predict_map, shipped_estimator
+
+    net = shipped_estimator()
+    assert net is not None, "resources/models/estimator.safetensors is part of the app"
+    clean = np.full((128, 128, 3), 0.45, np.float32)
+    p = replace(_plain_camera(shot=4e-3, read=5e-5), demosaic="ea")
+    true_std = []
+    est = []
+    for seed in range(3):
+        noisy = simulate(clean, p, np.random.default_rng(seed))
+        true_std.append(float((noisy - clean).std() * 255))
+        est.append(float(np.median(predict_map(net, noisy)[8:-8, 8:-8])))
+    ratio = np.mean(est) / np.mean(true_std)
+    assert 0.75 < ratio < 1.5, (est, true_std)
+
+
+def test_auto_on_heavy_camera_noise_is_well_above_the_white_noise_estimate(tiny_model_file):
+    from denoiser.core.engine import Denoiser
+    from denoiser.core.noise import estimate_sigma
+
+    d = Denoiser.from_file(tiny_model_file, device="cpu")
+    clean, noisy = _heavy_camera_photo()
+    true_std = float((noisy - clean).std() * 255)
+    auto = float(d.auto_strength(noisy))
+    white = estimate_sigma(noisy)
+    assert auto > 1.5 * white
+    assert auto > 0.6 * true_std
