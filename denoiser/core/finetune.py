@@ -27,6 +27,7 @@ from .checkpoint import ModelCard, atomic_write_bytes, load_model, save_model
 from .metrics import psnr
 from .model import UNetDenoiser, build_model
 from .noise import NoiseConfig, estimate_sigma
+from .noise.learned import auto_level
 from .patches import PatchPool, centre_crop, list_images, load_rgb8
 from .progress import NullProgress, Progress
 from .registry import find_model, user_models_dir
@@ -81,14 +82,17 @@ class Suggestion:
     reason: str
 
 
-def estimate_folder_sigma(files: list[Path], count: int = 5) -> tuple[float, int]:
-    """Median of estimate_sigma (the engine's own estimator) on up to `count` 512 px centre crops."""
+def estimate_folder_sigma(files: list[Path], count: int = 5,
+                          estimate: Callable[[np.ndarray], float] | None = None) -> tuple[float, int]:
+    """Median noise level on up to `count` 512 px centre crops: `estimate` (default: the classical PCA
+    estimate, which tells clean from noisy folders; auto_level gives the level Auto will feed the model)."""
+    estimate = estimate or (lambda img: estimate_sigma(img, max_patches=20000))
     values = []
     step = max(1, len(files) // count)
     for path in files[::step][:count * 2]:
         try:
             img = centre_crop(load_native(path), 512)
-            values.append(estimate_sigma(img.astype(np.float32) / 255.0, max_patches=20000))
+            values.append(estimate(img.astype(np.float32) / 255.0))
         except (ValueError, OSError, cv2.error):
             continue
         if len(values) >= count:
@@ -363,14 +367,14 @@ def _new_spec(folder: Path, mode: str, name: str, base_model: str | None, minute
                 sample = load_rgb8(Path(noisy_sample), jpeg_downscale=1, max_side=1 << 30)
             except (ValueError, OSError, cv2.error) as exc:
                 raise FinetuneError(f"sample noisy photo {noisy_sample}: {exc}") from exc
-            sigma = estimate_sigma(centre_crop(sample, 1024).astype(np.float32) / 255, max_patches=20000)
+            sigma = auto_level(centre_crop(sample, 1024).astype(np.float32) / 255)
             source = str(noisy_sample)
         else:
             source = "user" if sigma is not None else "default"
             sigma = 25.0 if sigma is None else float(sigma)
     else:  # noisy: sigma is the level the engine will measure; the user's value is a strength target
         target, source = (float(sigma) if sigma is not None else None), "folder estimate"
-        sigma = estimate_folder_sigma(good)[0]
+        sigma = estimate_folder_sigma(good, estimate=auto_level)[0]
     if not 0 <= sigma <= 255:
         raise FinetuneError(f"noise level must be in 0..255, got {sigma}")
     calibration: dict[str, Any] = {}

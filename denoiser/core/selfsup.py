@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from .calibration import CALIBRATION_GAINS, CALIBRATION_SIDE, calibrate_strength
-from .noise import estimate_sigma
+from .noise.learned import auto_level
 from .patches import PatchPool, centre_crop, load_rgb8
 from .progress import NullProgress, Progress
 
@@ -113,6 +113,6 @@ def calibrate_folder(files: list[Path], base_path: Path, threads: int,
         done[0] += 1
         return base.denoise(img, sigma)
 
-    gain, model, details = calibrate_strength(denoise, crops, lambda img: estimate_sigma(img, max_patches=20000))
+    gain, model, details = calibrate_strength(denoise, crops, auto_level)
     log.info("noisy-mode calibration: gain %.2f, noise std %.2f on %d photos", gain, model.std, len(crops))
     return {"strength_gain": gain, "noise_model": model.to_dict(), "calibration": details}

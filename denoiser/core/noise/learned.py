@@ -161,3 +161,16 @@ def predict_map(net: NoiseMapNet, image: np.ndarray, tile: int = TILE) -> np.nda
             ey, ex = (min(h, y0 + step) + 1) // 2, (min(w, x0 + step) + 1) // 2
             out[y0 // 2:ey, x0 // 2:ex] = pred[cy:cy + ey - y0 // 2, cx:cx + ex - x0 // 2]
     return out
+
+
+def auto_level(image: np.ndarray) -> float:
+    """The one number Auto measures on a photo (0..255): the mean of the shipped estimator's map times its
+    gain, or the classical estimate when no estimator is installed. Fine-tuning uses it wherever it needs
+    "the level the app will measure", so a fine-tuned model and Auto agree."""
+    net = shipped_estimator()
+    if net is None:
+        from .estimation import estimate_sigma
+
+        return estimate_sigma(image)
+    return float(np.mean(predict_map(net, image)) * net.gain)
+
