@@ -89,6 +89,14 @@ class NoiseLevel(float):
             raise ValueError(f"strength scale must be a number >= 0, got {factor}")
         return NoiseLevel(self.map, self.scale * factor, float(self) / max(self.scale, 1e-12) * self.scale * factor)
 
+    def window(self, y0: int, x0: int, y1: int, x1: int) -> "NoiseLevel":
+        """The level for the pixels [y0:y1, x0:x1] of the photo (a preview region): the map's own window
+        when the region starts on even coordinates, else one to be estimated on the region itself."""
+        if self.map is None or y0 % 2 or x0 % 2:
+            return NoiseLevel(None, self.scale, float(self))
+        part = self.map[y0 // 2:(y1 + 1) // 2, x0 // 2:(x1 + 1) // 2]
+        return NoiseLevel(np.ascontiguousarray(part), self.scale, float(self))
+
     def map_for(self, shape: tuple[int, int], estimate: "Callable[[], np.ndarray]") -> np.ndarray:
         """The scaled map for pixels of `shape` (H, W): this one if it fits, else a fresh estimate."""
         want = ((shape[0] + 1) // 2, (shape[1] + 1) // 2)

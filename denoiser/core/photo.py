@@ -363,9 +363,16 @@ def remove_stale_parts(targets: list[Path]) -> list[Path]:
 
 
 def _atomic_write(target: Path, writer: Callable[[BinaryIO], None], overwrite: bool) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(target), suffix=".part", dir=target.parent)
-    os.close(fd)  # reopen by name: tifffile wants a file object whose .name is a path
+    tmp = None
     try:
+        # Ctrl-C/SIGTERM are held back while the temp file is created, so their handler can only run once
+        # `tmp` names it, and the except below removes it
+        blocked = _block_stop_signals()
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(target), suffix=".part", dir=target.parent)
+        finally:
+            _restore_signals(blocked)
+        os.close(fd)  # reopen by name: tifffile wants a file object whose .name is a path
         with open(tmp, "w+b") as f:
             writer(f)
             f.flush()
@@ -376,9 +383,26 @@ def _atomic_write(target: Path, writer: Callable[[BinaryIO], None], overwrite: b
         else:
             _move_no_clobber(tmp, target)
     except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
         raise
+
+
+def _block_stop_signals() -> object:
+    """Block SIGINT and SIGTERM for this thread (POSIX); returns what _restore_signals needs."""
+    import signal
+
+    if not hasattr(signal, "pthread_sigmask"):
+        return None
+    return signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+
+
+def _restore_signals(previous: object) -> None:
+    import signal
+
+    if previous is not None:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def _move_no_clobber(tmp: str, target: Path) -> None:

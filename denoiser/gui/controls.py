@@ -13,6 +13,8 @@ QUALITY_CHOICES = ((1, "Fast: 1 pass"), (2, "Better: 2 passes, 2× time"), (4, "
                    (8, "Best: 8 passes, 8× time"))  # core.ensemble.PASSES, each with its cost
 SLIDER_STEPS_PER_SIGMA = 2  # the slider moves in 0.5 noise-level units
 MAX_SIGMA = 75.0
+SCALE_STEPS = 100  # with Auto the slider is a scale on Auto's noise map, in steps of 0.01
+SCALE_RANGE = (0.25, 3.0)
 PANEL_WIDTH = 270
 
 if TYPE_CHECKING:
@@ -103,26 +105,35 @@ class ControlsPanel(QWidget):
         return box
 
     def _strength_box(self) -> QGroupBox:
-        box = QGroupBox("Strength (noise level σ)")
+        box = QGroupBox("Strength")
         self.auto_check = QCheckBox("Auto")
         self.auto_check.setChecked(True)
+        self.auto_check.setToolTip("Auto measures the photo's noise pixel by pixel (shadows and highlights differ) "
+                                   "and removes it; the slider then drives it harder or softer")
         self.estimate_label = QLabel()
         self.slider = QSlider(Qt.Orientation.Horizontal)
         self.slider.setRange(0, int(MAX_SIGMA * SLIDER_STEPS_PER_SIGMA))
         self.slider.setValue(15 * SLIDER_STEPS_PER_SIGMA)
+        self.slider.setToolTip("Noise level σ (0..255 units) removed everywhere in the photo")
+        self.scale_slider = QSlider(Qt.Orientation.Horizontal)
+        self.scale_slider.setRange(int(SCALE_RANGE[0] * SCALE_STEPS), int(SCALE_RANGE[1] * SCALE_STEPS))
+        self.scale_slider.setValue(SCALE_STEPS)
+        self.scale_slider.setToolTip("A scale on Auto's noise map: 1.00 = Auto as measured, 2.00 = twice as strong")
         self.slider_label = QLabel()
-        self.slider_label.setMinimumWidth(48)
+        self.slider_label.setMinimumWidth(64)
         top = QHBoxLayout()
         top.addWidget(self.auto_check)
         top.addWidget(self.estimate_label, 1)
         row = QHBoxLayout()
         row.addWidget(self.slider, 1)
+        row.addWidget(self.scale_slider, 1)
         row.addWidget(self.slider_label)
         col = QVBoxLayout(box)
         col.addLayout(top)
         col.addLayout(row)
         self.auto_check.toggled.connect(self._auto_toggled)
         self.slider.valueChanged.connect(self._slider_moved)
+        self.scale_slider.valueChanged.connect(self._slider_moved)
         self._auto_toggled(True)
         return box
 
@@ -242,26 +253,39 @@ class ControlsPanel(QWidget):
     def manual_sigma(self) -> float:
         return self.slider.value() / SLIDER_STEPS_PER_SIGMA
 
-    def set_strength(self, auto: bool, sigma: float) -> None:
+    def strength_scale(self) -> float:
+        """With Auto: the scale on its noise map (1.0 = as measured)."""
+        return self.scale_slider.value() / SCALE_STEPS
+
+    def set_strength(self, auto: bool, sigma: float, scale: float = 1.0) -> None:
         self.slider.setValue(round(sigma * SLIDER_STEPS_PER_SIGMA))
+        self.scale_slider.setValue(round(scale * SCALE_STEPS))
         self.auto_check.setChecked(auto)
 
     def set_estimated_sigma(self, sigma: float | None, pending: bool = False) -> None:
         if pending:
-            self.estimate_label.setText("estimating σ…")
+            self.estimate_label.setText("measuring the noise…")
+        elif sigma is None:
+            self.estimate_label.setText("noise: —")
         else:
-            self.estimate_label.setText("estimated σ ≈ —" if sigma is None else f"estimated σ ≈ {sigma:.1f}")
+            varying = getattr(sigma, "map", None) is not None
+            self.estimate_label.setText(f"noise map, mean σ {sigma:.1f}" if varying else f"noise σ {sigma:.1f}")
+            self.estimate_label.setToolTip("Measured pixel by pixel: Auto removes more where the photo is noisier"
+                                           if varying else "Measured as one level for the whole photo")
 
     @Slot(bool)
     def _auto_toggled(self, auto: bool) -> None:
-        self.slider.setEnabled(not auto)
-        self.slider_label.setEnabled(not auto)
-        self._slider_moved(self.slider.value(), emit=False)
+        self.slider.setVisible(not auto)
+        self.scale_slider.setVisible(auto)
+        self._slider_moved(0, emit=False)
         self.strength_changed.emit()
 
     @Slot(int)
-    def _slider_moved(self, value: int, emit: bool = True) -> None:
-        self.slider_label.setText(f"σ {value / SLIDER_STEPS_PER_SIGMA:.1f}")
+    def _slider_moved(self, _value: int, emit: bool = True) -> None:
+        if self.auto_check.isChecked():
+            self.slider_label.setText(f"× {self.strength_scale():.2f}")
+        else:
+            self.slider_label.setText(f"σ {self.manual_sigma():.1f}")
         if emit:
             self.strength_changed.emit()
 

@@ -185,9 +185,11 @@ def preview(cache: DenoiserCache, photo: "Photo", rect: QRect, model: str, devic
     start = time.monotonic()
     denoiser = engine_for(cache, model, device, photo)
     h, w = photo.pixels.shape[:2]
-    x0, y0 = max(0, rect.x() - PREVIEW_MARGIN), max(0, rect.y() - PREVIEW_MARGIN)
+    x0, y0 = max(0, rect.x() - PREVIEW_MARGIN) // 2 * 2, max(0, rect.y() - PREVIEW_MARGIN) // 2 * 2
     x1, y1 = min(w, rect.right() + 1 + PREVIEW_MARGIN), min(h, rect.bottom() + 1 + PREVIEW_MARGIN)
     crop = photo.pixels[y0:y1, x0:x1]
+    if hasattr(sigma, "window"):  # Auto's noise map: the region's own part of the photo's map
+        sigma = sigma.window(y0, x0, y1, x1)
     out = denoiser.denoise(crop, sigma, progress, passes)
     if controls is not None and not controls.plain:
         out = tone.controlled(crop, out, float(sigma), controls, lambda img, s: denoiser.denoise(img, s, None, passes))

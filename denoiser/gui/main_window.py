@@ -123,7 +123,7 @@ class MainWindow(QMainWindow):
             self.resize(1280, 800)
         if s.window_state() is not None:
             self.restoreState(s.window_state())
-        self.controls.set_strength(s.strength_auto, s.strength_sigma)
+        self.controls.set_strength(s.strength_auto, s.strength_sigma, s.strength_scale)
         self.controls.set_passes(s.passes)
         self.compare.set_mode(s.view_mode if s.view_mode in self.acts.mode_actions else "side")
         self._rebuild_recent_menu()
@@ -326,7 +326,7 @@ class MainWindow(QMainWindow):
                               "turn Auto off and choose a strength.")
             self._job_done(None)
             return
-        sigma = self.photo.sigma if sigma is None else sigma
+        sigma = self.strength_shown() if sigma is None else sigma
         job = Job(jobs.denoise, self.cache, self.photo.photo, model, self.controls.device(), sigma,
                   self.controls.passes(), name="denoise", **self.controls.tone_kwargs())
         source = self.photo
@@ -401,6 +401,7 @@ class MainWindow(QMainWindow):
     def _strength_changed(self) -> None:
         self.settings.strength_auto = self.controls.sigma() is None
         self.settings.strength_sigma = self.controls.manual_sigma()
+        self.settings.strength_scale = self.controls.strength_scale()
         self.previewer.schedule()
 
     @Slot()
@@ -413,11 +414,22 @@ class MainWindow(QMainWindow):
         """(model, strength, passes) the controls show, i.e. what the preview shows; None while Auto's
         estimate is pending (or impossible)."""
         sigma = self.controls.sigma()
-        sigma = self.photo.sigma if sigma is None and self.photo is not None else sigma
+        sigma = self.strength_shown() if sigma is None and self.photo is not None else sigma
         model = self.controls.model_name()
         if sigma is None or not model:
             return None
         return model, round(float(sigma), 3), self.controls.passes(), self.controls.tone_controls()
+
+    def strength_shown(self) -> float | None:
+        """Auto's strength for the open photo with the slider's scale applied (its noise map scaled, so
+        the run and the preview both keep the map); None while the estimate is pending or impossible."""
+        auto = self.photo.sigma if self.photo is not None else None
+        if auto is None:
+            return None
+        scale = self.controls.strength_scale()
+        if hasattr(auto, "scaled"):
+            return auto.scaled(scale)
+        return min(255.0, float(auto) * scale)
 
     def result_is_current(self) -> bool:
         """The last full run was made with the settings on screen."""

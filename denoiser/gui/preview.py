@@ -65,7 +65,7 @@ class Previewer(QObject):
         if w.photo is None:
             return
         sigma = w.controls.sigma()
-        sigma = sigma if sigma is not None else w.photo.sigma
+        sigma = sigma if sigma is not None else w.strength_shown()
         if w.running() or (sigma is None and not w.photo.estimated):
             self.pending = True  # after the run / once Auto's estimate is in
             return

@@ -100,6 +100,16 @@ class AppSettings:
         self.q.setValue("denoise/strength_sigma", float(sigma))
 
     @property
+    def strength_scale(self) -> float:
+        """The scale on Auto's noise map (1.0 = Auto as estimated)."""
+        value = self._get("denoise/strength_scale", 1.0, float)
+        return value if 0.25 <= value <= 3.0 else 1.0
+
+    @strength_scale.setter
+    def strength_scale(self, scale: float) -> None:
+        self.q.setValue("denoise/strength_scale", float(scale))
+
+    @property
     def passes(self) -> int:
         value = self._get("denoise/passes", 1, int)
         return value if value in PASSES else 1

@@ -237,3 +237,17 @@ def test_bad_passes_are_refused_before_any_work(rng):
         with pytest.raises(ValueError, match="passes must be one of 1, 2, 4, 8"):
             engine.denoise(rng.random((32, 32, 3), dtype=np.float32), None, passes=bad)
     assert calls == []
+
+
+def test_noise_level_window_keeps_the_region_of_the_map() -> None:
+    from denoiser.core.engine import NoiseLevel
+
+    noise_map = np.arange(20 * 30, dtype=np.float32).reshape(20, 30) / 10
+    level = NoiseLevel(noise_map).scaled(2.0)
+    part = level.window(4, 6, 15, 21)
+    assert np.array_equal(part.map, noise_map[2:8, 3:11]) and part.scale == 2.0
+    fresh = []
+    got = part.map_for((11, 15), lambda: fresh.append(1) or np.zeros((6, 8), np.float32))
+    assert not fresh and np.array_equal(got, noise_map[2:8, 3:11] * 2)
+    odd = level.window(5, 6, 15, 21)  # not on the map's 2-px grid: estimated on the region instead
+    assert odd.map is None and float(odd) == float(level)

@@ -18,12 +18,43 @@ def test_strength_is_auto_or_a_noise_level(qtbot) -> None:  # noqa: ANN001
     qtbot.addWidget(panel)
     changes: list[bool] = []
     panel.strength_changed.connect(lambda: changes.append(True))
-    assert panel.sigma() is None and not panel.slider.isEnabled()
+    assert panel.sigma() is None and panel.slider.isHidden() and not panel.scale_slider.isHidden()
     panel.set_strength(False, 17.5)
-    assert panel.sigma() == 17.5 and panel.slider.isEnabled() and panel.slider_label.text() == "σ 17.5"
+    assert panel.sigma() == 17.5 and not panel.slider.isHidden() and panel.scale_slider.isHidden()
+    assert panel.slider_label.text() == "σ 17.5"
     assert changes
     panel.set_estimated_sigma(12.34)
-    assert panel.estimate_label.text() == "estimated σ ≈ 12.3"
+    assert panel.estimate_label.text() == "noise σ 12.3"
+
+
+def test_with_auto_the_slider_is_a_scale_on_the_noise_map(qtbot) -> None:  # noqa: ANN001
+    import numpy as np
+
+    from denoiser.core.engine import NoiseLevel
+
+    panel = ControlsPanel()
+    qtbot.addWidget(panel)
+    panel.set_strength(True, 20.0, 1.5)
+    assert panel.sigma() is None and panel.strength_scale() == 1.5
+    assert panel.slider_label.text() == "× 1.50"
+    noise_map = np.full((4, 4), 8.0, np.float32)
+    noise_map[:, 2:] = 16.0
+    panel.set_estimated_sigma(NoiseLevel(noise_map))
+    assert panel.estimate_label.text() == "noise map, mean σ 12.0"
+
+
+def test_window_runs_auto_scaled_with_its_map(qtbot, window, monkeypatch) -> None:  # noqa: ANN001
+    """The run and the save use Auto's map times the slider's scale (not one flat number)."""
+    import numpy as np
+
+    from denoiser.core.engine import NoiseLevel
+
+    noise_map = np.full((8, 8), 6.0, np.float32)
+    window.photo = type("P", (), {"sigma": NoiseLevel(noise_map), "estimated": True})()
+    window.controls.set_strength(True, 20.0, 2.0)
+    shown = window.strength_shown()
+    assert isinstance(shown, NoiseLevel) and abs(float(shown) - 12.0) < 1e-4
+    assert shown.map is noise_map and shown.scale == 2.0
 
 
 def test_quality_offers_the_engine_passes_and_refuses_others(qtbot, tmp_path) -> None:  # noqa: ANN001

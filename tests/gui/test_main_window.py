@@ -49,7 +49,7 @@ def test_file_open_menu_loads_in_a_worker(qtbot, window, tmp_path: Path, monkeyp
     with qtbot.waitSignal(window.photo_loaded, timeout=LONG) as blocker:
         window.acts.open.trigger()
     loaded = blocker.args[0]
-    assert "estimating" in window.controls.estimate_label.text()  # shown before the estimate is ready
+    assert "measuring" in window.controls.estimate_label.text()  # shown before the estimate is ready
     qtbot.waitUntil(lambda: loaded.sigma is not None, timeout=LONG)  # then the estimate job fills it in
     assert loaded.photo.source == photo_path
     assert (loaded.photo.width, loaded.photo.height) == (128, 96)
