@@ -36,7 +36,7 @@ import numpy as np
 import psutil
 import torch
 
-from denoiser.core.checkpoint import atomic_write_bytes
+from denoiser.core.files import atomic_write_bytes
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = ROOT.parent / "shared" / "datasets" / "train" / "photos"
@@ -85,7 +85,7 @@ class Stage:
 
 
 def run_loop(folder: Path, out: Path, denoiser, prefetch: bool, count: int) -> dict:  # noqa: ANN001
-    import denoiser.core.batch as batch
+    import denoiser.core.batch.runner as batch
 
     shutil.rmtree(out, ignore_errors=True)
     proc, rss, finished = psutil.Process(), {}, [0]
@@ -149,7 +149,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "batch_throughput.json")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    from denoiser.core.engine import Denoiser
+    from denoiser.core.inference.engine import Denoiser
 
     folder, w, h = make_photos(args.photos, args.megapixels)
     denoiser = Denoiser.from_name(args.model, device="cpu")

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from denoiser.core.checkpoint import atomic_write_bytes
-from denoiser.core.engine import Denoiser
+from denoiser.core.files import atomic_write_bytes
+from denoiser.core.inference.engine import Denoiser
 
 
 def main() -> None:

@@ -19,9 +19,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from denoiser.core.checkpoint import atomic_write_bytes, load_model
-from denoiser.core.metrics import psnr
-from denoiser.core.patches import list_images, load_rgb8
+from denoiser.core.files import atomic_write_bytes
+from denoiser.core.model.file import load_model
+from denoiser.core.evaluation.metrics import psnr
+from denoiser.core.training.patches import list_images, load_rgb8
 
 sys.path.insert(0, str(Path(__file__).parent))
 from finetune_noisy import default_base  # noqa: E402
@@ -56,7 +57,7 @@ def main() -> int:
     args = ap.parse_args()
     torch.set_num_threads(1)
     os.environ.setdefault("DENOISER_DATA_DIR", tempfile.mkdtemp(prefix="ft-bench-"))
-    from denoiser.core.finetune import finetune
+    from denoiser.core.training.finetune import finetune
 
     base = args.base or default_base()
     files = list_images([args.folder])

@@ -20,8 +20,9 @@ import cv2
 import numpy as np
 import torch
 
-from denoiser.core.checkpoint import atomic_write_bytes, load_model
-from denoiser.core.metrics import psnr
+from denoiser.core.files import atomic_write_bytes
+from denoiser.core.model.file import load_model
+from denoiser.core.evaluation.metrics import psnr
 from denoiser.core.noise import estimate_sigma
 
 NAM = Path(__file__).resolve().parents[2] / "shared/datasets/real/Nam25"
@@ -49,7 +50,7 @@ def score(model: torch.nn.Module, pairs: list[tuple[np.ndarray, np.ndarray, floa
 def score_app(path: Path, pairs: list[tuple[np.ndarray, np.ndarray, float]]) -> tuple[float, float]:
     """(PSNR, mean strength) as the app runs the model: Auto strength = Denoiser.auto_strength, which
     calibrates the strength on each photo's own noise when it is spatially correlated."""
-    from denoiser.core.engine import Denoiser
+    from denoiser.core.inference.engine import Denoiser
 
     d = Denoiser.from_file(path, device="cpu")
     vals, strengths = [], []
@@ -70,7 +71,7 @@ def main() -> int:
     args = ap.parse_args()
     torch.set_num_threads(1)
     os.environ.setdefault("DENOISER_DATA_DIR", tempfile.mkdtemp(prefix="ft-bench-"))
-    from denoiser.core.finetune import finetune  # after DENOISER_DATA_DIR is set
+    from denoiser.core.training.finetune import finetune  # after DENOISER_DATA_DIR is set
 
     base = args.base or default_base()
     files = sorted((NAM / "noisy").glob("*.png"))
@@ -91,7 +92,7 @@ def main() -> int:
             curve.append({"minutes": round(trainer.elapsed / 60, 2), "step": info.step, "psnr": p})
             print(f"{trainer.elapsed / 60:.1f} min step {info.step}: {p:.2f} dB", flush=True)
 
-    import denoiser.core.finetune as ft
+    import denoiser.core.training.finetune as ft
     orig = ft._Hook.__init__
 
     def grab(self, trainer, *a, **k):  # the benchmark needs the trainer to score its EMA model

@@ -21,7 +21,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from finetune_noisy import default_base  # noqa: E402
 
-from denoiser.core.checkpoint import atomic_write_bytes  # noqa: E402
+from denoiser.core.files import atomic_write_bytes  # noqa: E402
 
 PHOTOS = Path(__file__).resolve().parents[2] / "shared/datasets/train/photos"
 
@@ -35,8 +35,8 @@ def main() -> int:
     args = ap.parse_args()
     torch.set_num_threads(1)
     os.environ.setdefault("DENOISER_DATA_DIR", tempfile.mkdtemp(prefix="ft-bench-"))
-    from denoiser.core.finetune import finetune
-    from denoiser.core.patches import list_images
+    from denoiser.core.training.finetune import finetune
+    from denoiser.core.training.patches import list_images
 
     sources = list_images([PHOTOS])
     folder = Path(tempfile.mkdtemp(prefix="ft-rss-"))

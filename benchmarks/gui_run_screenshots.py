@@ -83,7 +83,7 @@ def main() -> None:
     grab(dlg, args.docs / "finetune-running.png")
     dlg.cancel()
     wait_until(app, lambda: not dlg.running())
-    from denoiser.core.finetune import discard_run
+    from denoiser.core.training.finetune import discard_run
 
     discard_run("my-kodak-photos")
     window.close()

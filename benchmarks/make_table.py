@@ -17,8 +17,8 @@ SHIPPED = Path(__file__).resolve().parents[1] / "resources" / "models" / "defaul
 
 def _params_of_shipped_model() -> float:
     """Millions of parameters of the shipped model, counted from the architecture on its card."""
-    from denoiser.core.checkpoint import read_card
-    from denoiser.core.model import build_model, count_parameters
+    from denoiser.core.model.file import read_card
+    from denoiser.core.model.network import build_model, count_parameters
 
     return count_parameters(build_model(read_card(SHIPPED).config)) / 1e6
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from denoiser.core.checkpoint import atomic_write_bytes
-from denoiser.core.evaluate import add_gaussian, image_files, load_eval_image
+from denoiser.core.files import atomic_write_bytes
+from denoiser.core.evaluation.evaluate import add_gaussian, image_files, load_eval_image
 from denoiser.core.noise import estimate_sigma
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "test"

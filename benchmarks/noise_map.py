@@ -24,8 +24,8 @@ DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "test"
 def main() -> None:
     import torch
 
-    from denoiser.core.checkpoint import atomic_write_bytes
-    from denoiser.core.evaluate import image_files, load_eval_image
+    from denoiser.core.files import atomic_write_bytes
+    from denoiser.core.evaluation.evaluate import image_files, load_eval_image
     from denoiser.core.noise import estimate_sigma, learned, local_std_map
     from denoiser.core.noise.camera import sample_params, simulate
 

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from denoiser.core.checkpoint import atomic_write_bytes
-from denoiser.core.evaluate import evaluate_pairs, evaluate_synthetic
+from denoiser.core.files import atomic_write_bytes
+from denoiser.core.evaluation.evaluate import evaluate_pairs, evaluate_synthetic
 from denoiser.core.noise import estimate_sigma
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets"
@@ -36,7 +36,7 @@ SIGMAS = (15, 25, 50)
 
 def ours(model: str | None, passes: int = 1):
     """Our engine's denoise with `passes` self-ensemble views (method "ours", or "ours-x2"/"-x4"/"-x8")."""
-    from denoiser.core.engine import Denoiser
+    from denoiser.core.inference.engine import Denoiser
 
     engine = Denoiser.from_name(model, "cpu")
 
@@ -80,9 +80,9 @@ def calibrated(make):  # noqa: ANN001, ANN201
     """A peer driven by our whole Auto pipeline: the estimate, and on correlated noise the strength gain
     calibrated for *that* method on the photo's own noise (core.calibration), as ours gets it."""
     def factory():  # noqa: ANN202
-        from denoiser.core.calibration import CALIBRATION_SIDE, calibrate_strength
+        from denoiser.core.training.calibration import CALIBRATION_SIDE, calibrate_strength
         from denoiser.core.noise import estimate_noise
-        from denoiser.core.patches import centre_crop
+        from denoiser.core.training.patches import centre_crop
 
         fn = make()
 

@@ -65,9 +65,9 @@ def groups(half: str) -> dict[str, list[tuple[Path, Path]]]:
 def main() -> None:
     import torch
 
-    from denoiser.core.checkpoint import atomic_write_bytes
-    from denoiser.core.engine import Denoiser
-    from denoiser.core.evaluate import load_eval_image
+    from denoiser.core.files import atomic_write_bytes
+    from denoiser.core.inference.engine import Denoiser
+    from denoiser.core.evaluation.evaluate import load_eval_image
     from denoiser.core.noise import learned
 
     ap = argparse.ArgumentParser()
@@ -85,7 +85,7 @@ def main() -> None:
     if args.estimator:
         net = learned.load_estimator(args.estimator)
         learned.shipped_estimator = lambda: net  # noqa: E731  (the engine reads it through this module)
-        import denoiser.core.engine as engine
+        import denoiser.core.inference.engine as engine
         engine.shipped_estimator = lambda: net  # noqa: E731
     if args.model and args.model.endswith(".safetensors"):
         den = Denoiser.from_file(Path(args.model), device="cpu", tile=1024)

@@ -13,8 +13,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from peers import DATA, ffdnet_fn, nlm_fn, ours  # noqa: E402
 
-from denoiser.core.checkpoint import atomic_write_bytes  # noqa: E402
-from denoiser.core.evaluate import evaluate_synthetic  # noqa: E402
+from denoiser.core.files import atomic_write_bytes  # noqa: E402
+from denoiser.core.evaluation.evaluate import evaluate_synthetic  # noqa: E402
 
 
 def main() -> None:

@@ -16,8 +16,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from peers import DATA, ours  # noqa: E402
 
-from denoiser.core.checkpoint import atomic_write_bytes  # noqa: E402
-from denoiser.core.evaluate import evaluate_synthetic  # noqa: E402
+from denoiser.core.files import atomic_write_bytes  # noqa: E402
+from denoiser.core.evaluation.evaluate import evaluate_synthetic  # noqa: E402
 
 SIGMAS = (15, 25, 50, 75)
 GAINS = (0.9, 0.95, 1.0, 1.05, 1.1, 1.25)

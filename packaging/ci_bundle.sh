@@ -29,8 +29,8 @@ if [ -z "${DENOISER_BUNDLE_MODELS:-}" ] && ! compgen -G "resources/models/*.safe
 import sys
 from pathlib import Path
 import torch
-from denoiser.core.checkpoint import ModelCard, save_model
-from denoiser.core.model import ModelConfig, build_model
+from denoiser.core.model.file import ModelCard, save_model
+from denoiser.core.model.network import ModelConfig, build_model
 torch.manual_seed(0)
 config = ModelConfig(widths=(8, 16), enc_blocks=(1,), dec_blocks=(1,), mid_blocks=1)
 folder = Path(sys.argv[1]); folder.mkdir(parents=True)

@@ -14,7 +14,7 @@ TINY = dict(widths=(8, 16), enc_blocks=(1,), dec_blocks=(1,), mid_blocks=1)
 
 def make_tiny_model(seed: int = 0):
     import torch
-    from denoiser.core.model import ModelConfig, build_model
+    from denoiser.core.model.network import ModelConfig, build_model
 
     torch.manual_seed(seed)
     model = build_model(ModelConfig(**TINY))
@@ -34,7 +34,7 @@ def isolated_user_data(tmp_path_factory, monkeypatch):
 
 @pytest.fixture
 def tiny_model_file(tmp_path) -> Path:
-    from denoiser.core.checkpoint import ModelCard, save_model
+    from denoiser.core.model.file import ModelCard, save_model
 
     model = make_tiny_model()
     path = tmp_path / "tiny.safetensors"
@@ -51,8 +51,8 @@ def rng() -> np.random.Generator:
 def tiny_model(tmp_path_factory) -> str:
     """Path of a freshly initialised tiny model (an identity map: its residual tail starts at zero)."""
     import torch
-    from denoiser.core.checkpoint import ModelCard, save_model
-    from denoiser.core.model import ModelConfig, build_model
+    from denoiser.core.model.file import ModelCard, save_model
+    from denoiser.core.model.network import ModelConfig, build_model
 
     torch.manual_seed(0)
     model = build_model(ModelConfig(**TINY))

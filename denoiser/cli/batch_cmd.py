@@ -17,10 +17,10 @@ from denoiser.cli.common import (add_control_options, add_model_options, control
                                  parse_strength, signals_stop, stopped_status)
 from denoiser.cli.common import add_memory_option, memory_limit
 from denoiser.cli.strength import add_strength_scale_option, scale_conflict
+from denoiser.core.io.formats import DEFAULT_TEMPLATE, SAVE_FORMATS
 from denoiser.core.progress import CancelToken
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
-FORMATS = ("keep", "jpeg", "png", "tiff", "webp")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -35,9 +35,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="only files whose name or relative path matches this glob (repeatable, case-insensitive)")
     p.add_argument("--exclude", action="append", default=[], metavar="PAT",
                    help="leave out files matching this glob (repeatable)")
-    p.add_argument("--name", default="{stem}-denoised.{ext}", metavar="TEMPLATE",
+    p.add_argument("--name", default=DEFAULT_TEMPLATE, metavar="TEMPLATE",
                    help="output file name; fields {stem} {ext} {name} {parent} (default: %(default)s)")
-    p.add_argument("--format", dest="fmt", choices=FORMATS, default="keep", help="output format (default: keep)")
+    p.add_argument("--format", dest="fmt", choices=SAVE_FORMATS, default="keep", help="output format (default: keep)")
     p.add_argument("--quality", type=parse_quality, default=95, help="JPEG/WebP quality 1..100 (default: 95)")
     add_strength_scale_option(p)
     p.add_argument("--strength", type=parse_strength, default=None, metavar="auto|SIGMA",
@@ -87,7 +87,7 @@ class _Bars(CancelToken):
 
 
 def _options(args: argparse.Namespace) -> Any:
-    from denoiser.core.batch import BatchOptions, parse_shard
+    from denoiser.core.batch.runner import BatchOptions, parse_shard
 
     return BatchOptions(
         input_dir=args.input_dir, output_dir=args.output, recursive=args.recursive,
@@ -125,8 +125,8 @@ def _summary(result: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from denoiser.core.batch import BatchError, make_denoiser, plan_batch, run_batch
-    from denoiser.core.checkpoint import ModelFileError
+    from denoiser.core.batch.runner import BatchError, make_denoiser, plan_batch, run_batch
+    from denoiser.core.model.file import ModelFileError
     from denoiser.core.files import write_problem
 
     if scale_conflict(args):

@@ -9,7 +9,7 @@ import threading
 from contextlib import contextmanager
 from typing import Iterator
 
-from denoiser.core.ensemble import PASSES
+from denoiser.core.inference.ensemble import PASSES
 from denoiser.core.progress import CancelToken
 
 EXIT_INTERRUPTED, EXIT_TERMINATED = 130, 143  # 128 + SIGINT, 128 + SIGTERM, as shells report them
@@ -78,7 +78,7 @@ def _positive(text: str, kind: type, what: str) -> float:
 
 def model_name(text: str) -> str:
     """A valid model name (core.model_store.check_name: a plain file stem), refused at the parser."""
-    from denoiser.core.model_store import ModelStoreError, check_name
+    from denoiser.core.model.store import ModelStoreError, check_name
 
     try:
         return check_name(text)
@@ -114,8 +114,8 @@ def fail(command: str, message: str) -> None:
 
 def load_denoiser(args: argparse.Namespace, command: str):
     """The engine for --model/--device/--tile, or None after printing why not."""
-    from denoiser.core.checkpoint import ModelFileError
-    from denoiser.core.foreign_models import open_denoiser
+    from denoiser.core.model.file import ModelFileError
+    from denoiser.core.inference.engine import open_denoiser
 
     try:
         model = None if args.model == "auto" else args.model  # camera profiles are chosen per photo
@@ -138,7 +138,7 @@ def _argument_type(parse):
 
 def add_control_options(p: argparse.ArgumentParser) -> None:
     """--luma/--chroma/--detail (core.tone); every default is the plain run."""
-    from denoiser.core.tone import AUTO, parse_component, parse_detail
+    from denoiser.core.inference.controls import AUTO, parse_component, parse_detail
 
     for name, what in (("luma", "luminance (brightness) noise"), ("chroma", "colour noise")):
         p.add_argument(f"--{name}", type=_argument_type(parse_component), default=AUTO, metavar="auto|SIGMA|Kx",
@@ -150,7 +150,7 @@ def add_control_options(p: argparse.ArgumentParser) -> None:
 
 
 def controls_from(args: argparse.Namespace):
-    from denoiser.core.tone import Controls
+    from denoiser.core.inference.controls import Controls
 
     return Controls(luma=args.luma, chroma=args.chroma, detail=args.detail)
 

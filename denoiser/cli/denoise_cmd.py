@@ -10,12 +10,12 @@ from denoiser.cli.common import (add_control_options, add_model_options, control
                                  parse_quality, parse_strength, positive_float)
 from denoiser.cli.common import add_memory_option, memory_limit
 from denoiser.cli.progress import TerminalProgress
+from denoiser.core.io.formats import SAVE_FORMATS
 from denoiser.cli.strength import add_strength_scale_option, scale_conflict
 from denoiser.core.progress import Cancelled
 
 log = logging.getLogger("denoiser.denoise")
 
-FORMATS = ("keep", "jpeg", "png", "tiff", "webp")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -27,7 +27,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--strength", type=parse_strength, default=None, metavar="auto|SIGMA",
                    help="noise level in 0..255 units, or auto (estimated per photo; default)")
     add_strength_scale_option(p)
-    p.add_argument("--format", choices=FORMATS, default="keep", help="output format (default: as the input)")
+    p.add_argument("--format", choices=SAVE_FORMATS, default="keep", help="output format (default: as the input)")
     p.add_argument("--quality", type=parse_quality, default=95, help="JPEG/WebP quality 1..100 (default 95)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file (never an input)")
     p.add_argument("--max-megapixels", type=positive_float, default=250.0,
@@ -41,9 +41,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Check every input and output (and that the output folders take files) before torch, the model or
     any photo is loaded; then denoise the files one by one, each failure reported and the rest carried on."""
-    from denoiser.core.batch_plan import FAILED, BatchError, plan_files
+    from denoiser.core.batch.plan import FAILED, BatchError, plan_files
     from denoiser.core.files import write_problem
-    from denoiser.core.photo import PhotoError, check_photo_header
+    from denoiser.core.io.photo import PhotoError, check_photo_header
 
     if scale_conflict(args):
         fail("denoise", scale_conflict(args))
@@ -87,17 +87,17 @@ def run(args: argparse.Namespace) -> int:
 
 def _chooser(args: argparse.Namespace, denoiser):
     """Per-photo model choice: the pinned --model, or (auto) a camera profile matching the photo's EXIF."""
-    from denoiser.core.foreign_models import open_denoiser
-    from denoiser.core.profiles import ModelChooser
+    from denoiser.core.inference.engine import open_denoiser
+    from denoiser.core.model.profiles import ModelChooser
 
     return ModelChooser(args.model, lambda name: open_denoiser(name, args.device, tile=args.tile), first=denoiser)
 
 
 def _one(args: argparse.Namespace, chooser, path: Path, target: Path) -> bool:
     """Denoise one photo into `target`; False (after one line on stderr) when it fails."""
-    from denoiser.core import tone
-    from denoiser.core.detail_map import detail_report
-    from denoiser.core.photo import PhotoError, check_target, load_photo, remove_stale_parts, save_photo
+    from denoiser.core.inference import controls as tone
+    from denoiser.core.inference.detail_map import detail_report
+    from denoiser.core.io.photo import PhotoError, check_target, load_photo, remove_stale_parts, save_photo
 
     try:
         t0 = time.perf_counter()
@@ -134,7 +134,7 @@ def _one(args: argparse.Namespace, chooser, path: Path, target: Path) -> bool:
 def _auto_strength(args: argparse.Namespace, denoiser, photo, path: Path) -> float:
     """Auto's estimate (and, for camera noise, its calibration: seconds on a CPU), announced and timed on
     the terminal so a photo never sits silent."""
-    from denoiser.core.photo import PhotoError
+    from denoiser.core.io.photo import PhotoError
 
     t0 = time.perf_counter()
     with TerminalProgress(f"{path.name}: estimating the noise level (Auto)", delay=0.0, ticking=True):

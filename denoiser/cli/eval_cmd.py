@@ -22,7 +22,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from denoiser.core.evaluate import evaluate_pairs, evaluate_synthetic
+    from denoiser.core.evaluation.evaluate import evaluate_pairs, evaluate_synthetic
 
     if bool(args.noisy) != bool(args.clean) or bool(args.noisy) == bool(args.folder):
         fail("eval", "give either FOLDER (synthetic noise) or both --noisy DIR and --clean DIR")
@@ -53,5 +53,7 @@ def run(args: argparse.Namespace) -> int:
     for r in results:
         print(r.row())
     if args.json:
-        args.json.write_text(json.dumps([{k: v for k, v in vars(r).items()} for r in results], indent=2))
+        from denoiser.core.files import atomic_write_bytes
+
+        atomic_write_bytes(args.json, json.dumps([dict(vars(r)) for r in results], indent=2).encode())
     return 0

@@ -36,7 +36,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from denoiser.core.finetune import FinetuneError, discard_run, finetune, has_unfinished_run, suggest_mode
+    from denoiser.core.training.finetune import FinetuneError, discard_run, finetune, has_unfinished_run, suggest_mode
 
     minutes = args.minutes if args.minutes is not None else (0.0 if args.steps else 10.0)
     if args.threads:

@@ -36,9 +36,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from denoiser.core import model_store as store
-    from denoiser.core.checkpoint import ModelFileError
-    from denoiser.core.foreign_models import (ForeignModelError, delete_foreign, foreign_cards, import_foreign,
+    from denoiser.core.model import store
+    from denoiser.core.model.file import ModelFileError
+    from denoiser.core.model.foreign import (ForeignModelError, delete_foreign, foreign_cards, import_foreign,
                                               is_foreign)
 
     verb = args.verb or "list"
@@ -76,11 +76,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _list(as_json: bool) -> int:
-    from denoiser.core.model_store import describe
-    from denoiser.core.profiles import describe_profile, profile_of
-    from denoiser.core.registry import list_models
+    from denoiser.core.model.store import describe
+    from denoiser.core.model.profiles import describe_profile, profile_of
+    from denoiser.core.model.registry import list_models
 
-    from denoiser.core.foreign_models import foreign_cards
+    from denoiser.core.model.foreign import foreign_cards
 
     entries = list_models()
     rows = [describe(e) | {"camera_profile": profile_of(e)} for e in entries]

@@ -30,7 +30,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from denoiser.core.training import TrainConfig, Trainer
+    from denoiser.core.training.trainer import TrainConfig, Trainer
 
     try:
         cfg = TrainConfig.from_file(args.config) if args.config else TrainConfig()
@@ -46,7 +46,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"denoiser train: {exc}", file=sys.stderr)
         return 2
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+    from denoiser.core.files import atomic_write_bytes
+
+    atomic_write_bytes(args.out / "config.json", json.dumps(cfg.to_dict(), indent=2).encode())
     with TerminalProgress("training") as bar:
         try:
             result = trainer.train(resume=args.resume, progress=bar)
@@ -71,7 +73,7 @@ def add_pack_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run_pack(args: argparse.Namespace) -> int:
-    from denoiser.core.pack import make_pack
+    from denoiser.core.training.pack import make_pack
 
     try:
         with TerminalProgress("packing") as bar:
@@ -99,7 +101,7 @@ def run_estimator(args: argparse.Namespace) -> int:
 
     import torch
 
-    from denoiser.core.estimator_training import EstimatorTrainConfig, train_estimator
+    from denoiser.core.training.estimator import EstimatorTrainConfig, train_estimator
 
     if not (math.isfinite(args.minutes) and args.minutes > 0) or args.threads < 1:
         print("denoiser train-estimator: --minutes must be a positive number and --threads at least 1",

@@ -7,10 +7,10 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import QMenu, QToolBar
 
-from .compare_view import Mode
+from denoiser.gui.compare_view import Mode
 
 if TYPE_CHECKING:
-    from .main_window import MainWindow
+    from denoiser.gui.main_window import MainWindow
 
 Keys = QKeySequence.StandardKey
 

@@ -32,7 +32,7 @@ def create_application(argv0: str = "denoiser-gui"):  # noqa: ANN201 - QApplicat
     from PySide6.QtWidgets import QApplication
 
     from denoiser import APP_ID, __version__
-    from .settings import APPLICATION, ORGANIZATION
+    from denoiser.gui.settings import APPLICATION, ORGANIZATION
 
     app = QApplication.instance() or QApplication([argv0])
     app.setOrganizationName(ORGANIZATION)
@@ -80,10 +80,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s: %(message)s")
     app = create_application()
-    from .main_window import MainWindow
+    from denoiser.gui.main_window import MainWindow
 
     if args.smoke_test:
-        from .smoke import run_smoke_test
+        from denoiser.gui.smoke import run_smoke_test
 
         return run_smoke_test(app, MainWindow, *args.smoke_test, timeout_s=args.smoke_timeout)
     window = MainWindow()

@@ -7,8 +7,8 @@ from PySide6.QtCore import QPointF, QRectF, QSizeF, Qt, Signal, Slot
 from PySide6.QtGui import QColor, QMouseEvent, QPainter, QPaintEvent, QPen, QResizeEvent, QWheelEvent
 from PySide6.QtWidgets import QWidget
 
-from .display import DisplayImage, Patch
-from .view_state import ZOOM_STEP, ViewState
+from denoiser.gui.display import DisplayImage, Patch
+from denoiser.gui.view_state import ZOOM_STEP, ViewState
 
 BACKGROUND = QColor(40, 40, 40)
 DIVIDER_GRAB_PX = 8

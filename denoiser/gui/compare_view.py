@@ -10,9 +10,9 @@ from enum import Enum
 from PySide6.QtCore import QRect, Signal, Slot
 from PySide6.QtWidgets import QHBoxLayout, QWidget
 
-from .canvas import ImageCanvas, Picture
-from .display import DisplayImage, Patch
-from .view_state import ViewState
+from denoiser.gui.canvas import ImageCanvas, Picture
+from denoiser.gui.display import DisplayImage, Patch
+from denoiser.gui.view_state import ViewState
 
 
 class Mode(str, Enum):

@@ -18,7 +18,7 @@ SCALE_RANGE = (0.25, 3.0)
 PANEL_WIDTH = 270
 
 if TYPE_CHECKING:
-    from denoiser.core.tone import Controls
+    from denoiser.core.inference.controls import Controls
 
 
 def quality_combo(passes: int = 1) -> QComboBox:
@@ -163,7 +163,7 @@ class ControlsPanel(QWidget):
 
     def tone_controls(self) -> "Controls":
         """The sliders as core.tone.Controls (100 % luminance/colour = the run's full removal)."""
-        from denoiser.core.tone import AUTO, Component, Controls
+        from denoiser.core.inference.controls import AUTO, Component, Controls
 
         def part(key: str) -> Component:
             v = self.tone_sliders[key].value()
@@ -198,8 +198,8 @@ class ControlsPanel(QWidget):
     # --- models and devices -------------------------------------------------------------------
     def set_models(self, entries: list, selected: str = "") -> None:
         """entries: core.registry.ModelEntry list. Keeps `selected` (or the first) chosen."""
-        from denoiser.core.foreign_models import CommunityEntry  # torch is loaded by now (the catalogue job)
-        from denoiser.core.profiles import AUTO_MODEL, profile_of
+        from denoiser.core.model.foreign import CommunityEntry  # torch is loaded by now (the catalogue job)
+        from denoiser.core.model.profiles import AUTO_MODEL, profile_of
 
         self.model_combo.blockSignals(True)
         self.model_combo.clear()

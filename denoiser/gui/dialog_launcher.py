@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from PySide6.QtWidgets import QDialog, QMessageBox
 
 if TYPE_CHECKING:
-    from .main_window import MainWindow
+    from denoiser.gui.main_window import MainWindow
 
 
 class DialogLauncher:
@@ -25,7 +25,7 @@ class DialogLauncher:
     def batch(self, folder: Path | None) -> None:
         """File ▸ Batch… and folders dropped on the window."""
         try:
-            from .dialogs.batch_dialog import BatchDialog
+            from denoiser.gui.dialogs.batch_dialog import BatchDialog
 
             dlg = BatchDialog(self.w, self.w.controls.model_name() or "", self.w.controls.device(), folder,
                               self.w.controls.passes(), runner=self.w.batch_lane)
@@ -36,7 +36,7 @@ class DialogLauncher:
 
     def finetune(self) -> None:
         try:
-            from .dialogs.finetune_dialog import FinetuneDialog
+            from denoiser.gui.dialogs.finetune_dialog import FinetuneDialog
 
             base = self.w.controls.model_name() or ""
             base = "" if base == "auto" else base  # Auto (camera profiles) starts from the shipped default
@@ -71,7 +71,7 @@ class DialogLauncher:
 
     def model_manager(self) -> None:
         try:
-            from .dialogs.model_manager import ModelManagerDialog
+            from denoiser.gui.dialogs.model_manager import ModelManagerDialog
 
             dlg = ModelManagerDialog(self.w)
             dlg.models_changed.connect(lambda: self.w.refresh_models())
@@ -82,7 +82,7 @@ class DialogLauncher:
         dlg.exec()
 
     def about(self) -> None:
-        from .dialogs.about import about_html
+        from denoiser.gui.dialogs.about import about_html
 
         QMessageBox.about(self.w, "About Photo Denoiser", about_html(self._active_card(), self._device_text()))
 

@@ -13,16 +13,16 @@ from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QRect
 
-from .display import DisplayImage, Patch, difference_gain, make_difference_display, make_display
+from denoiser.gui.display import DisplayImage, Patch, difference_gain, make_difference_display, make_display
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from denoiser.core.engine import Denoiser
-    from denoiser.core.photo import Photo
+    from denoiser.core.inference.engine import Denoiser
+    from denoiser.core.io.photo import Photo
     from denoiser.core.progress import Progress
 
-    from .workers import SignalProgress
+    from denoiser.gui.workers import SignalProgress
 
 GUI_TILE = 512  # interactive runs: one tile takes well under a second on a 2-core CPU, so Cancel answers
 # within a second (the overlap costs ~15 % more work than 1024 px tiles)
@@ -77,17 +77,17 @@ class PreviewResult:
 
 def catalogue(progress: "Progress") -> Catalogue:
     """Installed models and usable devices (this is what first imports torch, off the GUI thread)."""
-    from denoiser.core.engine import available_devices
-    from denoiser.core.foreign_models import community_entries
-    from denoiser.core.registry import list_models
+    from denoiser.core.inference.engine import available_devices
+    from denoiser.core.model.foreign import community_entries
+    from denoiser.core.model.registry import list_models
 
     return Catalogue(list_models() + community_entries(), available_devices())
 
 
 def engine_for(cache: "DenoiserCache", model: str, device: str, photo: "Photo") -> "Denoiser":
     """The engine for `model`; "auto" is the camera profile matching the photo's EXIF, else the default."""
-    from denoiser.core.profiles import AUTO_MODEL, choose_model
-    from denoiser.core.registry import DEFAULT_MODEL_NAME
+    from denoiser.core.model.profiles import AUTO_MODEL, choose_model
+    from denoiser.core.model.registry import DEFAULT_MODEL_NAME
 
     if model == AUTO_MODEL:
         model = choose_model(model, photo.exif).model or DEFAULT_MODEL_NAME
@@ -96,7 +96,7 @@ def engine_for(cache: "DenoiserCache", model: str, device: str, photo: "Photo") 
 
 def load(path: Path, progress: "Progress") -> LoadedPhoto:
     """Decode and prepare the display; the noise estimate is a separate job so the photo shows sooner."""
-    from denoiser.core.photo import load_photo
+    from denoiser.core.io.photo import load_photo
 
     start = time.monotonic()
     progress.report(0.0, f"Loading {Path(path).name}")
@@ -129,7 +129,7 @@ class DenoiserCache:
         self._denoiser: "Denoiser | None" = None
 
     def get(self, model: str, device: str) -> "Denoiser":
-        from denoiser.core.foreign_models import open_denoiser
+        from denoiser.core.inference.engine import open_denoiser
 
         with self._lock:
             if self._key != (model, device) or self._denoiser is None:
@@ -146,7 +146,7 @@ class DenoiserCache:
 def denoise(cache: DenoiserCache, photo: "Photo", model: str, device: str, sigma: float | None, passes: int,
             progress: "Progress", controls: Any = None) -> DenoiseResult:
     """The whole photo, with the luminance/colour/detail controls (core.tone.Controls; None: plain)."""
-    from denoiser.core import tone
+    from denoiser.core.inference import controls as tone
 
     start = time.monotonic()
     progress.report(0.0, "Loading the model")
@@ -169,7 +169,7 @@ def detail_map_display(noisy: "np.ndarray", denoised: "np.ndarray",
     `inner` cuts a region out after the map is made (a preview's context margin)."""
     import numpy as np
 
-    from denoiser.core.detail_map import detail_report
+    from denoiser.core.inference.detail_map import detail_report
 
     report = detail_report(noisy, denoised)
     overlay = report.overlay(denoised)
@@ -180,7 +180,7 @@ def detail_map_display(noisy: "np.ndarray", denoised: "np.ndarray",
 def preview(cache: DenoiserCache, photo: "Photo", rect: QRect, model: str, device: str, sigma: float,
             passes: int, progress: "Progress", controls: Any = None) -> PreviewResult:
     """Denoise only `rect` (plus a margin of context, cut off again) of the photo, with the controls."""
-    from denoiser.core import tone
+    from denoiser.core.inference import controls as tone
 
     start = time.monotonic()
     denoiser = engine_for(cache, model, device, photo)
@@ -204,7 +204,7 @@ def preview(cache: DenoiserCache, photo: "Photo", rect: QRect, model: str, devic
 
 def save_note(result: DenoiseResult) -> dict[str, str]:
     """What the saved file's XMP records about how it was made."""
-    from denoiser.core import tone
+    from denoiser.core.inference import controls as tone
 
     return tone.note(result.model_name, result.sigma, result.passes, result.controls or tone.Controls())
 
@@ -213,8 +213,8 @@ def save(result: DenoiseResult, path: Path, fmt: str, quality: int, overwrite: b
     """Write the result atomically, its XMP noting the model, strength and passes that made it."""
     import dataclasses
 
-    from denoiser.core.photo import save_photo
-    from denoiser.core.photo_meta import xmp_with_note
+    from denoiser.core.io.photo import save_photo
+    from denoiser.core.io.meta import xmp_with_note
 
     progress.report(0.0, f"Saving {Path(path).name}")
     photo = dataclasses.replace(result.photo, xmp=xmp_with_note(result.photo.xmp, save_note(result)))
@@ -226,7 +226,7 @@ def batch(options: Any, progress: "SignalProgress") -> Any:
     Items are sent as copies: the core keeps mutating its own."""
     import dataclasses
 
-    from denoiser.core.batch import plan_batch, run_batch
+    from denoiser.core.batch.runner import plan_batch, run_batch
 
     plan = plan_batch(options)
     progress.post("planned", [dataclasses.replace(i) for i in plan.items])
@@ -237,13 +237,13 @@ def batch(options: Any, progress: "SignalProgress") -> Any:
 
 def finetune(kwargs: dict[str, Any], progress: "SignalProgress") -> Any:
     """core.finetune.finetune; posts 'step' (core.finetune.StepInfo) after every training step."""
-    from denoiser.core.finetune import finetune as run
+    from denoiser.core.training.finetune import finetune as run
 
     return run(progress=progress, on_step=lambda info: progress.post("step", info), **kwargs)
 
 
 def suggest_mode(folder: str, progress: "Progress") -> Any:
     """The fine-tune mode suggested for a folder (reads a few photos)."""
-    from denoiser.core.finetune import suggest_mode as suggest
+    from denoiser.core.training.finetune import suggest_mode as suggest
 
     return suggest(Path(folder))

@@ -10,20 +10,21 @@ from PySide6.QtCore import QSettings, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QDockWidget, QFileDialog, QFrame, QMainWindow, QMessageBox, QScrollArea, QStyle, QWidget
 
-from . import jobs
-from .actions import Actions
-from .compare_view import CompareView
-from .controls import ControlsPanel
-from .dialog_launcher import DialogLauncher
-from .errors import describe, show_error
-from .preview import Previewer
-from .settings import AppSettings
-from .status import StatusLine
-from .workers import Job, JobRunner
+from denoiser.gui import jobs
+from denoiser.gui.actions import Actions
+from denoiser.gui.compare_view import CompareView
+from denoiser.gui.controls import ControlsPanel
+from denoiser.gui.dialog_launcher import DialogLauncher
+from denoiser.gui.errors import describe, show_error
+from denoiser.gui.preview import Previewer
+from denoiser.gui.settings import AppSettings
+from denoiser.gui.status import StatusLine
+from denoiser.gui.workers import Job, JobRunner
+from denoiser.core.io.formats import SUPPORTED_EXTENSIONS
 
 STARTUP_DEFER_MS = 150  # let the window appear before torch starts loading on a worker
 CLOSE_WAIT_MS = 20_000  # after the window has gone: how long to let cancelled jobs reach their next tile
-IMAGE_FILTER = "Images (*.jpg *.jpeg *.png *.tif *.tiff *.webp *.bmp *.dng *.cr2 *.cr3 *.nef *.arw *.orf *.rw2 *.raf);;All files (*)"
+IMAGE_FILTER = f"Images ({' '.join('*' + e for e in sorted(SUPPORTED_EXTENSIONS))});;All files (*)"
 
 
 
@@ -41,7 +42,7 @@ def scrolling(panel: QWidget) -> QScrollArea:
 
 def profile_note(model: str | None, exif: bytes | None) -> str:
     """"; using camera profile X (camera, ISO)" when the model is Auto and the photo matches a profile."""
-    from denoiser.core.profiles import AUTO_MODEL, choose_model
+    from denoiser.core.model.profiles import AUTO_MODEL, choose_model
 
     if model != AUTO_MODEL:
         return ""
@@ -451,7 +452,7 @@ class MainWindow(QMainWindow):
         if self.result is None or self.photo is None:
             QMessageBox.information(self, "Save As", "Denoise the photo first.")
             return
-        from .dialogs.save_dialog import SaveDialog
+        from denoiser.gui.dialogs.save_dialog import SaveDialog
 
         p = self.photo.photo
         dlg = SaveDialog(self, p.source, p.format, p.bit_depth, self.settings.last_folder, self.save_plan())

@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, QRect, QTimer, Slot
 
-from . import jobs
-from .workers import Job
+from denoiser.gui import jobs
+from denoiser.gui.workers import Job
 
 if TYPE_CHECKING:
-    from .main_window import MainWindow
+    from denoiser.gui.main_window import MainWindow
 
 PREVIEW_DELAY_MS = 150  # debounce: the slider fires on every pixel of movement
 PREVIEW_MAX_PIXELS = 1024 * 1024

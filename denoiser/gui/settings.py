@@ -5,7 +5,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QSettings
 
-from denoiser.core.ensemble import PASSES
+from denoiser.core.inference.ensemble import PASSES
 
 ORGANIZATION = "photo-denoiser"
 APPLICATION = "Photo Denoiser"

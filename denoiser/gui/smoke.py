@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-FORMATS = {".jpg": "jpeg", ".jpeg": "jpeg", ".png": "png", ".tif": "tiff", ".tiff": "tiff", ".webp": "webp"}
+from denoiser.core.io.formats import SUFFIX_SAVE_FORMAT as FORMATS
 
 
 def run_smoke_test(app, window_class, image: Path, output: Path, timeout_s: float = 300) -> int:  # noqa: ANN001

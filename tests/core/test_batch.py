@@ -5,7 +5,7 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
-from denoiser.core.batch_plan import (FAILED, QUEUED, SKIPPED, BatchError, BatchOptions, check_template,
+from denoiser.core.batch.plan import (FAILED, QUEUED, SKIPPED, BatchError, BatchOptions, check_template,
                                       parse_shard, plan_batch)
 
 
@@ -190,8 +190,8 @@ def visible_files(folder: Path) -> list[str]:
 @pytest.mark.parametrize("prefetch", [True, False])
 def test_run_cleans_every_photo_and_reports(tmp_path: Path, tiny_model_file: Path, prefetch: bool) -> None:
     """Every photo is saved as the engine denoises it (a random model: the pixels really change)."""
-    from denoiser.core.batch import run_batch
-    from denoiser.core.engine import Denoiser
+    from denoiser.core.batch.runner import run_batch
+    from denoiser.core.inference.engine import Denoiser
 
     photo_folder(tmp_path / "in", 3)
     events: list[tuple[int, str]] = []
@@ -213,7 +213,7 @@ def test_run_cleans_every_photo_and_reports(tmp_path: Path, tiny_model_file: Pat
 
 
 def test_rerun_skips_done_files(tmp_path: Path, tiny_model: str) -> None:
-    from denoiser.core.batch import run_batch
+    from denoiser.core.batch.runner import run_batch
 
     photo_folder(tmp_path / "in", 2)
     run_batch(options(tmp_path, tiny_model))
@@ -227,7 +227,7 @@ def test_rerun_skips_done_files(tmp_path: Path, tiny_model: str) -> None:
 def test_fixed_strength_is_used_and_csv_report(tmp_path: Path, tiny_model: str) -> None:
     import csv
 
-    from denoiser.core.batch import run_batch
+    from denoiser.core.batch.runner import run_batch
 
     photo_folder(tmp_path / "in", 2)
     result = run_batch(options(tmp_path, tiny_model, strength=12.5, report=tmp_path / "r.csv", fmt="jpeg"))
@@ -240,8 +240,8 @@ def test_fixed_strength_is_used_and_csv_report(tmp_path: Path, tiny_model: str) 
 
 def test_passes_reach_the_engine(tmp_path: Path, tiny_model_file: Path) -> None:
     """A batch with passes=2 saves exactly what the engine's two-pass result quantises to."""
-    from denoiser.core.batch import run_batch
-    from denoiser.core.engine import Denoiser
+    from denoiser.core.batch.runner import run_batch
+    from denoiser.core.inference.engine import Denoiser
 
     photo_folder(tmp_path / "in", 1)
     run_batch(options(tmp_path, str(tiny_model_file), strength=20.0, passes=2))
@@ -269,7 +269,7 @@ class CancelDuringFile(CancelToken):
 
 
 def test_cancel_mid_file_leaves_no_partial_output(tmp_path: Path, tiny_model: str) -> None:
-    from denoiser.core.batch import run_batch
+    from denoiser.core.batch.runner import run_batch
 
     photo_folder(tmp_path / "in", 3, h=320, w=320)  # several 256 px tiles per photo
     token = CancelDuringFile("p01.png")
@@ -291,8 +291,8 @@ def test_cancel_mid_file_leaves_no_partial_output(tmp_path: Path, tiny_model: st
 def test_decode_overlaps_denoise(tmp_path: Path, tiny_model: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """With prefetch the next photo's decode starts while the current one is being denoised: each denoise
     waits for that decode to begin (without prefetch it never would, and the wait gives up)."""
-    import denoiser.core.batch as batch
-    from denoiser.core import tone
+    import denoiser.core.batch.runner as batch
+    from denoiser.core.inference import controls as tone
 
     photo_folder(tmp_path / "in", 3)
     decoding = {name: threading.Event() for name in ("p00.png", "p01.png", "p02.png")}
@@ -318,7 +318,7 @@ def test_decode_overlaps_denoise(tmp_path: Path, tiny_model: str, monkeypatch: p
 
 
 def test_per_file_errors_are_collected(tmp_path: Path, tiny_model: str) -> None:
-    from denoiser.core.batch import run_batch
+    from denoiser.core.batch.runner import run_batch
 
     folder = photo_folder(tmp_path / "in", 2)
     (folder / "empty.jpg").write_bytes(b"")
@@ -331,7 +331,7 @@ def test_per_file_errors_are_collected(tmp_path: Path, tiny_model: str) -> None:
 
 
 def test_no_model_load_when_nothing_to_do(tmp_path: Path) -> None:
-    from denoiser.core.batch import run_batch
+    from denoiser.core.batch.runner import run_batch
 
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "notes.txt").write_text("x")
@@ -340,7 +340,7 @@ def test_no_model_load_when_nothing_to_do(tmp_path: Path) -> None:
 
 
 def test_unwritable_report_does_not_lose_the_outcome(tmp_path: Path, tiny_model: str) -> None:
-    from denoiser.core.batch import run_batch
+    from denoiser.core.batch.runner import run_batch
 
     photo_folder(tmp_path / "in", 1)
     (tmp_path / "blocker").write_text("a file where the report folder should be")

@@ -82,7 +82,7 @@ def test_level_map_follows_brightness_for_camera_noise_and_is_constant_for_gauss
 
 
 def test_colour_augment_permutes_and_scales_saturation_about_grey():
-    from denoiser.core.training import colour_augment
+    from denoiser.core.training.trainer import colour_augment
 
     gen = torch.Generator().manual_seed(0)
     x = 0.3 + 0.4 * torch.rand((6, 3, 16, 16), generator=gen)
@@ -155,7 +155,7 @@ def test_shipped_estimator_reads_flat_camera_noise_within_tolerance():
 
 
 def test_auto_on_heavy_camera_noise_is_well_above_the_white_noise_estimate(tiny_model_file):
-    from denoiser.core.engine import Denoiser
+    from denoiser.core.inference.engine import Denoiser
     from denoiser.core.noise import estimate_sigma
 
     d = Denoiser.from_file(tiny_model_file, device="cpu")

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from denoiser.core.batch import BatchOptions, run_batch
-from denoiser.core.checkpoint import ModelCard, save_model
-from denoiser.core.photo import load_photo
-from denoiser.core.registry import user_models_dir
-from denoiser.core.tone import Component, Controls
+from denoiser.core.batch.runner import BatchOptions, run_batch
+from denoiser.core.model.file import ModelCard, save_model
+from denoiser.core.io.photo import load_photo
+from denoiser.core.model.registry import user_models_dir
+from denoiser.core.inference.controls import Component, Controls
 from tests.conftest import make_tiny_model
 
 
@@ -136,8 +136,8 @@ def test_batch_summary_lists_photos_to_check_for_removed_detail(capsys):
     from pathlib import PurePosixPath
 
     from denoiser.cli.batch_cmd import _summary
-    from denoiser.core.batch import BatchResult
-    from denoiser.core.batch_plan import DONE, BatchItem
+    from denoiser.core.batch.runner import BatchResult
+    from denoiser.core.batch.plan import DONE, BatchItem
 
     items = [BatchItem(PurePosixPath(f"p{i}.jpg"), Path(f"p{i}.jpg"), None, DONE, model="default",
                        detail_score=score) for i, score in enumerate((0.1, 4.2, 1.5, 0.0))]

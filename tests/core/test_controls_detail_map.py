@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 import pytest
 
-from denoiser.core.detail_map import detail_report, removed_detail_map
+from denoiser.core.inference.detail_map import detail_report, removed_detail_map
 
 
 @pytest.fixture

@@ -8,8 +8,9 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from denoiser.core.foreign_models import (ForeignModelError, foreign_cards, import_foreign, load_foreign,
-                                          open_denoiser, read_state_dict)
+from denoiser.core.inference.engine import open_denoiser
+from denoiser.core.model.foreign import (ForeignModelError, foreign_cards, import_foreign, load_foreign,
+                                          read_state_dict)
 
 
 def _w(gen: torch.Generator, *shape: int, std: float = 0.02) -> torch.Tensor:
@@ -148,8 +149,8 @@ def test_imported_model_is_listed_and_runs_a_folder_job(tmp_path, capsys):
     from PIL import Image
 
     from denoiser.cli.models_cmd import _list
-    from denoiser.core.batch import BatchOptions, run_batch
-    from denoiser.core.photo import load_photo
+    from denoiser.core.batch.runner import BatchOptions, run_batch
+    from denoiser.core.io.photo import load_photo
 
     torch.save(drunet_state(seed=3), tmp_path / "kair_drunet.pth")
     src = tmp_path / "kair_drunet.pth"

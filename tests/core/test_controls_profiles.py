@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from denoiser.core.checkpoint import ModelCard, save_model
-from denoiser.core.profiles import (ModelChooser, camera_of, choose_model, describe_profile, folder_profile,
+from denoiser.core.model.file import ModelCard, save_model
+from denoiser.core.model.profiles import (ModelChooser, camera_of, choose_model, describe_profile, folder_profile,
                                     match_profile)
-from denoiser.core.registry import list_models, user_models_dir
+from denoiser.core.model.registry import list_models, user_models_dir
 
 
 def exif_bytes(make: str, model: str, iso: int | None) -> bytes:
@@ -120,8 +120,8 @@ def test_fine_tuned_model_records_its_folders_camera(tmp_path, monkeypatch):
     from that camera then picks the new model."""
     from tests.conftest import make_tiny_model
 
-    from denoiser.core.checkpoint import read_card
-    from denoiser.core.finetune import finetune
+    from denoiser.core.model.file import read_card
+    from denoiser.core.training.finetune import finetune
 
     monkeypatch.setenv("DENOISER_RESOURCES", str(tmp_path / "res"))
     base = make_tiny_model()

@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 import torch
 
-from denoiser.core.engine import Denoiser, receptive_radius, resolve_device
+from denoiser.core.inference.engine import Denoiser, receptive_radius, resolve_device
 from denoiser.core.progress import CancelToken, Cancelled
-from denoiser.core.tiling import plan_tiles
+from denoiser.core.inference.tiling import plan_tiles
 from tests.conftest import make_tiny_model
 
 
@@ -47,7 +47,7 @@ def test_grey_stays_grey_and_shape_kept(rng):
 
 def test_auto_strength_uses_estimate(rng, monkeypatch):
     """Without a learned estimator installed, Auto runs the model at the classical estimate."""
-    import denoiser.core.engine as engine_module
+    import denoiser.core.inference.engine as engine_module
 
     monkeypatch.setattr(engine_module, "shipped_estimator", lambda: None)
     img = np.clip(0.5 + rng.normal(0, 20 / 255, (96, 96, 3)), 0, 1).astype(np.float32)
@@ -115,7 +115,7 @@ class _LevelSpy(torch.nn.Module):
 
 
 def test_auto_feeds_the_noise_map_and_the_scale_multiplies_it(tiny_model_file, monkeypatch) -> None:
-    from denoiser.core.engine import Denoiser, NoiseLevel
+    from denoiser.core.inference.engine import Denoiser, NoiseLevel
 
     d = Denoiser.from_file(tiny_model_file, device="cpu")
     h, w = 64, 96
@@ -137,7 +137,7 @@ def test_auto_feeds_the_noise_map_and_the_scale_multiplies_it(tiny_model_file, m
 
 
 def test_auto_on_a_crop_estimates_the_crop_and_keeps_the_scale(tiny_model_file, monkeypatch) -> None:
-    from denoiser.core.engine import Denoiser
+    from denoiser.core.inference.engine import Denoiser
 
     d = Denoiser.from_file(tiny_model_file, device="cpu")
     calls = []
@@ -153,7 +153,7 @@ def test_auto_on_a_crop_estimates_the_crop_and_keeps_the_scale(tiny_model_file, 
 
 
 def test_auto_refuses_a_photo_too_small_with_the_fix(tiny_model_file) -> None:
-    from denoiser.core.engine import Denoiser
+    from denoiser.core.inference.engine import Denoiser
 
     d = Denoiser.from_file(tiny_model_file, device="cpu")
     with pytest.raises(ValueError, match="--strength"):
@@ -163,7 +163,7 @@ def test_auto_refuses_a_photo_too_small_with_the_fix(tiny_model_file) -> None:
 # --- geometric self-ensemble (passes) -------------------------------------------------------------------------
 
 def test_views_are_the_eight_symmetries_and_each_undoes_itself():
-    from denoiser.core.ensemble import VIEWS, from_view, to_view
+    from denoiser.core.inference.ensemble import VIEWS, from_view, to_view
 
     x = torch.arange(12.0).reshape(1, 1, 3, 4)  # not square: a wrong inverse changes the shape
     seen = {(tuple(to_view(x, v).shape), tuple(to_view(x, v).flatten().tolist())) for v in VIEWS}
@@ -176,7 +176,7 @@ def test_views_are_the_eight_symmetries_and_each_undoes_itself():
 def test_passes_average_the_views_mapped_back(rng, passes):
     """N passes = the mean over the first N views of the one-pass result on the view, mapped back
     (then clipped to 0..1 once)."""
-    from denoiser.core.ensemble import VIEWS
+    from denoiser.core.inference.ensemble import VIEWS
 
     img = rng.random((37, 53, 3), dtype=np.float32)  # odd, non-square: padding and turns must line up
     engine = Denoiser(make_tiny_model(), "cpu")
@@ -240,7 +240,7 @@ def test_bad_passes_are_refused_before_any_work(rng):
 
 
 def test_noise_level_window_keeps_the_region_of_the_map() -> None:
-    from denoiser.core.engine import NoiseLevel
+    from denoiser.core.inference.engine import NoiseLevel
 
     noise_map = np.arange(20 * 30, dtype=np.float32).reshape(20, 30) / 10
     level = NoiseLevel(noise_map).scaled(2.0)

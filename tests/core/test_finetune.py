@@ -8,8 +8,8 @@ import pytest
 import torch
 from PIL import Image
 
-from denoiser.core.checkpoint import ModelCard, load_model, save_model
-from denoiser.core.model import ModelConfig, build_model
+from denoiser.core.model.file import ModelCard, load_model, save_model
+from denoiser.core.model.network import ModelConfig, build_model
 from denoiser.core.progress import Cancelled, CancelToken
 
 TINY = ModelConfig(widths=(8, 16), enc_blocks=(1,), dec_blocks=(1,), mid_blocks=1)
@@ -49,8 +49,8 @@ def make_folder(root: Path, count: int = 6, noise: float = 0.0, seed: int = 0) -
 
 
 def test_clean_mode_makes_a_loadable_named_model(env: Path) -> None:
-    from denoiser.core.finetune import finetune
-    from denoiser.core.registry import list_models
+    from denoiser.core.training.finetune import finetune
+    from denoiser.core.model.registry import list_models
 
     folder = make_folder(env)
     res = finetune(folder, mode="clean", name="my clean", steps=3, minutes=0, sigma=20, threads=1)
@@ -68,7 +68,7 @@ def test_clean_mode_makes_a_loadable_named_model(env: Path) -> None:
 
 @pytest.mark.slow  # a real self-supervised fine-tune
 def test_noisy_mode_self_supervised_run(env: Path) -> None:
-    from denoiser.core.finetune import finetune
+    from denoiser.core.training.finetune import finetune
 
     folder = make_folder(env, noise=15)
     res = finetune(folder, mode="noisy", name="cam", steps=3, minutes=0, threads=1)
@@ -78,7 +78,7 @@ def test_noisy_mode_self_supervised_run(env: Path) -> None:
     assert np.isfinite(card.metrics["val_after"])
     assert card.training["sigma_source"] == "folder estimate"
     # the strength calibration ran on the folder's own photos and is recorded with the model
-    from denoiser.core.calibration import CALIBRATION_GAINS
+    from denoiser.core.training.calibration import CALIBRATION_GAINS
 
     assert card.training["strength_gain"] in CALIBRATION_GAINS
     assert 1 <= len(card.training["calibration"]) <= 6
@@ -101,7 +101,7 @@ class CancelAfter(CancelToken):
 @pytest.mark.slow  # three real fine-tunes
 @pytest.mark.parametrize("mode", ["clean", "noisy"])
 def test_cancel_then_resume_continues_the_same_run(env: Path, mode: str) -> None:
-    from denoiser.core.finetune import discard_run, finetune, has_unfinished_run, run_folder
+    from denoiser.core.training.finetune import discard_run, finetune, has_unfinished_run, run_folder
 
     folder = make_folder(env, noise=10)
     kw = dict(mode=mode, steps=5, minutes=0, sigma=20 if mode == "clean" else None, threads=1)
@@ -122,14 +122,14 @@ def test_cancel_then_resume_continues_the_same_run(env: Path, mode: str) -> None
 
 
 def test_resume_without_a_run_is_a_clear_error(env: Path) -> None:
-    from denoiser.core.finetune import FinetuneError, finetune
+    from denoiser.core.training.finetune import FinetuneError, finetune
 
     with pytest.raises(FinetuneError, match="no unfinished fine-tuning run named 'nothing'"):
         finetune(env, name="nothing", resume=True)
 
 
 def test_unreadable_images_are_skipped_and_listed(env: Path) -> None:
-    from denoiser.core.finetune import finetune
+    from denoiser.core.training.finetune import finetune
 
     folder = make_folder(env, count=4)
     (folder / "broken.jpg").write_bytes(b"not a jpeg at all")
@@ -144,8 +144,8 @@ def test_unreadable_images_are_skipped_and_listed(env: Path) -> None:
 def test_very_large_images_are_not_taken_for_broken_ones(env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from PIL import Image as PILImage
 
-    from denoiser.core.checkpoint import ModelFileError
-    from denoiser.core.finetune import finetune, prescan
+    from denoiser.core.model.file import ModelFileError
+    from denoiser.core.training.finetune import finetune, prescan
 
     folder = make_folder(env, count=2)
     monkeypatch.setattr(PILImage, "MAX_IMAGE_PIXELS", 1000)  # every 160 px test photo now trips Pillow's bomb check
@@ -155,7 +155,7 @@ def test_very_large_images_are_not_taken_for_broken_ones(env: Path, monkeypatch:
 
 
 def test_empty_and_imageless_folders_error_clearly(env: Path) -> None:
-    from denoiser.core.finetune import FinetuneError, finetune
+    from denoiser.core.training.finetune import FinetuneError, finetune
 
     empty = env / "empty"
     empty.mkdir()
@@ -174,8 +174,8 @@ def test_empty_and_imageless_folders_error_clearly(env: Path) -> None:
 
 
 def test_bad_names_and_clashes_are_refused(env: Path) -> None:
-    from denoiser.core.finetune import finetune
-    from denoiser.core.model_store import ModelStoreError
+    from denoiser.core.training.finetune import finetune
+    from denoiser.core.model.store import ModelStoreError
 
     folder = make_folder(env, count=2)
     for name in ("", "a/b", "..", "default"):
@@ -188,7 +188,7 @@ def test_bad_names_and_clashes_are_refused(env: Path) -> None:
 
 @pytest.mark.slow  # a real fine-tune in auto mode
 def test_mode_suggestion_follows_the_noise_level(env: Path) -> None:
-    from denoiser.core.finetune import finetune, suggest_mode
+    from denoiser.core.training.finetune import finetune, suggest_mode
 
     noisy = suggest_mode(make_folder(env, count=3, noise=30, seed=1))
     clean = suggest_mode(make_folder(env, count=3, noise=0, seed=2))
@@ -199,7 +199,7 @@ def test_mode_suggestion_follows_the_noise_level(env: Path) -> None:
 
 
 def test_sigma_from_a_sample_noisy_photo(env: Path) -> None:
-    from denoiser.core.finetune import FinetuneError, finetune
+    from denoiser.core.training.finetune import FinetuneError, finetune
 
     folder = make_folder(env, count=2)
     sample = env / "sample.png"
@@ -213,7 +213,7 @@ def test_sigma_from_a_sample_noisy_photo(env: Path) -> None:
 
 @pytest.mark.slow  # a real self-supervised fine-tune
 def test_noisy_mode_can_learn_a_chosen_strength(env: Path) -> None:
-    from denoiser.core.finetune import finetune
+    from denoiser.core.training.finetune import finetune
 
     folder = make_folder(env, count=3, noise=12)
     res = finetune(folder, mode="noisy", name="strong", steps=2, minutes=0, sigma=10, threads=1)
@@ -228,7 +228,7 @@ def test_measured_noise_model_reproduces_the_noise_it_saw() -> None:
     import torch
 
     from denoiser.core import noise as N
-    from denoiser.core.calibration import NoiseModel, measure_noise
+    from denoiser.core.training.calibration import NoiseModel, measure_noise
 
     gen = torch.Generator().manual_seed(0)
     clean = torch.full((1, 3, 256, 256), 0.5)
@@ -253,7 +253,7 @@ def test_strength_calibration_finds_the_gain_that_restores_the_pairs() -> None:
     undoes synthetic noise of the measured kind - and a stronger noise needs no smaller gain."""
     import cv2
 
-    from denoiser.core.calibration import calibrate_strength
+    from denoiser.core.training.calibration import calibrate_strength
 
     rng = np.random.default_rng(0)
     clean = make_photo(rng, side=192).astype(np.float32) / 255

@@ -7,8 +7,8 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from denoiser.core.checkpoint import ModelCard, ModelFileError, load_model, read_card, save_model
-from denoiser.core.model import (
+from denoiser.core.model.file import ModelCard, ModelFileError, load_model, read_card, save_model
+from denoiser.core.model.network import (
     ModelConfig, build_model, gflops_per_megapixel, grown_blocks, load_grown, pad_to_multiple,
 )
 from tests.conftest import TINY, make_tiny_model

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from denoiser.core.checkpoint import ModelCard, load_model, read_card, save_model
-from denoiser.core.model import ModelConfig, build_model
+from denoiser.core.model.file import ModelCard, load_model, read_card, save_model
+from denoiser.core.model.network import ModelConfig, build_model
 
 TINY = ModelConfig(widths=(8, 16), enc_blocks=(1,), dec_blocks=(1,), mid_blocks=1)
 
@@ -18,8 +18,8 @@ def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("DENOISER_RESOURCES", str(tmp_path / "res"))
     torch.manual_seed(0)
     save_model(tmp_path / "res/models/default.safetensors", build_model(TINY), ModelCard("default", TINY))
-    from denoiser.core import model_store
-    from denoiser.core.registry import user_models_dir
+    from denoiser.core.model import store as model_store
+    from denoiser.core.model.registry import user_models_dir
 
     card = ModelCard("mine", TINY, training={"mode": "noisy", "base_model": "default"})
     save_model(user_models_dir() / "mine.safetensors", build_model(TINY), card)
@@ -27,7 +27,7 @@ def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 
 
 def names() -> list[str]:
-    from denoiser.core.registry import list_models
+    from denoiser.core.model.registry import list_models
 
     return [e.name for e in list_models()]
 
@@ -64,7 +64,7 @@ def test_the_shipped_default_can_never_be_renamed_or_deleted(store) -> None:
 
 
 def test_delete_removes_model_card_and_run(store) -> None:
-    from denoiser.core.registry import user_models_dir
+    from denoiser.core.model.registry import user_models_dir
 
     (store.runs_dir() / "mine").mkdir(parents=True)
     (store.runs_dir() / "mine" / "checkpoint.pt").write_bytes(b"x")
@@ -118,7 +118,7 @@ def test_reset_checks_the_default(store, tmp_path: Path) -> None:
 
 
 def test_describe_gives_architecture_parameters_and_origin(store) -> None:
-    from denoiser.core.registry import find_model
+    from denoiser.core.model.registry import find_model
 
     row = store.describe(find_model("mine"))
     assert row["parameters"] > 1000 and "8/16" in row["architecture"]

@@ -15,9 +15,9 @@ import pytest
 import tifffile
 from PIL import Image, ImageCms, ImageOps
 
-from denoiser.core import photo as photo_mod
-from denoiser.core import photo_write
-from denoiser.core.photo import (SUPPORTED_EXTENSIONS, Photo, PhotoError, load_photo, output_suffix,
+from denoiser.core.io import photo as photo_mod
+from denoiser.core.io import write as photo_write
+from denoiser.core.io.photo import (SUPPORTED_EXTENSIONS, Photo, PhotoError, load_photo, output_suffix,
                                  save_photo)
 
 RNG_SEED = 1234
@@ -678,7 +678,7 @@ def test_png_metadata_after_pixels_is_found(tmp_path: Path, bits: int) -> None:
 
 def test_exif_from_raw_variants_with_other_magic(tmp_path: Path) -> None:
     """Panasonic RW2 (magic 0x55) and Olympus ORF ('RO') are TIFF-structured but not magic 42."""
-    from denoiser.core.photo_meta import exif_from_tiff_file
+    from denoiser.core.io.meta import exif_from_tiff_file
 
     path = tmp_path / "cam.rw2"
     tifffile.imwrite(path, rand((4, 4), 16), extratags=[(271, 2, None, "Panasonic", True)], metadata=None)

@@ -7,11 +7,11 @@ import torch
 import torch.nn.functional as F
 import cv2
 
-from denoiser.core.checkpoint import load_model
-from denoiser.core.model import ModelConfig
+from denoiser.core.model.file import load_model
+from denoiser.core.model.network import ModelConfig
 from denoiser.core.noise import NoiseConfig, synthesize
 from denoiser.core.progress import CancelToken, Cancelled
-from denoiser.core.training import TrainConfig, Trainer
+from denoiser.core.training.trainer import TrainConfig, Trainer
 from tests.conftest import TINY
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -101,7 +101,7 @@ def test_bad_config_files_name_the_file_and_the_fault(tmp_path):
 
 
 def test_files_that_are_not_packs_are_refused_clearly(tmp_path):
-    from denoiser.core.pack import PackSource
+    from denoiser.core.training.pack import PackSource
 
     garbage = tmp_path / "garbage.npz"
     garbage.write_bytes(b"no zip here")
@@ -152,7 +152,7 @@ def test_shipped_training_configs_continue_from_the_shipped_weights(name):
     """Both configs start from resources/models/default.safetensors (`--init`, the GPU one-shot's default): their
     architecture must be the shipped one, or a run that should continue it grows it or stops at once (a GPU lease
     would be lost)."""
-    from denoiser.core.checkpoint import read_card
+    from denoiser.core.model.file import read_card
 
     shipped = read_card(ROOT / "resources/models/default.safetensors").config
     cfg = TrainConfig.from_file(ROOT / "resources/train" / name)
@@ -161,7 +161,7 @@ def test_shipped_training_configs_continue_from_the_shipped_weights(name):
 
 @pytest.mark.parametrize("quality", [30, 75, 95])
 def test_jpeg_quality_is_read_from_the_header(tmp_path, quality):
-    from denoiser.core.patches import jpeg_quality
+    from denoiser.core.training.patches import jpeg_quality
 
     rng = np.random.default_rng(0)
     img = cv2.GaussianBlur(rng.integers(0, 256, (96, 128, 3), dtype=np.uint8), (5, 5), 0)
@@ -175,7 +175,7 @@ def test_jpeg_quality_is_read_from_the_header(tmp_path, quality):
 
 
 def test_high_quality_jpegs_keep_their_scale_for_training(tmp_path):
-    from denoiser.core.patches import load_rgb8
+    from denoiser.core.training.patches import load_rgb8
 
     img = np.random.default_rng(1).integers(0, 256, (160, 200, 3), dtype=np.uint8)
     fine, coarse = tmp_path / "fine.jpg", tmp_path / "coarse.jpg"
@@ -187,7 +187,7 @@ def test_high_quality_jpegs_keep_their_scale_for_training(tmp_path):
 
 
 def test_jpeg_native_quality_out_of_range_is_refused(tmp_path):
-    from denoiser.core.pack import make_pack
+    from denoiser.core.training.pack import make_pack
 
     with pytest.raises(ValueError, match="jpeg_native_quality must be 0..100"):
         TrainConfig(jpeg_native_quality=101)

@@ -70,7 +70,7 @@ def mixed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     locked = folder / "locked.png"
     os.chmod(locked, 0)
     if os.access(locked, os.R_OK):  # running as root: permission bits do not stop reads
-        import denoiser.core.photo as photo
+        import denoiser.core.io.photo as photo
 
         real = photo._open_for_read
 

@@ -10,8 +10,8 @@ import torch
 from PIL import Image
 
 from denoiser.cli import main
-from denoiser.core.checkpoint import ModelCard, save_model
-from denoiser.core.model import ModelConfig, build_model
+from denoiser.core.model.file import ModelCard, save_model
+from denoiser.core.model.network import ModelConfig, build_model
 
 TINY = ModelConfig(widths=(8, 16), enc_blocks=(1,), dec_blocks=(1,), mid_blocks=1)
 

@@ -34,8 +34,8 @@ def fail_on_event_loop_exceptions(monkeypatch: pytest.MonkeyPatch):  # noqa: ANN
 def tiny_model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     import torch
 
-    from denoiser.core.checkpoint import ModelCard, save_model
-    from denoiser.core.model import ModelConfig, build_model
+    from denoiser.core.model.file import ModelCard, save_model
+    from denoiser.core.model.network import ModelConfig, build_model
 
     torch.manual_seed(0)
     cfg = ModelConfig(widths=(8, 16), enc_blocks=(1,), dec_blocks=(1,), mid_blocks=1)
@@ -77,6 +77,10 @@ def window(qtbot, data_dir: Path, settings_file: Path):  # noqa: ANN001, ANN201
         win.show()
     yield win
     win.close()
+    assert win.wait_for_workers(30_000), "a worker lane was still running 30 s after the window closed"
+    from PySide6.QtWidgets import QApplication
+
+    QApplication.processEvents()  # deliver the finished jobs' queued signals inside this test, not the next
 
 
 @pytest.fixture

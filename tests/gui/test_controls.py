@@ -30,7 +30,7 @@ def test_strength_is_auto_or_a_noise_level(qtbot) -> None:  # noqa: ANN001
 def test_with_auto_the_slider_is_a_scale_on_the_noise_map(qtbot) -> None:  # noqa: ANN001
     import numpy as np
 
-    from denoiser.core.engine import NoiseLevel
+    from denoiser.core.inference.engine import NoiseLevel
 
     panel = ControlsPanel()
     qtbot.addWidget(panel)
@@ -47,7 +47,7 @@ def test_window_runs_auto_scaled_with_its_map(qtbot, window, monkeypatch) -> Non
     """The run and the save use Auto's map times the slider's scale (not one flat number)."""
     import numpy as np
 
-    from denoiser.core.engine import NoiseLevel
+    from denoiser.core.inference.engine import NoiseLevel
 
     noise_map = np.full((8, 8), 6.0, np.float32)
     window.photo = type("P", (), {"sigma": NoiseLevel(noise_map), "estimated": True})()
@@ -60,7 +60,7 @@ def test_window_runs_auto_scaled_with_its_map(qtbot, window, monkeypatch) -> Non
 def test_quality_offers_the_engine_passes_and_refuses_others(qtbot, tmp_path) -> None:  # noqa: ANN001
     from PySide6.QtCore import QSettings
 
-    from denoiser.core.ensemble import PASSES
+    from denoiser.core.inference.ensemble import PASSES
     from denoiser.gui.settings import AppSettings
 
     panel = ControlsPanel()

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PySide6.QtWidgets import QApplication
 
-from denoiser.core.tone import AUTO, Component, Controls
+from denoiser.core.inference.controls import AUTO, Component, Controls
 from guitest_util import write_photo
 
 LONG = 120_000  # ms; a generous ceiling on a busy machine, not a timing assertion
@@ -37,7 +37,7 @@ def test_sliders_map_to_controls(qtbot) -> None:  # noqa: ANN001
 
 
 def test_detail_100_gives_back_the_photo_and_the_saved_file_says_so(qtbot, window, tmp_path) -> None:  # noqa: ANN001
-    from denoiser.core.photo import load_photo
+    from denoiser.core.io.photo import load_photo
 
     path = write_photo(tmp_path / "p.png")
     window.controls.tone_sliders["detail"].setValue(100)
@@ -98,8 +98,8 @@ def profile_models(data_dir: Path, tiny_model_file: Path, tmp_path: Path) -> Non
     """A shipped tiny 'default', a fine-tuned 'r5' profile (Canon EOS R5, ISO 3200-6400) and a community DnCNN."""
     import torch
 
-    from denoiser.core.checkpoint import ModelCard, load_model, save_model
-    from denoiser.core.foreign_models import import_foreign
+    from denoiser.core.model.file import ModelCard, load_model, save_model
+    from denoiser.core.model.foreign import import_foreign
 
     model, card = load_model(tiny_model_file)
     shipped = Path(os.environ["DENOISER_RESOURCES"]) / "models"

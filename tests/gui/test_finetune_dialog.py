@@ -32,7 +32,7 @@ def dialog(qtbot, data_dir: Path):  # noqa: ANN001, ANN201
 
 
 def test_tiny_job_runs_to_completion_and_model_is_listed(qtbot, dialog, photos: Path) -> None:  # noqa: ANN001
-    from denoiser.core.registry import list_models
+    from denoiser.core.model.registry import list_models
 
     dialog.set_folder(str(photos))
     assert dialog.name.text() == "my photos-finetuned"

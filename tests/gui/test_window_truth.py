@@ -58,7 +58,7 @@ def test_auto_preview_waits_for_the_estimate_instead_of_raising(qtbot, window, p
 
 
 def test_save_writes_what_the_view_shows_and_records_it(qtbot, window, photo_path: Path, tmp_path: Path) -> None:  # noqa: ANN001
-    from denoiser.core.photo import load_photo
+    from denoiser.core.io.photo import load_photo
 
     open_photo(qtbot, window, photo_path)
     window.controls.set_strength(False, 10.0)

@@ -36,7 +36,7 @@ def peak_rss_growth(fn) -> int:
 
 
 def test_a_tiny_file_with_a_huge_card_is_refused_before_any_allocation(tmp_path: Path) -> None:
-    from denoiser.core.checkpoint import ModelFileError, load_model
+    from denoiser.core.model.file import ModelFileError, load_model
 
     path = huge_card_file(tmp_path / "huge.safetensors")
     assert path.stat().st_size < 1000

@@ -61,7 +61,7 @@ def test_resume_with_a_hostile_name_is_refused(cli, data: Path, tmp_path: Path, 
 
 
 def test_has_unfinished_run_is_false_for_names_outside_the_runs_folder(data: Path) -> None:
-    from denoiser.core.finetune import has_unfinished_run
+    from denoiser.core.training.finetune import has_unfinished_run
 
     assert has_unfinished_run("other")
     assert not has_unfinished_run("../runs/other") and not has_unfinished_run("..")

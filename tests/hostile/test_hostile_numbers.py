@@ -49,7 +49,7 @@ def test_a_tile_below_the_minimum_names_the_limit(cli, tmp_path: Path, tiny_mode
 
 def test_a_failed_finetune_leaves_no_empty_run_folder(tmp_path: Path, isolated_user_data: Path,
                                                       tiny_model_file: Path, monkeypatch) -> None:
-    from denoiser.core import finetune as ft
+    from denoiser.core.training import finetune as ft
 
     for i in range(3):
         write_png(tmp_path / "photos" / f"{i}.png", size=(96, 96), seed=i)
@@ -66,7 +66,7 @@ def test_a_failed_finetune_leaves_no_empty_run_folder(tmp_path: Path, isolated_u
 
 
 def test_finetune_into_an_unwritable_user_folder_is_refused_before_the_scan(tmp_path: Path, monkeypatch) -> None:
-    from denoiser.core import finetune as ft
+    from denoiser.core.training import finetune as ft
 
     blocker = tmp_path / "data"
     blocker.write_bytes(b"a file where the user data folder should be")

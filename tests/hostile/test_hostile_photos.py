@@ -117,7 +117,7 @@ CASES: list[tuple[Callable[[Path], Path], tuple[str, ...], int, str]] = [
 
 @pytest.mark.parametrize("make,extra,code,message", CASES, ids=[f"{c[0].__name__[1:]}{len(c[1])}" for c in CASES])
 def test_hostile_photo(cli, tmp_path: Path, tiny_model_file: Path, monkeypatch, make, extra, code, message) -> None:
-    import denoiser.core.memory as memory
+    import denoiser.core.io.memory as memory
 
     monkeypatch.setattr(memory, "available_bytes", lambda: 4_000_000_000)  # the same verdicts on any machine
     inputs = tmp_path / "in"
@@ -190,7 +190,7 @@ def test_batch_name_templates_cannot_escape(cli, tmp_path: Path, template: str) 
 
 @pytest.mark.parametrize("make", [_zero, _text, _gif, _bomb_over, _bomb_under])
 def test_bad_photos_are_refused_before_the_model_loads(cli, tmp_path: Path, no_model, monkeypatch, make) -> None:
-    import denoiser.core.memory as memory
+    import denoiser.core.io.memory as memory
 
     monkeypatch.setattr(memory, "available_bytes", lambda: 4_000_000_000)
     src = make(tmp_path)

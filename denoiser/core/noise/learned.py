@@ -84,7 +84,7 @@ def save_estimator(net: NoiseMapNet, path: Path, meta: dict[str, Any]) -> None:
 
     from safetensors.torch import save
 
-    from ..checkpoint import atomic_write_bytes
+    from denoiser.core.files import atomic_write_bytes
 
     state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
     header = {"kind": "noise-map-estimator", "config": json.dumps(net.config.to_dict()),
@@ -120,7 +120,7 @@ def load_estimator(path: Path) -> NoiseMapNet:
 
 
 def default_estimator_path() -> Path:
-    from ..resources import resources_dir
+    from denoiser.core.resources import resources_dir
 
     return resources_dir() / "models" / "estimator.safetensors"
 
@@ -169,7 +169,7 @@ def auto_level(image: np.ndarray) -> float:
     "the level the app will measure", so a fine-tuned model and Auto agree."""
     net = shipped_estimator()
     if net is None:
-        from .estimation import estimate_sigma
+        from denoiser.core.noise.estimation import estimate_sigma
 
         return estimate_sigma(image)
     return float(np.mean(predict_map(net, image)) * net.gain)

@@ -165,7 +165,7 @@ def synthesize(clean: torch.Tensor, cfg: NoiseConfig, gen: torch.Generator) -> t
         out = torch.where((kind == 2).view(-1, 1, 1, 1), co, out)
     camera = kind == 3
     if camera.any():
-        from .camera import camera_noise
+        from denoiser.core.noise.camera import camera_noise
 
         idx = torch.nonzero(camera).flatten()
         out = out.clone()

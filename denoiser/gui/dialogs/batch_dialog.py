@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QDialog,
 from denoiser.gui import jobs
 from denoiser.gui.controls import quality_combo
 from denoiser.gui.workers import Job, JobRunner
+from denoiser.core.io.formats import DEFAULT_TEMPLATE, DENOISED_SUFFIX
 
 COLUMNS = ("File", "Status", "Noise", "Seconds", "Reason")
 FORMATS = (("Same as the original", "keep"), ("JPEG", "jpeg"), ("PNG", "png"), ("16-bit TIFF", "tiff"),
@@ -84,7 +85,7 @@ class BatchDialog(QDialog):
         self.include_edit, self.exclude_edit = QLineEdit(), QLineEdit()
         self.include_edit.setPlaceholderText("e.g. *.jpg, *.nef (empty: every photo)")
         self.exclude_edit.setPlaceholderText("e.g. rejects/*")
-        self.template_edit = QLineEdit("{stem}-denoised.{ext}")
+        self.template_edit = QLineEdit(DEFAULT_TEMPLATE)
         self.template_edit.setToolTip("Fields: {stem} {ext} {name} {parent}")
         self.format_combo = QComboBox()
         for label, value in FORMATS:
@@ -174,7 +175,7 @@ class BatchDialog(QDialog):
     def set_input_dir(self, folder: Path) -> None:
         self.input_edit.setText(str(folder))
         if not self.output_edit.text().strip():
-            self.output_edit.setText(str(folder.parent / f"{folder.name}-denoised"))
+            self.output_edit.setText(str(folder.parent / f"{folder.name}{DENOISED_SUFFIX}"))
 
     @Slot()
     def _browse_input(self) -> None:
@@ -190,7 +191,7 @@ class BatchDialog(QDialog):
 
     def options(self) -> Any:
         """The BatchOptions the widgets describe (validated by the core when the job starts)."""
-        from denoiser.core.batch_plan import BatchOptions  # no torch on the GUI thread
+        from denoiser.core.batch.plan import BatchOptions  # no torch on the GUI thread
 
         return BatchOptions(
             input_dir=Path(self.input_edit.text().strip()), output_dir=Path(self.output_edit.text().strip()),
@@ -356,7 +357,7 @@ class BatchDialog(QDialog):
 
     def save_report(self, path: Path) -> bool:
         """Write the last run's per-file report (.csv, otherwise JSON); says in the summary where, or why not."""
-        from denoiser.core.batch import write_report  # no torch on the GUI thread until needed
+        from denoiser.core.batch.runner import write_report  # no torch on the GUI thread until needed
 
         if self.result is None:
             return False

@@ -142,7 +142,7 @@ class FinetuneDialog(QDialog):
         self._mode_changed()
 
     def _can_resume(self) -> bool:
-        from denoiser.core.finetune import has_unfinished_run
+        from denoiser.core.training.finetune import has_unfinished_run
 
         name = self.name.text().strip()
         try:
@@ -216,7 +216,7 @@ class FinetuneDialog(QDialog):
                 return self.resume()
             if box.clickedButton() is not discard:
                 return None
-            from denoiser.core.finetune import discard_run
+            from denoiser.core.training.finetune import discard_run
             discard_run(self.name.text().strip())
         self._run(self.options())
         return None

@@ -2,7 +2,7 @@
 for which noise, how good, how fast) and the card's raw details behind a disclosure; import, export,
 rename, delete (user models only: shipped ones can never be deleted); "Use shipped default".
 
-The operations are core functions in denoiser.core.model_store (import_model, export, rename, delete,
+The operations are core functions in denoiser.core.model.store (import_model, export, rename, delete,
 reset_to_default), the same ones `denoiser models` uses; this dialog only collects names and paths, and
 shows any refusal (a taken name, a damaged file) in a message box while staying open.
 """
@@ -24,7 +24,7 @@ NOISE_WORDS = {15: "light", 25: "medium", 50: "heavy"}
 
 
 def _store():  # noqa: ANN202 - the core module, imported when first needed
-    from denoiser.core import model_store
+    from denoiser.core.model import store as model_store
 
     return model_store
 
@@ -97,7 +97,7 @@ def _quality_rows(metrics: dict[str, Any]) -> list[str]:
 def details_html(entry: Any) -> str:
     """The card as stored (architecture, every metric and training field), for the curious; values are cut
     before escaping, so no entity is ever cut in half."""
-    from denoiser.core.model_store import describe
+    from denoiser.core.model.store import describe
 
     card, info = entry.card, describe(entry)
     e = lambda v, n=120: html.escape(str(v)[:n] + ("…" if len(str(v)) > n else ""))  # noqa: E731
@@ -159,7 +159,7 @@ class ModelManagerDialog(QDialog):
         self.reload()
 
     def reload(self, select: str | None = None) -> None:
-        from denoiser.core.registry import list_models
+        from denoiser.core.model.registry import list_models
 
         self.list.clear()
         for entry in list_models():

@@ -7,7 +7,9 @@ from PySide6.QtCore import Slot
 from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
                                QLineEdit, QMessageBox, QPushButton, QSpinBox, QWidget)
 
-SUFFIXES = {"jpeg": ".jpg", "png": ".png", "tiff": ".tif", "webp": ".webp"}
+from denoiser.core.io.formats import DENOISED_SUFFIX, SAVE_SUFFIX
+
+SUFFIXES = SAVE_SUFFIX
 SOURCE_TO_FORMAT = {"JPEG": "jpeg", "PNG": "png", "TIFF": "tiff", "WEBP": "webp"}
 DEFAULT_QUALITY = 92
 
@@ -30,9 +32,9 @@ def suggested_path(source: Path | None, folder: str, fmt: str) -> Path:
     stem = source.stem if source else "photo"
     base = source.parent if source else Path(folder or Path.home())
     suffix = SUFFIXES[fmt]
-    candidate, n = base / f"{stem}-denoised{suffix}", 2
+    candidate, n = base / f"{stem}{DENOISED_SUFFIX}{suffix}", 2
     while candidate.exists() or (source is not None and candidate.resolve() == source.resolve()):
-        candidate, n = base / f"{stem}-denoised-{n}{suffix}", n + 1
+        candidate, n = base / f"{stem}{DENOISED_SUFFIX}-{n}{suffix}", n + 1
     return candidate
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .tone import luma
+from denoiser.core.inference.controls import luma
 
 WINDOW = 3.0  # Gaussian window (px) of the structure tensor
 # The 99th percentile of the coherence of white Gaussian noise under that window: the map's zero, so pure

@@ -19,8 +19,8 @@ import numpy as np
 import tifffile
 from PIL import Image, ImageFile
 
-from . import photo_meta as meta
-from .memory import MemoryLimitError, check_photo_memory
+from denoiser.core.io import meta
+from denoiser.core.io.memory import MemoryLimitError, check_photo_memory
 
 log = logging.getLogger(__name__)
 

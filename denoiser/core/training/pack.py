@@ -6,6 +6,7 @@ array, with their offsets. Crops are cut after the same JPEG downscale as folder
 """
 from __future__ import annotations
 
+import io
 import json
 import zipfile
 from pathlib import Path
@@ -14,8 +15,9 @@ import cv2
 import numpy as np
 import torch
 
-from .patches import check_native_quality, list_images, load_rgb8, split_validation
-from .progress import NullProgress, Progress
+from denoiser.core.training.patches import check_native_quality, list_images, load_rgb8, split_validation
+from denoiser.core.progress import NullProgress, Progress
+from denoiser.core.files import atomic_write_bytes
 
 
 def make_pack(folders: list[Path], out: Path, max_mb: float = 48.0, crop: int = 128, seed: int = 0,
@@ -53,10 +55,10 @@ def make_pack(folders: list[Path], out: Path, max_mb: float = 48.0, crop: int = 
             "folders": [str(f) for f in folders], "jpeg_downscale": jpeg_downscale,
             "jpeg_native_quality": native_quality}
     out = Path(out)
-    tmp = out.with_name(out.name + ".tmp.npz")
-    np.savez(tmp, data=np.concatenate(blobs), offsets=offsets,
+    buf = io.BytesIO()
+    np.savez(buf, data=np.concatenate(blobs), offsets=offsets,
              meta=np.frombuffer(json.dumps(meta).encode(), np.uint8))
-    tmp.replace(out)
+    atomic_write_bytes(out, buf.getvalue())
     return meta | {"bytes": out.stat().st_size}
 
 

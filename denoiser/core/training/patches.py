@@ -9,10 +9,11 @@ from typing import BinaryIO
 
 import cv2
 import numpy as np
+from denoiser.core.io.formats import IMAGE_EXTENSIONS
 
 log = logging.getLogger(__name__)
 
-IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp"}
+IMAGE_EXTS = IMAGE_EXTENSIONS  # training and evaluation read the decodable formats (not RAW)
 
 
 def list_images(folders: list[Path], recursive: bool = True) -> list[Path]:

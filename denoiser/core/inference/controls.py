@@ -223,6 +223,6 @@ def with_note(photo, model_name: str, sigma: float, passes: int, controls: Contr
     """The photo with its XMP noting how it was made (see note)."""
     import dataclasses
 
-    from .photo_meta import xmp_with_note
+    from denoiser.core.io.meta import xmp_with_note
 
     return dataclasses.replace(photo, xmp=xmp_with_note(photo.xmp, note(model_name, sigma, passes, controls)))

@@ -11,11 +11,11 @@ import string
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from .ensemble import check_passes
-from .photo import FORMAT_EXTENSIONS, RAW_EXTENSIONS, SAVE_FORMATS, SUPPORTED_EXTENSIONS
-from .tone import Controls
+from denoiser.core.inference.ensemble import check_passes
+from denoiser.core.io.formats import (DEFAULT_TEMPLATE, FORMAT_EXTENSIONS, RAW_EXTENSIONS, SAVE_FORMATS,
+                                      SUPPORTED_EXTENSIONS)
+from denoiser.core.inference.controls import Controls
 
-DEFAULT_TEMPLATE = "{stem}-denoised.{ext}"
 TEMPLATE_FIELDS = frozenset({"stem", "ext", "name", "parent"})
 OUTPUT_FORMATS = SAVE_FORMATS
 

@@ -20,16 +20,16 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from .batch_plan import (DONE, FAILED, QUEUED, RUNNING, SKIPPED, BatchError, BatchItem, BatchOptions, BatchPlan,
+from denoiser.core.batch.plan import (DONE, FAILED, QUEUED, RUNNING, SKIPPED, BatchError, BatchItem, BatchOptions, BatchPlan,
                          parse_shard, plan_batch)
-from . import tone
-from .checkpoint import atomic_write_bytes
-from .detail_map import detail_report
-from .engine import Denoiser
-from .foreign_models import open_denoiser
-from .photo import Photo, PhotoError, load_photo, remove_stale_parts, save_photo
-from .profiles import AUTO_MODEL, ModelChooser
-from .progress import Cancelled, NullProgress, Progress
+from denoiser.core.inference import controls as tone
+from denoiser.core.files import atomic_write_bytes
+from denoiser.core.inference.detail_map import detail_report
+from denoiser.core.inference.engine import Denoiser
+from denoiser.core.inference.engine import open_denoiser
+from denoiser.core.io.photo import Photo, PhotoError, load_photo, remove_stale_parts, save_photo
+from denoiser.core.model.profiles import AUTO_MODEL, ModelChooser
+from denoiser.core.progress import Cancelled, NullProgress, Progress
 
 __all__ = ["BatchError", "BatchItem", "BatchOptions", "BatchPlan", "BatchResult", "plan_batch", "run_batch",
            "parse_shard", "write_report", "DONE", "FAILED", "QUEUED", "RUNNING", "SKIPPED"]

@@ -22,26 +22,15 @@ from typing import BinaryIO, Callable, TypeVar
 import numpy as np
 from PIL import UnidentifiedImageError
 
-from . import photo_meta as meta
-from . import photo_write as write
-from .files import process_umask
-from .photo_read import (PILLOW_FORMATS, Decoded, DecodeError, decode_pillow_file, decode_raw, decode_tiff,
+from denoiser.core.io import meta
+from denoiser.core.io import write
+from denoiser.core.files import process_umask
+from denoiser.core.io.formats import FORMAT_EXTENSIONS, RAW_EXTENSIONS, SAVE_FORMATS, SUPPORTED_EXTENSIONS  # noqa: F401
+from denoiser.core.io.read import (PILLOW_FORMATS, Decoded, DecodeError, decode_pillow_file, decode_raw, decode_tiff,
                          open_pillow, sniff_unsupported)
 
 log = logging.getLogger(__name__)
 
-FORMAT_EXTENSIONS: dict[str, tuple[str, ...]] = {
-    "JPEG": (".jpg", ".jpeg", ".jpe", ".jfif"),
-    "PNG": (".png",),
-    "TIFF": (".tif", ".tiff"),
-    "WEBP": (".webp",),
-    "BMP": (".bmp",),
-}
-RAW_EXTENSIONS = frozenset({".dng", ".cr2", ".cr3", ".crw", ".nef", ".nrw", ".arw", ".srf", ".sr2", ".raf",
-                            ".orf", ".rw2", ".rwl", ".pef", ".srw", ".3fr", ".iiq", ".erf", ".kdc",
-                            ".mrw", ".x3f"})
-SUPPORTED_EXTENSIONS = frozenset({e for exts in FORMAT_EXTENSIONS.values() for e in exts} | RAW_EXTENSIONS)
-SAVE_FORMATS = ("keep", "jpeg", "png", "tiff", "webp")
 FORMATS = ("JPEG", "PNG", "TIFF", "WEBP", "BMP", "RAW")
 _SUPPORTED_TEXT = "supported: JPEG, PNG, TIFF, WebP, BMP and camera RAW (DNG, CR2, CR3, NEF, ARW, RAF, ...)"
 _SUFFIX_FORMAT = {e: name for name, exts in FORMAT_EXTENSIONS.items() for e in exts}

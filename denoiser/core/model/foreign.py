@@ -27,8 +27,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save
 from torch import nn
 
-from .checkpoint import atomic_write_bytes
-from .resources import user_data_path
+from denoiser.core.files import atomic_write_bytes
+from denoiser.core.resources import user_data_path
 
 FOREIGN_FORMAT = "denoiser-foreign-model"
 ARCHITECTURES = ("dncnn", "ffdnet", "drunet")
@@ -270,7 +270,7 @@ def _check_one_to_one(model: ForeignDenoiser, source: str) -> None:
 
 def import_foreign(src: Path, name: str, nominal: float = DEFAULT_NOMINAL) -> Path:
     """Validate a community model file and keep it as <user data>/foreign/<name>.safetensors + card."""
-    from .model_store import validate_name
+    from denoiser.core.model.store import validate_name
 
     name = validate_name(name)
     if name.lower() in (n.lower() for n in foreign_cards()):
@@ -360,17 +360,3 @@ def is_foreign(name: str | None) -> bool:
             return "card" not in (fh.metadata() or {})
     except (OSError, SafetensorError):
         return False  # our loader then says what is wrong with the file
-
-
-def open_denoiser(name: str | None, device: str = "auto", tile: int | None = None):
-    """A core.engine.Denoiser for any model: ours by name/path, or a community one (tiling, OOM fallback,
-    batch and preview then work the same)."""
-    from .engine import DEFAULT_TILE, Denoiser
-
-    tile = tile or DEFAULT_TILE
-    if is_foreign(name):
-        assert name is not None
-        model, label = load_foreign(name)
-        tile = max(tile // model.config.size_multiple * model.config.size_multiple, model.config.size_multiple)
-        return Denoiser(model, device=device, tile=tile, model_name=label)  # type: ignore[arg-type]
-    return Denoiser.from_name(name, device=device, tile=tile)

@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterable
 
 from PIL import Image
 
-from .registry import ModelEntry, list_models
+from denoiser.core.model.registry import ModelEntry, list_models
 
 AUTO_MODEL = "auto"
 ISO_SLACK_STOPS = 1.0  # a photo up to one stop outside the profile's ISO range still matches

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Callable
 
-from .progress import Progress, SubProgress
+from denoiser.core.progress import Progress, SubProgress
 
 if TYPE_CHECKING:
     import torch

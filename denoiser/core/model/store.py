@@ -10,11 +10,12 @@ import re
 import unicodedata
 from pathlib import Path
 
-from .checkpoint import ModelFileError, atomic_write_bytes, card_path, load_model, save_model
-from .files import inside, remove_tree_inside
-from .model import count_parameters
-from .registry import DEFAULT_MODEL_NAME, ModelEntry, find_model, list_models, user_models_dir
-from .resources import user_data_path
+from denoiser.core.files import atomic_write_bytes
+from denoiser.core.model.file import ModelFileError, card_path, load_model, save_model
+from denoiser.core.files import inside, remove_tree_inside
+from denoiser.core.model.network import count_parameters
+from denoiser.core.model.registry import DEFAULT_MODEL_NAME, ModelEntry, find_model, list_models, user_models_dir
+from denoiser.core.resources import user_data_path
 
 MAX_NAME_LENGTH = 64
 _NAME_RE = re.compile(r"[^\W_][\w .+()-]*")  # \w: letters and digits of any script, and _
@@ -68,7 +69,7 @@ def describe(entry: ModelEntry) -> dict[str, object]:
     try:
         import torch
 
-        from .model import build_model
+        from denoiser.core.model.network import build_model
         with torch.device("meta"):  # shapes only: a card claiming a huge model costs nothing to describe
             params = count_parameters(build_model(cfg))
     except (ValueError, RuntimeError):

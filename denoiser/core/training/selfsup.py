@@ -26,10 +26,10 @@ import cv2
 import numpy as np
 import torch
 
-from .calibration import CALIBRATION_GAINS, CALIBRATION_SIDE, calibrate_strength
-from .noise.learned import auto_level
-from .patches import PatchPool, centre_crop, load_rgb8
-from .progress import NullProgress, Progress
+from denoiser.core.training.calibration import CALIBRATION_GAINS, CALIBRATION_SIDE, calibrate_strength
+from denoiser.core.noise.learned import auto_level
+from denoiser.core.training.patches import PatchPool, centre_crop, load_rgb8
+from denoiser.core.progress import NullProgress, Progress
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +90,7 @@ def calibrate_folder(files: list[Path], base_path: Path, threads: int,
     training's time budget). Raises ValueError when none of the sampled photos is readable and at least 64 px.
     """
     progress = progress or NullProgress()
-    from .engine import Denoiser
+    from denoiser.core.inference.engine import Denoiser
 
     torch.set_num_threads(max(1, threads))
     crops = []

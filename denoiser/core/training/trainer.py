@@ -20,12 +20,13 @@ import torch
 import torch.nn.functional as F
 from torch.optim.swa_utils import AveragedModel
 
-from .checkpoint import ModelCard, atomic_write_bytes, load_model, save_model
-from .metrics import psnr
-from .model import ModelConfig, UNetDenoiser, build_model, load_grown
-from .noise import NoiseConfig, synthesize
-from .patches import PatchPool, check_native_quality, list_images, load_rgb8, split_validation
-from .progress import Cancelled, NullProgress, Progress
+from denoiser.core.files import atomic_write_bytes
+from denoiser.core.model.file import ModelCard, load_model, save_model
+from denoiser.core.evaluation.metrics import psnr
+from denoiser.core.model.network import ModelConfig, UNetDenoiser, build_model, load_grown
+from denoiser.core.noise import NoiseConfig, synthesize
+from denoiser.core.training.patches import PatchPool, check_native_quality, list_images, load_rgb8, split_validation
+from denoiser.core.progress import Cancelled, NullProgress, Progress
 
 log = logging.getLogger(__name__)
 
@@ -179,7 +180,7 @@ class Trainer:
         self.history: list[dict[str, float]] = []
         self._val_cache: list[tuple[torch.Tensor, torch.Tensor]] | None = None
         if pack:
-            from .pack import PackSource
+            from denoiser.core.training.pack import PackSource
 
             self.pool = PackSource(Path(pack), self.device, self.gen)
             vgen = torch.Generator().manual_seed(1234)

@@ -4,8 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from .checkpoint import ModelCard, ModelFileError, read_card
-from .resources import resources_dir, user_data_path
+from denoiser.core.model.file import ModelCard, ModelFileError, read_card
+from denoiser.core.resources import resources_dir, user_data_path
 
 DEFAULT_MODEL_NAME = "default"
 

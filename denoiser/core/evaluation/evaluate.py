@@ -14,8 +14,8 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from .metrics import psnr, ssim
-from .patches import IMAGE_EXTS
+from denoiser.core.evaluation.metrics import psnr, ssim
+from denoiser.core.io.formats import IMAGE_EXTENSIONS as IMAGE_EXTS
 
 DenoiseFn = Callable[[np.ndarray, "float | None"], np.ndarray]
 

@@ -16,7 +16,7 @@ import numpy as np
 import tifffile
 from PIL import Image
 
-from . import photo_meta as meta
+from denoiser.core.io import meta
 
 log = logging.getLogger(__name__)
 

@@ -23,20 +23,21 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .checkpoint import ModelCard, atomic_write_bytes, load_model, save_model
-from .metrics import psnr
-from .model import UNetDenoiser, build_model
-from .noise import NoiseConfig, estimate_sigma
-from .noise.learned import auto_level
-from .patches import PatchPool, centre_crop, list_images, load_rgb8
-from .progress import NullProgress, Progress
-from .registry import find_model, user_models_dir
-from .profiles import folder_profile
-from .model_store import ModelStoreError, check_name, runs_dir, validate_name
-from .files import UnsafePathError, remove_tree_inside, write_problem
-from .calibration import NoiseModel
-from .selfsup import NativePatchPool, calibrate_folder, load_native, native_val_crops, weight_anchor
-from .training import TrainConfig, Trainer
+from denoiser.core.files import atomic_write_bytes
+from denoiser.core.model.file import ModelCard, load_model, save_model
+from denoiser.core.evaluation.metrics import psnr
+from denoiser.core.model.network import UNetDenoiser, build_model
+from denoiser.core.noise import NoiseConfig, estimate_sigma
+from denoiser.core.noise.learned import auto_level
+from denoiser.core.training.patches import PatchPool, centre_crop, list_images, load_rgb8
+from denoiser.core.progress import NullProgress, Progress
+from denoiser.core.model.registry import find_model, user_models_dir
+from denoiser.core.model.profiles import folder_profile
+from denoiser.core.model.store import ModelStoreError, check_name, runs_dir, validate_name
+from denoiser.core.files import UnsafePathError, remove_tree_inside, write_problem
+from denoiser.core.training.calibration import NoiseModel
+from denoiser.core.training.selfsup import NativePatchPool, calibrate_folder, load_native, native_val_crops, weight_anchor
+from denoiser.core.training.trainer import TrainConfig, Trainer
 
 log = logging.getLogger(__name__)
 

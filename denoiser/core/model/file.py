@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,8 +16,8 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 
-from .files import process_umask
-from .model import ModelConfig, UNetDenoiser, build_model
+from denoiser.core.files import atomic_write_bytes
+from denoiser.core.model.network import ModelConfig, UNetDenoiser, build_model
 
 CARD_FORMAT = "denoiser-model"
 CARD_VERSION = 1
@@ -75,22 +73,6 @@ class ModelCard:
         return cls(name=name, config=config, version=str(d.get("version", "1")),
                    description=str(d.get("description", "")), training=dict(d.get("training", {})),
                    metrics=dict(d.get("metrics", {})), created=str(d.get("created", "")))
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temp file in the same folder, fsync, then rename over the target."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.chmod(tmp, 0o666 & ~process_umask())
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def card_path(weights: Path) -> Path:

@@ -14,7 +14,7 @@ from typing import Callable
 
 import torch
 
-from .progress import NullProgress, Progress
+from denoiser.core.progress import NullProgress, Progress
 
 
 @dataclass(frozen=True)

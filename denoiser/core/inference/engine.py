@@ -8,16 +8,16 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 import torch
 
-from .checkpoint import ModelCard, load_model
-from .ensemble import check_passes, self_ensemble
-from .model import ModelConfig, UNetDenoiser, pad_to_multiple
-from .noise import estimate_noise
-from .noise.learned import predict_map, shipped_estimator
-from .progress import NullProgress, Progress
-from .tiling import plan_tiles, run_tiled
+from denoiser.core.model.file import ModelCard, load_model
+from denoiser.core.inference.ensemble import check_passes, self_ensemble
+from denoiser.core.model.network import ModelConfig, UNetDenoiser, pad_to_multiple
+from denoiser.core.noise import estimate_noise
+from denoiser.core.noise.learned import predict_map, shipped_estimator
+from denoiser.core.progress import NullProgress, Progress
+from denoiser.core.inference.tiling import plan_tiles, run_tiled
 
 if TYPE_CHECKING:
-    from .photo import Photo
+    from denoiser.core.io.photo import Photo
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +121,7 @@ class Denoiser:
 
     @classmethod
     def from_name(cls, name: str | None = None, device: str = "auto", tile: int = DEFAULT_TILE) -> "Denoiser":
-        from .registry import find_model
+        from denoiser.core.model.registry import find_model
 
         entry = find_model(name)
         model, card = load_model(entry.path)
@@ -257,7 +257,7 @@ def receptive_radius(config: "ModelConfig", probe: int = 512) -> int:
 
     Measured by back-propagating from one output pixel through a copy with positive weights
     (so no path cancels out)."""
-    from .model import build_model
+    from denoiser.core.model.network import build_model
 
     model = build_model(config)
     with torch.no_grad():
@@ -271,3 +271,17 @@ def receptive_radius(config: "ModelConfig", probe: int = 512) -> int:
     out[0, :, c, c].sum().backward()
     ys, xs = torch.nonzero(x.grad[0].abs().sum(0) > 0, as_tuple=True)
     return int(max((ys - c).abs().max(), (xs - c).abs().max()))
+
+
+def open_denoiser(name: str | None, device: str = "auto", tile: int | None = None):
+    """A Denoiser for any model: ours by name/path, or a community one (tiling, OOM fallback,
+    batch and preview then work the same)."""
+    from denoiser.core.model.foreign import is_foreign, load_foreign
+
+    tile = tile or DEFAULT_TILE
+    if is_foreign(name):
+        assert name is not None
+        model, label = load_foreign(name)
+        tile = max(tile // model.config.size_multiple * model.config.size_multiple, model.config.size_multiple)
+        return Denoiser(model, device=device, tile=tile, model_name=label)  # type: ignore[arg-type]
+    return Denoiser.from_name(name, device=device, tile=tile)

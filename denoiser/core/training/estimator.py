@@ -16,11 +16,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .checkpoint import atomic_write_bytes
-from .noise import NoiseConfig, synthesize
-from .noise.learned import NoiseMapNet, estimator_loss, save_estimator
-from .patches import PatchPool, list_images
-from .progress import NullProgress, Progress
+from denoiser.core.files import atomic_write_bytes
+from denoiser.core.noise import NoiseConfig, synthesize
+from denoiser.core.noise.learned import NoiseMapNet, estimator_loss, save_estimator
+from denoiser.core.training.patches import PatchPool, list_images
+from denoiser.core.progress import NullProgress, Progress
 
 log = logging.getLogger(__name__)
 

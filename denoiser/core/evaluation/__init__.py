@@ -1,0 +1,1 @@
+"""The PSNR/SSIM protocol and benchmark-style evaluation."""

@@ -1,0 +1,22 @@
+"""The one source of truth for photo formats, file extensions and output naming (light: no heavy imports,
+so the command line can check names before numpy, Pillow or torch load)."""
+from __future__ import annotations
+
+FORMAT_EXTENSIONS: dict[str, tuple[str, ...]] = {
+    "JPEG": (".jpg", ".jpeg", ".jpe", ".jfif"),
+    "PNG": (".png",),
+    "TIFF": (".tif", ".tiff"),
+    "WEBP": (".webp",),
+    "BMP": (".bmp",),
+}
+RAW_EXTENSIONS = frozenset({".dng", ".cr2", ".cr3", ".crw", ".nef", ".nrw", ".arw", ".srf", ".sr2", ".raf",
+                            ".orf", ".rw2", ".rwl", ".pef", ".srw", ".3fr", ".iiq", ".erf", ".kdc",
+                            ".mrw", ".x3f"})
+IMAGE_EXTENSIONS = frozenset(e for exts in FORMAT_EXTENSIONS.values() for e in exts)  # decoded without rawpy
+SUPPORTED_EXTENSIONS = frozenset(IMAGE_EXTENSIONS | RAW_EXTENSIONS)
+SAVE_FORMATS = ("keep", "jpeg", "png", "tiff", "webp")  # "keep": the input's own format
+SAVE_SUFFIX = {"jpeg": ".jpg", "png": ".png", "tiff": ".tif", "webp": ".webp"}
+SUFFIX_SAVE_FORMAT = {e: fmt.lower() for fmt, exts in FORMAT_EXTENSIONS.items() for e in exts
+                      if fmt.lower() in SAVE_SUFFIX}
+DENOISED_SUFFIX = "-denoised"  # photo.jpg -> photo-denoised.jpg
+DEFAULT_TEMPLATE = "{stem}" + DENOISED_SUFFIX + ".{ext}"  # batch output names

@@ -1,0 +1,1 @@
+"""Training and fine-tuning: trainer, patch pools, data packs, noisy-mode calibration, estimator."""
