@@ -27,8 +27,9 @@ class DialogLauncher:
         try:
             from denoiser.gui.dialogs.batch_dialog import BatchDialog
 
-            dlg = BatchDialog(self.w, self.w.controls.model_name() or "", self.w.controls.device(), folder,
-                              self.w.controls.passes(), runner=self.w.batch_lane)
+            c = self.w.controls
+            dlg = BatchDialog(self.w, c.model_name() or "", c.device(), folder, c.passes(), runner=self.w.batch_lane,
+                              controls=c.tone_controls(), strength_scale=c.strength_scale())
         except Exception as exc:  # noqa: BLE001 - shown to the user by the one handler
             self.w.report_error("Cannot open the batch window", exc)
             return

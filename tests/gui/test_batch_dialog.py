@@ -172,3 +172,18 @@ def test_cancel_stops_and_says_so(qtbot, data_dir: Path, tiny_model_file: Path, 
     assert statuses == {"done", "skipped"}
     written = sorted(p.name for p in (tmp_path / "many-denoised").iterdir())
     assert len(written) == result.counts["done"] and all(not n.startswith(".") for n in written)
+
+
+def test_a_folder_job_takes_the_windows_noise_detail_and_auto_scale(window) -> None:  # noqa: ANN001
+    """Batch from the window uses what the window shows: the Noise-and-detail sliders and Auto's scale."""
+    window.controls.tone_sliders["chroma"].setValue(40)
+    window.controls.tone_sliders["detail"].setValue(25)
+    window.controls.set_strength(True, 15.0, 1.5)
+    window.dialogs.batch(None)
+    dlg = next(d for d in window.findChildren(BatchDialog))
+    opts = dlg.options()
+    assert opts.strength is None and opts.strength_scale == 1.5
+    assert opts.controls.chroma.kind == "scale" and abs(opts.controls.chroma.value - 0.4) < 1e-9
+    assert abs(opts.controls.detail - 0.25) < 1e-9
+    dlg.auto_strength.setChecked(False)
+    assert dlg.options().strength_scale == 1.0  # a fixed strength is not scaled

@@ -59,10 +59,12 @@ class BatchDialog(QDialog):
     batch_finished = Signal(object)  # BatchResult, after the summary is shown
 
     def __init__(self, parent: QWidget | None, model_name: str | None, device: str,
-                 input_dir: Path | None = None, passes: int = 1, runner: JobRunner | None = None) -> None:
+                 input_dir: Path | None = None, passes: int = 1, runner: JobRunner | None = None,
+                 controls: Any = None, strength_scale: float = 1.0) -> None:
         super().__init__(parent)
         self.setWindowTitle("Batch clean a folder")
         self.model_name, self.device = model_name, device
+        self.controls, self.strength_scale = controls, strength_scale  # the window's noise/detail and Auto scale
         self.runner = runner if runner is not None else JobRunner(self)
         self.job: Job | None = None
         self.result: Any = None
@@ -199,8 +201,9 @@ class BatchDialog(QDialog):
             exclude=_patterns(self.exclude_edit.text()), name_template=self.template_edit.text().strip(),
             fmt=self.format_combo.currentData(), quality=self.quality.value(),
             strength=None if self.auto_strength.isChecked() else self.strength.value(),
+            strength_scale=self.strength_scale if self.auto_strength.isChecked() else 1.0,
             overwrite=self.overwrite.isChecked(), model=self.model_name, device=self.device,
-            passes=self.passes_combo.currentData())
+            passes=self.passes_combo.currentData(), **({"controls": self.controls} if self.controls else {}))
 
     # --- running ------------------------------------------------------------------------------------
     def running(self) -> bool:
