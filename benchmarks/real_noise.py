@@ -23,7 +23,9 @@ GRID = (2.0, 5.0, 10.0, 18.0, 30.0, 50.0, 80.0)
 
 
 def psnr(out: np.ndarray, ref: np.ndarray) -> float:
-    return float(10 * np.log10(1.0 / np.mean((np.clip(out, 0, 1) - ref) ** 2)))
+    from denoiser.core.evaluation.metrics import psnr as metric
+
+    return metric(ref, np.clip(out, 0, 1))
 
 
 def best_strength(run, noisy: np.ndarray, ref: np.ndarray) -> tuple[float, float]:  # noqa: ANN001
@@ -84,9 +86,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     if args.estimator:
         net = learned.load_estimator(args.estimator)
-        learned.shipped_estimator = lambda: net  # noqa: E731  (the engine reads it through this module)
-        import denoiser.core.inference.engine as engine
-        engine.shipped_estimator = lambda: net  # noqa: E731
+        learned.shipped_estimator = lambda: net  # noqa: E731  (Auto reads it through this module)
     if args.model and args.model.endswith(".safetensors"):
         den = Denoiser.from_file(Path(args.model), device="cpu", tile=1024)
     else:

@@ -7,7 +7,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from denoiser.cli.common import model_name
+from denoiser.cli.common import model_name, positive_float, positive_int
 from denoiser.cli.progress import TerminalProgress
 from denoiser.core.progress import Cancelled
 
@@ -90,23 +90,17 @@ def add_estimator_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train-estimator", help="train the noise-map estimator Auto uses (resumable)")
     p.add_argument("--data", type=Path, action="append", required=True, help="folder of clean photos (repeatable)")
     p.add_argument("--out", type=Path, required=True, help="run folder: estimator_checkpoint.pt, estimator.safetensors")
-    p.add_argument("--minutes", type=float, default=20.0, help="time budget for the whole run (default 20)")
-    p.add_argument("--threads", type=int, default=1, help="CPU threads (default 1)")
+    p.add_argument("--minutes", type=positive_float, default=20.0, help="time budget for the whole run (default 20)")
+    p.add_argument("--threads", type=positive_int, default=1, help="CPU threads (default 1)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/estimator_checkpoint.pt")
     p.set_defaults(func=run_estimator)
 
 
 def run_estimator(args: argparse.Namespace) -> int:
-    import math
-
     import torch
 
     from denoiser.core.training.estimator import EstimatorTrainConfig, train_estimator
 
-    if not (math.isfinite(args.minutes) and args.minutes > 0) or args.threads < 1:
-        print("denoiser train-estimator: --minutes must be a positive number and --threads at least 1",
-              file=sys.stderr)
-        return 2
     torch.set_num_threads(args.threads)
     try:
         with TerminalProgress("training the estimator") as bar:

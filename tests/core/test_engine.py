@@ -47,9 +47,9 @@ def test_grey_stays_grey_and_shape_kept(rng):
 
 def test_auto_strength_uses_estimate(rng, monkeypatch):
     """Without a learned estimator installed, Auto runs the model at the classical estimate."""
-    import denoiser.core.inference.engine as engine_module
+    import denoiser.core.noise.learned as learned
 
-    monkeypatch.setattr(engine_module, "shipped_estimator", lambda: None)
+    monkeypatch.setattr(learned, "shipped_estimator", lambda: None)
     img = np.clip(0.5 + rng.normal(0, 20 / 255, (96, 96, 3)), 0, 1).astype(np.float32)
     engine = Denoiser(make_tiny_model(), "cpu")
     assert 15 < engine_estimate(img) < 25

@@ -25,6 +25,17 @@ def test_finetune_numbers(cli, tmp_path: Path, isolated_user_data: Path, flag: s
     assert not (isolated_user_data / "runs").exists()
 
 
+@pytest.mark.parametrize("flag,value,message", [
+    ("--minutes", "nan", "must be a number above 0"),
+    ("--minutes", "0", "must be a number above 0"),
+    ("--threads", "0", "must be a whole number above 0"),
+])
+def test_train_estimator_numbers(cli, tmp_path: Path, flag: str, value: str, message: str) -> None:
+    code, _, err = cli("train-estimator", "--data", tmp_path, "--out", tmp_path / "run", flag, value)
+    assert code == 2 and f"argument {flag}: {message}" in err
+    assert not (tmp_path / "run").exists()
+
+
 @pytest.mark.parametrize("value", ["nan", "0", "-1", "inf", "lots"])
 def test_max_megapixels_is_checked_before_any_photo(cli, tmp_path: Path, value: str) -> None:
     src = write_png(tmp_path / "a.png")

@@ -11,8 +11,7 @@ import torch
 from denoiser.core.model.file import ModelCard, load_model
 from denoiser.core.inference.ensemble import check_passes, self_ensemble
 from denoiser.core.model.network import ModelConfig, UNetDenoiser, pad_to_multiple
-from denoiser.core.noise import estimate_noise
-from denoiser.core.noise.learned import predict_map, shipped_estimator
+from denoiser.core.noise.learned import auto_map
 from denoiser.core.progress import NullProgress, Progress
 from denoiser.core.inference.tiling import plan_tiles, run_tiled
 
@@ -87,7 +86,7 @@ class NoiseLevel(float):
         """The same noise map, driven `factor` times harder (the strength slider as a scale on Auto)."""
         if not (np.isfinite(factor) and factor >= 0):
             raise ValueError(f"strength scale must be a number >= 0, got {factor}")
-        return NoiseLevel(self.map, self.scale * factor, float(self) / max(self.scale, 1e-12) * self.scale * factor)
+        return NoiseLevel(self.map, self.scale * factor, float(self) * factor)
 
     def window(self, y0: int, x0: int, y1: int, x1: int) -> "NoiseLevel":
         """The level for the pixels [y0:y1, x0:x1] of the photo (a preview region): the map's own window
@@ -226,14 +225,8 @@ class Denoiser:
         self.notices.append(text)
 
     def noise_map(self, pixels: np.ndarray) -> np.ndarray:
-        """The level map Auto gives the model, (ceil(H/2), ceil(W/2)) in 0..255 units: the learned estimator's
-        per-pixel noise std (noise.learned) times its Auto gain when it is installed, else the classical estimate
-        as a constant map."""
-        net = shipped_estimator()
-        if net is not None:
-            return predict_map(net, pixels) * np.float32(net.gain)
-        est = estimate_noise(pixels)
-        return np.full(((pixels.shape[0] + 1) // 2, (pixels.shape[1] + 1) // 2), est.sigma, np.float32)
+        """The level map Auto gives the model (noise.learned.auto_map)."""
+        return auto_map(pixels)
 
     def auto_strength(self, pixels: np.ndarray, scale: float = 1.0) -> NoiseLevel:
         """Auto: the photo's noise map (brightness-dependent, as camera noise is), times `scale`.

@@ -163,14 +163,19 @@ def predict_map(net: NoiseMapNet, image: np.ndarray, tile: int = TILE) -> np.nda
     return out
 
 
-def auto_level(image: np.ndarray) -> float:
-    """The one number Auto measures on a photo (0..255): the mean of the shipped estimator's map times its
-    gain, or the classical estimate when no estimator is installed. Fine-tuning uses it wherever it needs
-    "the level the app will measure", so a fine-tuned model and Auto agree."""
+def auto_map(image: np.ndarray) -> np.ndarray:
+    """The level map Auto gives the model, (ceil(H/2), ceil(W/2)) in 0..255 units: the shipped estimator's
+    per-pixel noise std times its Auto gain, or the classical estimate as a constant map when no estimator is
+    installed."""
     net = shipped_estimator()
-    if net is None:
-        from denoiser.core.noise.estimation import estimate_sigma
+    if net is not None:
+        return predict_map(net, image) * np.float32(net.gain)
+    from denoiser.core.noise.estimation import estimate_sigma
 
-        return estimate_sigma(image)
-    return float(np.mean(predict_map(net, image)) * net.gain)
+    return np.full(((image.shape[0] + 1) // 2, (image.shape[1] + 1) // 2), estimate_sigma(image), np.float32)
 
+
+def auto_level(image: np.ndarray) -> float:
+    """The one number Auto measures on a photo (0..255): the mean of auto_map. Fine-tuning uses it wherever it
+    needs "the level the app will measure", so a fine-tuned model and Auto agree."""
+    return float(np.mean(auto_map(image)))
