@@ -73,7 +73,7 @@ def _set_icon(app) -> None:  # noqa: ANN001
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    from denoiser.cli.gui_cmd import display_problem
+    from denoiser.display import display_problem
 
     if problem := display_problem():  # before Qt aborts with a misleading "xcb-cursor0 is needed"
         print(f"denoiser-gui: {problem}", file=sys.stderr)
