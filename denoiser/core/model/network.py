@@ -14,6 +14,8 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
+from denoiser.core.config import from_plain
+
 SIGMA_SCALE = 50.0  # the noise-level map carries sigma (0..255 units) / SIGMA_SCALE
 
 
@@ -61,13 +63,7 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "ModelConfig":
-        if not isinstance(d, dict):
-            raise ValueError("model config must be a JSON object")
-        known = set(cls.__dataclass_fields__)
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"unknown model config keys: {sorted(unknown)}")
-        return cls(**d)
+        return from_plain(cls, d, "model config")
 
 
 class ResBlock(nn.Module):

@@ -14,6 +14,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from denoiser.core.config import from_plain
+
 
 @dataclass(frozen=True)
 class NoiseConfig:
@@ -44,7 +46,7 @@ class NoiseConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "NoiseConfig":
-        return cls(**d)
+        return from_plain(cls, d, "noise config")
 
 
 def srgb_to_linear(x: torch.Tensor) -> torch.Tensor:

@@ -20,7 +20,9 @@ import torch
 import torch.nn.functional as F
 from torch.optim.swa_utils import AveragedModel
 
+from denoiser.core.config import from_plain
 from denoiser.core.files import atomic_write_bytes
+from denoiser.core.inference.engine import resolve_device
 from denoiser.core.model.file import ModelCard, load_model, save_model
 from denoiser.core.evaluation.metrics import psnr
 from denoiser.core.model.network import ModelConfig, UNetDenoiser, build_model, load_grown
@@ -79,13 +81,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
-        d = dict(d)
-        unknown = set(d) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"unknown training config keys: {sorted(unknown)}")
-        model = ModelConfig.from_dict(d.pop("model", {}))
-        noise = NoiseConfig.from_dict(d.pop("noise", {}))
-        return cls(model=model, noise=noise, **d)
+        return from_plain(cls, d, "training config")
 
     @classmethod
     def from_file(cls, path: Path) -> "TrainConfig":
@@ -126,16 +122,6 @@ def lr_at(cfg: TrainConfig, step: int, progress: float) -> float:
     return cfg.lr_min + 0.5 * (cfg.lr - cfg.lr_min) * (1 + math.cos(math.pi * p))
 
 
-def pick_device(name: str = "auto") -> torch.device:
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    return torch.device(name)
-
-
 LossFn = Callable[[UNetDenoiser, torch.Tensor, torch.Generator], torch.Tensor]
 
 
@@ -146,7 +132,7 @@ class Trainer:
                  init_weights: Path | None = None, loss_fn: LossFn | None = None,
                  card_extra: dict[str, Any] | None = None, name: str = "model", pack: Path | None = None) -> None:
         self.cfg, self.out, self.name = cfg, Path(out), name
-        self.device = pick_device(device)
+        self.device = resolve_device(device)
         self.card_extra = card_extra or {}
         files = list_images(data) if not pack else []
         if not files and not pack:
@@ -218,7 +204,12 @@ class Trainer:
         self.export(self.out / f"{self.name}.safetensors")
 
     def load_checkpoint(self) -> None:
-        state = torch.load(self.checkpoint_path, map_location=self.device, weights_only=True)
+        from denoiser.core.model.foreign import load_torch_weights
+
+        state = load_torch_weights(self.checkpoint_path, self.device)  # ValueError naming the file
+        if not isinstance(state, dict) or not {"config", "model", "ema", "opt", "step"} <= set(state):
+            raise ValueError(f"{self.checkpoint_path}: not a checkpoint of `denoiser train`; start a new run "
+                             "without --resume or in another --out folder")
         saved = TrainConfig.from_dict(json.loads(state["config"]))
         if saved.model != self.cfg.model:
             raise ValueError(f"{self.checkpoint_path}: checkpoint architecture differs from the config")
