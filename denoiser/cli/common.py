@@ -61,6 +61,17 @@ def positive_int(text: str) -> int:
     return int(_positive(text, int, "a whole number"))
 
 
+def non_negative_int(text: str) -> int:
+    """An integer of 0 or more (a negative count would silently mean 'all but the last')."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a whole number of 0 or more, got {text!r}")
+    return value
+
+
 def positive_float(text: str) -> float:
     """A finite number above 0 (nan, inf, 0 and negatives are refused here, not deep in the work)."""
     return float(_positive(text, float, "a number"))

@@ -5,7 +5,7 @@ import argparse
 import json
 from pathlib import Path
 
-from denoiser.cli.common import add_model_options, fail, load_denoiser
+from denoiser.cli.common import add_model_options, fail, load_denoiser, non_negative_int
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -15,8 +15,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--blind", action="store_true", help="do not tell the model sigma: estimate it (auto)")
     p.add_argument("--noisy", type=Path, help="real noisy images (with --clean: same file names)")
     p.add_argument("--clean", type=Path, help="clean references for --noisy")
-    p.add_argument("--limit", type=int, default=0, help="use only the first N images")
-    p.add_argument("--json", type=Path, help="also write the results as JSON")
+    p.add_argument("--limit", type=non_negative_int, default=0, help="use only the first N images (default 0: all)")
+    p.add_argument("--json", type=Path, help="also write the results as JSON (a new .json file)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --json file (never an input)")
     add_model_options(p)
     p.set_defaults(func=run)
 
@@ -32,6 +33,15 @@ def run(args: argparse.Namespace) -> int:
     except ValueError:
         fail("eval", f"--sigma must be comma-separated numbers, got {args.sigma!r}")
         return 2
+    if args.json:
+        from denoiser.core.files import OutputFileError, check_output_file
+
+        inputs = tuple(p for p in (args.folder, args.noisy, args.clean) if p is not None)
+        try:  # before the model loads: a bad --json never costs the run
+            check_output_file(args.json, args.overwrite, inputs, suffixes=(".json",))
+        except OutputFileError as exc:
+            fail("eval", f"--json {exc}")
+            return 2
     denoiser = load_denoiser(args, "eval")
     if denoiser is None:
         return 2
@@ -53,7 +63,12 @@ def run(args: argparse.Namespace) -> int:
     for r in results:
         print(r.row())
     if args.json:
-        from denoiser.core.files import atomic_write_bytes
+        from denoiser.core.files import OutputFileError, atomic_write_bytes
 
-        atomic_write_bytes(args.json, json.dumps([dict(vars(r)) for r in results], indent=2).encode())
+        try:
+            atomic_write_bytes(args.json, json.dumps([dict(vars(r)) for r in results], indent=2).encode(),
+                               overwrite=args.overwrite)
+        except (OutputFileError, OSError) as exc:
+            fail("eval", f"--json {exc}")
+            return 1
     return 0

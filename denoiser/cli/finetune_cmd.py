@@ -45,7 +45,13 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)  # process-wide, so set here at the entry point
     received: list[int] = []
     try:
-        if args.discard:
+        if args.discard:  # discard-and-start-afresh completes or changes nothing: every check comes first
+            from denoiser.core.model.store import runs_dir, validate_name
+
+            name = validate_name(args.name)  # a finished model of this name: refused here, its run kept
+            if not (runs_dir() / name).is_symlink() and not has_unfinished_run(name):
+                raise FinetuneError(f"no stopped run named {args.name!r} to discard (--discard forgets a "
+                                    "stopped run; `denoiser models delete` removes a finished model)")
             discard_run(args.name)
         mode = args.mode
         if mode == "auto" and not args.resume:

@@ -19,9 +19,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     src.add_argument("--data", type=Path, action="append", help="folder of clean photos (repeatable)")
     src.add_argument("--pack", type=Path, help="a training pack made by `denoiser pack` (crops kept on the device)")
     p.add_argument("--out", type=Path, required=True, help="run folder: checkpoint.pt, model files, log")
-    p.add_argument("--minutes", type=float, help="time budget for the whole run (overrides the config)")
-    p.add_argument("--steps", type=int, help="step budget (overrides the config)")
-    p.add_argument("--threads", type=int, help="CPU threads (overrides the config)")
+    p.add_argument("--minutes", type=positive_float, help="time budget for the whole run (overrides the config)")
+    p.add_argument("--steps", type=positive_int, help="step budget (overrides the config)")
+    p.add_argument("--threads", type=positive_int, help="CPU threads (overrides the config)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     p.add_argument("--init", type=Path, help="start from these weights (.safetensors) instead of random")
     p.add_argument("--device", default="auto", help="auto|cpu|cuda[:N]|mps")
@@ -32,6 +32,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from denoiser.core.training.trainer import TrainConfig, Trainer
 
+    if args.out.exists() and not args.out.is_dir():
+        print(f"denoiser train: --out {args.out} is a file, not a run folder; choose a folder", file=sys.stderr)
+        return 2
     try:
         cfg = TrainConfig.from_file(args.config) if args.config else TrainConfig()
         overrides = {k: v for k, v in (("minutes", args.minutes), ("max_steps", args.steps),
@@ -55,6 +58,9 @@ def run(args: argparse.Namespace) -> int:
         except Cancelled:
             print("denoiser train: stopped; resume with --resume", file=sys.stderr)
             return 1
+        except (ValueError, OSError) as exc:
+            print(f"denoiser train: {exc}", file=sys.stderr)
+            return 2
     print(json.dumps({k: v for k, v in result.items() if k != "skipped"}, indent=2))
     for path, reason in result["skipped"].items():
         print(f"skipped {path}: {reason}", file=sys.stderr)
@@ -64,9 +70,10 @@ def run(args: argparse.Namespace) -> int:
 def add_pack_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("pack", help="pack training crops into one small file for a short GPU run")
     p.add_argument("--data", type=Path, action="append", required=True, help="folder of clean photos (repeatable)")
-    p.add_argument("--out", type=Path, required=True, help="pack file (.npz)")
-    p.add_argument("--max-mb", type=float, default=48.0, help="size budget in MB (default 48)")
-    p.add_argument("--crop", type=int, default=128, help="crop side in pixels (default 128)")
+    p.add_argument("--out", type=Path, required=True, help="pack file (a new .npz file)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing pack file (never an input)")
+    p.add_argument("--max-mb", type=positive_float, default=48.0, help="size budget in MB (default 48)")
+    p.add_argument("--crop", type=positive_int, default=128, help="crop side in pixels (default 128)")
     p.add_argument("--jpeg-native-quality", type=int, default=90, metavar="Q",
                    help="JPEGs of at least this quality keep their scale; others are halved (default 90; 0: all)")
     p.set_defaults(func=run_pack)
@@ -78,7 +85,7 @@ def run_pack(args: argparse.Namespace) -> int:
     try:
         with TerminalProgress("packing") as bar:
             meta = make_pack(args.data, args.out, args.max_mb, args.crop, progress=bar,
-                             native_quality=args.jpeg_native_quality)
+                             native_quality=args.jpeg_native_quality, overwrite=args.overwrite)
     except (ValueError, OSError) as exc:
         print(f"denoiser pack: {exc}", file=sys.stderr)
         return 2
@@ -113,4 +120,50 @@ def run_estimator(args: argparse.Namespace) -> int:
         print(f"denoiser train-estimator: {exc}", file=sys.stderr)
         return 2
     print(json.dumps(result, indent=2))
+    return 0
+
+
+def add_raw_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train-raw", help="train the joint raw denoise-and-demosaic model (resumable)")
+    p.add_argument("--data", type=Path, action="append", required=True, help="folder of clean photos (repeatable)")
+    p.add_argument("--out", type=Path, required=True, help="run folder: checkpoint.pt, raw.safetensors")
+    p.add_argument("--minutes", type=positive_float, help="time budget for the whole run (default 10)")
+    p.add_argument("--steps", type=positive_int, help="step budget (default: minutes only)")
+    p.add_argument("--threads", type=positive_int, default=2, help="CPU threads (default 2)")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    p.add_argument("--init", default="default",
+                   help="start from this model: an RGB model of the same shape (its trunk is copied; default: the "
+                        "shipped default) or a raw model; 'none' starts from random weights")
+    p.add_argument("--device", default="auto", help="auto|cpu|cuda[:N]|mps")
+    p.set_defaults(func=run_raw)
+
+
+def run_raw(args: argparse.Namespace) -> int:
+    import torch
+
+    from denoiser.core.model.file import ModelFileError
+    from denoiser.core.model.registry import find_model
+    from denoiser.core.training.raw_task import RawTrainer, default_raw_train_config
+
+    torch.set_num_threads(args.threads)
+    try:
+        init = None if args.init == "none" else find_model(args.init, kind=None).path
+        overrides = {k: v for k, v in (("minutes", args.minutes), ("max_steps", args.steps),
+                                       ("threads", args.threads)) if v is not None}
+        cfg = default_raw_train_config(init, **overrides)
+        trainer = RawTrainer(cfg, args.data, args.out, device=args.device, init=init)
+    except (ValueError, OSError, ModelFileError) as exc:
+        print(f"denoiser train-raw: {exc}", file=sys.stderr)
+        return 2
+    args.out.mkdir(parents=True, exist_ok=True)
+    from denoiser.core.files import atomic_write_bytes
+
+    atomic_write_bytes(args.out / "config.json", json.dumps(cfg.to_dict(), indent=2).encode())
+    with TerminalProgress("training the raw model") as bar:
+        try:
+            result = trainer.train(resume=args.resume, progress=bar)
+        except Cancelled:
+            print("denoiser train-raw: stopped; resume with --resume", file=sys.stderr)
+            return 1
+    print(json.dumps({k: v for k, v in result.items() if k != "skipped"}, indent=2))
     return 0

@@ -65,8 +65,48 @@ def write_problem(folder: Path) -> str:
     return ""
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temp file in the same folder, fsync, then rename over the target."""
+class OutputFileError(ValueError):
+    """A file a command was asked to write cannot be written there without losing something."""
+
+
+def resolved(path: Path) -> Path:
+    """`path` with links followed; UnsafePathError (naming it) for a link loop instead of RuntimeError/OSError."""
+    try:
+        return Path(path).resolve()
+    except (RuntimeError, OSError) as exc:
+        raise UnsafePathError(f"{path}: is a symbolic link loop (or cannot be followed: {exc}); "
+                              "remove or fix the link") from None
+
+
+def check_output_file(path: Path, overwrite: bool, inputs: tuple[Path, ...] = (), suffixes: tuple[str, ...] = (),
+                      flag: str = "--overwrite") -> Path:
+    """Refuse (OutputFileError) a file a command would write when writing it could lose something: a folder,
+    an input of the same run (a file given, or a file inside a folder given), an existing file without
+    `overwrite`, a name without one of `suffixes`. The rule `denoise` applies to photos, for every other
+    file a command writes (eval --json, pack --out)."""
+    path = Path(path)
+    if suffixes and path.suffix.lower() not in suffixes:
+        raise OutputFileError(f"{path}: the name must end in {' or '.join(suffixes)}")
+    try:
+        target = resolved(path)
+    except UnsafePathError as exc:
+        raise OutputFileError(str(exc)) from None
+    if path.is_dir():
+        raise OutputFileError(f"{path}: is a folder; give a file name")
+    if not target.parent.is_dir():
+        raise OutputFileError(f"{path}: the folder {path.parent} does not exist")
+    for source in inputs:
+        src = resolved(source)
+        if target == src or (src.is_dir() and src in target.parents and path.exists()):
+            raise OutputFileError(f"{path}: is an input of this run ({source}); choose another output name")
+    if path.exists() and not overwrite:
+        raise OutputFileError(f"{path}: already exists; add {flag} to replace it")
+    return path
+
+
+def atomic_write_bytes(path: Path, data: bytes, overwrite: bool = True) -> None:
+    """Write to a temp file in the same folder, fsync, then rename over the target. With overwrite=False
+    a file that appeared meanwhile is never replaced (OutputFileError)."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -75,7 +115,27 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            _link_no_clobber(tmp, path)
+    except FileExistsError:
+        Path(tmp).unlink(missing_ok=True)
+        raise OutputFileError(f"{path}: already exists; add --overwrite to replace it") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _link_no_clobber(tmp: str, path: Path) -> None:
+    """Rename without replacing: a hard link fails on an existing name (FileExistsError)."""
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise
+    except OSError:  # a file system without hard links
+        if path.exists():
+            raise FileExistsError(path) from None
+        os.replace(tmp, path)
+        return
+    os.unlink(tmp)

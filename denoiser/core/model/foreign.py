@@ -69,20 +69,29 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
             raise ForeignModelError(f"{path}: not a valid safetensors file ({exc})") from None
     if suffix not in (".pth", ".pt", ".ckpt", ".bin"):
         raise ForeignModelError(f"{path}: unsupported model file type {suffix!r} (use .safetensors, .pth or .pt)")
+    return _unwrap(load_torch_weights(path), path)
+
+
+def load_torch_weights(path: Path, map_location: str | torch.device = "cpu") -> Any:
+    """torch.load(weights_only=True) with one-line errors naming the file (ForeignModelError): a pickle that
+    names a callable is reported as code, never loaded; torch's advice to retry with weights_only=False is
+    not passed on. The one place the package reads a PyTorch pickle (community models, checkpoints)."""
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
-        detail = next((ln.strip() for ln in str(exc).splitlines() if "WeightsUnpickler error" in ln), "")
-        if "Unsupported global" not in detail and "Unsupported operand" not in detail:
-            raise ForeignModelError(f"{path}: cannot read the weights: not a PyTorch weights file "
-                                    f"({detail or str(exc).splitlines()[0][:120]})") from None
-        raise ForeignModelError(
-            f"{path}: refused: the file holds Python objects that would run code when loaded "
-            f"({detail[:160]}). Only plain weights are accepted: ask for a .safetensors file or a state dict "
-            f"saved with torch.save(model.state_dict())") from None
+        text = str(exc)
+        named = re.search(r"GLOBAL (\S+)", text)
+        if named or "global" in text.lower():
+            what = named.group(1) if named else ""
+            raise ForeignModelError(
+                f"{path}: this file contains code, not only weights; it was not loaded"
+                f"{f' (it calls {what})' if what else ''}. Ask for a .safetensors file or a state dict saved "
+                f"with torch.save(model.state_dict())") from None
+        raise ForeignModelError(f"{path}: cannot read the weights: not a PyTorch weights file (or one that "
+                                "needs more than plain tensors); it was not loaded") from None
     except Exception as exc:  # truncated zip, not a torch file at all...
-        raise ForeignModelError(f"{path}: cannot read the weights ({type(exc).__name__}: {exc})") from None
-    return _unwrap(obj, path)
+        raise ForeignModelError(f"{path}: cannot read the weights ({type(exc).__name__}: "
+                                f"{' '.join(str(exc).split())[:160]})") from None
 
 
 def _unwrap(obj: Any, path: Path) -> dict[str, torch.Tensor]:
@@ -270,12 +279,12 @@ def _check_one_to_one(model: ForeignDenoiser, source: str) -> None:
 
 def import_foreign(src: Path, name: str, nominal: float = DEFAULT_NOMINAL) -> Path:
     """Validate a community model file and keep it as <user data>/foreign/<name>.safetensors + card."""
-    from denoiser.core.model.store import validate_name
+    from denoiser.core.model.store import ModelStoreError, validate_name
 
-    name = validate_name(name)
-    if name.lower() in (n.lower() for n in foreign_cards()):
-        raise ForeignModelError(f"a community model named {name!r} already exists; choose another name "
-                                f"(or `denoiser models delete {name}` first)")
+    try:
+        name = validate_name(name)  # a safe name, unique among shipped, user and community models
+    except ModelStoreError as exc:
+        raise ForeignModelError(str(exc)) from None
     if not 0 < nominal <= 255:
         raise ForeignModelError(f"nominal noise level must be in 0..255, got {nominal:g}")
     sd = read_state_dict(Path(src))

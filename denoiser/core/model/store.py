@@ -54,12 +54,27 @@ def check_name(name: str) -> str:
 
 def validate_name(name: str, allow_existing: bool = False) -> str:
     """A safe model name (check_name), not a shipped model's and not already taken."""
+    from denoiser.core.model.foreign import foreign_cards
+
     name = check_name(name)
     for entry in list_models():
         if entry.name.lower() == name.lower() and (entry.builtin or not allow_existing):
             kind = "a shipped model" if entry.builtin else "a model"
             raise ModelStoreError(f"{kind} named {entry.name!r} already exists; choose another name")
+    taken = next((n for n in foreign_cards() if n.lower() == name.lower()), None)
+    if taken is not None:  # one name, one model: --model NAME must never be ambiguous
+        raise ModelStoreError(f"a community model named {taken!r} already exists; choose another name (or "
+                              f"`denoiser models delete {taken}` first)")
     return name
+
+
+def _run_of(name: str) -> Path | None:
+    """The fine-tuning run folder of the model `name`; None when the name is not a valid model name (no run
+    was ever made for it, and a name such as "x " must not stand for the run of "x")."""
+    try:
+        return runs_dir() / name if check_name(name) == name else None
+    except ModelStoreError:
+        return None
 
 
 def describe(entry: ModelEntry) -> dict[str, object]:
@@ -102,6 +117,12 @@ def rename(old: str, new: str) -> ModelEntry:
         new = check_name(new)  # case-only change: the clash check would refuse our own name
     else:
         new = validate_name(new)
+    src_run, dst_run = _run_of(old), runs_dir() / new  # every check before the first change
+    if src_run is not None and src_run.is_dir() and not src_run.is_symlink():
+        inside(src_run, runs_dir())
+        if dst_run.exists() and src_run != dst_run:
+            raise ModelStoreError(f"a fine-tuning run folder {dst_run} already exists; delete it or choose "
+                                  "another name")
     model, card = load_model(entry.path)
     card.name = new
     target = user_models_dir() / f"{new}.safetensors"
@@ -113,21 +134,27 @@ def rename(old: str, new: str) -> ModelEntry:
         entry.path.unlink(missing_ok=True)
         if card_path(entry.path) != card_path(target):
             card_path(entry.path).unlink(missing_ok=True)
-    _move_run(old, new)
+    if src_run is not None and src_run.is_dir() and not src_run.is_symlink() and not dst_run.exists():
+        src_run.rename(dst_run)
     return find_model(new)
 
 
 def delete(name: str) -> None:
     """Remove a user model, its card and its fine-tuning run folder; shipped models are refused."""
     entry = _user_entry(name, "deleted")
-    run = runs_dir() / check_name(entry.name)
+    run = _run_of(entry.name)
+    if run is not None and run.is_symlink():  # refused before anything is deleted
+        raise ModelStoreError(f"{run}: is a link; refusing to delete through it")
     entry.path.unlink()
     card_path(entry.path).unlink(missing_ok=True)
-    remove_tree_inside(run, runs_dir())
+    if run is not None:
+        remove_tree_inside(run, runs_dir())
 
 
 def export(name: str, dest: Path, overwrite: bool = False) -> Path:
     """Copy the self-contained .safetensors (its card is embedded) to dest (a file or a folder)."""
+    if not name or not name.strip():
+        raise ModelStoreError("give the name of the model to export (see `denoiser models`)")
     entry = find_model(name)
     dest = Path(dest).expanduser()
     if dest.is_dir():
@@ -178,10 +205,3 @@ def reset_to_default() -> ModelEntry:
 def runs_dir() -> Path:
     """Where fine-tuning runs keep their checkpoints (one folder per model name)."""
     return user_data_path() / "runs"
-
-
-def _move_run(old: str, new: str) -> None:
-    src, dst = runs_dir() / check_name(old), runs_dir() / check_name(new)
-    if src.is_dir() and not src.is_symlink() and not dst.exists():
-        inside(src, runs_dir())
-        src.rename(dst)

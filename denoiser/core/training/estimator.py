@@ -64,7 +64,9 @@ def train_estimator(data: list[Path], out: Path, cfg: EstimatorTrainConfig = Est
     step, elapsed = 0, 0.0
     ckpt = out / "estimator_checkpoint.pt"
     if resume:
-        state = torch.load(ckpt, map_location="cpu", weights_only=True)
+        from denoiser.core.model.foreign import load_torch_weights
+
+        state = load_torch_weights(ckpt)  # ValueError naming the file; never runs a pickle
         net.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
         step, elapsed = int(state["step"]), float(state["elapsed"])

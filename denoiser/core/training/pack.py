@@ -17,13 +17,16 @@ import torch
 
 from denoiser.core.training.patches import check_native_quality, list_images, load_rgb8, split_validation
 from denoiser.core.progress import NullProgress, Progress
-from denoiser.core.files import atomic_write_bytes
+from denoiser.core.files import atomic_write_bytes, check_output_file
 
 
 def make_pack(folders: list[Path], out: Path, max_mb: float = 48.0, crop: int = 128, seed: int = 0,
-              jpeg_downscale: int = 2, progress: Progress | None = None, native_quality: int = 90) -> dict:
-    """Cut random crops from every image (round robin) until the PNG-coded pack reaches max_mb."""
+              jpeg_downscale: int = 2, progress: Progress | None = None, native_quality: int = 90,
+              overwrite: bool = False) -> dict:
+    """Cut random crops from every image (round robin) until the PNG-coded pack reaches max_mb. The pack
+    is a new .npz file (an existing one is replaced only with `overwrite`, an input never)."""
     check_native_quality(native_quality)
+    check_output_file(Path(out), overwrite, tuple(map(Path, folders)), suffixes=(".npz",))
     progress = progress or NullProgress()
     files, _ = split_validation(list_images(folders), 0.02, 8)  # same held-out files as folder training
     rng = np.random.default_rng(seed)
@@ -58,7 +61,7 @@ def make_pack(folders: list[Path], out: Path, max_mb: float = 48.0, crop: int = 
     buf = io.BytesIO()
     np.savez(buf, data=np.concatenate(blobs), offsets=offsets,
              meta=np.frombuffer(json.dumps(meta).encode(), np.uint8))
-    atomic_write_bytes(out, buf.getvalue())
+    atomic_write_bytes(out, buf.getvalue(), overwrite=overwrite)
     return meta | {"bytes": out.stat().st_size}
 
 
