@@ -1,24 +1,24 @@
-"""--strength-scale: the strength as a scale on Auto's noise map (1.0 = Auto), shared by denoise and batch."""
+"""--strength-scale: the strength as a scale on Auto's noise map (1.0 = Auto), shared by denoise and batch.
+The range and its check are core.noise.level's (SCALE_RANGE, check_scale), as the window's slider uses them."""
 from __future__ import annotations
 
 import argparse
-import math
+
+from denoiser.core.noise.level import SCALE_RANGE, check_scale
 
 
 def parse_scale(text: str) -> float:
     try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"strength scale must be a number such as 1.5, not {text!r}") from None
-    if not math.isfinite(value) or not 0 < value <= 10:
-        raise argparse.ArgumentTypeError(f"strength scale must be above 0 and at most 10, got {text}")
-    return value
+        return check_scale(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def add_strength_scale_option(p: argparse.ArgumentParser) -> None:
+    lo, hi = SCALE_RANGE
     p.add_argument("--strength-scale", type=parse_scale, default=1.0, metavar="K",
-                   help="with Auto: drive the model K times harder (or softer, K < 1) than the estimated noise "
-                        "map; 1 = Auto (default)")
+                   help=f"with Auto: drive the model K times harder (or softer, K < 1) than the estimated noise "
+                        f"map; {lo:g}..{hi:g}, 1 = Auto (default)")
 
 
 def scale_conflict(args: argparse.Namespace) -> str | None:

@@ -9,16 +9,18 @@ from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QProgressBar,
                                QPushButton, QSlider, QVBoxLayout, QWidget)
 
+from denoiser.core.noise.level import SCALE_RANGE  # numpy only: no torch at start
+
 QUALITY_CHOICES = ((1, "Fast: 1 pass"), (2, "Better: 2 passes, 2× time"), (4, "High: 4 passes, 4× time"),
                    (8, "Best: 8 passes, 8× time"))  # core.ensemble.PASSES, each with its cost
 SLIDER_STEPS_PER_SIGMA = 2  # the slider moves in 0.5 noise-level units
 MAX_SIGMA = 75.0
 SCALE_STEPS = 100  # with Auto the slider is a scale on Auto's noise map, in steps of 0.01
-SCALE_RANGE = (0.25, 3.0)
 PANEL_WIDTH = 270
 
 if TYPE_CHECKING:
     from denoiser.core.inference.controls import Controls
+    from denoiser.core.noise.level import NoiseLevel
 
 
 def quality_combo(passes: int = 1) -> QComboBox:
@@ -262,13 +264,13 @@ class ControlsPanel(QWidget):
         self.scale_slider.setValue(round(scale * SCALE_STEPS))
         self.auto_check.setChecked(auto)
 
-    def set_estimated_sigma(self, sigma: float | None, pending: bool = False) -> None:
+    def set_estimated_sigma(self, sigma: "NoiseLevel | None", pending: bool = False) -> None:
         if pending:
             self.estimate_label.setText("measuring the noise…")
         elif sigma is None:
             self.estimate_label.setText("noise: —")
         else:
-            varying = getattr(sigma, "map", None) is not None
+            varying = sigma.map is not None
             self.estimate_label.setText(f"noise map, mean σ {sigma:.1f}" if varying else f"noise σ {sigma:.1f}")
             self.estimate_label.setToolTip("Measured pixel by pixel: Auto removes more where the photo is noisier"
                                            if varying else "Measured as one level for the whole photo")

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
     from denoiser.core.inference.engine import Denoiser
     from denoiser.core.io.photo import Photo
+    from denoiser.core.noise.level import NoiseLevel
     from denoiser.core.progress import Progress
 
     from denoiser.gui.workers import SignalProgress
@@ -40,7 +41,7 @@ class LoadedPhoto:
     photo: "Photo"
     display: DisplayImage
     seconds: float
-    sigma: float | None = None  # Auto's strength (0..255 units), filled in by estimate() afterwards
+    sigma: "NoiseLevel | None" = None  # Auto's level (map, mean), filled in by estimate() afterwards
     estimated: bool = False  # the estimate has finished (sigma None then: the photo is too small to tell)
 
 
@@ -49,7 +50,7 @@ class DenoiseResult:
     photo: "Photo"
     display: DisplayImage
     difference: DisplayImage
-    sigma: float
+    sigma: "NoiseLevel"
     seconds: float
     model_name: str
     device_name: str
@@ -62,17 +63,18 @@ class DenoiseResult:
 
     def settings(self) -> tuple[str, float, int, Any]:
         """(model, strength, passes, controls): what made these pixels; compared with what the window shows."""
-        return self.model_name, round(self.sigma, 3), self.passes, self.controls
+        return self.model_name, round(float(self.sigma), 3), self.passes, self.controls
 
 
 @dataclass
 class PreviewResult:
     patch: Patch
     difference: Patch
-    sigma: float
+    sigma: "NoiseLevel"
     seconds: float
     gain: float
     detail_map: Patch | None = None  # the removed-detail map of the region
+    detail_score: float | None = None  # % of the region flagged on that map
 
 
 def catalogue(progress: "Progress") -> Catalogue:
@@ -106,15 +108,17 @@ def load(path: Path, progress: "Progress") -> LoadedPhoto:
     return LoadedPhoto(photo, display, time.monotonic() - start)
 
 
-def estimate(cache: "DenoiserCache", photo: "Photo", model: str, device: str, progress: "Progress") -> float | None:
+def estimate(cache: "DenoiserCache", photo: "Photo", model: str, device: str,
+             progress: "Progress") -> "NoiseLevel | None":
     """The strength Auto uses for this photo (Denoiser.auto_strength: the estimated noise level, calibrated
     for the model on camera noise); the bare estimate while no model is chosen; None when too small."""
     from denoiser.core.noise import estimate_sigma
+    from denoiser.core.noise.level import NoiseLevel
 
     try:
         if model:
             return engine_for(cache, model, device, photo).auto_strength(photo.pixels)
-        return estimate_sigma(photo.pixels)
+        return NoiseLevel.auto(None, mean=estimate_sigma(photo.pixels))
     except ValueError:
         return None
 
@@ -143,7 +147,8 @@ class DenoiserCache:
             self._key, self._denoiser = None, None
 
 
-def denoise(cache: DenoiserCache, photo: "Photo", model: str, device: str, sigma: float | None, passes: int,
+def denoise(cache: DenoiserCache, photo: "Photo", model: str, device: str, sigma: "NoiseLevel | float | None",
+            passes: int,
             progress: "Progress", controls: Any = None) -> DenoiseResult:
     """The whole photo, with the luminance/colour/detail controls (core.tone.Controls; None: plain)."""
     from denoiser.core.inference import controls as tone
@@ -156,7 +161,7 @@ def denoise(cache: DenoiserCache, photo: "Photo", model: str, device: str, sigma
     result, used = tone.denoise_photo(denoiser, photo, sigma, controls, progress, passes)
     progress.report(1.0, "Preparing the display")
     display = make_display(result.pixels, result.icc)
-    gain = difference_gain(used)
+    gain = difference_gain(float(used))
     diff = make_difference_display(photo.pixels, result.pixels, gain)
     dmap, score = detail_map_display(photo.pixels, result.pixels)
     return DenoiseResult(result, display, diff, used, time.monotonic() - start, denoiser.model_name,
@@ -165,22 +170,26 @@ def denoise(cache: DenoiserCache, photo: "Photo", model: str, device: str, sigma
 
 def detail_map_display(noisy: "np.ndarray", denoised: "np.ndarray",
                        inner: tuple[slice, slice] | None = None) -> tuple[DisplayImage, float]:
-    """The removed-detail map over the denoised photo (magenta where detail was removed) and its score;
-    `inner` cuts a region out after the map is made (a preview's context margin)."""
+    """The removed-detail map over the denoised photo and its score: magenta exactly where a pixel is flagged
+    (core.detail_map.FLAG_LEVEL), grey elsewhere, so the score is the magenta share of what is shown;
+    `inner` cuts a region out after the map is made (a preview's context margin), and the score is the region's."""
     import numpy as np
 
-    from denoiser.core.inference.detail_map import detail_report
+    from denoiser.core.inference.detail_map import FLAG_LEVEL, DetailReport, removed_detail_map
 
-    report = detail_report(noisy, denoised)
-    overlay = report.overlay(denoised)
-    overlay = overlay[inner] if inner else overlay
-    return make_display(overlay.astype(np.float32) / np.float32(255)), report.score
+    flagged = removed_detail_map(noisy, denoised) > FLAG_LEVEL
+    flagged, denoised = (flagged[inner], denoised[inner]) if inner else (flagged, denoised)
+    score = float(100.0 * np.mean(flagged)) if flagged.size else 0.0
+    overlay = DetailReport(flagged.astype(np.float32), score).overlay(denoised)
+    return make_display(overlay.astype(np.float32) / np.float32(255)), score
 
 
-def preview(cache: DenoiserCache, photo: "Photo", rect: QRect, model: str, device: str, sigma: float,
+def preview(cache: DenoiserCache, photo: "Photo", rect: QRect, model: str, device: str,
+            sigma: "NoiseLevel | float",
             passes: int, progress: "Progress", controls: Any = None) -> PreviewResult:
     """Denoise only `rect` (plus a margin of context, cut off again) of the photo, with the controls."""
     from denoiser.core.inference import controls as tone
+    from denoiser.core.noise.level import as_level
 
     start = time.monotonic()
     denoiser = engine_for(cache, model, device, photo)
@@ -188,18 +197,17 @@ def preview(cache: DenoiserCache, photo: "Photo", rect: QRect, model: str, devic
     x0, y0 = max(0, rect.x() - PREVIEW_MARGIN) // 2 * 2, max(0, rect.y() - PREVIEW_MARGIN) // 2 * 2
     x1, y1 = min(w, rect.right() + 1 + PREVIEW_MARGIN), min(h, rect.bottom() + 1 + PREVIEW_MARGIN)
     crop = photo.pixels[y0:y1, x0:x1]
-    if hasattr(sigma, "window"):  # Auto's noise map: the region's own part of the photo's map
-        sigma = sigma.window(y0, x0, y1, x1)
-    out = denoiser.denoise(crop, sigma, progress, passes)
+    level = as_level(sigma).window(y0, x0, y1, x1)  # Auto: the region's own part of the photo's map
+    out = denoiser.denoise(crop, level, progress, passes)
     if controls is not None and not controls.plain:
-        out = tone.controlled(crop, out, float(sigma), controls, lambda img, s: denoiser.denoise(img, s, None, passes))
+        out = tone.controlled(crop, out, float(level), controls, lambda img, s: denoiser.denoise(img, s, None, passes))
     iy, ix = rect.y() - y0, rect.x() - x0
     inner = (slice(iy, iy + rect.height()), slice(ix, ix + rect.width()))
     patch = Patch(make_display(out[inner], photo.icc), QRect(rect))
-    gain = difference_gain(sigma)
+    gain = difference_gain(float(level))
     diff = Patch(make_difference_display(crop[inner], out[inner], gain), QRect(rect))
     dmap = Patch(detail_map_display(crop, out, inner)[0], QRect(rect))
-    return PreviewResult(patch, diff, sigma, time.monotonic() - start, gain, dmap)
+    return PreviewResult(patch, diff, level, time.monotonic() - start, gain, dmap)
 
 
 def save_note(result: DenoiseResult) -> dict[str, str]:

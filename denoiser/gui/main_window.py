@@ -21,6 +21,7 @@ from denoiser.gui.settings import AppSettings
 from denoiser.gui.status import StatusLine
 from denoiser.gui.workers import Job, JobRunner
 from denoiser.core.io.formats import SUPPORTED_EXTENSIONS
+from denoiser.core.noise.level import NoiseLevel
 
 STARTUP_DEFER_MS = 150  # let the window appear before torch starts loading on a worker
 CLOSE_WAIT_MS = 20_000  # after the window has gone: how long to let cancelled jobs reach their next tile
@@ -421,16 +422,13 @@ class MainWindow(QMainWindow):
             return None
         return model, round(float(sigma), 3), self.controls.passes(), self.controls.tone_controls()
 
-    def strength_shown(self) -> float | None:
+    def strength_shown(self) -> NoiseLevel | None:
         """Auto's strength for the open photo with the slider's scale applied (its noise map scaled, so
         the run and the preview both keep the map); None while the estimate is pending or impossible."""
         auto = self.photo.sigma if self.photo is not None else None
         if auto is None:
             return None
-        scale = self.controls.strength_scale()
-        if hasattr(auto, "scaled"):
-            return auto.scaled(scale)
-        return min(255.0, float(auto) * scale)
+        return auto.scaled(self.controls.strength_scale())
 
     def result_is_current(self) -> bool:
         """The last full run was made with the settings on screen."""

@@ -115,7 +115,8 @@ class _LevelSpy(torch.nn.Module):
 
 
 def test_auto_feeds_the_noise_map_and_the_scale_multiplies_it(tiny_model_file, monkeypatch) -> None:
-    from denoiser.core.inference.engine import Denoiser, NoiseLevel
+    from denoiser.core.inference.engine import Denoiser
+    from denoiser.core.noise.level import NoiseLevel
 
     d = Denoiser.from_file(tiny_model_file, device="cpu")
     h, w = 64, 96
@@ -240,10 +241,10 @@ def test_bad_passes_are_refused_before_any_work(rng):
 
 
 def test_noise_level_window_keeps_the_region_of_the_map() -> None:
-    from denoiser.core.inference.engine import NoiseLevel
+    from denoiser.core.noise.level import NoiseLevel
 
     noise_map = np.arange(20 * 30, dtype=np.float32).reshape(20, 30) / 10
-    level = NoiseLevel(noise_map).scaled(2.0)
+    level = NoiseLevel.auto(noise_map).scaled(2.0)
     part = level.window(4, 6, 15, 21)
     assert np.array_equal(part.map, noise_map[2:8, 3:11]) and part.scale == 2.0
     fresh = []

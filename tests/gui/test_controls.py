@@ -23,14 +23,16 @@ def test_strength_is_auto_or_a_noise_level(qtbot) -> None:  # noqa: ANN001
     assert panel.sigma() == 17.5 and not panel.slider.isHidden() and panel.scale_slider.isHidden()
     assert panel.slider_label.text() == "σ 17.5"
     assert changes
-    panel.set_estimated_sigma(12.34)
+    from denoiser.core.noise.level import NoiseLevel
+
+    panel.set_estimated_sigma(NoiseLevel.auto(None, mean=12.34))
     assert panel.estimate_label.text() == "noise σ 12.3"
 
 
 def test_with_auto_the_slider_is_a_scale_on_the_noise_map(qtbot) -> None:  # noqa: ANN001
     import numpy as np
 
-    from denoiser.core.inference.engine import NoiseLevel
+    from denoiser.core.noise.level import NoiseLevel
 
     panel = ControlsPanel()
     qtbot.addWidget(panel)
@@ -39,7 +41,7 @@ def test_with_auto_the_slider_is_a_scale_on_the_noise_map(qtbot) -> None:  # noq
     assert panel.slider_label.text() == "× 1.50"
     noise_map = np.full((4, 4), 8.0, np.float32)
     noise_map[:, 2:] = 16.0
-    panel.set_estimated_sigma(NoiseLevel(noise_map))
+    panel.set_estimated_sigma(NoiseLevel.auto(noise_map))
     assert panel.estimate_label.text() == "noise map, mean σ 12.0"
 
 
@@ -47,10 +49,10 @@ def test_window_runs_auto_scaled_with_its_map(qtbot, window, monkeypatch) -> Non
     """The run and the save use Auto's map times the slider's scale (not one flat number)."""
     import numpy as np
 
-    from denoiser.core.inference.engine import NoiseLevel
+    from denoiser.core.noise.level import NoiseLevel
 
     noise_map = np.full((8, 8), 6.0, np.float32)
-    window.photo = type("P", (), {"sigma": NoiseLevel(noise_map), "estimated": True})()
+    window.photo = type("P", (), {"sigma": NoiseLevel.auto(noise_map), "estimated": True})()
     window.controls.set_strength(True, 20.0, 2.0)
     shown = window.strength_shown()
     assert isinstance(shown, NoiseLevel) and abs(float(shown) - 12.0) < 1e-4

@@ -15,6 +15,7 @@ from denoiser.core.inference.ensemble import check_passes
 from denoiser.core.io.formats import (DEFAULT_TEMPLATE, FORMAT_EXTENSIONS, RAW_EXTENSIONS, SAVE_FORMATS,
                                       SUPPORTED_EXTENSIONS)
 from denoiser.core.inference.controls import Controls
+from denoiser.core.noise.level import NoiseLevel, check_scale
 
 TEMPLATE_FIELDS = frozenset({"stem", "ext", "name", "parent"})
 OUTPUT_FORMATS = SAVE_FORMATS
@@ -61,11 +62,8 @@ class BatchOptions:
             raise BatchError(f"unknown output format {self.fmt!r} (choose from {', '.join(OUTPUT_FORMATS)})")
         if not 1 <= self.quality <= 100:
             raise BatchError(f"quality must be 1..100, got {self.quality}")
-        if self.strength is not None and not 0 <= self.strength <= 255:
-            raise BatchError(f"strength must be a noise level in 0..255, got {self.strength}")
-        if not 0 < self.strength_scale <= 10:
-            raise BatchError(f"strength scale must be above 0 and at most 10, got {self.strength_scale}")
         try:
+            self.level()
             check_passes(self.passes)
         except ValueError as exc:
             raise BatchError(str(exc)) from None
@@ -79,6 +77,16 @@ class BatchOptions:
         self._check_folders()
         if self.report is not None:
             check_report(self.report)
+
+    def level(self) -> NoiseLevel | None:
+        """The job's fixed level, or None for Auto (measured per photo, then scaled by strength_scale); raises
+        ValueError for a level or scale out of range (noise.level's checks, the CLI's and the window's)."""
+        check_scale(self.strength_scale)
+        if self.strength is None:
+            return None
+        if self.strength_scale != 1.0:
+            raise ValueError("the strength scale scales Auto's noise map; a fixed strength is not scaled")
+        return NoiseLevel.fixed(self.strength)
 
     def _check_folders(self) -> None:
         if self.allow_inside:
@@ -122,6 +130,7 @@ class BatchItem:
     reason: str = ""
     seconds: float = 0.0
     sigma: float | None = None  # noise level used (estimated unless fixed), 0..255
+    level: NoiseLevel | None = None  # the level used, without its map (mode, scale, estimator: the report's record)
     model: str = ""  # the model that made the output (a camera profile when one matched)
     detail_score: float | None = None  # % of the photo where the removed signal has structure (core.detail_map)
 
@@ -129,6 +138,7 @@ class BatchItem:
         return {"file": str(self.rel), "status": self.status, "reason": self.reason,
                 "seconds": round(self.seconds, 3),
                 "strength": None if self.sigma is None else round(self.sigma, 2),
+                **_level_columns(self.level),
                 "model": self.model,
                 "removed_detail_pct": None if self.detail_score is None else round(self.detail_score, 2),
                 "output": str(self.output) if self.output is not None and self.output_written else ""}
@@ -146,6 +156,16 @@ class BatchPlan:
     @property
     def todo(self) -> list[BatchItem]:
         return [i for i in self.items if i.status == QUEUED]
+
+
+LEVEL_FIELDS = ("strength_mode", "strength_scale", "noise_map_mean", "estimator")
+
+
+def _level_columns(level: NoiseLevel | None) -> dict[str, object]:
+    """The report's columns for a level's record (empty where no photo was denoised)."""
+    record = level.to_record() if level is not None else {}
+    return {"strength_mode": record.get("mode", ""), "strength_scale": record.get("scale"),
+            "noise_map_mean": record.get("map_mean"), "estimator": record.get("estimator", "")}
 
 
 def is_within(path: Path, folder: Path) -> bool:

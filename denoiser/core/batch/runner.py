@@ -20,8 +20,8 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from denoiser.core.batch.plan import (DONE, FAILED, QUEUED, RUNNING, SKIPPED, BatchError, BatchItem, BatchOptions, BatchPlan,
-                         parse_shard, plan_batch)
+from denoiser.core.batch.plan import (DONE, FAILED, LEVEL_FIELDS, QUEUED, RUNNING, SKIPPED, BatchError, BatchItem,
+                                     BatchOptions, BatchPlan, parse_shard, plan_batch)
 from denoiser.core.inference import controls as tone
 from denoiser.core.files import atomic_write_bytes
 from denoiser.core.inference.detail_map import detail_report
@@ -29,12 +29,14 @@ from denoiser.core.inference.engine import Denoiser
 from denoiser.core.inference.engine import open_denoiser
 from denoiser.core.io.photo import Photo, PhotoError, load_photo, remove_stale_parts, save_photo
 from denoiser.core.model.profiles import AUTO_MODEL, ModelChooser
+from denoiser.core.noise.level import NoiseLevel
 from denoiser.core.progress import Cancelled, NullProgress, Progress
 
 __all__ = ["BatchError", "BatchItem", "BatchOptions", "BatchPlan", "BatchResult", "plan_batch", "run_batch",
            "parse_shard", "write_report", "DONE", "FAILED", "QUEUED", "RUNNING", "SKIPPED"]
 
-REPORT_FIELDS = ("file", "status", "reason", "seconds", "strength", "model", "removed_detail_pct", "output")
+REPORT_FIELDS = ("file", "status", "reason", "seconds", "strength", *LEVEL_FIELDS, "model", "removed_detail_pct",
+                 "output")
 
 # on_file(index in the plan, number of files in the plan, item): called on each status change.
 FileCallback = Callable[[int, int, BatchItem], None]
@@ -94,12 +96,12 @@ class _Loaded:
     """A decoded photo (or why it could not be), with its noise estimate when the strength is auto."""
 
     photo: Photo | None
-    sigma: float | None
+    sigma: NoiseLevel | None
     seconds: float
     error: Exception | None = None
 
 
-def _load(item: BatchItem, auto: Callable[[np.ndarray], float] | None, max_memory: int | None = None) -> _Loaded:
+def _load(item: BatchItem, auto: Callable[[np.ndarray], NoiseLevel] | None, max_memory: int | None = None) -> _Loaded:
     """Decode, and find the Auto strength here too (`auto`, e.g. Denoiser.auto_strength): both then
     overlap with the previous denoise."""
     start = time.perf_counter()
@@ -116,7 +118,7 @@ def _load(item: BatchItem, auto: Callable[[np.ndarray], float] | None, max_memor
         return _Loaded(None, None, time.perf_counter() - start, exc)
 
 
-def _decoded(items: list[BatchItem], prefetch: bool, auto: Callable[[np.ndarray], float] | None,
+def _decoded(items: list[BatchItem], prefetch: bool, auto: Callable[[np.ndarray], NoiseLevel] | None,
              max_memory: int | None = None) -> Iterator[tuple[BatchItem, _Loaded]]:
     """Yield each item with its decoded photo; with prefetch, decode one ahead on a thread."""
     if not prefetch:
@@ -152,16 +154,17 @@ def _process(item: BatchItem, loaded: _Loaded, denoiser: Denoiser, opts: BatchOp
     if loaded.error is not None:
         raise loaded.error
     assert loaded.photo is not None
-    sigma = opts.strength if opts.strength is not None else loaded.sigma
+    sigma = opts.level() or loaded.sigma
     if chooser is not None:  # --model auto: a camera profile matching the photo's EXIF, else the default
         chosen, _ = chooser.for_exif(loaded.photo.exif)
         if chosen is not denoiser and opts.strength is None:
             sigma = chosen.auto_strength(loaded.photo.pixels, scale=opts.strength_scale)  # the profile's Auto
         denoiser = chosen
-    out, item.sigma = tone.denoise_photo(denoiser, loaded.photo, sigma, opts.controls, progress, opts.passes)
+    out, used = tone.denoise_photo(denoiser, loaded.photo, sigma, opts.controls, progress, opts.passes)
+    item.sigma, item.level = float(used), used.without_map()
     item.model = denoiser.model_name
     item.detail_score = detail_report(loaded.photo.pixels, out.pixels).score
-    out = tone.with_note(out, item.model, item.sigma, opts.passes, opts.controls)
+    out = tone.with_note(out, item.model, used, opts.passes, opts.controls)
     assert item.output is not None
     _make_folder(item.output.parent)
     save_photo(out, item.output, fmt=opts.fmt, quality=opts.quality, overwrite=opts.overwrite)

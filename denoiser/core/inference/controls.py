@@ -18,10 +18,13 @@ the input.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import cv2
 import numpy as np
+
+if TYPE_CHECKING:
+    from denoiser.core.noise.level import NoiseLevel
 
 # BT.601 luma weights; the chroma part of a colour difference is what is left after removing its luma.
 _LUMA = {"ycbcr": np.array([0.299, 0.587, 0.114], np.float32),
@@ -198,28 +201,30 @@ def controlled(noisy: np.ndarray, main: np.ndarray, sigma: float, controls: Cont
     return np.clip(out, 0.0, 1.0, out=out).astype(np.float32, copy=False)
 
 
-def denoise_photo(denoiser, photo, sigma: float | None, controls: Controls, progress=None,
+def denoise_photo(denoiser, photo, sigma: "float | NoiseLevel | None", controls: Controls, progress=None,
                   passes: int = 1):
-    """Denoiser.denoise_photo with the controls applied: returns (new Photo, strength of the main run).
+    """Denoiser.denoise_photo with the controls applied: returns (new Photo, NoiseLevel of the main run).
     `denoiser` is a core.engine.Denoiser (or anything with its denoise/denoise_photo)."""
     result, used = denoiser.denoise_photo(photo, sigma, progress, passes)
     if controls.plain:
         return result, used
-    pixels = controlled(photo.pixels, result.pixels, used, controls,
+    pixels = controlled(photo.pixels, result.pixels, float(used), controls,
                         lambda img, s: denoiser.denoise(img, s, None, passes))
     return result.with_pixels(pixels), used
 
 
-def note(model_name: str, sigma: float, passes: int, controls: Controls) -> dict[str, str]:
-    """What a saved file's XMP records about how it was made (the window's save writes the same fields)."""
+def note(model_name: str, sigma: "float | NoiseLevel", passes: int, controls: Controls) -> dict[str, str]:
+    """What a saved file's XMP records about how it was made (the window's save writes the same fields):
+    the strength as its record (noise.level: mode, σ, Auto's scale, map mean and estimator version)."""
     from denoiser import __version__
+    from denoiser.core.noise.level import as_level
 
-    fields = {"Software": f"Photo Denoiser {__version__}", "Model": model_name, "Strength": f"{sigma:.1f}",
+    fields = {"Software": f"Photo Denoiser {__version__}", "Model": model_name, **as_level(sigma).xmp_fields(),
               "Passes": str(passes)}
     return fields | {k.capitalize(): v for k, v in controls.xmp_fields().items()}
 
 
-def with_note(photo, model_name: str, sigma: float, passes: int, controls: Controls):
+def with_note(photo, model_name: str, sigma: "float | NoiseLevel", passes: int, controls: Controls):
     """The photo with its XMP noting how it was made (see note)."""
     import dataclasses
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -12,6 +12,7 @@ from denoiser.core.model.file import ModelCard, load_model
 from denoiser.core.inference.ensemble import check_passes, self_ensemble
 from denoiser.core.model.network import ModelConfig, UNetDenoiser, pad_to_multiple
 from denoiser.core.noise.learned import auto_map
+from denoiser.core.noise.level import NoiseLevel, as_level
 from denoiser.core.progress import NullProgress, Progress
 from denoiser.core.inference.tiling import plan_tiles, run_tiled
 
@@ -62,45 +63,6 @@ def device_label(dev: torch.device) -> str:
     if dev.type == "mps":
         return "mps (Apple GPU)"
     return f"cpu ({torch.get_num_threads()} threads)"
-
-
-class NoiseLevel(float):
-    """Auto's strength: a float (the mean local noise std, for display and metadata) that also carries the
-    per-pixel noise map the model receives, and the scale the user applied to it (1.0 = Auto).
-
-    The map is (ceil(H/2), ceil(W/2)) in 0..255 units for the photo it was estimated on; a run on pixels of
-    another size (a preview crop) estimates the map of those pixels afresh and applies the same scale.
-    Arithmetic on it gives plain floats (a constant strength); use scaled() to keep the map."""
-
-    map: np.ndarray | None
-    scale: float
-
-    def __new__(cls, noise_map: np.ndarray | None, scale: float = 1.0, value: float | None = None) -> "NoiseLevel":
-        if value is None:
-            value = float(np.mean(noise_map)) * scale if noise_map is not None else 0.0
-        obj = super().__new__(cls, min(255.0, max(0.0, value)))
-        obj.map, obj.scale = noise_map, float(scale)
-        return obj
-
-    def scaled(self, factor: float) -> "NoiseLevel":
-        """The same noise map, driven `factor` times harder (the strength slider as a scale on Auto)."""
-        if not (np.isfinite(factor) and factor >= 0):
-            raise ValueError(f"strength scale must be a number >= 0, got {factor}")
-        return NoiseLevel(self.map, self.scale * factor, float(self) * factor)
-
-    def window(self, y0: int, x0: int, y1: int, x1: int) -> "NoiseLevel":
-        """The level for the pixels [y0:y1, x0:x1] of the photo (a preview region): the map's own window
-        when the region starts on even coordinates, else one to be estimated on the region itself."""
-        if self.map is None or y0 % 2 or x0 % 2:
-            return NoiseLevel(None, self.scale, float(self))
-        part = self.map[y0 // 2:(y1 + 1) // 2, x0 // 2:(x1 + 1) // 2]
-        return NoiseLevel(np.ascontiguousarray(part), self.scale, float(self))
-
-    def map_for(self, shape: tuple[int, int], estimate: "Callable[[], np.ndarray]") -> np.ndarray:
-        """The scaled map for pixels of `shape` (H, W): this one if it fits, else a fresh estimate."""
-        want = ((shape[0] + 1) // 2, (shape[1] + 1) // 2)
-        base = self.map if self.map is not None and self.map.shape == want else estimate()
-        return np.clip(base * self.scale, 0, 255).astype(np.float32)
 
 
 class Denoiser:
@@ -174,30 +136,28 @@ class Denoiser:
         level = t[:, 3:4].to(self.device)
         return torch.cat([self._forward(t[:, :3], level).float().cpu(), t[:, 3:4].float().cpu()], dim=1)
 
-    def denoise(self, pixels: np.ndarray, sigma: float | None = None, progress: Progress | None = None,
+    def denoise(self, pixels: np.ndarray, sigma: float | NoiseLevel | None = None, progress: Progress | None = None,
                 passes: int = 1) -> np.ndarray:
         """HxWxC float32 (C = 1 or 3) in [0,1] -> denoised, clipped to [0,1].
 
-        sigma: a constant strength (0..255), None = Auto, or a NoiseLevel (Auto's per-pixel noise map, scaled).
-        passes > 1 (2, 4 or 8): geometric self-ensemble (core.ensemble), the mean of the model's outputs on
-        that many flipped/rotated views of the photo, each mapped back: `passes` times the work, a cleaner result."""
+        sigma: a NoiseLevel (fixed, or Auto's per-pixel noise map scaled), a number (a fixed level 0..255), or
+        None = Auto as measured. passes > 1 (2, 4 or 8): geometric self-ensemble (core.ensemble), the mean of the
+        model's outputs on that many flipped/rotated views of the photo, each mapped back: `passes` times the
+        work, a cleaner result."""
         progress = progress or NullProgress()
         if pixels.ndim != 3 or pixels.shape[2] not in (1, 3):
             raise ValueError(f"expected HxWx1 or HxWx3 pixels, got shape {pixels.shape}")
         check_passes(passes)
-        if sigma is None:
-            sigma = self.auto_strength(pixels)
-        if not 0 <= sigma <= 255:
-            raise ValueError(f"strength (noise level) must be in 0..255, got {sigma}")
+        level = self.auto_strength(pixels) if sigma is None else as_level(sigma)
         grey = pixels.shape[2] == 1
         x = torch.from_numpy(np.ascontiguousarray(pixels, dtype=np.float32)).permute(2, 0, 1)[None]
         if grey:
             x = x.expand(1, 3, *x.shape[2:])
-        if isinstance(sigma, NoiseLevel):
-            level = sigma.map_for(pixels.shape[:2], lambda: self.noise_map(pixels))
-            full = torch.from_numpy(level).repeat_interleave(2, 0).repeat_interleave(2, 1)
+        if level.is_auto:
+            noise_map = level.map_for(pixels.shape[:2], lambda: self.noise_map(pixels))
+            full = torch.from_numpy(noise_map).repeat_interleave(2, 0).repeat_interleave(2, 1)
             x = torch.cat([x, full[:pixels.shape[0], :pixels.shape[1]][None, None]], dim=1)
-        out = self_ensemble(lambda v, p: self._run_with_fallback(v, float(sigma), p), x, passes, progress)[:, :3]
+        out = self_ensemble(lambda v, p: self._run_with_fallback(v, level.sigma, p), x, passes, progress)[:, :3]
         out = out.mean(dim=1, keepdim=True) if grey else out
         return out[0].permute(1, 2, 0).clamp(0, 1).numpy()
 
@@ -234,15 +194,15 @@ class Denoiser:
         if min(pixels.shape[:2]) < 16:
             raise ValueError(f"photo too small to estimate its noise ({pixels.shape[1]}x{pixels.shape[0]} px); "
                              "give a strength instead (--strength SIGMA)")
-        return NoiseLevel(self.noise_map(pixels)).scaled(scale)
+        level = NoiseLevel.auto(self.noise_map(pixels))
+        return level if scale == 1.0 else level.scaled(scale)
 
-    def denoise_photo(self, photo: "Photo", sigma: float | None = None, progress: Progress | None = None,
-                      passes: int = 1) -> tuple["Photo", float]:
-        """Denoise a Photo's pixels (alpha and metadata untouched); returns (new photo, sigma used)."""
-        check_passes(passes)  # before Auto's calibration, which always runs one pass
-        if sigma is None:
-            sigma = self.auto_strength(photo.pixels)
-        return photo.with_pixels(self.denoise(photo.pixels, sigma, progress, passes)), float(sigma)
+    def denoise_photo(self, photo: "Photo", sigma: float | NoiseLevel | None = None,
+                      progress: Progress | None = None, passes: int = 1) -> tuple["Photo", NoiseLevel]:
+        """Denoise a Photo's pixels (alpha and metadata untouched); returns (new photo, the level used)."""
+        check_passes(passes)  # before Auto's measurement
+        level = self.auto_strength(photo.pixels) if sigma is None else as_level(sigma)
+        return photo.with_pixels(self.denoise(photo.pixels, level, progress, passes)), level
 
 
 def receptive_radius(config: "ModelConfig", probe: int = 512) -> int:
