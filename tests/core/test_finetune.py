@@ -60,7 +60,9 @@ def test_clean_mode_makes_a_loadable_named_model(env: Path) -> None:
     assert card.training["mode"] == "clean" and card.training["base_model"] == "default"
     assert card.training["folder"] == str(folder.resolve()) and card.training["steps"] == 3
     assert card.training["images"] == 6
-    assert card.metrics["val_before"] is not None and card.metrics["val_after"] is not None
+    assert all(10 < card.metrics[k] < 60 for k in ("val_before", "val_after"))  # PSNRs in dB, not None or NaN
+    base, _ = load_model(env / "res/models/default.safetensors")
+    assert _moved(base, model) > 0  # the steps trained the weights
     assert res.path.with_suffix(".json").is_file()
     entry = {e.name: e for e in list_models()}["my clean"]
     assert not entry.builtin and "clean" in entry.origin
@@ -75,14 +77,19 @@ def test_noisy_mode_self_supervised_run(env: Path) -> None:
     _, card = load_model(res.path)
     assert card.training["mode"] == "noisy" and "self-distillation" in card.training["method"]
     assert card.metrics["validation"] == "val_matched_noise_psnr"
-    assert np.isfinite(card.metrics["val_after"])
-    assert card.training["sigma_source"] == "folder estimate"
-    # the strength calibration ran on the folder's own photos and is recorded with the model
-    from denoiser.core.training.calibration import CALIBRATION_GAINS
-
-    assert card.training["strength_gain"] in CALIBRATION_GAINS
+    assert 10 < card.metrics["val_after"] < 60
+    # the level the model is fed is the folder's measured noise (Gaussian, std 15), not a default
+    assert card.training["sigma_source"] == "folder estimate" and 12 < card.training["sigma"] < 18
+    # the strength calibration looked at the folder's own photos (six at most) and is recorded with the model
     assert 1 <= len(card.training["calibration"]) <= 6
-    assert all(c["noise_std"] > 0 for c in card.training["calibration"])
+    model, _ = load_model(res.path)
+    base, _ = load_model(env / "res/models/default.safetensors")
+    assert _moved(base, model) > 0
+
+
+def _moved(a: torch.nn.Module, b: torch.nn.Module) -> float:
+    """The largest change of any weight between two models of one architecture."""
+    return max(float((va - vb).abs().max()) for va, vb in zip(a.state_dict().values(), b.state_dict().values()))
 
 
 class CancelAfter(CancelToken):
@@ -121,6 +128,38 @@ def test_cancel_then_resume_continues_the_same_run(env: Path, mode: str) -> None
     assert not run_folder("run").exists()
 
 
+def test_a_damaged_base_noise_config_is_refused_not_replaced(env: Path) -> None:
+    from denoiser.core.training.finetune import FinetuneError, finetune
+
+    model, card = load_model(env / "res/models/default.safetensors")
+    card.training = {"config": {"noise": {"sigma_min": 90.0, "sigma_max": 10.0}}}
+    save_model(env / "odd.safetensors", model, card)
+    with pytest.raises(FinetuneError, match="'default' has a damaged training noise config .*sigma_min <= sigma_max"):
+        finetune(make_folder(env), mode="clean", name="x", steps=1, minutes=0, sigma=15,
+                 base_model=str(env / "odd.safetensors"), threads=1)
+
+
+def test_the_run_settings_are_typed_and_a_damaged_file_is_refused_on_resume(env: Path) -> None:
+    import json
+
+    from denoiser.core.training.finetune import FinetuneError, finetune, run_folder
+    from denoiser.core.training.finetune_run import FinetuneSpec
+    from denoiser.core.training.trainer import TrainConfig
+
+    folder = make_folder(env)
+    with pytest.raises(Cancelled):
+        finetune(folder, mode="clean", name="typed", steps=4, minutes=0, sigma=20, threads=1,
+                 progress=CancelAfter(1))
+    path = run_folder("typed") / "finetune.json"
+    spec = FinetuneSpec.from_dict(json.loads(path.read_text()))
+    assert isinstance(spec.config, TrainConfig) and spec.config.noise.sigma_min == pytest.approx(12.0)
+    assert (spec.mode, spec.sigma, spec.sigma_source) == ("clean", 20.0, "user")
+    path.write_text(json.dumps(spec.to_dict() | {"sigmaa": 3}))
+    with pytest.raises(FinetuneError, match="cannot read the run settings .*unknown fine-tuning run settings "
+                                            "keys: \\['sigmaa'\\]"):
+        finetune(folder, name="typed", resume=True, threads=1)
+
+
 def test_resume_without_a_run_is_a_clear_error(env: Path) -> None:
     from denoiser.core.training.finetune import FinetuneError, finetune
 
@@ -141,17 +180,21 @@ def test_unreadable_images_are_skipped_and_listed(env: Path) -> None:
     assert load_model(res.path)[1].training["skipped_images"] >= 1
 
 
-def test_very_large_images_are_not_taken_for_broken_ones(env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from PIL import Image as PILImage
-
+def test_prescan_refuses_by_the_megapixel_limit_not_by_pillows_global(env: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    import denoiser.core.training.finetune as ft
     from denoiser.core.model.file import ModelFileError
-    from denoiser.core.training.finetune import finetune, prescan
 
     folder = make_folder(env, count=2)
-    monkeypatch.setattr(PILImage, "MAX_IMAGE_PIXELS", 1000)  # every 160 px test photo now trips Pillow's bomb check
-    assert prescan(sorted(folder.glob("*.png"))) == {}
+    files = sorted(folder.glob("*.png"))
+    assert ft.prescan(files) == {}
+    assert Image.MAX_IMAGE_PIXELS is None  # set once when the decoders load; no decode changes it
+    monkeypatch.setattr(ft, "TRAIN_MAX_MEGAPIXELS", 0.02)  # the 160 x 160 test photos are 0.0256 MP
+    bad = ft.prescan(files)
+    assert set(bad) == {str(f) for f in files}
+    assert all("exceeds the limit of 0.02 MP" in reason for reason in bad.values())
     with pytest.raises(ModelFileError, match="no model named 'nosuch'"):  # checked before the folder is scanned
-        finetune(folder, mode="clean", name="big", steps=1, minutes=0, sigma=15, base_model="nosuch", threads=1)
+        ft.finetune(folder, mode="clean", name="big", steps=1, minutes=0, sigma=15, base_model="nosuch", threads=1)
 
 
 def test_empty_and_imageless_folders_error_clearly(env: Path) -> None:

@@ -11,11 +11,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-import cv2
 import numpy as np
 
 from denoiser.core.evaluation.metrics import psnr, ssim
 from denoiser.core.io.formats import IMAGE_EXTENSIONS as IMAGE_EXTS
+from denoiser.core.io.photo import load_pixels, to_float
+from denoiser.core.io.read import NO_MEMORY_LIMIT
 
 DenoiseFn = Callable[[np.ndarray, "float | None"], np.ndarray]
 
@@ -34,19 +35,10 @@ class EvalResult:
 
 
 def load_eval_image(path: Path) -> np.ndarray:
-    """HxWxC float32 in [0,1] (C = 1 for grey files, 3 for colour), 8- or 16-bit."""
-    data = np.fromfile(str(path), dtype=np.uint8)
-    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
-    if img is None:
-        raise ValueError(f"{path}: not a readable image")
-    scale = 65535.0 if img.dtype == np.uint16 else 255.0
-    if img.ndim == 2:
-        img = img[..., None]
-    elif img.shape[2] == 4:
-        img = cv2.cvtColor(img, cv2.COLOR_BGRA2RGB)
-    else:
-        img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-    return img.astype(np.float32) / scale
+    """HxWxC float32 in [0,1] (C = 1 for grey files, 3 for colour; alpha dropped), 8- or 16-bit, upright;
+    read as the app reads photos (io.photo.load_pixels). Raises PhotoError (a ValueError)."""
+    pixels, bits = load_pixels(path, max_memory=NO_MEMORY_LIMIT)  # one image at a time, of a benchmark set
+    return to_float(pixels, bits)
 
 
 def image_files(folder: Path, limit: int = 0) -> list[Path]:

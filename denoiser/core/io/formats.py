@@ -12,11 +12,24 @@ FORMAT_EXTENSIONS: dict[str, tuple[str, ...]] = {
 RAW_EXTENSIONS = frozenset({".dng", ".cr2", ".cr3", ".crw", ".nef", ".nrw", ".arw", ".srf", ".sr2", ".raf",
                             ".orf", ".rw2", ".rwl", ".pef", ".srw", ".3fr", ".iiq", ".erf", ".kdc",
                             ".mrw", ".x3f"})
+FORMAT_OF_SUFFIX = {e: name for name, exts in FORMAT_EXTENSIONS.items() for e in exts}  # ".jpe" -> "JPEG"
 IMAGE_EXTENSIONS = frozenset(e for exts in FORMAT_EXTENSIONS.values() for e in exts)  # decoded without rawpy
 SUPPORTED_EXTENSIONS = frozenset(IMAGE_EXTENSIONS | RAW_EXTENSIONS)
-SAVE_FORMATS = ("keep", "jpeg", "png", "tiff", "webp")  # "keep": the input's own format
+SAVE_FORMATS = ("keep", "jpeg", "png", "tiff", "webp")  # "keep": the input's own format (kept_format)
 SAVE_SUFFIX = {"jpeg": ".jpg", "png": ".png", "tiff": ".tif", "webp": ".webp"}
 SUFFIX_SAVE_FORMAT = {e: fmt.lower() for fmt, exts in FORMAT_EXTENSIONS.items() for e in exts
                       if fmt.lower() in SAVE_SUFFIX}
 DENOISED_SUFFIX = "-denoised"  # photo.jpg -> photo-denoised.jpg
 DEFAULT_TEMPLATE = "{stem}" + DENOISED_SUFFIX + ".{ext}"  # batch output names
+
+
+def kept_format(source_format: str) -> str:
+    """The format "keep" writes for a photo read as `source_format` ("JPEG", "BMP", "RAW"...): its own, except
+    RAW, which cannot be written and goes to its lossless 16-bit home, TIFF."""
+    return "TIFF" if source_format == "RAW" else source_format
+
+
+def kept_format_of_suffix(suffix: str) -> str:
+    """The format "keep" writes for a file with this suffix, known before decoding (unknown: TIFF)."""
+    suffix = suffix.lower()
+    return "TIFF" if suffix in RAW_EXTENSIONS else kept_format(FORMAT_OF_SUFFIX.get(suffix, "TIFF"))

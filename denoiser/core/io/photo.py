@@ -25,7 +25,8 @@ from PIL import UnidentifiedImageError
 from denoiser.core.io import meta
 from denoiser.core.io import write
 from denoiser.core.files import process_umask
-from denoiser.core.io.formats import FORMAT_EXTENSIONS, RAW_EXTENSIONS, SAVE_FORMATS, SUPPORTED_EXTENSIONS  # noqa: F401
+from denoiser.core.io.formats import (FORMAT_EXTENSIONS, FORMAT_OF_SUFFIX, RAW_EXTENSIONS, SAVE_FORMATS,
+                                      SUPPORTED_EXTENSIONS, kept_format)
 from denoiser.core.io.read import (PILLOW_FORMATS, Decoded, DecodeError, decode_pillow_file, decode_raw, decode_tiff,
                          open_pillow, sniff_unsupported)
 
@@ -33,7 +34,6 @@ log = logging.getLogger(__name__)
 
 FORMATS = ("JPEG", "PNG", "TIFF", "WEBP", "BMP", "RAW")
 _SUPPORTED_TEXT = "supported: JPEG, PNG, TIFF, WebP, BMP and camera RAW (DNG, CR2, CR3, NEF, ARW, RAF, ...)"
-_SUFFIX_FORMAT = {e: name for name, exts in FORMAT_EXTENSIONS.items() for e in exts}
 _ROWS = 256
 _STALE_TAIL = re.compile(r"[a-z0-9_]{8}\.part")  # tempfile.mkstemp's random part, then our suffix
 DEFAULT_MAX_MEGAPIXELS = 250.0
@@ -97,7 +97,28 @@ def load_photo(path: str | os.PathLike[str], max_megapixels: float = DEFAULT_MAX
     A photo whose header declares more than `max_megapixels`, or a size whose run would need more memory
     than `max_memory` bytes (None: than is free now; core.memory), is refused before any pixel is decoded."""
     p = Path(path)
-    return _reading(p, lambda: _to_photo(_decode(p, max_megapixels, max_memory), p))
+
+    def read() -> Photo:
+        dec = _decode(p, max_megapixels, max_memory)
+        assert dec is not None  # only header_only returns None
+        return _to_photo(dec, p)
+
+    return _reading(p, read)
+
+
+def load_pixels(path: str | os.PathLike[str], max_megapixels: float = DEFAULT_MAX_MEGAPIXELS,
+                max_memory: int | None = None) -> tuple[np.ndarray, int]:
+    """Upright integer pixels (HxWxC uint8 or uint16, C = 1 or 3) and their bit depth, decoded and checked as
+    load_photo does but without the float copy, the alpha plane or the metadata: how training and
+    evaluation read photos. Raises PhotoError."""
+    p = Path(path)
+
+    def read() -> tuple[np.ndarray, int]:
+        dec = _decode(p, max_megapixels, max_memory)
+        assert dec is not None  # only header_only returns None
+        return apply_orientation(dec.pixels, _orientation(dec)), dec.bit_depth
+
+    return _reading(p, read)
 
 
 def check_photo_header(path: str | os.PathLike[str], max_megapixels: float = DEFAULT_MAX_MEGAPIXELS,
@@ -174,8 +195,12 @@ def _unidentified_reason(head: bytes, suffix: str) -> str:
     return f"not an image (the contents are not a picture in a supported format; {_SUPPORTED_TEXT})"
 
 
+def _orientation(dec: Decoded) -> int:
+    return 1 if dec.oriented else meta.exif_orientation(dec.exif)
+
+
 def _to_photo(dec: Decoded, p: Path) -> Photo:
-    orientation = 1 if dec.oriented else meta.exif_orientation(dec.exif)
+    orientation = _orientation(dec)
     pixels = apply_orientation(dec.pixels, orientation)
     alpha = None if dec.alpha is None else apply_orientation(dec.alpha, orientation)
     exif = meta.exif_with_orientation(dec.exif, 1) if dec.exif else None
@@ -223,10 +248,7 @@ def _format_name(photo: Photo, fmt: str, where: str) -> str:
     f = str(fmt).lower()
     if f not in SAVE_FORMATS:
         raise PhotoError(f"{where}: unknown output format {fmt!r}; choose one of {', '.join(SAVE_FORMATS)}")
-    if f != "keep":
-        return f.upper()
-    # RAW cannot be written: its natural lossless 16-bit home is TIFF.
-    return "TIFF" if photo.format == "RAW" else photo.format
+    return f.upper() if f != "keep" else kept_format(photo.format)
 
 
 def resolve_target(photo: Photo, path: str | os.PathLike[str], fmt: str = "keep") -> tuple[str, Path]:
@@ -236,7 +258,7 @@ def resolve_target(photo: Photo, path: str | os.PathLike[str], fmt: str = "keep"
     suffix = p.suffix.lower()
     if suffix in RAW_EXTENSIONS:
         raise PhotoError(f"{p}: cannot save in a camera RAW format ({suffix}); choose jpeg, png, tiff or webp")
-    by_suffix = _SUFFIX_FORMAT.get(suffix)
+    by_suffix = FORMAT_OF_SUFFIX.get(suffix)
     name = _format_name(photo, fmt, str(p))
     if by_suffix is not None:
         if str(fmt).lower() != "keep" and by_suffix != name:

@@ -10,7 +10,6 @@ Everything here raises DecodeError(reason); photo.py adds the file name.
 from __future__ import annotations
 
 import logging
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,8 +23,12 @@ from denoiser.core.io.memory import MemoryLimitError, check_photo_memory
 
 log = logging.getLogger(__name__)
 
-# A truncated file must be an error, never a silently grey-filled picture.
+# Pillow's settings are process-wide, so they are set once, here, when the decoders load, never while the io,
+# batch-prefetch and training threads decode at once. A truncated file must be an error, never a silently
+# grey-filled picture; Pillow's own pixel-count guard is off because check_size applies the caller's limit
+# (an argument) to every photo from its header, before any pixel is decoded.
 ImageFile.LOAD_TRUNCATED_IMAGES = False
+Image.MAX_IMAGE_PIXELS = None
 
 NO_MEMORY_LIMIT = 1 << 62  # max_memory for a check already made
 PILLOW_FORMATS = {"JPEG": "JPEG", "MPO": "JPEG", "PNG": "PNG", "TIFF": "TIFF", "WEBP": "WEBP", "BMP": "BMP"}
@@ -62,17 +65,9 @@ def check_size(width: int, height: int, max_megapixels: float, max_memory: int |
 
 
 def open_pillow(path: Path, max_megapixels: float, max_memory: int | None = None) -> Image.Image:
-    """Open lazily (header only) with Pillow's bomb guard set no lower than our own limit; our limit is
-    checked from the header right after, before any pixel is decoded."""
-    limit = int(max_megapixels * 1e6)
-    if Image.MAX_IMAGE_PIXELS is not None and Image.MAX_IMAGE_PIXELS < limit:
-        Image.MAX_IMAGE_PIXELS = limit  # only ever raised; the check below is the real guard
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            im = Image.open(path)
-    except Image.DecompressionBombError as exc:
-        raise DecodeError(f"image too large ({exc})") from None
+    """Open lazily (header only); the size limits are checked from the header right after, before any pixel
+    is decoded."""
+    im = Image.open(path)
     try:
         check_size(im.width, im.height, max_megapixels, max_memory)
     except DecodeError:

@@ -9,6 +9,7 @@ left behind is worse than a slightly softer result. ~0.1 GFLOP per megapixel: ne
 """
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -126,6 +127,7 @@ def default_estimator_path() -> Path:
 
 
 _CACHE: dict[str, NoiseMapNet] = {}
+_CACHE_LOCK = threading.Lock()  # the io, batch-prefetch and preview threads ask for the estimator at once
 
 
 def shipped_estimator() -> NoiseMapNet | None:
@@ -134,9 +136,10 @@ def shipped_estimator() -> NoiseMapNet | None:
     if not path.is_file():
         return None
     key = str(path)
-    if key not in _CACHE:
-        _CACHE[key] = load_estimator(path)
-    return _CACHE[key]
+    with _CACHE_LOCK:  # one load, and no thread sees a half-filled cache
+        if key not in _CACHE:
+            _CACHE[key] = load_estimator(path)
+        return _CACHE[key]
 
 
 @torch.inference_mode()

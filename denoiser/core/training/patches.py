@@ -2,18 +2,23 @@
 from __future__ import annotations
 
 import hashlib
-import io
 import logging
 from pathlib import Path
 from typing import BinaryIO
 
 import cv2
 import numpy as np
-from denoiser.core.io.formats import IMAGE_EXTENSIONS
+
+from denoiser.core.io.formats import FORMAT_OF_SUFFIX, IMAGE_EXTENSIONS
+from denoiser.core.io.photo import DEFAULT_MAX_MEGAPIXELS, load_pixels
+from denoiser.core.io.read import NO_MEMORY_LIMIT
 
 log = logging.getLogger(__name__)
 
 IMAGE_EXTS = IMAGE_EXTENSIONS  # training and evaluation read the decodable formats (not RAW)
+# Training decodes one photo at a time and keeps it downscaled or cropped: the app's megapixel limit bounds it,
+# not the memory estimate of a whole denoise run.
+TRAIN_MAX_MEGAPIXELS = DEFAULT_MAX_MEGAPIXELS
 
 
 def list_images(folders: list[Path], recursive: bool = True) -> list[Path]:
@@ -85,20 +90,26 @@ def load_rgb8(path: Path, jpeg_downscale: int = 2, max_side: int = 2048, native_
     """HxWx3 uint8 RGB for training. JPEGs are area-downscaled to hide their block artefacts,
     except those of quality >= native_quality (when it is > 0): their artefacts lie far below the
     training noise, and keeping their native scale keeps the photo's own texture statistics."""
-    data = np.fromfile(str(path), dtype=np.uint8)
-    img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-    if img is None:
-        raise ValueError(f"{path}: not a readable image")
-    img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    pixels, bits = load_pixels(path, TRAIN_MAX_MEGAPIXELS, NO_MEMORY_LIMIT)  # PhotoError (a ValueError)
+    img = as_rgb8(pixels, bits)
     scale = 1
-    if path.suffix.lower() in (".jpg", ".jpeg"):
-        quality = jpeg_quality(io.BytesIO(data)) if native_quality > 0 else None  # the bytes read above
+    if FORMAT_OF_SUFFIX.get(Path(path).suffix.lower()) == "JPEG":
+        quality = jpeg_quality(path) if native_quality > 0 else None
         scale = 1 if quality is not None and quality >= native_quality else jpeg_downscale
     h, w = img.shape[:2]
     scale = max(scale, int(np.ceil(max(h, w) / max_side)))
     if scale > 1 and min(h, w) // scale >= 64:
         img = cv2.resize(img, (w // scale, h // scale), interpolation=cv2.INTER_AREA)
     return np.ascontiguousarray(img)
+
+
+def as_rgb8(pixels: np.ndarray, bit_depth: int) -> np.ndarray:
+    """HxWx3 uint8 of load_pixels' output: 16-bit values rounded to 8, grey repeated to three channels."""
+    if bit_depth == 16:
+        pixels = ((pixels.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+    if pixels.shape[2] == 1:
+        pixels = np.repeat(pixels, 3, axis=2)
+    return np.ascontiguousarray(pixels)
 
 
 class PatchPool:

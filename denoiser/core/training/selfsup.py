@@ -6,12 +6,12 @@ pixel-shuffle-downsampled sub-images. What the base model lacks on such photos i
 right strength: the level the estimator reads on correlated noise drives it too gently.
 
 So noisy mode learns the folder's noise from the folder itself:
-1. core.calibration.measure_noise: the base run at a strong setting leaves the noise behind in flat areas
+1. training.calibration.measure_noise: the base run at a strong setting leaves the noise behind in flat areas
    of (noisy - denoised); its spatial spectrum and channel covariance make a NoiseModel;
-2. core.calibration.calibrate_strength: that noise re-synthesised onto the base output gives pairs with a
+2. training.calibration.calibrate_strength: that noise re-synthesised onto the base output gives pairs with a
    known answer; the strength gain (x the estimated level) that restores them best is this camera's gain
    (median over the folder);
-3. core.finetune trains the model to do, at the level the engine measures, what the base does at
+3. training.finetune_modes.NoisyFinetuneTrainer trains the model to do, at the level the engine measures, what the base does at
    gain x that level (on the real photos), and to remove freshly synthesised matched noise (on the
    pseudo-clean outputs), with a weight anchor (L2-SP, Li et al. 2018) to the base.
 The references are never used; the benchmark scores against them only.
@@ -82,17 +82,16 @@ def native_val_crops(files: list[Path], side: int, multiple: int) -> list[torch.
     return crops
 
 
-def calibrate_folder(files: list[Path], base_path: Path, threads: int,
-                     progress: Progress | None = None) -> dict[str, Any]:
+def calibrate_folder(files: list[Path], base_path: Path, progress: Progress | None = None) -> dict[str, Any]:
     """The folder's noise model and strength gain (calibration.calibrate_strength) on a few of its photos.
 
     Reports after each run of the base model and honours Cancel between them (this phase comes before the
     training's time budget). Raises ValueError when none of the sampled photos is readable and at least 64 px.
+    Runs at the process's torch thread count, which the entry point (CLI, window) sets once.
     """
     progress = progress or NullProgress()
     from denoiser.core.inference.engine import Denoiser
 
-    torch.set_num_threads(max(1, threads))
     crops = []
     for path in files[::max(1, len(files) // CALIBRATION_PHOTOS)]:
         try:

@@ -1,0 +1,118 @@
+"""The two fine-tuning modes as trainers: clean photos (synthetic noise, supervised) and noisy photos only
+(noise-matched self-distillation, core.training.selfsup). Both keep the weights near the base (L2-SP)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from denoiser.core.evaluation.metrics import psnr
+from denoiser.core.model.network import UNetDenoiser, build_model
+from denoiser.core.training.finetune_run import FinetuneError, FinetuneSpec
+from denoiser.core.training.patches import PatchPool
+from denoiser.core.training.selfsup import NativePatchPool, native_val_crops, weight_anchor
+from denoiser.core.training.trainer import TrainConfig, Trainer
+
+
+class FinetuneTrainer(Trainer):
+    """Clean mode: supervised denoising of the user's clean photos plus synthetic noise, with a weight
+    anchor to the base. The noisy mode (NoisyFinetuneTrainer) changes the loss, the pool and validation."""
+
+    pool_class: type[PatchPool] = PatchPool
+
+    def __init__(self, cfg: TrainConfig, spec: FinetuneSpec, out: Path, device: str,
+                 card_extra: dict[str, Any] | None = None, anchor_weight: float = 100.0) -> None:
+        self.spec, self.sigma_in, self.anchor_weight = spec, float(spec.sigma), anchor_weight
+        super().__init__(cfg, [Path(spec.folder)], out, device, init_weights=Path(spec.base_path),
+                         loss_fn=self.finetune_loss, card_extra=card_extra, name=spec.name)
+        exclude = set(spec.skipped)
+        self.train_files = [f for f in self.train_files if str(f) not in exclude]
+        self.val_files = [f for f in self.val_files if str(f) not in exclude]
+        if not self.train_files:
+            raise FinetuneError(f"{spec.folder}: no readable images left to train on")
+        self.pool = self.pool_class(self.train_files, cfg.pool_size, self.rng, cfg.pool_refresh, cfg.jpeg_downscale)
+        self.reference = [p.detach().clone() for p in self.model.parameters()]
+
+    @staticmethod
+    def method(spec: FinetuneSpec) -> str:
+        """The method as the model card names it."""
+        return "supervised synthetic noise + L2-SP"
+
+    def finetune_loss(self, model: UNetDenoiser, batch: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        return self.main_loss(model, batch, gen) + self.anchor_weight * weight_anchor(model, self.reference)
+
+    def main_loss(self, model: UNetDenoiser, batch: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        return self.supervised_loss(model, batch, gen)
+
+
+class NoisyFinetuneTrainer(FinetuneTrainer):
+    """Noisy mode: on the real photo, at the level the engine measures, do what the frozen base does at the
+    calibrated strength (or the user's target); on that pseudo-clean output plus fresh synthetic noise of the
+    folder's own spectrum, restore it. Validation scores the latter on held-out photos (no references)."""
+
+    pool_class = NativePatchPool
+    # weight of "match the base at the calibrated strength" on the real crops, against 1 for "restore the
+    # base output plus synthetic matched noise". A high weight copies the base's own errors on the photos it
+    # trains on; 0.25 scored best (benchmarks/finetune_noisy.py on Nam25, results in benchmarks/results).
+    distill_weight = 0.25
+
+    def __init__(self, cfg: TrainConfig, spec: FinetuneSpec, out: Path, device: str,
+                 card_extra: dict[str, Any] | None = None, anchor_weight: float = 100.0) -> None:
+        super().__init__(cfg, spec, out, device, card_extra, anchor_weight)
+        self.target_sigma, self.strength_gain = spec.target_sigma, float(spec.strength_gain)
+        self.noise_model = spec.noise()
+        self.base: UNetDenoiser = build_model(cfg.model).to(self.device).requires_grad_(False).eval()
+        self.base.load_state_dict(self.model.state_dict())  # frozen, for the output anchor
+
+    @classmethod
+    def method(cls, spec: FinetuneSpec) -> str:
+        strength = (f"the strength target {spec.target_sigma:g}" if spec.target_sigma is not None else
+                    f"{spec.strength_gain:g} x the measured level (calibrated on the folder)")
+        return (f"noise-matched self-distillation: the base at {strength} as target (weight {cls.distill_weight:g}), "
+                "plus synthetic noise of the folder's own spectrum + L2-SP")
+
+    def main_loss(self, model: UNetDenoiser, batch: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        # jitter the level the engine would measure, so nearby estimates behave alike
+        jitter = torch.exp((torch.rand(batch.shape[0], generator=gen, device=batch.device) - 0.5) * 0.5)
+        level = self.sigma_in * jitter
+        target = self._pseudo_clean(batch, level)
+        main = self.distill_weight * F.l1_loss(model(batch, level), target)
+        if self.noise_model is not None:  # new noise every step, so no noise is memorised
+            fresh = target + self.noise_model.sample(tuple(batch.shape), gen, batch.device)
+            main = main + F.l1_loss(model(fresh, level), target)
+        return main
+
+    def _pseudo_clean(self, noisy: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
+        """The frozen base's output at the calibrated strength (gain x level) or the user's target."""
+        strength = level * self.strength_gain if self.target_sigma is None else \
+            torch.full_like(level, float(self.target_sigma))
+        with torch.no_grad():
+            return self.base(noisy, strength)
+
+    def validate(self) -> float | None:
+        """PSNR of restoring held-out pseudo-clean crops from them plus fixed synthetic noise of the folder's
+        own spectrum."""
+        if self._val_cache is None:
+            gen = torch.Generator().manual_seed(1234)
+            self._val_cache = []
+            for crop in native_val_crops(self.val_files, self.cfg.val_crop, 4 * self.cfg.model.size_multiple):
+                crop = crop.to(self.device)
+                target = self._pseudo_clean(crop, torch.tensor([self.sigma_in], device=self.device))
+                noise = self.noise_model.sample(tuple(crop.shape), gen).to(self.device) \
+                    if self.noise_model is not None else torch.zeros_like(crop)
+                self._val_cache.append((target, target + noise))
+        if not self._val_cache:
+            return None
+        self.ema.eval()
+        vals = []
+        with torch.inference_mode():
+            for target, noisy in self._val_cache:
+                out = self.ema(noisy, torch.tensor([self.sigma_in], device=self.device)).clamp(0, 1)
+                vals.append(psnr(target.clamp(0, 1).cpu().numpy(), out.float().cpu().numpy()))
+        return float(np.mean(vals))
+
+
+TRAINERS: dict[str, type[FinetuneTrainer]] = {"clean": FinetuneTrainer, "noisy": NoisyFinetuneTrainer}
