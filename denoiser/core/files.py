@@ -1,10 +1,14 @@
 """File-system helpers shared by the modules that write or delete files (photos, model files, runs)."""
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import shutil
+import signal
 import tempfile
 from pathlib import Path
+from typing import BinaryIO, Callable
 
 
 def process_umask() -> int:
@@ -104,38 +108,120 @@ def check_output_file(path: Path, overwrite: bool, inputs: tuple[Path, ...] = ()
     return path
 
 
-def atomic_write_bytes(path: Path, data: bytes, overwrite: bool = True) -> None:
-    """Write to a temp file in the same folder, fsync, then rename over the target. With overwrite=False
-    a file that appeared meanwhile is never replaced (OutputFileError)."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+# Every file is written as ".<name>.XXXXXXXX.<pid>.part" beside its target, then renamed over it. The pid
+# tells a temp file whose writer was killed from one that a live writer is still filling.
+TEMP_SUFFIX = ".part"
+_TEMP_TAIL = re.compile(r"[a-z0-9_]{8}(?:\.(\d+))?\.(?:part|tmp)")  # mkstemp's part, the pid; ".tmp": 0.1.0
+
+
+def _temp_prefix(target: Path) -> str:
+    return f".{target.name}."
+
+
+def atomic_write(target: Path, writer: Callable[[BinaryIO], None], overwrite: bool = True) -> None:
+    """Write `target` through `writer` into a temp file in the same folder, fsync, then rename it over the
+    target: a reader never sees half a file, and a failure or a kill leaves the target as it was. With
+    overwrite=False a file that appeared meanwhile is never replaced (FileExistsError). Temp files of this
+    target left by a killed writer are removed first."""
+    target = Path(target)
+    remove_stale_parts([target], dead_writers_only=True)
+    tmp = None
     try:
+        # Ctrl-C/SIGTERM are held back while the temp file is created, so their handler can only run once
+        # `tmp` names it, and the except below removes it
+        blocked = _block_stop_signals()
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(target), suffix=f".{os.getpid()}{TEMP_SUFFIX}",
+                                       dir=target.parent)
+        finally:
+            _restore_signals(blocked)
+        os.close(fd)  # reopen by name: tifffile wants a file object whose .name is a path
+        with open(tmp, "w+b") as f:
+            writer(f)
+            f.flush()
+            os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~process_umask())
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
         if overwrite:
-            os.replace(tmp, path)
+            os.replace(tmp, target)
         else:
-            _link_no_clobber(tmp, path)
-    except FileExistsError:
-        Path(tmp).unlink(missing_ok=True)
-        raise OutputFileError(f"{path}: already exists; add --overwrite to replace it") from None
+            _move_no_clobber(tmp, target)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
         raise
 
 
-def _link_no_clobber(tmp: str, path: Path) -> None:
-    """Rename without replacing: a hard link fails on an existing name (FileExistsError)."""
+def atomic_write_bytes(path: Path, data: bytes, overwrite: bool = True) -> None:
+    """atomic_write of bytes already in memory; with overwrite=False an existing file is refused
+    (OutputFileError)."""
     try:
-        os.link(tmp, path)
+        atomic_write(Path(path), lambda f: f.write(data), overwrite)
+    except FileExistsError:
+        raise OutputFileError(f"{path}: already exists; add --overwrite to replace it") from None
+
+
+def remove_stale_parts(targets: list[Path], dead_writers_only: bool = False) -> list[Path]:
+    """Delete the temp files a killed run left for these targets (the pattern atomic_write uses) and return
+    them. Only that exact pattern for the given targets is touched, so another job writing other files into
+    the same folder (a parallel shard) is never disturbed; with dead_writers_only, a temp file whose writer
+    process still runs is kept too."""
+    removed = []
+    by_folder: dict[Path, set[str]] = {}
+    for target in targets:
+        by_folder.setdefault(Path(target).parent, set()).add(_temp_prefix(Path(target)))
+    for folder, prefixes in by_folder.items():
+        try:
+            names = os.listdir(folder)
+        except OSError:
+            continue
+        for name in names:
+            match = next((m for p in prefixes if name.startswith(p)
+                          for m in [_TEMP_TAIL.fullmatch(name[len(p):])] if m), None)
+            if match is None or (dead_writers_only and match[1] and _alive(int(match[1]))):
+                continue
+            path = folder / name
+            if path.is_file() and not path.is_symlink():
+                with contextlib.suppress(OSError):
+                    path.unlink()
+                    removed.append(path)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process (EPERM): alive
+        return True
+    return True
+
+
+def _block_stop_signals() -> object:
+    """Block SIGINT and SIGTERM for this thread (POSIX); returns what _restore_signals needs."""
+    if not hasattr(signal, "pthread_sigmask"):
+        return None
+    return signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+
+
+def _restore_signals(previous: object) -> None:
+    if previous is not None:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)  # type: ignore[arg-type]
+
+
+def _move_no_clobber(tmp: str, target: Path) -> None:
+    """Rename without replacing a file that appeared meanwhile (FileExistsError): a hard link fails on an
+    existing name; a file system without hard links gets an exists check, then a rename."""
+    try:
+        os.link(tmp, target)
     except FileExistsError:
         raise
-    except OSError:  # a file system without hard links
-        if path.exists():
-            raise FileExistsError(path) from None
-        os.replace(tmp, path)
+    except OSError:
+        if target.exists():
+            raise FileExistsError(target) from None
+        os.replace(tmp, target)
         return
     os.unlink(tmp)

@@ -9,12 +9,9 @@ Decoding lives in photo_read, encoding in photo_write, byte-level metadata in ph
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import os
-import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Callable, TypeVar
@@ -24,7 +21,8 @@ from PIL import UnidentifiedImageError
 
 from denoiser.core.io import meta
 from denoiser.core.io import write
-from denoiser.core.files import process_umask
+from denoiser.core.files import atomic_write
+from denoiser.core.files import remove_stale_parts as remove_stale_parts  # where the photo writers' callers look
 from denoiser.core.io.formats import (FORMAT_EXTENSIONS, FORMAT_OF_SUFFIX, RAW_EXTENSIONS, SAVE_FORMATS,
                                       SUPPORTED_EXTENSIONS, kept_format)
 from denoiser.core.io.read import (PILLOW_FORMATS, Decoded, DecodeError, decode_pillow_file, decode_raw, decode_tiff,
@@ -35,7 +33,6 @@ log = logging.getLogger(__name__)
 FORMATS = ("JPEG", "PNG", "TIFF", "WEBP", "BMP", "RAW")
 _SUPPORTED_TEXT = "supported: JPEG, PNG, TIFF, WebP, BMP and camera RAW (DNG, CR2, CR3, NEF, ARW, RAF, ...)"
 _ROWS = 256
-_STALE_TAIL = re.compile(r"[a-z0-9_]{8}\.part")  # tempfile.mkstemp's random part, then our suffix
 DEFAULT_MAX_MEGAPIXELS = 250.0
 _T = TypeVar("_T")
 
@@ -277,9 +274,11 @@ def save_photo(photo: Photo, path: str | os.PathLike[str], fmt: str = "keep", qu
         raise PhotoError(f"{target}: quality must be between 1 and 100, not {quality}")
     check_target(photo, target, overwrite)
     try:
-        _atomic_write(target, _writer(photo, name, int(quality)), overwrite)
+        atomic_write(target, _writer(photo, name, int(quality)), overwrite)
     except PhotoError:
         raise
+    except FileExistsError:  # appeared while this photo was encoded
+        raise PhotoError(f"{target}: already exists (not overwriting it)") from None
     except MemoryError:
         raise PhotoError(f"{target}: not enough memory to encode the image") from None
     except PermissionError:
@@ -343,90 +342,3 @@ def _icc_for(icc: bytes | None, channels: int) -> bytes | None:
         return icc or None
     log.info("ICC profile for %s data dropped: the output has %d channel(s)", space or "unknown", channels)
     return None
-
-
-def _temp_prefix(target: Path) -> str:
-    return f".{target.name}."
-
-
-def remove_stale_parts(targets: list[Path]) -> list[Path]:
-    """Delete the temp files a killed run left for these outputs (".<name>.XXXXXXXX.part", the pattern
-    _atomic_write uses) and return them. Only this exact pattern for the given outputs is touched, so
-    another job writing other files into the same folder (a parallel shard) is never disturbed."""
-    removed = []
-    by_folder: dict[Path, set[str]] = {}
-    for target in targets:
-        by_folder.setdefault(Path(target).parent, set()).add(_temp_prefix(Path(target)))
-    for folder, prefixes in by_folder.items():
-        try:
-            names = os.listdir(folder)
-        except OSError:
-            continue
-        for name in names:
-            prefix = name[:-len(".part") - 8]
-            if prefix in prefixes and _STALE_TAIL.fullmatch(name[len(prefix):]):
-                path = folder / name
-                if path.is_file() and not path.is_symlink():
-                    with contextlib.suppress(OSError):
-                        path.unlink()
-                        removed.append(path)
-    return removed
-
-
-def _atomic_write(target: Path, writer: Callable[[BinaryIO], None], overwrite: bool) -> None:
-    tmp = None
-    try:
-        # Ctrl-C/SIGTERM are held back while the temp file is created, so their handler can only run once
-        # `tmp` names it, and the except below removes it
-        blocked = _block_stop_signals()
-        try:
-            fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(target), suffix=".part", dir=target.parent)
-        finally:
-            _restore_signals(blocked)
-        os.close(fd)  # reopen by name: tifffile wants a file object whose .name is a path
-        with open(tmp, "w+b") as f:
-            writer(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~process_umask())
-        if overwrite:
-            os.replace(tmp, target)
-        else:
-            _move_no_clobber(tmp, target)
-    except BaseException:
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-        raise
-
-
-def _block_stop_signals() -> object:
-    """Block SIGINT and SIGTERM for this thread (POSIX); returns what _restore_signals needs."""
-    import signal
-
-    if not hasattr(signal, "pthread_sigmask"):
-        return None
-    return signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
-
-
-def _restore_signals(previous: object) -> None:
-    import signal
-
-    if previous is not None:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
-
-
-def _move_no_clobber(tmp: str, target: Path) -> None:
-    """Rename without replacing a file that appeared meanwhile (hard link where the filesystem allows)."""
-    try:
-        os.link(tmp, target)
-    except FileExistsError:
-        raise PhotoError(f"{target}: already exists (not overwriting it)") from None
-    except OSError:
-        if target.exists():
-            raise PhotoError(f"{target}: already exists (not overwriting it)") from None
-        os.replace(tmp, target)
-        return
-    os.unlink(tmp)
-
-

@@ -28,14 +28,12 @@ from denoiser.core.model.store import runs_dir, validate_name
 from denoiser.core.noise import estimate_sigma
 from denoiser.core.noise.learned import auto_level
 from denoiser.core.progress import NullProgress, Progress
-from denoiser.core.training.finetune_modes import TRAINERS, FinetuneTrainer, NoisyFinetuneTrainer
-from denoiser.core.training.finetune_run import (FinetuneError, FinetuneSpec, discard_run, has_unfinished_run,
-                                                 make_config, read_spec, run_folder, write_spec)
+from denoiser.core.training.finetune_modes import TRAINERS, FinetuneTrainer
+from denoiser.core.training.finetune_run import FinetuneError as FinetuneError
+from denoiser.core.training.finetune_run import FinetuneSpec, has_unfinished_run, make_config, read_spec, run_folder
+from denoiser.core.training.finetune_run import discard_run as discard_run  # the callers' one import
 from denoiser.core.training.patches import TRAIN_MAX_MEGAPIXELS, centre_crop, list_images, load_rgb8
 from denoiser.core.training.selfsup import calibrate_folder, load_native
-
-__all__ = ["FinetuneError", "FinetuneResult", "FinetuneTrainer", "NoisyFinetuneTrainer", "StepInfo", "Suggestion",
-           "discard_run", "finetune", "has_unfinished_run", "prescan", "run_folder", "suggest_mode"]
 
 MODES = ("clean", "noisy", "auto")
 NOISY_THRESHOLD = 2.0  # folder noise estimate (0..255) from which "noisy" is suggested (Nam25's noisy photos
