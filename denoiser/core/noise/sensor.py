@@ -1,0 +1,161 @@
+"""The sensor's noise model: per-photosite variance = a * signal + b for each CFA channel (shot noise
+grows with the light, read noise does not), in the normalised 0..1 mosaic units of core.io.raw.
+
+Where it comes from: a DNG's NoiseProfile tag when the camera (or its converter) wrote one, otherwise an
+estimate from the mosaic itself (Foi et al. 2008, "Practical Poissonian-Gaussian noise modeling and fitting
+for single-image raw-data"): each CFA channel's plane is cut into blocks, a Laplacian residual (white noise
+of unit gain) gives each block's noise variance and its mean the signal; the flattest blocks of each
+brightness band give the variance curve, and a line fitted through it gives (a, b). Texture only raises a
+block's variance, so blocks far above the fitted line are dropped and the line refitted.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+_SITES = ((0, 0), (0, 1), (1, 0), (1, 1))  # pattern order: top-left, top-right, bottom-left, bottom-right
+_LAPLACE = np.array([[0, -1, 0], [-1, 4, -1], [0, -1, 0]], np.float32) / np.float32(np.sqrt(20.0))
+BLOCK = 8  # block side on a channel plane (64 residuals per block)
+# Texture ratio of pure white noise: the central difference of a 3x3 box mean weighs 12 pixels by 1/9, in x
+# and in y (2 x 12/81 of the noise variance), over the unit-gain Laplacian residual's variance (1).
+TEXTURE_NOISE = 24 / 81
+_TEXTURE_TOL = 1.5  # flat: at most this multiple of pure noise's ratio
+_BANDS = 12  # brightness bands the variance curve is sampled in
+_MIN_BLOCKS = 4  # per band
+_CLIP = 0.9  # blocks brighter than this (near white) can be clipped: left out
+
+
+@dataclass(frozen=True)
+class SensorNoise:
+    """Per-CFA-site (pattern order) Poisson-Gaussian parameters: variance = a * signal + b."""
+
+    a: tuple[float, float, float, float]
+    b: tuple[float, float, float, float]
+    source: str = "estimated"  # "estimated" | "NoiseProfile" | "given"
+
+    @classmethod
+    def from_noise_profile(cls, profile: tuple[tuple[float, float], ...], pattern: str) -> "SensorNoise":
+        """From a DNG NoiseProfile ((S, O) per colour plane R, G, B; one pair for all): same units as ours."""
+        pairs = list(profile) * 3 if len(profile) == 1 else list(profile)
+        if len(pairs) != 3:
+            raise ValueError(f"NoiseProfile needs 1 or 3 (S, O) pairs, got {len(pairs)}")
+        by_colour = dict(zip("RGB", pairs))
+        a = tuple(float(by_colour[c][0]) for c in pattern)
+        b = tuple(float(by_colour[c][1]) for c in pattern)
+        return cls(a, b, "NoiseProfile")  # type: ignore[arg-type]
+
+    @classmethod
+    def estimate(cls, cfa: np.ndarray, pattern: str) -> "SensorNoise":
+        """(a, b) per CFA channel from the mosaic's flat regions. Raises ValueError for a mosaic too small."""
+        if min(cfa.shape) < 4 * BLOCK:
+            raise ValueError(f"mosaic of {cfa.shape[1]} x {cfa.shape[0]} is too small to measure its noise")
+        fits = [_fit_plane(np.ascontiguousarray(cfa[dy::2, dx::2], np.float32)) for dy, dx in _SITES]
+        return cls(tuple(f[0] for f in fits), tuple(f[1] for f in fits))  # type: ignore[arg-type]
+
+    def scaled(self, k: float) -> "SensorNoise":
+        """The noise `k` times stronger in std (the strength slider as a scale on the measured noise)."""
+        if not (np.isfinite(k) and k >= 0):
+            raise ValueError(f"strength scale must be a number >= 0, got {k}")
+        k2 = float(k) ** 2
+        return SensorNoise(tuple(x * k2 for x in self.a), tuple(x * k2 for x in self.b),  # type: ignore[arg-type]
+                           self.source)
+
+    def std_map(self, cfa: np.ndarray, pattern: str = "") -> np.ndarray:
+        """(H, W) float32 per-photosite noise std, from each site's local signal (3x3 mean of its own plane)."""
+        import cv2
+
+        out = np.empty(cfa.shape, np.float32)
+        for k, (dy, dx) in enumerate(_SITES):
+            plane = np.ascontiguousarray(cfa[dy::2, dx::2], np.float32)
+            signal = np.maximum(cv2.blur(plane, (3, 3), borderType=cv2.BORDER_REFLECT), 0.0)
+            var = np.float32(self.a[k]) * signal + np.float32(self.b[k])
+            out[dy::2, dx::2] = np.sqrt(np.maximum(var, np.float32(1e-12)))
+        return out
+
+    def variance(self, signal: np.ndarray | float, site: int) -> np.ndarray:
+        """Noise variance of CFA site `site` (pattern order) at `signal`."""
+        return np.maximum(self.a[site] * np.maximum(signal, 0.0) + self.b[site], 0.0)
+
+    def per_colour(self, pattern: str) -> tuple[tuple[float, float], tuple[float, float], tuple[float, float]]:
+        """(a, b) per colour R, G, B (the two greens averaged): a DNG NoiseProfile's three pairs."""
+        def pair(colour: str) -> tuple[float, float]:
+            sites = [k for k, c in enumerate(pattern) if c == colour]
+            return (float(np.mean([self.a[k] for k in sites])), float(np.mean([self.b[k] for k in sites])))
+        return pair("R"), pair("G"), pair("B")  # type: ignore[return-value]
+
+
+def _block_stats(plane: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(mean signal, residual variance, texture ratio) of each BLOCK x BLOCK block of one channel plane.
+
+    The texture ratio is the variance of the gradients of the 3x3-smoothed plane over the residual's
+    variance: on noise alone it is a constant (TEXTURE_NOISE, whatever the noise level; a smooth ramp adds
+    nothing, its gradient is constant), texture raises it, so it picks the flat blocks at every brightness."""
+    import cv2
+
+    resid = cv2.filter2D(plane, -1, _LAPLACE, borderType=cv2.BORDER_REFLECT)[1:-1, 1:-1]
+    smooth = cv2.blur(plane, (3, 3), borderType=cv2.BORDER_REFLECT)
+    gx = (smooth[1:-1, 2:] - smooth[1:-1, :-2])
+    gy = (smooth[2:, 1:-1] - smooth[:-2, 1:-1])
+    body = plane[1:-1, 1:-1]
+    h, w = (resid.shape[0] // BLOCK) * BLOCK, (resid.shape[1] // BLOCK) * BLOCK
+
+    def blocks(x: np.ndarray) -> np.ndarray:
+        return x[:h, :w].reshape(h // BLOCK, BLOCK, w // BLOCK, BLOCK).swapaxes(1, 2).reshape(-1, BLOCK * BLOCK)
+
+    var = blocks(resid).astype(np.float64).var(axis=1)
+    grad = blocks(gx).astype(np.float64).var(axis=1) + blocks(gy).astype(np.float64).var(axis=1)
+    return blocks(body).mean(axis=1), var, grad / np.maximum(var, 1e-30)
+
+
+def _fit_plane(plane: np.ndarray) -> tuple[float, float]:
+    mean, var, texture = _block_stats(plane)
+    keep = (mean < _CLIP) & np.isfinite(mean) & np.isfinite(var)
+    flat = keep & (texture < TEXTURE_NOISE * _TEXTURE_TOL)
+    if flat.sum() >= 4 * _MIN_BLOCKS:
+        keep = flat
+    mean, var = mean[keep], var[keep]
+    if mean.size < 2 * _MIN_BLOCKS:
+        raise ValueError("too few unclipped regions to measure the noise")
+    edges = np.unique(np.quantile(mean, np.linspace(0, 1, _BANDS + 1)))
+    band = np.clip(np.searchsorted(edges, mean, side="right") - 1, 0, max(len(edges) - 2, 0))
+    # Start from each band's lower quartile (the flattest blocks), corrected for where the quartile of a
+    # chi-square with BLOCK^2 - 1 degrees of freedom lies; then refit on the blocks near the line.
+    q_scale = 1.0 - 0.6745 * np.sqrt(2.0 / (BLOCK * BLOCK - 1))
+    points = _band_points(mean, var, band, lambda v: np.quantile(v, 0.25) / q_scale)
+    if points[0].size == 0:  # too few blocks per band: one band of all
+        points = _band_points(mean, var, np.zeros_like(band), lambda v: np.quantile(v, 0.25) / q_scale)
+    a, b = _line(*points)
+    for _ in range(3):
+        fit = np.maximum(a * np.maximum(mean, 0) + b, 1e-12)
+        near = var < fit * (1.0 + 3.0 * np.sqrt(2.0 / (BLOCK * BLOCK - 1)))
+        points = _band_points(mean[near], var[near], band[near], np.mean)
+        if points[0].size < 2:
+            break
+        a, b = _line(*points)
+    return float(a), float(b)
+
+
+def _band_points(mean: np.ndarray, var: np.ndarray, band: np.ndarray, stat) -> tuple[np.ndarray, ...]:
+    xs, ys, ns = [], [], []
+    for k in np.unique(band):
+        sel = band == k
+        if sel.sum() >= _MIN_BLOCKS:
+            xs.append(float(np.mean(mean[sel])))
+            ys.append(float(stat(var[sel])))
+            ns.append(int(sel.sum()))
+    return np.array(xs), np.array(ys), np.array(ns, float)
+
+
+def _line(x: np.ndarray, y: np.ndarray, n: np.ndarray) -> tuple[float, float]:
+    """Weighted least squares of y = a x + b (weights: blocks / variance^2, the inverse variance of each
+    band's estimate), with a >= 0; one band (or a flat photo) gives b alone."""
+    if x.size == 0:
+        raise ValueError("no flat regions to measure the noise")
+    w = n / np.maximum(y, 1e-20) ** 2
+    if x.size >= 2 and np.ptp(x) > 1e-6:
+        A = np.stack([x, np.ones_like(x)], axis=1) * np.sqrt(w)[:, None]
+        (a, b), *_ = np.linalg.lstsq(A, y * np.sqrt(w), rcond=None)
+        if a >= 0:
+            return float(a), float(b)
+    return 0.0, float(np.sum(w * y) / np.sum(w))
