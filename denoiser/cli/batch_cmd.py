@@ -151,6 +151,6 @@ def run(args: argparse.Namespace) -> int:
     finally:
         bars.close()
     _summary(result)
-    if result.cancelled:
+    if result.cancelled or received:  # a signal that came as the last photo finished still says "stopped"
         return stopped_status(received)
     return EXIT_OK if result.ok else EXIT_FAIL

@@ -99,12 +99,12 @@ def model_name(text: str) -> str:
 
 def add_memory_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-memory", type=positive_float, default=None, metavar="GB",
-                   help="memory a photo may need (default: what is free when it is opened); a larger photo "
-                        "is refused before it is decoded")
+                   help="memory a photo may need (default: half of what is free when it is opened, so the "
+                        "machine stays usable); a larger photo is refused before it is decoded")
 
 
 def memory_limit(args: argparse.Namespace) -> int | None:
-    """--max-memory in bytes, or None (the free memory decides)."""
+    """--max-memory in bytes, or None (half of the free memory decides: core.io.memory.default_budget)."""
     return None if args.max_memory is None else int(args.max_memory * 1e9)
 
 

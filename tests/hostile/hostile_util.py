@@ -50,3 +50,51 @@ def png_bomb(path: Path, width: int, height: int) -> Path:
     idat = zlib.compress(b"\0" * (1 + 3 * width) * 8, 9)
     path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
     return path
+
+
+def zlib_bomb(megabytes: int) -> bytes:
+    """A valid zlib stream of about 1 KB per MB that inflates to `megabytes` MB of zeros, built directly
+    (each 1 MB of zeros deflates, after a sync flush, to the same bytes), so a test never compresses gigabytes."""
+    import zlib
+
+    c = zlib.compressobj(9)
+    mb = b"\0" * (1 << 20)
+    first, steady = (c.compress(mb) + c.flush(zlib.Z_SYNC_FLUSH) for _ in range(2))
+    size = megabytes << 20
+    adler = (size % 65521) << 16 | 1  # Adler-32 of `size` zero bytes
+    return first + steady * (megabytes - 1) + b"\x03\x00" + adler.to_bytes(4, "big")  # + an empty final block
+
+
+def png16_with_bomb(path: Path, kind: str = "xmp", megabytes: int = 1500, size: int = 32) -> Path:
+    """A 16-bit RGB PNG whose XMP (iTXt) or ICC (iCCP) chunk, after the pixel data, inflates to `megabytes`."""
+    import struct
+    import zlib
+
+    def chunk(tag: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data))
+
+    rows = np.random.default_rng(0).integers(0, 65535, (size, size * 3), dtype=np.uint16).astype(">u2")
+    raw = b"".join(b"\0" + r.tobytes() for r in rows)
+    bomb = zlib_bomb(megabytes)
+    meta = (chunk(b"iTXt", b"XML:com.adobe.xmp\0\x01\0\0\0" + bomb) if kind == "xmp" else
+            chunk(b"iCCP", b"ICC profile\0\0" + bomb))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", size, size, 16, 2, 0, 0, 0))
+                     + chunk(b"IDAT", zlib.compress(raw)) + meta + chunk(b"IEND", b""))
+    return path
+
+
+def drunet_bomb(path: Path, channels: int = 4096) -> Path:
+    """A few-KB DRUNet-layout model whose empty tensors declare a `channels`-wide bottleneck (gigabytes)."""
+    import torch
+
+    sd = {"m_head.weight": torch.zeros(16, 4, 3, 3), "m_tail.weight": torch.zeros(3, 16, 3, 3),
+          "m_down1.0.weight": torch.zeros(32, 0, 2, 2), "m_down2.0.weight": torch.zeros(64, 0, 2, 2),
+          "m_down3.0.weight": torch.zeros(channels, 0, 2, 2), "m_body.0.res.0.weight": torch.zeros(channels, 0, 3, 3)}
+    if path.suffix == ".safetensors":
+        from safetensors.torch import save_file
+
+        save_file(sd, str(path))
+    else:
+        torch.save(sd, path)
+    return path

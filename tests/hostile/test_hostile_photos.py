@@ -110,7 +110,7 @@ CASES: list[tuple[Callable[[Path], Path], tuple[str, ...], int, str]] = [
     (_wrong_extension, (), 0, "really-a-png-denoised.jpg"),
     (_unicode, (), 0, "été-denoised.png"),
     (_bomb_over, (), 1, "exceeds the limit of 250 MP (raise it with --max-megapixels)"),
-    (_bomb_under, (), 1, "needs about 22.5 GB of memory and only 4.0 GB is free"),
+    (_bomb_under, (), 1, "needs about 22.5 GB of memory, more than the default budget of 2.0 GB"),
     (_bomb_under, ("--max-memory", "8"), 1, "above the limit of 8.0 GB; raise it with --max-memory 23"),
 ]
 

@@ -15,9 +15,13 @@ from denoiser.core.inference.ensemble import check_passes
 from denoiser.core.io.formats import (DEFAULT_TEMPLATE, FORMAT_EXTENSIONS, RAW_EXTENSIONS, SAVE_FORMATS,
                                       SUPPORTED_EXTENSIONS)
 from denoiser.core.inference.controls import Controls
+from denoiser.core.files import UnsafePathError, resolved
 from denoiser.core.noise.level import NoiseLevel, check_scale
 
 TEMPLATE_FIELDS = frozenset({"stem", "ext", "name", "parent"})
+# Longest output file name, in bytes: NAME_MAX (255 on every common file system) less what the temp file
+# adds around it while it is written (".<name>.XXXXXXXX.part", core.io.photo), so the temp name fits too.
+MAX_NAME_BYTES = 255 - len("..XXXXXXXX.part")
 OUTPUT_FORMATS = SAVE_FORMATS
 
 # Statuses of a file in a job (the report uses the last three).
@@ -89,13 +93,17 @@ class BatchOptions:
         return NoiseLevel.fixed(self.strength)
 
     def _check_folders(self) -> None:
+        try:
+            inp, out = resolved(self.input_dir), resolved(self.output_dir)
+            report = None if self.report is None else resolved(self.report)
+        except UnsafePathError as exc:
+            raise BatchError(str(exc)) from None
         if self.allow_inside:
             return
-        inp = self.input_dir.resolve()
-        if is_within(self.output_dir.resolve(), inp):
+        if is_within(out, inp):
             raise BatchError(f"output folder {self.output_dir} is the input folder or inside it; "
                              "choose another folder (or allow writing inside the input explicitly)")
-        if self.report is not None and is_within(self.report.resolve(), inp):
+        if report is not None and is_within(report, inp):
             raise BatchError(f"report {self.report} would be written inside the input folder")
 
 
@@ -135,13 +143,13 @@ class BatchItem:
     detail_score: float | None = None  # % of the photo where the removed signal has structure (core.detail_map)
 
     def row(self) -> dict[str, object]:
-        return {"file": str(self.rel), "status": self.status, "reason": self.reason,
+        return {"file": display_name(self.rel), "status": self.status, "reason": display_name(self.reason),
                 "seconds": round(self.seconds, 3),
                 "strength": None if self.sigma is None else round(self.sigma, 2),
                 **_level_columns(self.level),
                 "model": self.model,
                 "removed_detail_pct": None if self.detail_score is None else round(self.detail_score, 2),
-                "output": str(self.output) if self.output is not None and self.output_written else ""}
+                "output": display_name(self.output) if self.output is not None and self.output_written else ""}
 
     @property
     def output_written(self) -> bool:
@@ -186,9 +194,13 @@ def parse_shard(spec: str) -> tuple[int, int]:
 
 def check_template(template: str) -> None:
     try:
-        fields = {f for _, f, _, _ in string.Formatter().parse(template) if f is not None}
+        parts = [(f, spec, conv) for _, f, spec, conv in string.Formatter().parse(template) if f is not None]
     except ValueError as exc:
         raise BatchError(f"bad name template {template!r}: {exc}") from None
+    if any(spec or conv for _, spec, conv in parts):  # '{stem:>400000000}' would build a 400 MB name
+        raise BatchError(f"bad name template {template!r}: only plain fields such as {{stem}} are allowed, "
+                         "without a format (':...') or conversion ('!r')")
+    fields = {f for f, _, _ in parts}
     unknown = fields - TEMPLATE_FIELDS
     if unknown or "" in fields:
         raise BatchError(f"bad name template {template!r}: unknown field(s) {sorted(unknown) or ['{}']}; "
@@ -217,6 +229,22 @@ def output_name(template: str, source: Path, fmt: str) -> str:
     ext = source.suffix[1:] if fmt == "keep" and source.suffix.lower() in exts else exts[0][1:]
     rendered = template.format(stem=source.stem, ext=ext, name=source.name, parent=source.parent.name)
     return rendered if Path(rendered).suffix.lower() in exts else f"{rendered}.{ext}"
+
+
+def name_problem(name: str) -> str:
+    """Why a file of this name cannot be created ("" when it can): the planning-time check that turns
+    'File name too long' into one file's failure instead of a crash of the whole job."""
+    size = len(os.fsencode(name))
+    if size > MAX_NAME_BYTES:
+        return (f"the output name would be {size} bytes long, more than the {MAX_NAME_BYTES} a file name may "
+                "take; rename the file or use a shorter --name template")
+    return ""
+
+
+def display_name(text: object) -> str:
+    """A path as text that every terminal and report encoding can take: bytes of a file name that are not
+    UTF-8 are shown as \\xNN instead of crashing the print or the report."""
+    return os.fsencode(str(text)).decode("utf-8", "backslashreplace")
 
 
 def _matches(rel: PurePosixPath, patterns: tuple[str, ...]) -> bool:
@@ -266,16 +294,28 @@ def take_shard(items: list[BatchItem], shard: tuple[int, int] | None) -> list[Ba
 def assign_outputs(items: list[BatchItem], opts: BatchOptions, inputs: set[Path]) -> None:
     """Name each output, mirroring the input tree; refuse names that hit an input or another output.
 
-    `inputs` are the resolved paths of every file in the input folder, selected or not.
+    `inputs` are the resolved paths of every file in the input folder, selected or not. With the output
+    inside the input folder (allow_inside), a file that is the output this job names for another input is
+    that job's earlier result: skipped as such, never denoised again into x-denoised-denoised.
     """
-    claimed: dict[Path, PurePosixPath] = {}
+    planned: list[tuple[BatchItem, Path, str]] = []  # (item, resolved output, why it cannot be made)
     for item in items:
-        if item.status != QUEUED:
-            continue
-        out = opts.output_dir / item.rel.parent / output_name(opts.name_template, item.source, opts.fmt)
-        item.output = out
-        key = out.resolve()
-        if key in inputs or _same(key, item.source):
+        if item.status == QUEUED:
+            name = output_name(opts.name_template, item.source, opts.fmt)
+            item.output = opts.output_dir / item.rel.parent / name
+            try:
+                planned.append((item, resolved(item.output), name_problem(name)))
+            except UnsafePathError as exc:
+                planned.append((item, item.output, str(exc)))
+    ours = _earlier_outputs(planned) if opts.allow_inside else {}
+    claimed: dict[Path, PurePosixPath] = {}
+    for item, key, problem in planned:
+        out = item.output
+        if id(item) in ours:
+            item.status, item.reason = SKIPPED, f"an output of this job (from {ours[id(item)][1]})"
+        elif problem:
+            item.status, item.reason = FAILED, problem
+        elif (key in inputs and key not in {source for source, _ in ours.values()}) or _same(key, item.source):
             item.status, item.reason = FAILED, f"output {out} would overwrite an input file"
         elif key in claimed:
             item.status, item.reason = FAILED, (f"output {out} is also the output of {claimed[key]}; "
@@ -284,6 +324,19 @@ def assign_outputs(items: list[BatchItem], opts: BatchOptions, inputs: set[Path]
             claimed[key] = item.rel
             if out.exists() and not opts.overwrite:
                 item.status, item.reason = SKIPPED, "output exists"
+
+
+def _earlier_outputs(planned: list[tuple[BatchItem, Path, str]]) -> dict[int, tuple[Path, PurePosixPath]]:
+    """id(item) -> (its resolved path, the input whose output it is) for each queued input that another
+    queued input names as its output (a re-run writing inside its own input folder)."""
+    makers = {key: item for item, key, problem in planned if not problem}
+    found = {}
+    for item, _, _ in planned:
+        source = _resolved_or_self(item.source)
+        maker = makers.get(source)
+        if maker is not None and maker is not item:
+            found[id(item)] = (source, maker.rel)
+    return found
 
 
 def _same(a: Path, b: Path) -> bool:
@@ -313,17 +366,24 @@ def plan_files(sources: list[Path], fmt: str = "keep", overwrite: bool = False, 
         raise BatchError("give either one output file or an output folder")
     if output is not None and len(sources) != 1:
         raise BatchError("one output file takes one input; use an output folder for several")
-    inputs = {Path(s).resolve() for s in sources}
+    inputs = {_resolved_or_self(Path(s)) for s in sources}
     claimed: dict[Path, PurePosixPath] = {}
     items = []
     for source in map(Path, sources):
         item = BatchItem(PurePosixPath(source.as_posix()), source, None)
         items.append(item)
         if not source.is_file():
-            item.status, item.reason = FAILED, "file not found" if not source.exists() else "not a file"
+            item.status, item.reason = FAILED, _missing_reason(source)
             continue
         item.output = _single_output(source, fmt, output, out_dir)
-        key = item.output.resolve()
+        problem = name_problem(item.output.name)
+        try:
+            key = resolved(item.output)
+        except UnsafePathError as exc:
+            problem = problem or str(exc)
+        if problem:
+            item.status, item.reason = FAILED, problem
+            continue
         other = next((s for s in sources if _same(key, Path(s))), None)
         if key in inputs or other is not None:
             item.status, item.reason = FAILED, (f"output {item.output} is an input of this run "
@@ -340,6 +400,23 @@ def plan_files(sources: list[Path], fmt: str = "keep", overwrite: bool = False, 
         if item.status == QUEUED:
             claimed[key] = item.rel
     return BatchPlan(items)
+
+
+def _resolved_or_self(path: Path) -> Path:
+    try:
+        return resolved(path)
+    except UnsafePathError:
+        return path  # a link loop: refused as that file's failure below
+
+
+def _missing_reason(source: Path) -> str:
+    if source.is_symlink() and not source.exists():
+        try:
+            resolved(source)
+        except UnsafePathError:
+            return "is a symbolic link loop; remove or fix the link"
+        return "is a link to a file that does not exist"
+    return "file not found" if not source.exists() else "not a file"
 
 
 def _single_output(source: Path, fmt: str, output: Path | None, out_dir: Path | None) -> Path:

@@ -14,6 +14,7 @@ from pathlib import Path
 # blend accumulators, tone controls, detail score, encode): the growth of peak RSS per added pixel between a
 # 2 MP and an 8 MP `denoiser denoise` run, rounded up so that the estimate errs towards refusing.
 BYTES_PER_PIXEL = 100
+DEFAULT_BUDGET_SHARE = 0.5  # without --max-memory a photo may need at most this share of the free memory
 
 
 class MemoryLimitError(ValueError):
@@ -66,7 +67,7 @@ def _cgroup_available() -> int | None:
 
 def check_photo_memory(width: int, height: int, limit: int | None = None) -> None:
     """Raise MemoryLimitError when a width x height photo needs more than `limit` bytes (None: more than
-    is free right now). The message gives both numbers and how to allow it."""
+    default_budget(), half of what is free now). The message gives both numbers and how to allow it."""
     need = photo_memory(width, height)
     size = f"a {width} x {height} photo ({width * height / 1e6:.0f} MP) needs about {need / 1e9:.1f} GB of memory"
     if limit is not None:
@@ -74,7 +75,16 @@ def check_photo_memory(width: int, height: int, limit: int | None = None) -> Non
             raise MemoryLimitError(f"{size}, above the limit of {limit / 1e9:.1f} GB; raise it with "
                                    f"--max-memory {math.ceil(need / 1e9)} if the machine has that much")
         return
+    budget = default_budget()
+    if budget is not None and need > budget:
+        raise MemoryLimitError(f"{size}, more than the default budget of {budget / 1e9:.1f} GB (half of the "
+                               f"{budget * 2 / 1e9:.1f} GB free, so the machine stays usable); allow it with "
+                               f"--max-memory {math.ceil(need / 1e9)} if that much is free (it may then swap or "
+                               f"fail), or refuse such photos at once with --max-megapixels")
+
+
+def default_budget() -> int | None:
+    """Memory a photo may need when no limit is given: half of what is free now (None when unknown), so
+    one photo never takes the machine from everything else running on it."""
     free = available_bytes()
-    if free is not None and need > free:
-        raise MemoryLimitError(f"{size} and only {free / 1e9:.1f} GB is free; close other programs, or allow "
-                               f"it with --max-memory {math.ceil(need / 1e9)} (it may then swap or fail)")
+    return None if free is None else int(free * DEFAULT_BUDGET_SHARE)

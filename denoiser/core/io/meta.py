@@ -10,6 +10,7 @@ EXIF blobs are passed around in the form Pillow uses for JPEG: b"Exif\\0\\0" + a
 from __future__ import annotations
 
 import html
+import logging
 import re
 import struct
 import zlib
@@ -35,6 +36,12 @@ PLACEHOLDER = {TAG_EXIF_IFD: TAG_EXIF_IFD - 1, TAG_GPS_IFD: TAG_GPS_IFD - 1}
 _TYPE_SIZE = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 13: 4}
 _COMPONENT = {3: 2, 8: 2, 4: 4, 9: 4, 11: 4, 13: 4, 5: 4, 10: 4, 12: 8}  # byte-swap unit per type
 _MAX_ENTRIES = 1000
+# Largest metadata block (EXIF value, XMP packet, ICC profile) read or inflated: real ones stay far below
+# (a JPEG segment holds 64 KB; large printer ICC profiles are a few MB), and a 1.6 MB PNG whose compressed
+# XMP inflates to gigabytes is stopped here before the memory is taken. Larger blocks are left out.
+MAX_METADATA_BYTES = 16 * 1024 * 1024
+
+log = logging.getLogger(__name__)
 
 
 class MetadataError(ValueError):
@@ -95,6 +102,8 @@ def parse_ifd(read_at: ReadAt, offset: int, endian: str, depth: int = 0) -> list
         if size is None:
             continue  # unknown type: cannot be copied safely
         nbytes = size * count
+        if nbytes > MAX_METADATA_BYTES:
+            raise MetadataError(f"an EXIF value of {nbytes} bytes (more than {MAX_METADATA_BYTES >> 20} MB)")
         field = raw[12 * i + 8:12 * i + 12]
         if nbytes <= 4:
             data = field[:nbytes]
@@ -318,8 +327,9 @@ def png_chunks(png: bytes) -> list[tuple[bytes, int, int]]:
             return out
 
 
-def png_metadata(png: bytes) -> tuple[bytes | None, bytes | None, bytes | None]:
-    """(exif, icc, xmp) from PNG chunks, wherever they sit (also after the pixel data)."""
+def png_metadata(png: bytes, source: str = "") -> tuple[bytes | None, bytes | None, bytes | None]:
+    """(exif, icc, xmp) from PNG chunks, wherever they sit (also after the pixel data); compressed blocks are
+    inflated only up to MAX_METADATA_BYTES (`source` names the file in the warning when one is left out)."""
     exif = icc = xmp = None
     for kind, start, length in png_chunks(png):
         data = png[start:start + length]
@@ -327,24 +337,34 @@ def png_metadata(png: bytes) -> tuple[bytes | None, bytes | None, bytes | None]:
             exif = normalise_exif(data)
         elif kind == b"iCCP":
             name_end = data.find(b"\0")
-            try:
-                icc = zlib.decompress(data[name_end + 2:]) if name_end >= 0 else None
-            except zlib.error:
-                icc = None
+            icc = inflate_bounded(data[name_end + 2:], "ICC profile", source) if name_end >= 0 else None
         elif kind == b"iTXt" and data.startswith(XMP_KEYWORD + b"\0"):
-            xmp = _itxt_text(data[len(XMP_KEYWORD) + 1:])
+            xmp = _itxt_text(data[len(XMP_KEYWORD) + 1:], source)
     return exif, icc, xmp
 
 
-def _itxt_text(rest: bytes) -> bytes | None:
+def _itxt_text(rest: bytes, source: str = "") -> bytes | None:
     compressed = rest[:1] == b"\x01"
     parts = rest[2:].split(b"\0", 2)  # language tag, translated keyword, text
     if len(parts) != 3:
         return None
+    return inflate_bounded(parts[2], "XMP packet", source) if compressed else parts[2]
+
+
+def inflate_bounded(data: bytes, what: str, source: str = "", limit: int = MAX_METADATA_BYTES) -> bytes | None:
+    """zlib data inflated to at most `limit` bytes; None (with a warning) when it is damaged or would grow
+    past the limit: the block is left out, the photo is kept. Memory stays at `limit`, whatever was declared."""
+    inflater = zlib.decompressobj()
     try:
-        return zlib.decompress(parts[2]) if compressed else parts[2]
+        out = inflater.decompress(data, limit + 1)
     except zlib.error:
+        log.warning("%sa damaged %s was left out", f"{source}: " if source else "", what)
         return None
+    if len(out) > limit:
+        log.warning("%sits %s inflates to more than %d MB; it was left out", f"{source}: " if source else "",
+                    what, limit >> 20)
+        return None
+    return out
 
 
 def png_with_metadata(png: bytes, exif: bytes | None, icc: bytes | None, xmp: bytes | None) -> bytes:
@@ -407,3 +427,18 @@ def xmp_with_note(xmp: bytes | None, fields: dict[str, str]) -> bytes:
     return (b'<?xpacket begin="\xef\xbb\xbf" id="W5M0MpCehiHzreSzNTczkc9d"?>'
             b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
             + note + b'</rdf:RDF></x:xmpmeta><?xpacket end="w"?>')
+
+
+def xmp_that_fits(xmp: bytes | None, limit: int) -> tuple[bytes | None, str]:
+    """The XMP packet if it fits in `limit` bytes; else a packet with only this tool's note (how the photo
+    was made), or None, and the warning to give: the photo is saved either way, never refused after the work."""
+    if not xmp or len(xmp) <= limit:
+        return xmp, ""
+    found = _XMP_NOTE.search(xmp)
+    note = None
+    if found:
+        note = xmp_with_note(None, {})
+        note = note.replace(_XMP_NOTE.search(note).group(0), found.group(0))
+    kept = note if note is not None and len(note) <= limit else None
+    return kept, (f"its XMP metadata ({len(xmp) // 1024} KB) does not fit in the format's {limit // 1024} KB; "
+                  + ("only the denoiser's note is kept" if kept else "it is left out"))

@@ -53,7 +53,7 @@ class Decoded:
 
 def check_size(width: int, height: int, max_megapixels: float, max_memory: int | None = None) -> None:
     """Refuse, from the header's size alone, a photo above the megapixel limit or one that would need more
-    memory than `max_memory` bytes (None: more than is free now)."""
+    memory than `max_memory` bytes (None: more than half of what is free now)."""
     mp = width * height / 1e6
     if mp > max_megapixels:
         raise DecodeError(f"image too large: {width} x {height} = {mp:.0f} MP exceeds the limit of "
@@ -145,7 +145,7 @@ def _decode_png16(path: Path, icc: bytes | None) -> Decoded:
     data = path.read_bytes()
     try:
         meta.png_chunks(data)  # walks to IEND: catches truncation before OpenCV guesses
-        exif, icc2, xmp = meta.png_metadata(data)
+        exif, icc2, xmp = meta.png_metadata(data, str(path))
     except meta.MetadataError as exc:
         raise DecodeError(str(exc)) from None
     arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
@@ -196,6 +196,10 @@ def _warn_pages(path: Path, pages: int) -> None:
 def _tag_bytes(page: tifffile.TiffPage, code: int) -> bytes | None:
     tag = page.tags.get(code)
     if tag is None:
+        return None
+    if tag.valuebytecount > meta.MAX_METADATA_BYTES:  # checked before the value is read
+        log.warning("a TIFF metadata block (tag %d) of %d bytes was left out (more than %d MB)", code,
+                    tag.valuebytecount, meta.MAX_METADATA_BYTES >> 20)
         return None
     value = tag.value
     if isinstance(value, np.ndarray):

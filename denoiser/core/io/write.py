@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 
 _ROWS = 256  # rows per conversion block: keeps float temporaries small on 45+ MP photos
 _JPEG_MAX_EXIF = 65527
+_JPEG_MAX_XMP = 65533 - 29  # one APP1 segment less the XMP namespace header (what Pillow accepts)
 # zlib level for Pillow PNG and TIFF: several times faster than the default 6 for slightly larger files,
 # which matters at 45 MP.
 _ZLIB_LEVEL = 3
@@ -63,6 +64,9 @@ def write_jpeg(f: BinaryIO, px: np.ndarray, exif: bytes | None, icc: bytes | Non
     if exif and len(exif) > _JPEG_MAX_EXIF:
         log.warning("EXIF block of %d bytes does not fit in a JPEG segment; it is left out", len(exif))
         exif = None
+    xmp, problem = meta.xmp_that_fits(xmp, _JPEG_MAX_XMP)
+    if problem:
+        log.warning("JPEG: %s", problem)
     kwargs = _meta_kwargs(exif, icc, xmp)
     subsampling = 0 if quality >= 90 else 2  # 4:4:4 at high quality: denoised detail is in the chroma too
     _pillow_image(px, None, True).save(f, "JPEG", quality=quality, subsampling=subsampling, **kwargs)
