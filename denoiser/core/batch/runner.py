@@ -213,7 +213,9 @@ def run_batch(opts: BatchOptions, denoiser: Denoiser | None = None, progress: Pr
             if item.status != QUEUED:
                 notify(item)
         todo = plan.todo
-        remove_stale_parts([item.output for item in todo])  # left by a killed run; only these outputs'
+        # temp files a killed run left for this job's outputs (also beside an output finished since); no others
+        remove_stale_parts([item.output for item in plan.items
+                            if item.output is not None and (item.status == QUEUED or item.output_written)])
         if todo:
             denoiser = denoiser or make_denoiser(opts)
             _Runner(opts, denoiser, progress, notify, on_file_progress).run(todo)
@@ -284,6 +286,14 @@ class _Runner:
         self.progress.report((k + 1) / n, label)
 
 
+def _csv_cell(value: object) -> object:
+    """A text cell a spreadsheet would run as a formula (=, +, -, @, tab, CR first) gets a leading quote,
+    as OWASP advises; numbers stay numbers. A file named '=HYPERLINK(...).png' is shown, never run."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
 def write_report(path: Path, result: BatchResult) -> None:
     """JSON (summary + files) or CSV (one row per file), chosen by the suffix; written atomically."""
     path = Path(path)
@@ -293,7 +303,7 @@ def write_report(path: Path, result: BatchResult) -> None:
         buf = io.StringIO()
         writer = csv.DictWriter(buf, fieldnames=list(REPORT_FIELDS))
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows([{k: _csv_cell(v) for k, v in row.items()} for row in rows])
         data = buf.getvalue().encode()
     else:
         summary = {**result.counts, "cancelled": result.cancelled, "seconds": round(result.seconds, 3)}
