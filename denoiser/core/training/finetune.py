@@ -30,7 +30,8 @@ from denoiser.core.noise.learned import auto_level
 from denoiser.core.progress import NullProgress, Progress
 from denoiser.core.training.finetune_modes import TRAINERS, FinetuneTrainer
 from denoiser.core.training.finetune_run import FinetuneError as FinetuneError
-from denoiser.core.training.finetune_run import FinetuneSpec, has_unfinished_run, make_config, read_spec, run_folder
+from denoiser.core.training.finetune_run import (FinetuneSpec, has_unfinished_run, make_config, read_spec, run_folder,
+                                                 write_spec)
 from denoiser.core.training.finetune_run import discard_run as discard_run  # the callers' one import
 from denoiser.core.training.patches import TRAIN_MAX_MEGAPIXELS, centre_crop, list_images, load_rgb8
 from denoiser.core.training.selfsup import calibrate_folder, load_native
