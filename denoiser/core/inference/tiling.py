@@ -71,23 +71,27 @@ def _ramp(length: int, lo_edge: bool, hi_edge: bool, overlap: int) -> torch.Tens
 
 def run_tiled(image: torch.Tensor, fn: Callable[[torch.Tensor], torch.Tensor], plan: list[Tile],
               overlap: int, progress: Progress | None = None) -> torch.Tensor:
-    """Apply fn to each window of image (1,C,H,W) and blend. Cancel is checked between tiles."""
+    """Apply fn to each window of image (1,C,H,W) and blend. Cancel is checked between tiles. fn keeps a window's
+    height and width; its channel count may differ from the image's (the output takes fn's)."""
     progress = progress or NullProgress()
-    _, c, h, w = image.shape
+    _, _, h, w = image.shape
     if len(plan) == 1 and (plan[0].y0, plan[0].x0, plan[0].y1, plan[0].x1) == (0, 0, h, w):
         progress.check_cancelled()  # one window covering everything: its weights are all 1, skip the blend
         res = fn(image).float().cpu()
         progress.report(1.0, "tile 1/1")
         return res
-    out = torch.zeros((1, c, h, w), dtype=torch.float32)
+    out: torch.Tensor | None = None
     weight = torch.zeros((1, 1, h, w), dtype=torch.float32)
     for i, t in enumerate(plan):
         progress.check_cancelled()
         res = fn(image[:, :, t.y0:t.y1, t.x0:t.x1]).float().cpu()
+        if out is None:
+            out = torch.zeros((1, res.shape[1], h, w), dtype=torch.float32)
         wy = _ramp(t.y1 - t.y0, t.y0 > 0, t.y1 < h, overlap)
         wx = _ramp(t.x1 - t.x0, t.x0 > 0, t.x1 < w, overlap)
         wgt = (wy[:, None] * wx[None, :])[None, None]
         out[:, :, t.y0:t.y1, t.x0:t.x1] += res * wgt
         weight[:, :, t.y0:t.y1, t.x0:t.x1] += wgt
         progress.report((i + 1) / len(plan), f"tile {i + 1}/{len(plan)}")
+    assert out is not None  # a plan has at least one window
     return out.div_(weight)

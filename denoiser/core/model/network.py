@@ -17,6 +17,8 @@ import torch.nn.functional as F
 from denoiser.core.config import from_plain
 
 SIGMA_SCALE = 50.0  # the noise-level map carries sigma (0..255 units) / SIGMA_SCALE
+RAW_ARCH = "raw-unet"
+ARCH_CHANNELS = {"unet-res": (1, 3), RAW_ARCH: (4,)}  # architecture -> allowed in_channels (4: packed RGGB)
 
 
 @dataclass(frozen=True)
@@ -38,10 +40,11 @@ class ModelConfig:
         self.validate()
 
     def validate(self) -> None:
-        if self.arch != "unet-res":
-            raise ValueError(f"unknown architecture {self.arch!r} (expected 'unet-res')")
-        if self.in_channels not in (1, 3):
-            raise ValueError(f"in_channels must be 1 or 3, got {self.in_channels}")
+        if self.arch not in ARCH_CHANNELS:
+            raise ValueError(f"unknown architecture {self.arch!r} (expected one of {', '.join(ARCH_CHANNELS)})")
+        if self.in_channels not in ARCH_CHANNELS[self.arch]:
+            raise ValueError(f"{self.arch}: in_channels must be one of {ARCH_CHANNELS[self.arch]}, "
+                             f"got {self.in_channels}")
         if not 2 <= len(self.widths) <= 5 or any(not 4 <= w <= 512 for w in self.widths):
             raise ValueError(f"widths must be 2-5 values in 4..512, got {self.widths}")
         levels = len(self.widths) - 1
@@ -51,6 +54,11 @@ class ModelConfig:
             raise ValueError("block counts must be in 0..16")
         if self.block not in BLOCKS:
             raise ValueError(f"block must be one of {', '.join(BLOCKS)}, got {self.block!r}")
+
+    @property
+    def kind(self) -> str:
+        """'raw' for a model of Bayer mosaics (core.model.raw_network), 'rgb' for a model of photos."""
+        return "raw" if self.arch == RAW_ARCH else "rgb"
 
     @property
     def size_multiple(self) -> int:
@@ -134,11 +142,11 @@ def _stack(kind: str, ch: int, n: int) -> nn.Sequential:
 class UNetDenoiser(nn.Module):
     """Noise-conditional U-Net. forward(x, sigma) with x in [0,1] (N,C,H,W), sigma in 0..255 units."""
 
-    def __init__(self, config: ModelConfig) -> None:
+    def __init__(self, config: ModelConfig, head_in: int = 0, tail_out: int = 0) -> None:
         super().__init__()
         self.config = config
         c, w = config.in_channels, config.widths
-        self.head = nn.Conv2d(4 * c + 1, w[0], 3, padding=1)
+        self.head = nn.Conv2d(head_in or 4 * c + 1, w[0], 3, padding=1)
         self.enc = nn.ModuleList(_stack(config.block, w[i], config.enc_blocks[i]) for i in range(len(w) - 1))
         self.down = nn.ModuleList(nn.Conv2d(w[i], w[i + 1], 2, stride=2) for i in range(len(w) - 1))
         self.mid = _stack(config.block, w[-1], config.mid_blocks)
@@ -146,7 +154,7 @@ class UNetDenoiser(nn.Module):
             nn.Sequential(nn.Conv2d(w[i + 1], w[i] * 4, 1), nn.PixelShuffle(2)) for i in range(len(w) - 1)
         )
         self.dec = nn.ModuleList(_stack(config.block, w[i], config.dec_blocks[i]) for i in range(len(w) - 1))
-        self.tail = nn.Conv2d(w[0], 4 * c, 3, padding=1)
+        self.tail = nn.Conv2d(w[0], tail_out or 4 * c, 3, padding=1)
         nn.init.zeros_(self.tail.weight)
         nn.init.zeros_(self.tail.bias)
 
@@ -159,7 +167,11 @@ class UNetDenoiser(nn.Module):
             sigma = sigma.reshape(-1, 1, 1, 1).to(x).expand(n, 1, h // 2, w // 2)
         elif sigma.shape[-2:] != (h // 2, w // 2):
             sigma = F.interpolate(sigma.to(x), size=(h // 2, w // 2), mode="area")
-        feat = self.head(torch.cat([F.pixel_unshuffle(x, 2), sigma / SIGMA_SCALE], dim=1))
+        return x + F.pixel_shuffle(self.body(torch.cat([F.pixel_unshuffle(x, 2), sigma / SIGMA_SCALE], dim=1)), 2)
+
+    def body(self, inputs: torch.Tensor) -> torch.Tensor:
+        """Head, encoder, bottleneck, decoder and tail at half resolution: (N, head_in, h, w) -> (N, tail_out, h, w)."""
+        feat = self.head(inputs)
         skips = []
         for enc, down in zip(self.enc, self.down):
             feat = enc(feat)
@@ -168,11 +180,19 @@ class UNetDenoiser(nn.Module):
         feat = self.mid(feat)
         for i in reversed(range(len(self.up))):
             feat = self.dec[i](self.up[i](feat) + skips[i])
-        return x + F.pixel_shuffle(self.tail(feat), 2)
+        return self.tail(feat)
+
+    def example_inputs(self, side: int) -> tuple[torch.Tensor, ...]:
+        """Zero inputs for an image of side x side pixels (FLOP counting, tracing)."""
+        return torch.zeros(1, self.config.in_channels, side, side), torch.zeros(1)
 
 
 def build_model(config: ModelConfig) -> UNetDenoiser:
     """The one factory every loader goes through."""
+    if config.arch == RAW_ARCH:
+        from denoiser.core.model.raw_network import RawUNet
+
+        return RawUNet(config)
     return UNetDenoiser(config)
 
 
@@ -233,5 +253,5 @@ def gflops_per_megapixel(config: ModelConfig) -> float:
     side = 8 * config.size_multiple
     counter = FlopCounterMode(display=False)
     with torch.inference_mode(), counter:
-        model(torch.zeros(1, config.in_channels, side, side), torch.zeros(1))
+        model(*model.example_inputs(side))
     return counter.get_total_flops() / (side * side) * 1e6 / 1e9

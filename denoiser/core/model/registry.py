@@ -45,25 +45,32 @@ def _scan(folder: Path, builtin: bool) -> list[ModelEntry]:
     return entries
 
 
-def list_models() -> list[ModelEntry]:
-    """Shipped models first (the default first of all), then the user's, by name."""
-    shipped = _scan(shipped_models_dir(), True)
+def list_models(kind: str | None = "rgb") -> list[ModelEntry]:
+    """Shipped models first (the default first of all), then the user's, by name; of one kind ('rgb': photo
+    models, 'raw': models of Bayer mosaics; None: all)."""
+    shipped = [e for e in _scan(shipped_models_dir(), True) if kind is None or e.card.config.kind == kind]
     shipped.sort(key=lambda e: (e.name != DEFAULT_MODEL_NAME, e.name))
     names = {e.name for e in shipped}
-    return shipped + [e for e in _scan(user_models_dir(), False) if e.name not in names]
+    user = [e for e in _scan(user_models_dir(), False) if kind is None or e.card.config.kind == kind]
+    return shipped + [e for e in user if e.name not in names]
 
 
-def find_model(name: str | None = None) -> ModelEntry:
-    """A model by name, or a path to a .safetensors file; None means the shipped default."""
+def find_model(name: str | None = None, kind: str | None = "rgb") -> ModelEntry:
+    """A model of `kind` (see list_models) by name, or a path to a .safetensors file; None means the shipped
+    default."""
     name = name or DEFAULT_MODEL_NAME
     as_path = Path(name)
     if as_path.suffix == ".safetensors" and as_path.is_file():
-        return ModelEntry(as_path.stem, as_path, read_card(as_path), False)
+        card = read_card(as_path)
+        if kind is not None and card.config.kind != kind:
+            raise ModelFileError(f"{name}: a {card.config.kind} model, not a {kind} one; choose a {kind} model "
+                                 "(see `denoiser models`)")
+        return ModelEntry(as_path.stem, as_path, card, False)
     if as_path.suffix == ".safetensors" or len(as_path.parts) > 1:
         raise ModelFileError(f"{name}: model file not found; give the path of a .safetensors file, or the name "
                              "of an installed model (see `denoiser models`)")
-    for entry in list_models():
+    for entry in list_models(kind):
         if entry.name == name:
             return entry
-    available = ", ".join(e.name for e in list_models()) or "none installed"
+    available = ", ".join(e.name for e in list_models(kind)) or "none installed"
     raise ModelFileError(f"no model named {name!r} (available: {available})")

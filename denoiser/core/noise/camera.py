@@ -37,18 +37,43 @@ class CameraParams:
     tone: bool  # an S-shaped tone curve after the sRGB encoding
 
 
+def read_for_shot(shot: float) -> float:
+    """Read-noise variance on the log-linear relation measured over real sensors (Brooks et al. 2019):
+    log(read) = 2.18 log(shot) + 1.20 (its mean; sample_shot_read adds the spread between sensors)."""
+    return float(np.exp(2.18 * np.log(shot) + 1.20))
+
+
+def sample_shot_read(rng: np.random.Generator, shot_range: tuple[float, float]) -> tuple[float, float]:
+    """(shot, read): shot log-uniform over shot_range, read on the log-linear relation with N(0, 0.26) spread."""
+    log_shot = rng.uniform(np.log(shot_range[0]), np.log(shot_range[1]))
+    return float(np.exp(log_shot)), read_for_shot(float(np.exp(log_shot))) * float(np.exp(rng.normal(0, 0.26)))
+
+
+def colour_matrix(off: np.ndarray) -> np.ndarray:
+    """cam2rgb with rows summing to 1 (white stays white) from non-negative off-diagonal mixing `off` (3, 3).
+    Its inverse has only non-negative entries, so unprocessing an in-gamut photo never leaves [0, 1]."""
+    off = np.array(off, dtype=np.float64)
+    np.fill_diagonal(off, 0)
+    return np.eye(3) * (1 + off.sum(axis=1)) - off
+
+
+def random_cam2rgb(rng: np.random.Generator) -> np.ndarray:
+    return colour_matrix(rng.uniform(0.05, 0.45, size=(3, 3)))
+
+
+def random_wb(rng: np.random.Generator) -> tuple[float, float, float]:
+    """As-shot white-balance gains (R, 1, B) in the range of daylight-to-tungsten camera multipliers."""
+    return (float(rng.uniform(1.9, 2.4)), 1.0, float(rng.uniform(1.5, 1.9)))
+
+
 def sample_params(rng: np.random.Generator, shot_range: tuple[float, float] = (1e-4, 2e-2),
                   p_nr: float = 0.3, p_sharpen: float = 0.3, p_jpeg: float = 0.6,
                   jpeg_range: tuple[int, int] = (60, 98)) -> CameraParams:
     """Random camera settings; shot noise log-uniform over ISO ~100 to ~25600-like levels (Brooks et al.)."""
-    log_shot = rng.uniform(np.log(shot_range[0]), np.log(shot_range[1]))
-    log_read = 2.18 * log_shot + 1.20 + rng.normal(0, 0.26)
-    off = rng.uniform(0.05, 0.45, size=(3, 3))
-    np.fill_diagonal(off, 0)
-    cam2rgb = np.eye(3) * (1 + off.sum(axis=1)) - off
+    shot, read = sample_shot_read(rng, shot_range)
+    cam2rgb = random_cam2rgb(rng)
     return CameraParams(
-        shot=float(np.exp(log_shot)), read=float(np.exp(log_read)), cam2rgb=cam2rgb,
-        wb=(float(rng.uniform(1.9, 2.4)), 1.0, float(rng.uniform(1.5, 1.9))),
+        shot=shot, read=read, cam2rgb=cam2rgb, wb=random_wb(rng),
         phase=(int(rng.integers(2)), int(rng.integers(2))),
         demosaic=str(rng.choice(["bilinear", "ea"])),
         chroma_nr=float(rng.uniform(0.5, 2.0)) if rng.random() < p_nr else 0.0,
@@ -137,10 +162,34 @@ def _jpeg(img: np.ndarray, quality: int) -> np.ndarray:
 
 def _develop(raw: np.ndarray, p: CameraParams) -> np.ndarray:
     """Demosaiced, white-balanced, colour-corrected, encoded sRGB (H, W, 3) from a mosaic (H, W)."""
-    cam = _demosaic(raw, p.phase, p.demosaic) * np.asarray(p.wb, np.float32)
-    lin = np.clip(cam @ p.cam2rgb.T.astype(np.float32), 0, 1)
+    return render(_demosaic(raw, p.phase, p.demosaic), p.cam2rgb, p.wb, p.tone)
+
+
+def render(cam: np.ndarray, cam2rgb: np.ndarray, wb: tuple[float, float, float], tone: bool = False) -> np.ndarray:
+    """Linear camera RGB (H, W, 3) -> encoded sRGB: white balance, colour matrix, clip, sRGB curve, tone curve."""
+    lin = np.clip((cam * np.asarray(wb, np.float32)) @ cam2rgb.T.astype(np.float32), 0, 1)
     out = _to_srgb(lin)
-    return _tone(out) if p.tone else out
+    return _tone(out) if tone else out
+
+
+def unprocess(srgb: np.ndarray, cam2rgb: np.ndarray, wb: tuple[float, float, float], tone: bool = False
+              ) -> np.ndarray:
+    """The inverse of `render`: encoded sRGB (H, W, 3) in [0,1] -> linear camera RGB (not white-balanced)."""
+    x = srgb.astype(np.float32)
+    lin = _to_linear(_inverse_tone(x) if tone else x)
+    return lin @ np.linalg.inv(cam2rgb).T.astype(np.float32) / np.asarray(wb, np.float32)
+
+
+def mosaic(cam: np.ndarray, phase: tuple[int, int] = (0, 0)) -> np.ndarray:
+    """(H, W) Bayer mosaic of camera RGB (H, W, 3): RGGB with the R site at `phase` (dy, dx)."""
+    h, w, _ = cam.shape
+    return np.take_along_axis(cam, _mask(h, w, phase)[..., None], axis=2)[..., 0]
+
+
+def add_sensor_noise(raw: np.ndarray, shot: float, read: float, rng: np.random.Generator) -> np.ndarray:
+    """Heteroscedastic sensor noise: variance shot * raw + read per photosite (Gaussian approximation)."""
+    var = shot * np.maximum(raw, 0) + read
+    return (raw + np.sqrt(var) * rng.standard_normal(raw.shape, np.float32)).astype(np.float32)
 
 
 def simulate(clean: np.ndarray, p: CameraParams, rng: np.random.Generator) -> np.ndarray:
@@ -149,12 +198,9 @@ def simulate(clean: np.ndarray, p: CameraParams, rng: np.random.Generator) -> np
     The signal is kept exact: the noise is the difference between developing the noisy and the noise-free
     mosaic of the same scene (so demosaicing and gamut clipping do not alter the clean content), then passed
     through the camera's linear in-camera steps and added to the clean image; JPEG applies to the result."""
-    x = clean.astype(np.float32)
-    lin = _to_linear(_inverse_tone(x) if p.tone else x)
-    cam = lin @ np.linalg.inv(p.cam2rgb).T.astype(np.float32) / np.asarray(p.wb, np.float32)
-    h, w, _ = cam.shape
-    raw = np.clip(np.take_along_axis(cam, _mask(h, w, p.phase)[..., None], axis=2)[..., 0], 0, 1)
-    noisy_raw = raw + np.sqrt(p.shot * raw + p.read) * rng.standard_normal(raw.shape, np.float32)
+    cam = unprocess(clean, p.cam2rgb, p.wb, p.tone)
+    raw = np.clip(mosaic(cam, p.phase), 0, 1)
+    noisy_raw = add_sensor_noise(raw, p.shot, p.read, rng)
     noise = (_develop(noisy_raw, p) - _develop(raw, p)).astype(np.float32)
     out = np.clip(clean + _in_camera(noise, p), 0, 1)
     return _jpeg(out, p.jpeg) if p.jpeg else out.astype(np.float32)

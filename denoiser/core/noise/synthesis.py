@@ -14,6 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from denoiser.core.colour import linear_to_srgb, srgb_to_linear  # noqa: F401 (re-exported)
 from denoiser.core.config import from_plain
 
 
@@ -47,18 +48,6 @@ class NoiseConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "NoiseConfig":
         return from_plain(cls, d, "noise config")
-
-
-def srgb_to_linear(x: torch.Tensor) -> torch.Tensor:
-    x = x.clamp(0, 1)
-    return torch.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4)
-
-
-def linear_to_srgb(x: torch.Tensor) -> torch.Tensor:
-    """Extended sRGB encoding: odd-symmetric so negative (noisy) values survive."""
-    a = x.abs()
-    y = torch.where(a <= 0.0031308, a * 12.92, 1.055 * a.clamp_min(1e-12) ** (1 / 2.4) - 0.055)
-    return torch.sign(x) * y
 
 
 def _uniform(n: int, lo: float, hi: float, gen: torch.Generator, device: torch.device) -> torch.Tensor:

@@ -235,12 +235,17 @@ class Trainer:
                       "minutes": round(self.elapsed / 60, 2), "device": str(self.device),
                       "hardware": _hardware(self.device), "init": self.init_weights,
                       "config": self.cfg.to_dict(), **self.card_extra},
-            metrics={"val_psnr_sigma%g" % self.cfg.val_sigma: last_val} if last_val is not None else {},
+            metrics={self.metric_name: last_val} if last_val is not None else {},
             created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         )
         save_model(path, self.ema, card)
 
     # -- validation -----------------------------------------------------------------------------
+    @property
+    def metric_name(self) -> str:
+        """What `validate` measures, as the model card names it."""
+        return "val_psnr_sigma%g" % self.cfg.val_sigma
+
     def validate(self) -> float | None:
         if not self.val_files:
             return None
