@@ -8,10 +8,11 @@ import sys
 import threading
 from importlib import import_module
 
+from denoiser.exit_codes import ExitCode
+
 # Subcommand modules, each exposing add_parser(subparsers) that sets `func(args) -> int`.
 SUBCOMMANDS = ("denoise", "batch", "models", "eval", "train", "finetune", "gui")
 
-EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,7 +33,6 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "train":
             module.add_pack_parser(sub)
             module.add_estimator_parser(sub)
-            module.add_raw_parser(sub)
     return parser
 
 
@@ -46,8 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger().setLevel(logging.INFO if args.verbose else logging.WARNING)  # also when configured
     if not getattr(args, "func", None):
         parser.print_help()
-        return EXIT_USAGE
-    from denoiser.cli.common import EXIT_INTERRUPTED, EXIT_TERMINATED, Terminated, raise_terminated
+        return ExitCode.USAGE
+    from denoiser.cli.common import Terminated, raise_terminated
 
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, raise_terminated) if main_thread else None
@@ -55,10 +55,10 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except Terminated:
         print("denoiser: terminated", file=sys.stderr)
-        return EXIT_TERMINATED
+        return ExitCode.TERMINATED
     except KeyboardInterrupt:
         print("denoiser: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return ExitCode.INTERRUPTED
     finally:
         if main_thread:
             signal.signal(signal.SIGTERM, previous)

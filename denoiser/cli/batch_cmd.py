@@ -19,8 +19,8 @@ from denoiser.cli.common import add_memory_option, memory_limit
 from denoiser.cli.strength import add_strength_scale_option, scale_conflict
 from denoiser.core.io.formats import DEFAULT_TEMPLATE, SAVE_FORMATS
 from denoiser.core.progress import CancelToken
+from denoiser.exit_codes import ExitCode
 
-EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -131,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
 
     if scale_conflict(args):
         print(f"denoiser batch: {scale_conflict(args)}", file=sys.stderr)
-        return 2
+        return ExitCode.USAGE
     try:
         opts = _options(args)
         plan = plan_batch(opts)
@@ -142,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
         denoiser = make_denoiser(opts) if plan.todo else None
     except (BatchError, ModelFileError, ValueError) as exc:
         print(f"denoiser batch: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return ExitCode.USAGE
     bars = _Bars(len(plan.todo))
     try:
         with signals_stop(bars, "stopping after the current tile... (Ctrl-C again to abort)") as received:
@@ -153,4 +153,4 @@ def run(args: argparse.Namespace) -> int:
     _summary(result)
     if result.cancelled or received:  # a signal that came as the last photo finished still says "stopped"
         return stopped_status(received)
-    return EXIT_OK if result.ok else EXIT_FAIL
+    return ExitCode.OK if result.ok else ExitCode.FAILED

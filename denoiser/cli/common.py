@@ -11,8 +11,8 @@ from typing import Iterator
 
 from denoiser.core.inference.ensemble import PASSES
 from denoiser.core.progress import CancelToken
+from denoiser.exit_codes import ExitCode
 
-EXIT_INTERRUPTED, EXIT_TERMINATED = 130, 143  # 128 + SIGINT, 128 + SIGTERM, as shells report them
 
 
 class Terminated(KeyboardInterrupt):
@@ -191,4 +191,4 @@ def signals_stop(token: CancelToken, message: str) -> Iterator[list[int]]:
 
 
 def stopped_status(received: list[int]) -> int:
-    return EXIT_TERMINATED if received and received[0] == signal.SIGTERM else EXIT_INTERRUPTED
+    return ExitCode.TERMINATED if received and received[0] == signal.SIGTERM else ExitCode.INTERRUPTED

@@ -13,6 +13,7 @@ from denoiser.cli.progress import TerminalProgress
 from denoiser.core.io.formats import SAVE_FORMATS
 from denoiser.cli.strength import add_strength_scale_option, scale_conflict
 from denoiser.core.progress import Cancelled
+from denoiser.exit_codes import ExitCode
 
 log = logging.getLogger("denoiser.denoise")
 
@@ -47,15 +48,15 @@ def run(args: argparse.Namespace) -> int:
 
     if scale_conflict(args):
         fail("denoise", scale_conflict(args))
-        return 2
+        return ExitCode.USAGE
     if args.out_dir and args.out_dir.exists() and not args.out_dir.is_dir():
         fail("denoise", f"{args.out_dir}: not a folder; --out-dir takes a folder (use -o for one output file)")
-        return 2
+        return ExitCode.USAGE
     try:
         plan = plan_files(args.images, args.format, args.overwrite, output=args.output, out_dir=args.out_dir)
     except BatchError as exc:
         fail("denoise", f"{exc} (-o takes one input; use --out-dir for several)")
-        return 2
+        return ExitCode.USAGE
     for item in plan.items:
         if item.status == FAILED:
             fail("denoise", f"{item.source}: {item.reason}")
@@ -63,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
         problem = write_problem(folder)
         if problem:
             fail("denoise", f"{folder}: {problem}")
-            return 2
+            return ExitCode.USAGE
     for item in plan.todo:  # empty, not an image, too many pixels, too much memory: before the model loads
         try:
             check_photo_header(item.source, args.max_megapixels, memory_limit(args))
@@ -71,10 +72,10 @@ def run(args: argparse.Namespace) -> int:
             item.status, item.reason = FAILED, str(exc)
             fail("denoise", str(exc))
     if not plan.todo:
-        return 1
+        return ExitCode.FAILED
     denoiser = load_denoiser(args, "denoise")
     if denoiser is None:
-        return 2
+        return ExitCode.USAGE
     log.info("model %s on %s, tiles of %d px, %d pass(es)", denoiser.model_name or "?", denoiser.device_name,
              denoiser.tile, args.passes)
     chooser = _chooser(args, denoiser)
@@ -82,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
                                                     for item in plan.todo)
     for notice in denoiser.notices:
         fail("denoise", notice)
-    return 1 if failed else 0
+    return ExitCode.FAILED if failed else ExitCode.OK
 
 
 def _chooser(args: argparse.Namespace, denoiser):

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from denoiser.cli.common import add_model_options, fail, load_denoiser, non_negative_int
+from denoiser.exit_codes import ExitCode
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -27,12 +28,12 @@ def run(args: argparse.Namespace) -> int:
 
     if bool(args.noisy) != bool(args.clean) or bool(args.noisy) == bool(args.folder):
         fail("eval", "give either FOLDER (synthetic noise) or both --noisy DIR and --clean DIR")
-        return 2
+        return ExitCode.USAGE
     try:
         sigmas = [float(s) for s in args.sigma.split(",") if s.strip()]
     except ValueError:
         fail("eval", f"--sigma must be comma-separated numbers, got {args.sigma!r}")
-        return 2
+        return ExitCode.USAGE
     if args.json:
         from denoiser.core.files import OutputFileError, check_output_file
 
@@ -41,10 +42,10 @@ def run(args: argparse.Namespace) -> int:
             check_output_file(args.json, args.overwrite, inputs, suffixes=(".json",))
         except OutputFileError as exc:
             fail("eval", f"--json {exc}")
-            return 2
+            return ExitCode.USAGE
     denoiser = load_denoiser(args, "eval")
     if denoiser is None:
-        return 2
+        return ExitCode.USAGE
 
     def fn(img, sigma):  # noqa: ANN001, ANN202 - evaluate's DenoiseFn
         return denoiser.denoise(img, sigma, passes=args.passes)
@@ -58,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
                 results.append(evaluate_synthetic(fn, args.folder, sigma, blind=args.blind, limit=args.limit))
     except (ValueError, OSError) as exc:
         fail("eval", str(exc))
-        return 1
+        return ExitCode.FAILED
     print(f"model {denoiser.model_name} on {denoiser.device_name}")
     for r in results:
         print(r.row())
@@ -70,5 +71,5 @@ def run(args: argparse.Namespace) -> int:
                                overwrite=args.overwrite)
         except (OutputFileError, OSError) as exc:
             fail("eval", f"--json {exc}")
-            return 1
-    return 0
+            return ExitCode.FAILED
+    return ExitCode.OK

@@ -5,10 +5,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from denoiser.cli.common import (EXIT_INTERRUPTED, EXIT_TERMINATED, Terminated, model_name, noise_level,
+from denoiser.cli.common import (Terminated, model_name, noise_level,
                                  positive_float, positive_int, signals_stop, stopped_status)
 from denoiser.cli.progress import TerminalProgress
 from denoiser.core.progress import Cancelled
+from denoiser.exit_codes import ExitCode
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -72,15 +73,15 @@ def run(args: argparse.Namespace) -> int:
         return stopped_status(received)
     except KeyboardInterrupt as exc:
         print("denoiser finetune: interrupted before the first checkpoint", file=sys.stderr)
-        return EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED
+        return ExitCode.TERMINATED if isinstance(exc, Terminated) else ExitCode.INTERRUPTED
     except (FinetuneError, ValueError, OSError) as exc:
         print(f"denoiser finetune: {exc}", file=sys.stderr)
-        return 2
+        return ExitCode.USAGE
     for path, reason in res.skipped.items():
         print(f"skipped {path}: {reason}", file=sys.stderr)
     fmt = lambda v: "n/a" if v is None else f"{v:.2f} dB"  # noqa: E731
     print(f"model {res.name!r} saved to {res.path}")
     print(f"{res.mode} mode, {res.steps} steps in {res.minutes:.1f} min; {res.val_metric} on held-out images: "
           f"{fmt(res.val_before)} -> {fmt(res.val_after)}")
-    return 0
+    return ExitCode.OK
 

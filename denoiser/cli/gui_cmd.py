@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from denoiser.display import display_problem
+from denoiser.exit_codes import ExitCode
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -18,7 +19,7 @@ def run(args: argparse.Namespace) -> int:
     problem = display_problem()
     if problem:  # before Qt loads: its own message would blame a missing xcb-cursor library
         print(f"denoiser gui: {problem}", file=sys.stderr)
-        return 2
+        return ExitCode.USAGE
     from denoiser.gui.app import main
 
     return main([str(args.image)] if args.image else [])

@@ -6,6 +6,8 @@ import json
 import sys
 from pathlib import Path
 
+from denoiser.exit_codes import ExitCode
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("models", help="list and manage models (no verb: list)",
@@ -68,11 +70,11 @@ def run(args: argparse.Namespace) -> int:
                   f"({entry.path}); your own models were left untouched")
     except store.TargetExistsError as exc:
         print(f"denoiser models {verb}: {exc} (--overwrite)", file=sys.stderr)
-        return 1
+        return ExitCode.FAILED
     except (store.ModelStoreError, ModelFileError, ForeignModelError, OSError) as exc:
         print(f"denoiser models {verb}: {exc}", file=sys.stderr)
-        return 1
-    return 0
+        return ExitCode.FAILED
+    return ExitCode.OK
 
 
 def _list(as_json: bool) -> int:
@@ -87,10 +89,10 @@ def _list(as_json: bool) -> int:
     community = foreign_cards()
     if as_json:
         print(json.dumps(rows + list(community.values()), indent=2, default=str))
-        return 0
+        return ExitCode.OK
     if not rows:
         print("no models installed", file=sys.stderr)
-        return 1
+        return ExitCode.FAILED
     width = max(len(name) for name in [r["name"] for r in rows] + list(community))
     for r in rows:
         metric = r["metrics"].get("val_after")
@@ -102,4 +104,4 @@ def _list(as_json: bool) -> int:
         how = ("noise-level input" if card.get("noise_input") else
                f"strength by blending, full at {card.get('nominal_sigma', 25):g}")
         print(f"{name:<{width}}  {card['architecture']} ({how})  [community, imported]")
-    return 0
+    return ExitCode.OK

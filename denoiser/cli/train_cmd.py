@@ -10,6 +10,7 @@ from pathlib import Path
 from denoiser.cli.common import model_name, positive_float, positive_int
 from denoiser.cli.progress import TerminalProgress
 from denoiser.core.progress import Cancelled
+from denoiser.exit_codes import ExitCode
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -34,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.out.exists() and not args.out.is_dir():
         print(f"denoiser train: --out {args.out} is a file, not a run folder; choose a folder", file=sys.stderr)
-        return 2
+        return ExitCode.USAGE
     try:
         cfg = TrainConfig.from_file(args.config) if args.config else TrainConfig()
         overrides = {k: v for k, v in (("minutes", args.minutes), ("max_steps", args.steps),
@@ -47,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
                           name=args.name, pack=args.pack)
     except (ValueError, OSError) as exc:
         print(f"denoiser train: {exc}", file=sys.stderr)
-        return 2
+        return ExitCode.USAGE
     args.out.mkdir(parents=True, exist_ok=True)
     from denoiser.core.files import atomic_write_bytes
 
@@ -57,14 +58,14 @@ def run(args: argparse.Namespace) -> int:
             result = trainer.train(resume=args.resume, progress=bar)
         except Cancelled:
             print("denoiser train: stopped; resume with --resume", file=sys.stderr)
-            return 1
+            return ExitCode.FAILED
         except (ValueError, OSError) as exc:
             print(f"denoiser train: {exc}", file=sys.stderr)
-            return 2
+            return ExitCode.USAGE
     print(json.dumps({k: v for k, v in result.items() if k != "skipped"}, indent=2))
     for path, reason in result["skipped"].items():
         print(f"skipped {path}: {reason}", file=sys.stderr)
-    return 0
+    return ExitCode.OK
 
 
 def add_pack_parser(sub: argparse._SubParsersAction) -> None:
@@ -88,9 +89,9 @@ def run_pack(args: argparse.Namespace) -> int:
                              native_quality=args.jpeg_native_quality, overwrite=args.overwrite)
     except (ValueError, OSError) as exc:
         print(f"denoiser pack: {exc}", file=sys.stderr)
-        return 2
+        return ExitCode.USAGE
     print(json.dumps(meta, indent=2))
-    return 0
+    return ExitCode.OK
 
 
 def add_estimator_parser(sub: argparse._SubParsersAction) -> None:
@@ -115,12 +116,12 @@ def run_estimator(args: argparse.Namespace) -> int:
                                      resume=args.resume, progress=bar)
     except Cancelled:
         print("denoiser train-estimator: stopped; resume with --resume", file=sys.stderr)
-        return 1
+        return ExitCode.FAILED
     except (ValueError, OSError) as exc:
         print(f"denoiser train-estimator: {exc}", file=sys.stderr)
-        return 2
+        return ExitCode.USAGE
     print(json.dumps(result, indent=2))
-    return 0
+    return ExitCode.OK
 
 
 def add_raw_parser(sub: argparse._SubParsersAction) -> None:
@@ -154,7 +155,7 @@ def run_raw(args: argparse.Namespace) -> int:
         trainer = RawTrainer(cfg, args.data, args.out, device=args.device, init=init)
     except (ValueError, OSError, ModelFileError) as exc:
         print(f"denoiser train-raw: {exc}", file=sys.stderr)
-        return 2
+        return ExitCode.USAGE
     args.out.mkdir(parents=True, exist_ok=True)
     from denoiser.core.files import atomic_write_bytes
 
@@ -164,6 +165,6 @@ def run_raw(args: argparse.Namespace) -> int:
             result = trainer.train(resume=args.resume, progress=bar)
         except Cancelled:
             print("denoiser train-raw: stopped; resume with --resume", file=sys.stderr)
-            return 1
+            return ExitCode.FAILED
     print(json.dumps({k: v for k, v in result.items() if k != "skipped"}, indent=2))
-    return 0
+    return ExitCode.OK

@@ -8,6 +8,8 @@ import os
 import sys
 from pathlib import Path
 
+from denoiser.exit_codes import ExitCode
+
 SMOKE_TIMEOUT_S = 300
 
 # numpy's OpenBLAS starts one busy-waiting thread per core. On a loaded 2-core machine that made the noise
@@ -77,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if problem := display_problem():  # before Qt aborts with a misleading "xcb-cursor0 is needed"
         print(f"denoiser-gui: {problem}", file=sys.stderr)
-        return 2
+        return ExitCode.USAGE
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s: %(message)s")
     app = create_application()
     from denoiser.gui.main_window import MainWindow
