@@ -33,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "train":
             module.add_pack_parser(sub)
             module.add_estimator_parser(sub)
+            module.add_raw_parser(sub)
     return parser
 
 
