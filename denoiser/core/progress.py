@@ -57,3 +57,27 @@ class SubProgress:
 
     def check_cancelled(self) -> None:
         self.parent.check_cancelled()
+
+
+def time_left(elapsed: float, fraction: float) -> float | None:
+    """Seconds left, extrapolated linearly from the time so far (tiles, files and steps take about equal
+    time); None while it is too early to tell (under 2 % done or half a second in)."""
+    if fraction <= 0.02 or elapsed < 0.5:
+        return None
+    return max(0.0, elapsed * (1 - fraction) / fraction)
+
+
+def format_duration(seconds: float) -> str:
+    """A clock reading: "1:15", "1:02:05"."""
+    h, rest = divmod(int(round(seconds)), 3600)
+    return f"{h}:{rest // 60:02d}:{rest % 60:02d}" if h else f"{rest // 60}:{rest % 60:02d}"
+
+
+def format_eta(elapsed: float, fraction: float) -> str:
+    """The time left in words, as every progress line shows it: 'about 10 s left', 'about 3 min left'."""
+    left = time_left(elapsed, fraction)
+    if left is None:
+        return "estimating time left…"
+    if left >= 90:
+        return f"about {left / 60:.0f} min left"
+    return f"about {max(1, round(left))} s left"

@@ -9,6 +9,7 @@ from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QProgressBar,
                                QPushButton, QSlider, QVBoxLayout, QWidget)
 
+from denoiser.core.progress import format_eta
 from denoiser.core.noise.level import SCALE_RANGE  # numpy only: no torch at start
 
 QUALITY_CHOICES = ((1, "Fast: 1 pass"), (2, "Better: 2 passes, 2× time"), (4, "High: 4 passes, 4× time"),
@@ -47,16 +48,6 @@ def device_title(device: str) -> str:
     if device.startswith("cuda"):
         return f"CUDA GPU {device.partition(':')[2] or '0'}"
     return device.upper()
-
-
-def format_eta(elapsed: float, fraction: float) -> str:
-    """A plain 'about N s left' from the time so far (linear; tiles take about equal time)."""
-    if fraction <= 0.02 or elapsed < 0.5:
-        return "estimating time left…"
-    left = elapsed * (1 - fraction) / fraction
-    if left >= 90:
-        return f"about {left / 60:.0f} min left"
-    return f"about {max(1, round(left))} s left"
 
 
 class ControlsPanel(QWidget):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from denoiser.gui.dialogs.batch_dialog import BatchDialog, format_eta
+from denoiser.gui.dialogs.batch_dialog import BatchDialog
 
 
 def make_folder(root: Path) -> Path:
@@ -153,8 +153,6 @@ def test_options_follow_the_widgets(dialog: BatchDialog) -> None:
     assert opts.strength == 30 and opts.device == "cpu" and opts.passes == 8
 
 
-def test_format_eta() -> None:
-    assert format_eta(75) == "1:15" and format_eta(3725) == "1:02:05"
 
 
 def test_cancel_stops_and_says_so(qtbot, data_dir: Path, tiny_model_file: Path, tmp_path: Path) -> None:  # noqa: ANN001

@@ -11,7 +11,10 @@ from denoiser.gui.dialogs.save_dialog import SaveDialog, default_format, format_
 def test_sixteen_bit_tiff_is_offered_only_for_sixteen_bit_sources() -> None:
     assert dict(format_choices(16))["tiff"].startswith("TIFF (16-bit")
     assert dict(format_choices(8))["tiff"].startswith("TIFF (8-bit")
-    assert default_format("RAW", 16) == "tiff" and default_format("BMP", 8) == "png"
+    assert default_format("RAW", 16) == "tiff" and default_format("TIFF", 8) == "tiff"
+    # core keeps a BMP as BMP (formats.kept_format); the dialog offers and picks that, as the batch does
+    assert default_format("BMP", 8) == "keep" and format_choices(8, "BMP")[0] == ("keep", "BMP (same as the original)")
+    assert [f for f, _ in format_choices(8, "JPEG")] == ["jpeg", "png", "tiff", "webp"]
     assert default_format("JPEG", 8) == "jpeg" and default_format("WEBP", 8) == "webp"
 
 
@@ -24,6 +27,7 @@ def test_suggested_name_is_next_to_the_original_and_never_existing(tmp_path: Pat
     assert suggested_path(src, "", "jpeg") == tmp_path / "IMG_1-denoised-3.jpg"
     assert suggested_path(src, "", "tiff") == tmp_path / "IMG_1-denoised.tif"
     assert suggested_path(None, str(tmp_path), "png") == tmp_path / "photo-denoised.png"
+    assert suggested_path(tmp_path / "scan.bmp", "", "keep", "BMP") == tmp_path / "scan-denoised.bmp"
 
 
 def test_dialog_switches_extension_and_quality_with_the_format(qtbot, tmp_path: Path) -> None:  # noqa: ANN001

@@ -27,7 +27,7 @@ from denoiser.core.model.registry import find_model, user_models_dir
 from denoiser.core.model.store import runs_dir, validate_name
 from denoiser.core.noise import estimate_sigma
 from denoiser.core.noise.learned import auto_level
-from denoiser.core.progress import NullProgress, Progress
+from denoiser.core.progress import NullProgress, Progress, format_duration, time_left
 from denoiser.core.training.finetune_modes import TRAINERS, FinetuneTrainer
 from denoiser.core.training.finetune_run import FinetuneError as FinetuneError
 from denoiser.core.training.finetune_run import (FinetuneSpec, has_unfinished_run, make_config, read_spec, run_folder,
@@ -145,9 +145,9 @@ class _Hook:
 
     def report(self, fraction: float, message: str = "") -> None:
         t = self.trainer
-        if fraction > 0:
-            eta = max(0.0, t.elapsed / fraction * (1 - fraction))
-            message = f"{message} ETA {int(eta // 60)}:{int(eta % 60):02d}"
+        left = time_left(t.elapsed, fraction)
+        if left is not None:
+            message = f"{message} ETA {format_duration(left)}"
         self.progress.report(fraction, message)
         if self.on_step is None or not t.history:
             return

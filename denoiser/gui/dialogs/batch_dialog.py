@@ -19,11 +19,13 @@ from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QDialog,
 from denoiser.gui import jobs
 from denoiser.gui.controls import quality_combo
 from denoiser.gui.workers import Job, JobRunner
-from denoiser.core.io.formats import DEFAULT_TEMPLATE, DENOISED_SUFFIX
+from denoiser.core.io.formats import DEFAULT_TEMPLATE, DENOISED_SUFFIX, SAVE_FORMATS
+from denoiser.core.progress import format_duration
 
 COLUMNS = ("File", "Status", "Noise", "Seconds", "Reason")
-FORMATS = (("Same as the original", "keep"), ("JPEG", "jpeg"), ("PNG", "png"), ("16-bit TIFF", "tiff"),
-           ("WebP", "webp"))
+FORMAT_LABELS = {"keep": "Same as the original", "jpeg": "JPEG", "png": "PNG", "tiff": "16-bit TIFF", "webp": "WebP",
+                 "dng": "DNG (camera RAW files only)"}
+FORMATS = tuple((FORMAT_LABELS[fmt], fmt) for fmt in SAVE_FORMATS)  # core's list; a new format needs a label
 
 
 def _row(first: QWidget, second: QWidget) -> QWidget:
@@ -45,12 +47,6 @@ def model_name_text(name: str | None) -> str:
     if not name:
         return "the default model"
     return Path(name).stem if name.endswith(".safetensors") else name
-
-
-def format_eta(seconds: float) -> str:
-    seconds = int(round(seconds))
-    h, rest = divmod(seconds, 3600)
-    return f"{h}:{rest // 60:02d}:{rest % 60:02d}" if h else f"{rest // 60}:{rest % 60:02d}"
 
 
 class BatchDialog(QDialog):
@@ -307,7 +303,7 @@ class BatchDialog(QDialog):
     def _on_progress(self, fraction: float, message: str) -> None:
         self.overall.setValue(int(round(1000 * max(0.0, min(1.0, fraction)))))
         elapsed = time.monotonic() - self._started_at
-        eta = f", about {format_eta(elapsed * (1 - fraction) / fraction)} left" if 0.01 < fraction < 1 else ""
+        eta = f", about {format_duration(elapsed * (1 - fraction) / fraction)} left" if 0.01 < fraction < 1 else ""
         if self.job is not None and not self.job.token.cancelled:
             self.status_label.setText(f"{message}{eta}")
 
@@ -336,7 +332,7 @@ class BatchDialog(QDialog):
     def summary_text(result: Any) -> str:
         c = result.counts
         head = "Stopped" if result.cancelled else "Finished"
-        lines = [f"{head} in {format_eta(result.seconds)}: {c['done']} cleaned, {c['skipped']} skipped, "
+        lines = [f"{head} in {format_duration(result.seconds)}: {c['done']} cleaned, {c['skipped']} skipped, "
                  f"{c['failed']} failed."]
         if result.cancelled:
             lines.append("Start again to resume: finished photos are skipped.")

@@ -7,31 +7,40 @@ from PySide6.QtCore import Slot
 from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
                                QLineEdit, QMessageBox, QPushButton, QSpinBox, QWidget)
 
-from denoiser.core.io.formats import DENOISED_SUFFIX, SAVE_SUFFIX
+from denoiser.core.io.formats import DENOISED_SUFFIX, FORMAT_EXTENSIONS, SAVE_SUFFIX, kept_format
 
-SUFFIXES = SAVE_SUFFIX
-SOURCE_TO_FORMAT = {"JPEG": "jpeg", "PNG": "png", "TIFF": "tiff", "WEBP": "webp"}
 DEFAULT_QUALITY = 92
 
 
-def format_choices(bit_depth: int) -> list[tuple[str, str]]:
-    """(core format, label); 16-bit TIFF only when the source has 16 bits to keep."""
+def format_choices(bit_depth: int, source_format: str = "") -> list[tuple[str, str]]:
+    """(core format, label); 16-bit TIFF only when the source has 16 bits to keep; "keep" first when what
+    core keeps (formats.kept_format: BMP stays BMP) is none of the others."""
     tiff = "TIFF (16-bit, lossless)" if bit_depth == 16 else "TIFF (8-bit, lossless)"
-    return [("jpeg", "JPEG (8-bit, choose quality)"), ("png", "PNG (lossless)"), ("tiff", tiff),
-            ("webp", "WebP (choose quality)")]
+    choices = [("jpeg", "JPEG (8-bit, choose quality)"), ("png", "PNG (lossless)"), ("tiff", tiff),
+               ("webp", "WebP (choose quality)")]
+    kept = kept_format(source_format)
+    if kept in FORMAT_EXTENSIONS and kept.lower() not in SAVE_SUFFIX:
+        choices.insert(0, ("keep", f"{kept} (same as the original)"))
+    return choices
 
 
 def default_format(source_format: str, bit_depth: int) -> str:
-    if source_format in SOURCE_TO_FORMAT:
-        return SOURCE_TO_FORMAT[source_format]
-    return "tiff" if bit_depth == 16 else "png"  # RAW, BMP: keep the bits, lossless
+    """What core's "keep" writes (formats.kept_format), as the choice that offers it."""
+    kept = kept_format(source_format)
+    if kept not in FORMAT_EXTENSIONS:
+        return "tiff" if bit_depth == 16 else "png"
+    return kept.lower() if kept.lower() in SAVE_SUFFIX else "keep"
 
 
-def suggested_path(source: Path | None, folder: str, fmt: str) -> Path:
+def output_suffix(fmt: str, source_format: str = "") -> str:
+    return FORMAT_EXTENSIONS[kept_format(source_format)][0] if fmt == "keep" else SAVE_SUFFIX[fmt]
+
+
+def suggested_path(source: Path | None, folder: str, fmt: str, source_format: str = "") -> Path:
     """`<stem>-denoised.<ext>` next to the original (or in `folder`); never the original, never an existing file."""
     stem = source.stem if source else "photo"
     base = source.parent if source else Path(folder or Path.home())
-    suffix = SUFFIXES[fmt]
+    suffix = output_suffix(fmt, source_format)
     candidate, n = base / f"{stem}{DENOISED_SUFFIX}{suffix}", 2
     while candidate.exists() or (source is not None and candidate.resolve() == source.resolve()):
         candidate, n = base / f"{stem}{DENOISED_SUFFIX}-{n}{suffix}", n + 1
@@ -43,11 +52,11 @@ class SaveDialog(QDialog):
                  folder: str = "", plan: str = "") -> None:
         super().__init__(parent)
         self.setWindowTitle("Save denoised photo")
-        self.source, self.folder = source, folder
+        self.source, self.folder, self.source_format = source, folder, source_format
         self.overwrite = False
         self._suggested = ""
         self.format_combo = QComboBox()
-        for fmt, label in format_choices(bit_depth):
+        for fmt, label in format_choices(bit_depth, source_format):
             self.format_combo.addItem(label, fmt)
         self.quality = QSpinBox()
         self.quality.setRange(1, 100)
@@ -89,9 +98,9 @@ class SaveDialog(QDialog):
         self.quality.setEnabled(self.fmt() in ("jpeg", "webp"))
         current = self.path_edit.text()
         if current and current != self._suggested:  # the user's own name: only the extension follows
-            self.path_edit.setText(str(Path(current).with_suffix(SUFFIXES[self.fmt()])))
+            self.path_edit.setText(str(Path(current).with_suffix(output_suffix(self.fmt(), self.source_format))))
         else:
-            self._suggested = str(suggested_path(self.source, self.folder, self.fmt()))
+            self._suggested = str(suggested_path(self.source, self.folder, self.fmt(), self.source_format))
             self.path_edit.setText(self._suggested)
 
     @Slot()
