@@ -80,20 +80,22 @@ def run(args: argparse.Namespace) -> int:
 def _list(as_json: bool) -> int:
     from denoiser.core.model.store import describe
     from denoiser.core.model.profiles import describe_profile, profile_of
-    from denoiser.core.model.registry import list_models
+    from denoiser.core.model.registry import damaged_models, list_models
 
     from denoiser.core.model.foreign import foreign_cards
 
     entries = list_models()
     rows = [describe(e) | {"camera_profile": profile_of(e)} for e in entries]
     community = foreign_cards()
+    damaged = damaged_models()
     if as_json:
-        print(json.dumps(rows + list(community.values()), indent=2, default=str))
+        broken = [{"name": d.name, "path": str(d.path), "damaged": d.problem, "builtin": d.builtin} for d in damaged]
+        print(json.dumps(rows + list(community.values()) + broken, indent=2, default=str))
         return ExitCode.OK
-    if not rows:
+    if not rows and not damaged:
         print("no models installed", file=sys.stderr)
         return ExitCode.FAILED
-    width = max(len(name) for name in [r["name"] for r in rows] + list(community))
+    width = max(len(name) for name in [r["name"] for r in rows] + list(community) + [d.name for d in damaged])
     for r in rows:
         metric = r["metrics"].get("val_after")
         extra = f", val {r['metrics'].get('validation')}: {metric:.2f} dB" if isinstance(metric, float) else ""
@@ -104,4 +106,7 @@ def _list(as_json: bool) -> int:
         how = ("noise-level input" if card.get("noise_input") else
                f"strength by blending, full at {card.get('nominal_sigma', 25):g}")
         print(f"{name:<{width}}  {card['architecture']} ({how})  [community, imported]")
+    for d in damaged:
+        fix = "reinstall the app" if d.builtin else f"delete it with: denoiser models delete {d.name}"
+        print(f"{d.name:<{width}}  DAMAGED, cannot be used: {d.problem} ({fix})")
     return ExitCode.OK

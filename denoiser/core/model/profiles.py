@@ -8,7 +8,9 @@ one stop of the profile's range; of several matches the one whose range is neare
 """
 from __future__ import annotations
 
+import logging
 import math
+import struct
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +20,12 @@ from PIL import Image
 
 from denoiser.core.model.registry import ModelEntry, list_models
 
+log = logging.getLogger(__name__)
+
 AUTO_MODEL = "auto"
+# What Pillow raises on a damaged file or EXIF block (its parsers use struct, and SyntaxError for bad headers);
+# anything else is a bug and propagates.
+EXIF_ERRORS = (OSError, ValueError, TypeError, KeyError, IndexError, SyntaxError, EOFError, struct.error)
 ISO_SLACK_STOPS = 1.0  # a photo up to one stop outside the profile's ISO range still matches
 _MAKE, _MODEL, _EXIF_IFD, _ISO, _SENSITIVITY = 0x010F, 0x0110, 0x8769, 0x8827, 0x8833
 
@@ -74,7 +81,8 @@ def camera_of(exif_bytes: bytes | None) -> Camera | None:
     try:
         exif.load(exif_bytes)
         return camera_from_exif(exif)
-    except Exception:  # a damaged EXIF block only means: no profile
+    except EXIF_ERRORS:  # a damaged EXIF block only means: no profile
+        log.debug("unreadable EXIF block: no camera profile", exc_info=True)
         return None
 
 
@@ -83,7 +91,8 @@ def camera_of_file(path: Path) -> Camera | None:
     try:
         with Image.open(path) as im:
             return camera_from_exif(im.getexif())
-    except Exception:
+    except EXIF_ERRORS:  # unreadable file or EXIF: no camera, and the folder's other photos decide
+        log.debug("%s: no readable EXIF", path, exc_info=True)
         return None
 
 

@@ -30,28 +30,44 @@ def user_models_dir() -> Path:
     return user_data_path() / "models"
 
 
-def _scan(folder: Path, builtin: bool) -> list[ModelEntry]:
+@dataclass(frozen=True)
+class DamagedModel:
+    """A model file whose card cannot be read: listed with the reason, so it can be seen and deleted, never
+    silently left out."""
+    name: str
+    path: Path
+    problem: str
+    builtin: bool
+
+
+def _scan(folder: Path, builtin: bool) -> tuple[list[ModelEntry], list[DamagedModel]]:
     if not folder.is_dir():
-        return []
-    entries = []
+        return [], []
+    entries, damaged = [], []
     for path in sorted(folder.glob("*.safetensors")):
         if path.stem.startswith("."):  # temp files, and "..safetensors" whose name "." would be a folder
             continue
         try:
             card = read_card(path)
-        except ModelFileError:
+        except (ModelFileError, OSError) as exc:
+            damaged.append(DamagedModel(path.stem, path, str(exc), builtin))
             continue
         entries.append(ModelEntry(path.stem, path, card, builtin))
-    return entries
+    return entries, damaged
+
+
+def damaged_models() -> list[DamagedModel]:
+    """The model files of the shipped and user folders that cannot be read (`denoiser models` shows them)."""
+    return _scan(shipped_models_dir(), True)[1] + _scan(user_models_dir(), False)[1]
 
 
 def list_models(kind: str | None = "rgb") -> list[ModelEntry]:
     """Shipped models first (the default first of all), then the user's, by name; of one kind ('rgb': photo
     models, 'raw': models of Bayer mosaics; None: all)."""
-    shipped = [e for e in _scan(shipped_models_dir(), True) if kind is None or e.card.config.kind == kind]
+    shipped = [e for e in _scan(shipped_models_dir(), True)[0] if kind is None or e.card.config.kind == kind]
     shipped.sort(key=lambda e: (e.name != DEFAULT_MODEL_NAME, e.name))
     names = {e.name for e in shipped}
-    user = [e for e in _scan(user_models_dir(), False) if kind is None or e.card.config.kind == kind]
+    user = [e for e in _scan(user_models_dir(), False)[0] if kind is None or e.card.config.kind == kind]
     return shipped + [e for e in user if e.name not in names]
 
 
@@ -72,5 +88,9 @@ def find_model(name: str | None = None, kind: str | None = "rgb") -> ModelEntry:
     for entry in list_models(kind):
         if entry.name == name:
             return entry
+    for bad in damaged_models():
+        if bad.name == name:
+            raise ModelFileError(f"the model {name!r} is damaged ({bad.problem}); "
+                                 + ("reinstall the app" if bad.builtin else f"delete it: denoiser models delete {name}"))
     available = ", ".join(e.name for e in list_models(kind)) or "none installed"
     raise ModelFileError(f"no model named {name!r} (available: {available})")

@@ -14,7 +14,8 @@ from denoiser.core.files import atomic_write_bytes
 from denoiser.core.model.file import ModelFileError, card_path, load_model, save_model
 from denoiser.core.files import inside, remove_tree_inside
 from denoiser.core.model.network import count_parameters
-from denoiser.core.model.registry import DEFAULT_MODEL_NAME, ModelEntry, find_model, list_models, user_models_dir
+from denoiser.core.model.registry import (DEFAULT_MODEL_NAME, ModelEntry, damaged_models, find_model, list_models,
+                                         user_models_dir)
 from denoiser.core.resources import user_data_path
 
 MAX_NAME_LENGTH = 64
@@ -140,13 +141,15 @@ def rename(old: str, new: str) -> ModelEntry:
 
 
 def delete(name: str) -> None:
-    """Remove a user model, its card and its fine-tuning run folder; shipped models are refused."""
-    entry = _user_entry(name, "deleted")
-    run = _run_of(entry.name)
+    """Remove a user model, its card and its fine-tuning run folder; shipped models are refused. A user model
+    file that cannot be read (registry.damaged_models) is deleted the same way."""
+    bad = next((d for d in damaged_models() if d.name == name and not d.builtin), None)
+    path = bad.path if bad is not None else _user_entry(name, "deleted").path
+    run = _run_of(path.stem)
     if run is not None and run.is_symlink():  # refused before anything is deleted
         raise ModelStoreError(f"{run}: is a link; refusing to delete through it")
-    entry.path.unlink()
-    card_path(entry.path).unlink(missing_ok=True)
+    path.unlink()
+    card_path(path).unlink(missing_ok=True)
     if run is not None:
         remove_tree_inside(run, runs_dir())
 
