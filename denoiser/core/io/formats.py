@@ -15,8 +15,12 @@ RAW_EXTENSIONS = frozenset({".dng", ".cr2", ".cr3", ".crw", ".nef", ".nrw", ".ar
 FORMAT_OF_SUFFIX = {e: name for name, exts in FORMAT_EXTENSIONS.items() for e in exts}  # ".jpe" -> "JPEG"
 IMAGE_EXTENSIONS = frozenset(e for exts in FORMAT_EXTENSIONS.values() for e in exts)  # decoded without rawpy
 SUPPORTED_EXTENSIONS = frozenset(IMAGE_EXTENSIONS | RAW_EXTENSIONS)
-SAVE_FORMATS = ("keep", "jpeg", "png", "tiff", "webp")  # "keep": the input's own format (kept_format)
-SAVE_SUFFIX = {"jpeg": ".jpg", "png": ".png", "tiff": ".tif", "webp": ".webp"}
+SAVE_FORMATS = ("keep", "jpeg", "png", "tiff", "webp", "dng")  # "keep": the input's own format (kept_format)
+SAVE_SUFFIX = {"jpeg": ".jpg", "png": ".png", "tiff": ".tif", "webp": ".webp", "dng": ".dng"}
+# A DNG is written from a camera raw itself (core.inference.raw_path), never from developed pixels; a RAW kept
+# as it is becomes one.
+DNG = "DNG"
+DNG_EXTENSIONS = (".dng",)
 SUFFIX_SAVE_FORMAT = {e: fmt.lower() for fmt, exts in FORMAT_EXTENSIONS.items() for e in exts
                       if fmt.lower() in SAVE_SUFFIX}
 DENOISED_SUFFIX = "-denoised"  # photo.jpg -> photo-denoised.jpg
@@ -30,6 +34,25 @@ def kept_format(source_format: str) -> str:
 
 
 def kept_format_of_suffix(suffix: str) -> str:
-    """The format "keep" writes for a file with this suffix, known before decoding (unknown: TIFF)."""
+    """The format "keep" writes for a file with this suffix, known before decoding (a camera raw: DNG, its
+    denoised raw; unknown: TIFF)."""
     suffix = suffix.lower()
-    return "TIFF" if suffix in RAW_EXTENSIONS else kept_format(FORMAT_OF_SUFFIX.get(suffix, "TIFF"))
+    return DNG if suffix in RAW_EXTENSIONS else kept_format(FORMAT_OF_SUFFIX.get(suffix, "TIFF"))
+
+
+def planned_format(source_suffix: str, fmt: str) -> str:
+    """The format a run writes for an input with this suffix under `fmt` ("keep", "jpeg", ... "dng")."""
+    return kept_format_of_suffix(source_suffix) if fmt.lower() == "keep" else fmt.upper()
+
+
+def format_extensions(name: str) -> tuple[str, ...]:
+    """The file extensions of an output format ("JPEG", ..., "DNG"), the usual one first."""
+    return DNG_EXTENSIONS if name == DNG else FORMAT_EXTENSIONS[name]
+
+
+def dng_problem(source_suffix: str, fmt: str) -> str:
+    """Why this input cannot be written as `fmt` when that is DNG ("" when it can): a DNG holds a raw."""
+    if fmt.lower() == "dng" and source_suffix.lower() not in RAW_EXTENSIONS:
+        return ("is not a camera RAW file; --format dng writes denoised raw files only "
+                "(choose jpeg, png, tiff or webp)")
+    return ""
