@@ -37,6 +37,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"denoiser train: --out {args.out} is a file, not a run folder; choose a folder", file=sys.stderr)
         return ExitCode.USAGE
     try:
+        if args.resume and (args.out / "checkpoint.pt").is_file():  # refused in a moment, before the run is built
+            from denoiser.core.model.foreign import load_torch_weights
+
+            load_torch_weights(args.out / "checkpoint.pt")
         cfg = TrainConfig.from_file(args.config) if args.config else TrainConfig()
         overrides = {k: v for k, v in (("minutes", args.minutes), ("max_steps", args.steps),
                                        ("threads", args.threads)) if v is not None}

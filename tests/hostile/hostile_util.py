@@ -65,21 +65,23 @@ def zlib_bomb(megabytes: int) -> bytes:
     return first + steady * (megabytes - 1) + b"\x03\x00" + adler.to_bytes(4, "big")  # + an empty final block
 
 
-def png16_with_bomb(path: Path, kind: str = "xmp", megabytes: int = 1500, size: int = 32) -> Path:
-    """A 16-bit RGB PNG whose XMP (iTXt) or ICC (iCCP) chunk, after the pixel data, inflates to `megabytes`."""
+def png_with_bomb(path: Path, kind: str = "xmp", megabytes: int = 1500, size: int = 32, bits: int = 16) -> Path:
+    """An RGB PNG (16- or 8-bit) whose XMP (iTXt) or ICC (iCCP) chunk, after the pixel data, inflates to
+    `megabytes`."""
     import struct
     import zlib
 
     def chunk(tag: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data))
 
-    rows = np.random.default_rng(0).integers(0, 65535, (size, size * 3), dtype=np.uint16).astype(">u2")
+    dtype = ">u2" if bits == 16 else np.uint8
+    rows = np.random.default_rng(0).integers(0, 2 ** bits - 1, (size, size * 3)).astype(dtype)
     raw = b"".join(b"\0" + r.tobytes() for r in rows)
     bomb = zlib_bomb(megabytes)
     meta = (chunk(b"iTXt", b"XML:com.adobe.xmp\0\x01\0\0\0" + bomb) if kind == "xmp" else
             chunk(b"iCCP", b"ICC profile\0\0" + bomb))
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", size, size, 16, 2, 0, 0, 0))
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", size, size, bits, 2, 0, 0, 0))
                      + chunk(b"IDAT", zlib.compress(raw)) + meta + chunk(b"IEND", b""))
     return path
 

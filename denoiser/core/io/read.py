@@ -84,10 +84,15 @@ def decode_pillow_file(im: Image.Image, path: Path, data_head: bytes) -> Decoded
         _warn_pages(path, getattr(im, "n_frames", 1))
     icc = im.info.get("icc_profile") or None
     if fmt == "PNG" and data_head[24:25] == b"\x10":
-        return _decode_png16(path, icc)
+        return _decode_png_cv(path, icc)
     if fmt == "TIFF" and max(_as_tuple(im.tag_v2.get(258, (8,)))) > 8:
         return decode_tiff(path, float("inf"), NO_MEMORY_LIMIT, warn_pages=False)  # size checked from the header
-    pixels, alpha, bit_depth, drop_icc = pillow_to_arrays(im)
+    try:
+        pixels, alpha, bit_depth, drop_icc = pillow_to_arrays(im)
+    except ValueError as exc:  # a text chunk over Pillow's limit: decoded without it, metadata bounded
+        if fmt != "PNG" or "Decompressed data too large" not in str(exc):
+            raise
+        return _decode_png_cv(path, None)
     if drop_icc:
         icc = None
     exif, xmp = _pillow_exif(im, path, fmt), _as_bytes(im.info.get("xmp"))
@@ -141,7 +146,9 @@ def pillow_to_arrays(im: Image.Image) -> tuple[np.ndarray, np.ndarray | None, in
     return arr, None, 8, drop_icc
 
 
-def _decode_png16(path: Path, icc: bytes | None) -> Decoded:
+def _decode_png_cv(path: Path, icc: bytes | None) -> Decoded:
+    """PNG through OpenCV (16-bit, which Pillow reduces to 8; or an 8-bit file whose text chunk Pillow
+    refuses), its metadata read by meta.png_metadata with every compressed block bounded."""
     data = path.read_bytes()
     try:
         meta.png_chunks(data)  # walks to IEND: catches truncation before OpenCV guesses
@@ -153,7 +160,7 @@ def _decode_png16(path: Path, icc: bytes | None) -> Decoded:
         raise DecodeError("the PNG data is damaged or truncated")
     grey = data[25] in (0, 4)  # IHDR colour type: grey or grey+alpha
     pixels, alpha = _split_cv(arr, grey)
-    return Decoded(pixels, alpha, 16, "PNG", exif, xmp, icc2 or icc)
+    return Decoded(pixels, alpha, 16 if arr.dtype == np.uint16 else 8, "PNG", exif, xmp, icc2 or icc)
 
 
 def _split_cv(arr: np.ndarray, grey: bool) -> tuple[np.ndarray, np.ndarray | None]:
