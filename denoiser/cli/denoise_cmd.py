@@ -1,10 +1,15 @@
-"""`denoiser denoise IMG... (-o OUT | --out-dir DIR)`: clean photos one by one."""
+"""`denoiser denoise IMG... (-o OUT | --out-dir DIR)`: clean photos one by one.
+
+The files are planned as a batch is (core.batch.plan.plan_files: every input and output checked before the
+model loads) and each photo is made by core.pipeline.process_photo, the path `batch`, the window and a
+cluster worker share."""
 from __future__ import annotations
 
 import argparse
 import logging
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from denoiser.cli.common import (add_control_options, add_model_options, controls_from, fail, load_denoiser,
                                  parse_quality, parse_strength, positive_float)
@@ -15,8 +20,10 @@ from denoiser.cli.strength import add_strength_scale_option, scale_conflict
 from denoiser.core.progress import Cancelled
 from denoiser.exit_codes import ExitCode
 
-log = logging.getLogger("denoiser.denoise")
+if TYPE_CHECKING:
+    from denoiser.core.pipeline import EngineCache, PhotoOptions, PhotoTask, Prepared
 
+log = logging.getLogger("denoiser.denoise")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -78,72 +85,64 @@ def run(args: argparse.Namespace) -> int:
         return ExitCode.USAGE
     log.info("model %s on %s, tiles of %d px, %d pass(es)", denoiser.model_name or "?", denoiser.device_name,
              denoiser.tile, args.passes)
-    chooser = _chooser(args, denoiser)
-    failed = len(plan.items) - len(plan.todo) + sum(not _one(args, chooser, item.source, item.output)
+    from denoiser.core.pipeline import EngineCache
+
+    engines = EngineCache()
+    engines.put(denoiser, args.model, args.device, args.tile)
+    options = _photo_options(args)
+    failed = len(plan.items) - len(plan.todo) + sum(not _one(options, engines, item.source, item.output)
                                                     for item in plan.todo)
     for notice in denoiser.notices:
         fail("denoise", notice)
     return ExitCode.FAILED if failed else ExitCode.OK
 
 
-def _chooser(args: argparse.Namespace, denoiser):
-    """Per-photo model choice: the pinned --model, or (auto) a camera profile matching the photo's EXIF."""
-    from denoiser.core.inference.engine import open_denoiser
-    from denoiser.core.model.profiles import ModelChooser
+def _photo_options(args: argparse.Namespace) -> "PhotoOptions":
+    from denoiser.core.pipeline import PhotoOptions
 
-    return ModelChooser(args.model, lambda name: open_denoiser(name, args.device, tile=args.tile), first=denoiser)
+    return PhotoOptions(fmt=args.format, quality=args.quality, strength=args.strength,
+                        strength_scale=args.strength_scale, overwrite=args.overwrite, model=args.model,
+                        device=args.device, tile=args.tile, passes=args.passes, controls=controls_from(args),
+                        max_megapixels=args.max_megapixels, max_memory=memory_limit(args))
 
 
-def _one(args: argparse.Namespace, chooser, path: Path, target: Path) -> bool:
-    """Denoise one photo into `target`; False (after one line on stderr) when it fails."""
-    from denoiser.core.inference import controls as tone
-    from denoiser.core.inference.detail_map import detail_report
-    from denoiser.core.io.photo import PhotoError, check_target, load_photo, remove_stale_parts, save_photo
+def _one(options: "PhotoOptions", engines: "EngineCache", path: Path, target: Path) -> bool:
+    """Denoise one photo into `target` (core.pipeline.process_photo); False (after one line on stderr) when
+    it fails or another run holds it."""
+    from denoiser.core.pipeline import DONE, PhotoTask, process_photo
 
+    t0 = time.perf_counter()
+    task = PhotoTask(path, target, str(path))
     try:
-        t0 = time.perf_counter()
-        photo = load_photo(path, max_megapixels=args.max_megapixels, max_memory=memory_limit(args))
-        log.info("%s: %d x %d (%.1f MP), %s %d-bit%s, read in %.1f s", path, photo.width, photo.height,
-                 photo.megapixels, photo.format, photo.bit_depth, ", alpha kept" if photo.alpha is not None else "",
-                 time.perf_counter() - t0)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        check_target(photo, target, args.overwrite)  # the same refusal save_photo makes, before the work
-        denoiser, choice = chooser.for_exif(photo.exif)
-        if choice.profile:
-            print(f"{path}: {choice.reason}")
-        sigma = args.strength if args.strength is not None else _auto_strength(args, denoiser, photo, path)
+        prepared = _prepare(options, engines, task)
         t1 = time.perf_counter()
         with TerminalProgress(path.name, delay=1.0) as bar:
-            result, sigma = tone.denoise_photo(denoiser, photo, sigma, controls_from(args), bar, args.passes)
-        score = detail_report(photo.pixels, result.pixels).score
-        result = tone.with_note(result, denoiser.model_name, sigma, args.passes, controls_from(args))
-        log.info("%s: denoised at strength %.2f in %.1f s", path, sigma, time.perf_counter() - t1)
-        for stale in remove_stale_parts([target]):
-            log.info("removed %s, left by an interrupted run", stale)
-        saved = save_photo(result, target, fmt=args.format, quality=args.quality, overwrite=args.overwrite)
-        print(f"{path} -> {saved}  (noise level {sigma:.1f}, {time.perf_counter() - t0:.1f} s, "
-              f"{denoiser.device_name}; removed detail {score:.2f} %)")
-        return True
-    except (PhotoError, ValueError, OSError) as exc:
-        fail("denoise", str(exc) if str(path) in str(exc) else f"{path}: {exc}")
+            result = process_photo(task, options, engines, bar, prepared)
     except Cancelled:
         fail("denoise", "cancelled")
         raise KeyboardInterrupt from None
-    return False
+    if result.status != DONE:
+        fail("denoise", f"{path}: {result.reason}")
+        return False
+    if result.model_reason:
+        print(f"{path}: {result.model_reason}")
+    log.info("%s: denoised at strength %.2f in %.1f s", path, result.sigma, time.perf_counter() - t1)
+    print(f"{path} -> {result.output}  (noise level {result.sigma:.1f}, {time.perf_counter() - t0:.1f} s, "
+          f"{result.device}; removed detail {result.detail_score:.2f} %)")
+    return True
 
 
-def _auto_strength(args: argparse.Namespace, denoiser, photo, path: Path) -> float:
-    """Auto's estimate (and, for camera noise, its calibration: seconds on a CPU), announced and timed on
-    the terminal so a photo never sits silent."""
-    from denoiser.core.io.photo import PhotoError
+def _prepare(options: "PhotoOptions", engines: "EngineCache", task: "PhotoTask") -> "Prepared":
+    """Decode (and with Auto measure the noise map: seconds on a CPU, announced and timed on the terminal so a
+    photo never sits silent); the photo's size and format are logged with -v."""
+    from denoiser.core.pipeline import prepare
 
     t0 = time.perf_counter()
-    with TerminalProgress(f"{path.name}: estimating the noise level (Auto)", delay=0.0, ticking=True):
-        try:
-            sigma = denoiser.auto_strength(photo.pixels, scale=args.strength_scale)
-        except ValueError as exc:
-            hint = "" if "--strength" in str(exc) else "; give the strength yourself, e.g. --strength 15"
-            raise PhotoError(f"{path}: Auto cannot measure the noise of a {photo.width} x {photo.height} photo "
-                             f"({exc}){hint}") from None
-    log.info("%s: Auto strength %.2f, found in %.1f s", path, sigma, time.perf_counter() - t0)
-    return sigma
+    prepared = prepare(task, options, engines, lambda: TerminalProgress(
+        f"{task.source.name}: estimating the noise level (Auto)", delay=0.0, ticking=True))
+    photo = prepared.photo
+    if photo is not None:
+        log.info("%s: %d x %d (%.1f MP), %s %d-bit%s, read%s in %.1f s", task.source, photo.width, photo.height,
+                 photo.megapixels, photo.format, photo.bit_depth, ", alpha kept" if photo.alpha is not None else "",
+                 " and measured" if prepared.level is not None else "", time.perf_counter() - t0)
+    return prepared

@@ -292,11 +292,12 @@ def test_decode_overlaps_denoise(tmp_path: Path, tiny_model: str, monkeypatch: p
     """With prefetch the next photo's decode starts while the current one is being denoised: each denoise
     waits for that decode to begin (without prefetch it never would, and the wait gives up)."""
     import denoiser.core.batch.runner as batch
+    import denoiser.core.pipeline as pipeline
     from denoiser.core.inference import controls as tone
 
     photo_folder(tmp_path / "in", 3)
     decoding = {name: threading.Event() for name in ("p00.png", "p01.png", "p02.png")}
-    real_load, real_denoise = batch.load_photo, tone.denoise_photo
+    real_load, real_denoise = pipeline.load_photo, tone.denoise_photo
     overlapped: list[bool] = []
 
     def load_spy(path: Path, *a, **kw):
@@ -311,7 +312,7 @@ def test_decode_overlaps_denoise(tmp_path: Path, tiny_model: str, monkeypatch: p
             overlapped.append(True)  # the last photo has no next one
         return real_denoise(denoiser, photo, *a, **kw)
 
-    monkeypatch.setattr(batch, "load_photo", load_spy)
+    monkeypatch.setattr(pipeline, "load_photo", load_spy)
     monkeypatch.setattr(tone, "denoise_photo", denoise_spy)
     result = batch.run_batch(options(tmp_path, tiny_model))
     assert result.counts["done"] == 3 and overlapped == [True, True, True]

@@ -72,7 +72,7 @@ def test_an_unwritable_output_is_refused_before_the_model_loads(cli, job: Path, 
 @pytest.mark.parametrize("signum,status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_a_signal_stops_the_job_cleanly_with_the_shell_status(cli, job: Path, tiny_model_file: Path, monkeypatch,
                                                              signum: int, status: int) -> None:
-    import denoiser.core.batch.runner as batch
+    import denoiser.core.pipeline as batch
 
     real = batch.save_photo
     calls = []

@@ -16,7 +16,7 @@ from denoiser.core.io.formats import (DEFAULT_TEMPLATE, FORMAT_EXTENSIONS, RAW_E
                                       SUPPORTED_EXTENSIONS)
 from denoiser.core.inference.controls import Controls
 from denoiser.core.files import UnsafePathError, resolved
-from denoiser.core.noise.level import NoiseLevel, check_scale
+from denoiser.core.noise.level import NoiseLevel, requested_level
 
 TEMPLATE_FIELDS = frozenset({"stem", "ext", "name", "parent"})
 # Longest output file name, in bytes: NAME_MAX (255 on every common file system) less what the temp file
@@ -85,12 +85,7 @@ class BatchOptions:
     def level(self) -> NoiseLevel | None:
         """The job's fixed level, or None for Auto (measured per photo, then scaled by strength_scale); raises
         ValueError for a level or scale out of range (noise.level's checks, the CLI's and the window's)."""
-        check_scale(self.strength_scale)
-        if self.strength is None:
-            return None
-        if self.strength_scale != 1.0:
-            raise ValueError("the strength scale scales Auto's noise map; a fixed strength is not scaled")
-        return NoiseLevel.fixed(self.strength)
+        return requested_level(self.strength, self.strength_scale)
 
     def _check_folders(self) -> None:
         try:

@@ -2,9 +2,10 @@
 
 One bad file never stops the job (its error is recorded and the next file starts), a re-run skips
 what is already done, cancel stops within one tile and leaves no partial file (saves are atomic),
-and a report says what happened to each file, also when the job was stopped. Decoding the next
-photo (and estimating its noise level, when the strength is auto) runs on a one-slot prefetch
-thread while the current one is denoised.
+and a report says what happened to each file, also when the job was stopped. Each photo is made by
+core.pipeline.process_photo (the one per-photo path: claim, decode, Auto, model choice, denoise, controls,
+note, atomic save); decoding the next photo (and measuring its noise map, with Auto) runs on a one-slot
+prefetch thread while the current one is denoised. core.batch.cluster runs the same plan on Dask.
 """
 from __future__ import annotations
 
@@ -12,24 +13,20 @@ import csv
 import io
 import json
 import time
+import uuid
 from contextlib import closing
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
-import numpy as np
-
 from denoiser.core.batch.plan import (DONE, FAILED, LEVEL_FIELDS, QUEUED, RUNNING, SKIPPED, BatchError, BatchItem,
                                      BatchOptions, BatchPlan, parse_shard, plan_batch)
-from denoiser.core.inference import controls as tone
 from denoiser.core.files import atomic_write_bytes
-from denoiser.core.inference.detail_map import detail_report
-from denoiser.core.inference.engine import Denoiser
-from denoiser.core.inference.engine import open_denoiser
-from denoiser.core.io.photo import Photo, PhotoError, load_photo, remove_stale_parts, save_photo
-from denoiser.core.model.profiles import AUTO_MODEL, ModelChooser
-from denoiser.core.noise.level import NoiseLevel
+from denoiser.core.inference.engine import Denoiser, open_denoiser
+from denoiser.core.model.profiles import AUTO_MODEL
+from denoiser.core.pipeline import (EngineCache, PhotoOptions, PhotoResult, PhotoTask, Prepared, clean_stale_parts,
+                                    prepare, process_photo)
 from denoiser.core.progress import Cancelled, NullProgress, Progress
 
 __all__ = ["BatchError", "BatchItem", "BatchOptions", "BatchPlan", "BatchResult", "plan_batch", "run_batch",
@@ -91,95 +88,44 @@ class _FileProgress:
         self.parent.check_cancelled()
 
 
-@dataclass
-class _Loaded:
-    """A decoded photo (or why it could not be), with its noise estimate when the strength is auto."""
-
-    photo: Photo | None
-    sigma: NoiseLevel | None
-    seconds: float
-    error: Exception | None = None
+def photo_options(opts: BatchOptions, run_id: str = "") -> PhotoOptions:
+    """The per-photo options of a folder job (what a cluster worker receives)."""
+    return PhotoOptions(fmt=opts.fmt, quality=opts.quality, strength=opts.strength,
+                        strength_scale=opts.strength_scale, overwrite=opts.overwrite, model=opts.model,
+                        device=opts.device, tile=opts.tile, passes=opts.passes, controls=opts.controls,
+                        max_memory=opts.max_memory, run_id=run_id or uuid.uuid4().hex)
 
 
-def _load(item: BatchItem, auto: Callable[[np.ndarray], NoiseLevel] | None, max_memory: int | None = None) -> _Loaded:
-    """Decode, and find the Auto strength here too (`auto`, e.g. Denoiser.auto_strength): both then
-    overlap with the previous denoise."""
-    start = time.perf_counter()
-    try:
-        photo = load_photo(item.source, max_memory=max_memory)
-        try:
-            sigma = auto(photo.pixels) if auto is not None else None
-        except ValueError as exc:
-            hint = "" if "--strength" in str(exc) else "; set the strength yourself (--strength)"
-            raise PhotoError(f"Auto cannot measure the noise of a {photo.width} x {photo.height} photo "
-                             f"({exc}){hint}") from None
-        return _Loaded(photo, sigma, time.perf_counter() - start)
-    except Exception as exc:  # reported per file; never fatal
-        return _Loaded(None, None, time.perf_counter() - start, exc)
+def task_of(item: BatchItem) -> PhotoTask:
+    assert item.output is not None
+    return PhotoTask(item.source, item.output, str(item.rel))
 
 
-def _decoded(items: list[BatchItem], prefetch: bool, auto: Callable[[np.ndarray], NoiseLevel] | None,
-             max_memory: int | None = None) -> Iterator[tuple[BatchItem, _Loaded]]:
+def apply_result(item: BatchItem, result: PhotoResult) -> None:
+    """Record a photo's outcome on its plan item (the report's row)."""
+    item.status, item.reason, item.seconds = result.status, result.reason, result.seconds
+    item.sigma, item.level = result.sigma, result.level
+    item.model, item.detail_score = result.model, result.detail_score
+
+
+def _prepared(items: list[BatchItem], prefetch: bool, options: PhotoOptions,
+              engines: EngineCache) -> Iterator[tuple[BatchItem, Prepared | None]]:
     """Yield each item with its decoded photo; with prefetch, decode one ahead on a thread."""
     if not prefetch:
         for item in items:
-            yield item, _load(item, auto, max_memory)
+            yield item, None
         return
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="batch-decode")
     try:
-        nxt: Future | None = pool.submit(_load, items[0], auto, max_memory) if items else None
+        nxt: Future | None = pool.submit(prepare, task_of(items[0]), options, engines) if items else None
         for i, item in enumerate(items):
             assert nxt is not None
-            loaded = nxt.result()
-            nxt = pool.submit(_load, items[i + 1], auto, max_memory) if i + 1 < len(items) else None
-            yield item, loaded
-            del loaded  # drop our reference before the next decode lands
+            ready = nxt.result()
+            nxt = pool.submit(prepare, task_of(items[i + 1]), options, engines) if i + 1 < len(items) else None
+            yield item, ready
+            del ready  # drop our reference before the next decode lands
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _failure_reason(exc: BaseException, source: Path) -> str:
-    """One line; the file's own path is dropped (the report's first column already names it)."""
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    text = text.removeprefix(f"{source}: ")
-    if isinstance(exc, (PhotoError, BatchError)):
-        return text or type(exc).__name__
-    if isinstance(exc, OSError) and exc.strerror:
-        return f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-def _process(item: BatchItem, loaded: _Loaded, denoiser: Denoiser, opts: BatchOptions, progress: Progress,
-             chooser: ModelChooser | None = None) -> None:
-    if loaded.error is not None:
-        raise loaded.error
-    assert loaded.photo is not None
-    sigma = opts.level() or loaded.sigma
-    if chooser is not None:  # --model auto: a camera profile matching the photo's EXIF, else the default
-        chosen, _ = chooser.for_exif(loaded.photo.exif)
-        if chosen is not denoiser and opts.strength is None:
-            sigma = chosen.auto_strength(loaded.photo.pixels, scale=opts.strength_scale)  # the profile's Auto
-        denoiser = chosen
-    out, used = tone.denoise_photo(denoiser, loaded.photo, sigma, opts.controls, progress, opts.passes)
-    item.sigma, item.level = float(used), used.without_map()
-    item.model = denoiser.model_name
-    item.detail_score = detail_report(loaded.photo.pixels, out.pixels).score
-    out = tone.with_note(out, item.model, used, opts.passes, opts.controls)
-    assert item.output is not None
-    _make_folder(item.output.parent)
-    save_photo(out, item.output, fmt=opts.fmt, quality=opts.quality, overwrite=opts.overwrite)
-
-
-def _make_folder(folder: Path) -> None:
-    """The output's sub-folder, or a PhotoError that says what is in the way (not raw OSError text)."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except FileExistsError:
-        raise PhotoError(f"cannot create the folder {folder}: a file of that name is in the way; "
-                         "move it or choose another output folder") from None
-    except OSError as exc:
-        raise PhotoError(f"cannot create the folder {folder} ({exc.strerror or exc}); "
-                         "check its permissions or choose another output folder") from None
 
 
 def make_denoiser(opts: BatchOptions, model: str | None = None) -> Denoiser:
@@ -214,11 +160,12 @@ def run_batch(opts: BatchOptions, denoiser: Denoiser | None = None, progress: Pr
                 notify(item)
         todo = plan.todo
         # temp files a killed run left for this job's outputs (also beside an output finished since); no others
-        remove_stale_parts([item.output for item in plan.items
-                            if item.output is not None and (item.status == QUEUED or item.output_written)])
+        clean_stale_parts([item.output for item in plan.items
+                           if item.output is not None and (item.status == QUEUED or item.output_written)])
         if todo:
-            denoiser = denoiser or make_denoiser(opts)
-            _Runner(opts, denoiser, progress, notify, on_file_progress).run(todo)
+            engines = EngineCache()
+            engines.put(denoiser or make_denoiser(opts), opts.model, opts.device, opts.tile)
+            _Runner(opts, engines, progress, notify, on_file_progress).run(todo)
         progress.report(1.0, "finished")
     except (Cancelled, KeyboardInterrupt) as exc:
         result.cancelled = True
@@ -248,40 +195,26 @@ class _Runner:
     """The denoise loop over the queue; Cancelled propagates (the caller marks what is left)."""
 
     opts: BatchOptions
-    denoiser: Denoiser
+    engines: EngineCache
     progress: Progress
     notify: Callable[[BatchItem], None]
     on_file_progress: Callable[[float], None] | None
-    chooser: ModelChooser | None = None  # set by run() when no model is pinned (camera profiles)
 
     def run(self, todo: list[BatchItem]) -> None:
-        if self.opts.model in (None, "", AUTO_MODEL):
-            self.chooser = ModelChooser(self.opts.model, lambda name: make_denoiser(self.opts, name),
-                                        first=self.denoiser)
-        scale = self.opts.strength_scale
-        auto = (lambda px: self.denoiser.auto_strength(px, scale=scale)) if self.opts.strength is None else None
-        with closing(_decoded(todo, self.opts.prefetch, auto, self.opts.max_memory)) as decoded:
-            for k, (item, loaded) in enumerate(decoded):
-                self.one(k, len(todo), item, loaded)
-                del loaded
+        options = photo_options(self.opts)
+        with closing(_prepared(todo, self.opts.prefetch, options, self.engines)) as stream:
+            for k, (item, ready) in enumerate(stream):
+                self.one(k, len(todo), item, options, ready)
+                del ready
 
-    def one(self, k: int, n: int, item: BatchItem, loaded: _Loaded) -> None:
+    def one(self, k: int, n: int, item: BatchItem, options: PhotoOptions, ready: Prepared | None) -> None:
         self.progress.check_cancelled()
         label = f"{k + 1}/{n} {item.rel}"
         item.status = RUNNING
         self.notify(item)
         self.progress.report(k / n, label)
-        start = time.perf_counter()
-        try:
-            file_progress = _FileProgress(self.progress, k, n, label, self.on_file_progress)
-            _process(item, loaded, self.denoiser, self.opts, file_progress, self.chooser)
-            item.status = DONE
-        except Cancelled:
-            raise
-        except Exception as exc:  # one bad file never stops the job
-            item.status, item.reason = FAILED, _failure_reason(exc, item.source)
-        finally:
-            item.seconds = loaded.seconds + time.perf_counter() - start
+        file_progress = _FileProgress(self.progress, k, n, label, self.on_file_progress)
+        apply_result(item, process_photo(task_of(item), options, self.engines, file_progress, ready))
         self.notify(item)
         self.progress.report((k + 1) / n, label)
 

@@ -165,6 +165,17 @@ class NoiseLevel:
         return fields
 
 
+def requested_level(strength: float | None, scale: float = 1.0) -> NoiseLevel | None:
+    """What a run's options ask for: a fixed level (strength given), or None for Auto measured per photo and
+    then scaled. ValueError for a level or scale out of range, or a scale given with a fixed strength."""
+    check_scale(scale)
+    if strength is None:
+        return None
+    if scale != 1.0:
+        raise ValueError("the strength scale scales Auto's noise map; a fixed strength is not scaled")
+    return NoiseLevel.fixed(strength)
+
+
 def as_level(value: "float | NoiseLevel") -> NoiseLevel:
     """A NoiseLevel as it is, a number as a fixed σ (checked)."""
     return value if isinstance(value, NoiseLevel) else NoiseLevel.fixed(value)
