@@ -127,8 +127,10 @@ def _one(options: "PhotoOptions", engines: "EngineCache", path: Path, target: Pa
     if result.model_reason:
         print(f"{path}: {result.model_reason}")
     log.info("%s: denoised at strength %.2f in %.1f s", path, result.sigma, time.perf_counter() - t1)
+    made = (f"removed detail {result.detail_score:.2f} %" if result.detail_score is not None
+            else result.model)  # a raw's DNG: the model and path that made it
     print(f"{path} -> {result.output}  (noise level {result.sigma:.1f}, {time.perf_counter() - t0:.1f} s, "
-          f"{result.device}; removed detail {result.detail_score:.2f} %)")
+          f"{result.device}; {made})")
     return True
 
 

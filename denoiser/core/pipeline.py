@@ -140,6 +140,8 @@ def prepare(task: PhotoTask, options: PhotoOptions, engines: EngineCache,
     """Decode the photo and, with Auto, measure its noise map once (any model then reuses it); `measuring`
     wraps the measurement (the terminal announces it)."""
     start = time.perf_counter()
+    if route(task, options) is not develop_raster:  # a route that reads its input itself (RAW→DNG)
+        return Prepared(None, None, 0.0)
     try:
         photo = load_photo(task.source, max_megapixels=options.max_megapixels, max_memory=options.max_memory)
         level = None
@@ -275,6 +277,10 @@ def failure_reason(exc: BaseException, source: Path) -> str:
         return f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
+
+from denoiser.core.raw_pipeline import dng_route  # noqa: E402 (it imports this module only when it runs)
+
+ROUTES[".dng"] = dng_route
 
 __all__ = ["DONE", "FAILED", "SKIPPED", "EngineCache", "PhotoOptions", "PhotoResult", "PhotoTask", "Prepared",
            "ROUTES", "clean_stale_parts", "develop_raster", "failure_reason", "make_folder", "prepare", "process_photo", "route"]

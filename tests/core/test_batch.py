@@ -47,7 +47,7 @@ def test_recursive_mirrors_tree_and_names(tree: Path) -> None:
     out = tree / "out"
     assert items["sub/deeper/e.tif"].output == out / "sub" / "deeper" / "e-denoised.tif"
     assert items["B.JPG"].output == out / "B-denoised.JPG"
-    assert items["raw.NEF"].output == out / "raw-denoised.tif"  # RAW cannot be written back: 16-bit TIFF
+    assert items["raw.NEF"].output == out / "raw-denoised.dng"  # a RAW kept as it is: its denoised raw, a DNG
 
 
 def test_include_exclude_match_name_or_relative_path_case_insensitively(tree: Path) -> None:
@@ -66,7 +66,7 @@ def test_template_fields_and_format(tree: Path) -> None:
 def test_output_name_always_has_the_format_extension(tree: Path) -> None:
     items = {str(i.rel): i for i in plan(tree, name_template="{stem}_clean")}
     assert items["a.jpg"].output.name == "a_clean.jpg"
-    assert items["raw.NEF"].output.name == "raw_clean.tif"
+    assert items["raw.NEF"].output.name == "raw_clean.dng"
     items = {str(i.rel): i for i in plan(tree, name_template="{name}", fmt="png")}
     assert items["a.jpg"].output.name == "a.jpg.png"
 

@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from denoiser.core.inference.ensemble import check_passes
-from denoiser.core.io.formats import (DEFAULT_TEMPLATE, FORMAT_EXTENSIONS, RAW_EXTENSIONS, SAVE_FORMATS,
-                                      SUPPORTED_EXTENSIONS)
+from denoiser.core.io.formats import (DEFAULT_TEMPLATE, DNG_EXTENSIONS, FORMAT_EXTENSIONS, RAW_EXTENSIONS,
+                                      SAVE_FORMATS, SUPPORTED_EXTENSIONS, dng_problem, format_extensions,
+                                      planned_format)
 from denoiser.core.inference.controls import Controls
 from denoiser.core.files import UnsafePathError, resolved
 from denoiser.core.noise.level import NoiseLevel, requested_level
@@ -207,20 +208,15 @@ def check_template(template: str) -> None:
 
 
 def output_format(source: Path, fmt: str) -> str:
-    """The format save_photo writes for this source: a RAW kept as it is becomes (16-bit) TIFF."""
-    if fmt != "keep":
-        return fmt.upper()
-    suffix = source.suffix.lower()
-    if suffix in RAW_EXTENSIONS:
-        return "TIFF"
-    return next((name for name, exts in FORMAT_EXTENSIONS.items() if suffix in exts), "TIFF")
+    """The format a run writes for this source: a RAW kept as it is becomes a DNG (its denoised raw)."""
+    return planned_format(source.suffix, fmt)
 
 
 def output_name(template: str, source: Path, fmt: str) -> str:
     """Render the template; known before decoding, so skip-existing costs nothing. The name always ends
     in an extension of the output format (".png" is appended to "a.jpg" when converting to PNG)."""
     name = output_format(source, fmt)
-    exts = FORMAT_EXTENSIONS[name]
+    exts = format_extensions(name)
     ext = source.suffix[1:] if fmt == "keep" and source.suffix.lower() in exts else exts[0][1:]
     rendered = template.format(stem=source.stem, ext=ext, name=source.name, parent=source.parent.name)
     return rendered if Path(rendered).suffix.lower() in exts else f"{rendered}.{ext}"
@@ -299,7 +295,8 @@ def assign_outputs(items: list[BatchItem], opts: BatchOptions, inputs: set[Path]
             name = output_name(opts.name_template, item.source, opts.fmt)
             item.output = opts.output_dir / item.rel.parent / name
             try:
-                planned.append((item, resolved(item.output), name_problem(name)))
+                planned.append((item, resolved(item.output),
+                                name_problem(name) or dng_problem(item.source.suffix, opts.fmt)))
             except UnsafePathError as exc:
                 planned.append((item, item.output, str(exc)))
     ours = _earlier_outputs(planned) if opts.allow_inside else {}
@@ -386,8 +383,8 @@ def plan_files(sources: list[Path], fmt: str = "keep", overwrite: bool = False, 
         elif key in claimed:
             item.status, item.reason = FAILED, (f"output {item.output} is also the output of {claimed[key]}; "
                                                 "denoise these files into different folders")
-        elif _format_problem(item.output, fmt):
-            item.status, item.reason = FAILED, _format_problem(item.output, fmt)
+        elif _format_problem(item.output, fmt, source):
+            item.status, item.reason = FAILED, _format_problem(item.output, fmt, source)
         elif item.output.is_dir():
             item.status, item.reason = FAILED, f"output {item.output} is a folder"
         elif item.output.exists() and not overwrite:
@@ -423,12 +420,20 @@ def _single_output(source: Path, fmt: str, output: Path | None, out_dir: Path | 
     if output.suffix.lower() in SUPPORTED_EXTENSIONS:
         return output
     name = output_format(source, fmt)
-    return output.with_name(output.name + FORMAT_EXTENSIONS[name][0])
+    return output.with_name(output.name + format_extensions(name)[0])
 
 
-def _format_problem(output: Path, fmt: str) -> str:
-    """Why save_photo would refuse this name for this format ("" when it would not)."""
+def _format_problem(output: Path, fmt: str, source: Path) -> str:
+    """Why this output name cannot be written for this source and format ("" when it can)."""
     suffix = output.suffix.lower()
+    if dng_problem(source.suffix, fmt):
+        return dng_problem(source.suffix, fmt)
+    if suffix in DNG_EXTENSIONS:  # a raw's own output: its denoised raw
+        if dng_problem(source.suffix, "dng"):  # only a camera raw becomes a DNG
+            return f"cannot save {output} in a camera RAW format; name it .tif (or .png, .jpg, .webp)"
+        return "" if fmt in ("keep", "dng") else f"{output} ends in .dng but --format is {fmt}; make them agree"
+    if fmt == "dng":
+        return f"{output}: --format dng writes .dng files; name it so"
     if suffix in RAW_EXTENSIONS:
         return f"cannot save {output} in a camera RAW format; name it .tif (or .png, .jpg, .webp)"
     by_suffix = next((name for name, exts in FORMAT_EXTENSIONS.items() if suffix in exts), None)

@@ -36,6 +36,7 @@ class RawOptions:
     controls: Any = None  # core.inference.controls.Controls for the fallback's RGB network (None: plain)
     passes: int = 1
     joint: str = "auto"  # "auto": the joint model when installed | "never": the fallback
+    fixed_sigma: float | None = None  # a fixed level (0..255) for the fallback's RGB network instead of the map
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,7 @@ class RawResult:
     model: str  # the model that ran
     noise: SensorNoise  # the noise the model was told about (after the strength scale)
     notes: dict[str, str] = field(default_factory=dict)
+    level: Any = None  # the fallback's NoiseLevel for the RGB network (without its map)
 
 
 def sensor_noise(raw: RawImage) -> SensorNoise:
@@ -85,21 +87,38 @@ def _joint(raw: RawImage, noise: SensorNoise, progress: Progress) -> RawResult:
 
 
 def _fallback(raw: RawImage, noise: SensorNoise, options: RawOptions, denoiser, progress: Progress) -> RawResult:
+    """In place and in row blocks where it can: a 24 MP raw holds a few 288 MB float planes at most."""
     from denoiser.core.inference import controls as tone
     from denoiser.core.io.photo import Photo
 
-    linear = raw.rgb if raw.kind == "linear" else demosaic(raw.cfa, raw.pattern)
+    z = raw.rgb.copy() if raw.kind == "linear" else demosaic(raw.cfa, raw.pattern)
     gain = np.asarray(raw.wb, np.float32) / np.float32(max(raw.wb))  # white-balanced, never above 1
-    z = linear * gain
-    y = encode(z)
-    level = _level(_noise_map(z, gain, noise, raw.pattern or "RGGB"))
+    np.multiply(z, gain, out=z)
+    clipped = z.max(axis=2) >= 1.0  # blown highlights: the curve's output would clip, keep them as they are
+    kept = z[clipped]
+    if options.fixed_sigma is not None:
+        from denoiser.core.noise.level import NoiseLevel
+
+        level = NoiseLevel.fixed(options.fixed_sigma)
+    else:
+        level = _level(_noise_map(z, gain, noise, raw.pattern or "RGGB"))
+    y = _blockwise(z, encode, out=z)
+    del z
     controls = options.controls if options.controls is not None else tone.Controls()
     out, used = tone.denoise_photo(denoiser, Photo(y), level, controls, progress, options.passes)
-    result = decode(out.pixels) / gain
-    clipped = z.max(axis=2) >= 1.0  # blown highlights: the curve's output was clipped, keep them as they were
-    result[clipped] = linear[clipped]
-    return RawResult(result.astype(np.float32, copy=False), FALLBACK, denoiser.model_name or "default", noise,
-                     {"Strength": f"{float(used):.1f}"})
+    del y
+    result = _blockwise(out.pixels, decode, out=out.pixels)
+    result[clipped] = kept
+    np.divide(result, gain, out=result)
+    return RawResult(result, FALLBACK, denoiser.model_name or "default", noise,
+                     {"Strength": f"{float(used):.1f}"}, used.without_map())
+
+
+def _blockwise(x: np.ndarray, fn, out: np.ndarray, rows: int = 256) -> np.ndarray:
+    """out[...] = fn(x) in row blocks (fn's temporaries stay a block in size; out may be x)."""
+    for y0 in range(0, x.shape[0], rows):
+        out[y0:y0 + rows] = fn(x[y0:y0 + rows])
+    return out
 
 
 def encode(z: np.ndarray) -> np.ndarray:
@@ -157,7 +176,7 @@ class RawSaved:
     model: str
     noise: SensorNoise
     dng: str  # "linear" | "cfa"
-
+    level: Any = None  # the fallback's level for the RGB network
 
 def raw_to_dng(source: Path, target: Path, options: RawOptions, denoiser=None, progress: Progress | None = None,
                overwrite: bool = False, max_megapixels: float = 250.0, max_memory: int | None = None,
@@ -181,7 +200,7 @@ def raw_to_dng(source: Path, target: Path, options: RawOptions, denoiser=None, p
     left = remaining_noise(result.rgb, pattern)
     xmp = _note(raw, result, options, dng)
     write_dng(raw, DngContent(dng, pixels, left.per_colour(pattern), xmp), Path(target), overwrite)
-    return RawSaved(Path(target), result.path, result.model, result.noise, dng)
+    return RawSaved(Path(target), result.path, result.model, result.noise, dng, result.level)
 
 
 def note_fields(result: RawResult, options: RawOptions, dng: str) -> dict[str, str]:
