@@ -90,14 +90,26 @@ def test_unknown_model_and_missing_cuda_are_usage_errors(noisy_png, tmp_path, ti
         assert res.returncode == 2 and "not available" in res.stderr
 
 
-def test_eval_prints_a_table(tmp_path, tiny_model_file, rng):
+def test_eval_prints_a_table(tmp_path, rng):
+    """An identity model leaves the noise in: eval must report the noisy input's own PSNR, 20 log10(255 / sigma)."""
+    import re
+
+    from denoiser.core.model.file import ModelCard, save_model
+    from denoiser.core.model.network import ModelConfig, build_model
+
+    config = ModelConfig(widths=(8, 16), enc_blocks=(1,), dec_blocks=(1,), mid_blocks=1)
+    identity = build_model(config)  # its tail starts at zero: output = input
+    save_model(tmp_path / "identity.safetensors", identity, ModelCard(name="identity", config=config), half=False)
     folder = tmp_path / "set"
     folder.mkdir()
-    for i in range(2):
-        Image.fromarray((rng.random((32, 32, 3)) * 255).astype(np.uint8)).save(folder / f"{i}.png")
-    res = run_cli("eval", str(folder), "--sigma", "15,25", "--model", str(tiny_model_file))
+    for i in range(2):  # mid-grey texture, far from 0 and 255, so clipping the output does not hide noise
+        Image.fromarray((96 + rng.random((64, 64, 3)) * 64).astype(np.uint8)).save(folder / f"{i}.png")
+    res = run_cli("eval", str(folder), "--sigma", "15,25", "--model", str(tmp_path / "identity.safetensors"))
     assert res.returncode == 0, res.stderr
-    assert "sigma=15" in res.stdout and "sigma=25" in res.stdout and "dB" in res.stdout
+    got = {int(s): float(db) for s, db in re.findall(r"sigma=(\d+)\s+([\d.]+) dB", res.stdout)}
+    assert got.keys() == {15, 25}
+    for sigma, db in got.items():
+        assert db == pytest.approx(20 * np.log10(255 / sigma), abs=0.3), res.stdout
 
 
 def test_train_two_steps_then_resume(tmp_path, rng):

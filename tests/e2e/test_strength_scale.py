@@ -4,6 +4,7 @@ from __future__ import annotations
 import re
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from denoiser.cli import main
@@ -49,10 +50,9 @@ def test_strength_scale_with_a_fixed_strength_is_refused_before_any_work(tmp_pat
 
 def test_strength_scale_rejects_nonsense(tmp_path, capsys):
     for bad in ("0", "-1", "nan", "x"):
-        try:
+        with pytest.raises(SystemExit) as exc:  # refused by the parser: no normal return
             main(["denoise", str(tmp_path / "a.png"), "-o", str(tmp_path / "b.png"), "--strength-scale", bad])
-        except SystemExit as exc:
-            assert exc.code == 2
+        assert exc.value.code == 2
         assert "strength scale" in capsys.readouterr().err
 
 

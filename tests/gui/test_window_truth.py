@@ -176,6 +176,7 @@ def test_the_compute_and_analysis_lanes_never_share_a_denoiser(qtbot, window, ph
     qtbot.waitUntil(lambda: loaded.estimated, timeout=LONG)
     with qtbot.waitSignal(window.denoised, timeout=LONG):
         window.denoise()
-    analysis = window.analysis_cache.get(TINY_MODEL, "auto")
-    compute = window.cache.get(TINY_MODEL, "auto")
-    assert analysis is not compute  # each lane's OOM fallback may swap its own device and model only
+    analysis, compute = window.analysis_cache._denoiser, window.cache._denoiser  # what each lane loaded and ran
+    assert analysis is not None and compute is not None
+    # each lane's OOM fallback may swap its own device and model only
+    assert analysis is not compute and analysis.model is not compute.model
