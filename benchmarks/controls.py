@@ -6,7 +6,7 @@ python benchmarks/controls.py [--limit 10] [--picture docs/removed-detail-map.pn
   the removed-detail map) on the first RENOIR50 photo; printed, no assertion.
 - quality: on the first --limit photos of Nam25 and RENOIR50, PSNR against the references of Auto, Auto
   luma-only (chroma 0x) and Auto chroma-only (luma 0x), each recombined in YCbCr, an opponent space and
-  CIELAB (the design choice for core.tone), plus each photo's removed-detail score.
+  CIELAB (the design choice for core.inference.controls), plus each photo's removed-detail score.
 Written to benchmarks/results/controls.json. One thread (torch.set_num_threads(1)).
 """
 from __future__ import annotations

@@ -78,7 +78,7 @@ def nlm_fn():
 
 def calibrated(make):  # noqa: ANN001, ANN201
     """A peer driven by our whole Auto pipeline: the estimate, and on correlated noise the strength gain
-    calibrated for *that* method on the photo's own noise (core.calibration), as ours gets it."""
+    calibrated for *that* method on the photo's own noise (core.training.calibration), as ours gets it."""
     def factory():  # noqa: ANN202
         from denoiser.core.training.calibration import CALIBRATION_SIDE, calibrate_strength
         from denoiser.core.noise import estimate_noise

@@ -107,7 +107,7 @@ def _summary(result: Any) -> None:
     if len(used) > 1:  # camera profiles took some photos (--model auto)
         lines.append("  models: " + ", ".join(f"{name} ({n})" for name, n in used.most_common()))
     flagged = sorted((i for i in result.done if (i.detail_score or 0) >= 1.0), key=lambda i: -i.detail_score)
-    if flagged:  # where the removed signal has structure: worth a look (core.detail_map)
+    if flagged:  # where the removed signal has structure: worth a look (core.inference.detail_map)
         lines.append("  check for removed detail: " + ", ".join(f"{i.rel} ({i.detail_score:.1f} %)"
                                                                for i in flagged[:5]))
     for item in result.failed:

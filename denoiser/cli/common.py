@@ -88,7 +88,7 @@ def _positive(text: str, kind: type, what: str) -> float:
 
 
 def model_name(text: str) -> str:
-    """A valid model name (core.model_store.check_name: a plain file stem), refused at the parser."""
+    """A valid model name (core.model.store.check_name: a plain file stem), refused at the parser."""
     from denoiser.core.model.store import ModelStoreError, check_name
 
     try:
@@ -148,7 +148,7 @@ def _argument_type(parse):
 
 
 def add_control_options(p: argparse.ArgumentParser) -> None:
-    """--luma/--chroma/--detail (core.tone); every default is the plain run."""
+    """--luma/--chroma/--detail (core.inference.controls); every default is the plain run."""
     from denoiser.core.inference.controls import AUTO, parse_component, parse_detail
 
     for name, what in (("luma", "luminance (brightness) noise"), ("chroma", "colour noise")):

@@ -1,5 +1,5 @@
 """Original vs cleaned: side by side, split with a divider, before/after toggle, the removed noise, or the
-removed-detail map (where the removed signal still has structure: core.detail_map).
+removed-detail map (where the removed signal still has structure: core.inference.detail_map).
 
 Both canvases listen to ONE ViewState, so zooming or panning either moves both.
 """

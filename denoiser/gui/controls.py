@@ -13,7 +13,7 @@ from denoiser.core.progress import format_eta
 from denoiser.core.noise.level import SCALE_RANGE  # numpy only: no torch at start
 
 QUALITY_CHOICES = ((1, "Fast: 1 pass"), (2, "Better: 2 passes, 2× time"), (4, "High: 4 passes, 4× time"),
-                   (8, "Best: 8 passes, 8× time"))  # core.ensemble.PASSES, each with its cost
+                   (8, "Best: 8 passes, 8× time"))  # core.inference.ensemble.PASSES, each with its cost
 SLIDER_STEPS_PER_SIGMA = 2  # the slider moves in 0.5 noise-level units
 MAX_SIGMA = 75.0
 SCALE_STEPS = 100  # with Auto the slider is a scale on Auto's noise map, in steps of 0.01
@@ -55,7 +55,7 @@ class ControlsPanel(QWidget):
     device_changed = Signal(str)
     strength_changed = Signal()
     quality_changed = Signal()
-    tone_changed = Signal()  # luminance / colour / detail sliders (core.tone)
+    tone_changed = Signal()  # luminance / colour / detail sliders (core.inference.controls)
     denoise_clicked = Signal()
     cancel_clicked = Signal()
 
@@ -155,7 +155,7 @@ class ControlsPanel(QWidget):
         return box
 
     def tone_controls(self) -> "Controls":
-        """The sliders as core.tone.Controls (100 % luminance/colour = the run's full removal)."""
+        """The sliders as core.inference.controls.Controls (100 % luminance/colour = the run's full removal)."""
         from denoiser.core.inference.controls import AUTO, Component, Controls
 
         def part(key: str) -> Component:
@@ -190,7 +190,7 @@ class ControlsPanel(QWidget):
 
     # --- models and devices -------------------------------------------------------------------
     def set_models(self, entries: list, selected: str = "") -> None:
-        """entries: core.registry.ModelEntry list. Keeps `selected` (or the first) chosen."""
+        """entries: core.model.registry.ModelEntry list. Keeps `selected` (or the first) chosen."""
         from denoiser.core.model.foreign import CommunityEntry  # torch is loaded by now (the catalogue job)
         from denoiser.core.model.profiles import AUTO_MODEL, profile_of
 

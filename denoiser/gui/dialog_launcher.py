@@ -87,7 +87,7 @@ class DialogLauncher:
 
         QMessageBox.about(self.w, "About Photo Denoiser", about_html(self._active_card(), self._device_text()))
 
-    def _active_card(self):  # noqa: ANN202 - core.checkpoint.ModelCard | None
+    def _active_card(self):  # noqa: ANN202 - core.model.file.ModelCard | None
         cat, name = self.w.catalogue, self.w.controls.model_name()
         for entry in (cat.models if cat else []):
             if entry.name == name:

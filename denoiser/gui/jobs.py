@@ -32,7 +32,7 @@ PREVIEW_MARGIN = 24  # context around a preview crop, cut off afterwards (the fu
 
 @dataclass
 class Catalogue:
-    models: list[Any]  # core.registry.ModelEntry
+    models: list[Any]  # core.model.registry.ModelEntry
     devices: list[str]
 
 
@@ -57,8 +57,8 @@ class DenoiseResult:
     notices: list[str]
     gain: float  # amplification of the difference view
     passes: int = 1
-    controls: Any = None  # core.tone.Controls applied (luminance, colour, detail)
-    detail_map: DisplayImage | None = None  # where the removed signal has structure (core.detail_map)
+    controls: Any = None  # core.inference.controls.Controls applied (luminance, colour, detail)
+    detail_map: DisplayImage | None = None  # where the removed signal has structure (core.inference.detail_map)
     detail_score: float | None = None  # % of the photo flagged on that map
 
     def settings(self) -> tuple[str, float, int, Any]:
@@ -150,7 +150,7 @@ class DenoiserCache:
 def denoise(cache: DenoiserCache, photo: "Photo", model: str, device: str, sigma: "NoiseLevel | float | None",
             passes: int,
             progress: "Progress", controls: Any = None) -> DenoiseResult:
-    """The whole photo, with the luminance/colour/detail controls (core.tone.Controls; None: plain)."""
+    """The whole photo, with the luminance/colour/detail controls (core.inference.controls.Controls; None: plain)."""
     from denoiser.core.inference import controls as tone
 
     start = time.monotonic()
@@ -171,7 +171,7 @@ def denoise(cache: DenoiserCache, photo: "Photo", model: str, device: str, sigma
 def detail_map_display(noisy: "np.ndarray", denoised: "np.ndarray",
                        inner: tuple[slice, slice] | None = None) -> tuple[DisplayImage, float]:
     """The removed-detail map over the denoised photo and its score: magenta exactly where a pixel is flagged
-    (core.detail_map.FLAG_LEVEL), grey elsewhere, so the score is the magenta share of what is shown;
+    (core.inference.detail_map.FLAG_LEVEL), grey elsewhere, so the score is the magenta share of what is shown;
     `inner` cuts a region out after the map is made (a preview's context margin), and the score is the region's."""
     import numpy as np
 
@@ -244,7 +244,7 @@ def batch(options: Any, progress: "SignalProgress") -> Any:
 
 
 def finetune(kwargs: dict[str, Any], progress: "SignalProgress") -> Any:
-    """core.finetune.finetune; posts 'step' (core.finetune.StepInfo) after every training step."""
+    """core.training.finetune.finetune; posts 'step' (core.training.finetune.StepInfo) after every training step."""
     from denoiser.core.training.finetune import finetune as run
 
     return run(progress=progress, on_step=lambda info: progress.post("step", info), **kwargs)

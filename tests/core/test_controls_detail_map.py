@@ -1,4 +1,4 @@
-"""Removed-detail map (core.detail_map): ~0 where only noise was removed, high where an edge was eaten."""
+"""Removed-detail map (core.inference.detail_map): ~0 where only noise was removed, high where an edge was eaten."""
 from __future__ import annotations
 
 import cv2

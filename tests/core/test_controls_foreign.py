@@ -1,4 +1,4 @@
-"""Bring your own model (core.foreign_models): community layouts recognised from their keys, never any code run."""
+"""Bring your own model (core.model.foreign): community layouts recognised from their keys, never any code run."""
 from __future__ import annotations
 
 import pathlib

@@ -1,4 +1,4 @@
-"""Camera profiles (core.profiles): a fine-tuned model's camera and ISO range pick it for matching photos."""
+"""Camera profiles (core.model.profiles): a fine-tuned model's camera and ISO range pick it for matching photos."""
 from __future__ import annotations
 
 import io

@@ -1,4 +1,4 @@
-"""Luma/chroma strengths and detail recovery (core.tone) move the output the expected way."""
+"""Luma/chroma strengths and detail recovery (core.inference.controls) move the output the expected way."""
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,4 @@
-"""The window's Noise-and-detail sliders (core.tone) and the removed-detail map view (key M)."""
+"""The window's Noise-and-detail sliders (core.inference.controls) and the removed-detail map view (key M)."""
 from __future__ import annotations
 
 import os

@@ -54,10 +54,10 @@ class BatchOptions:
     model: str | None = None  # name or .safetensors path; None: the shipped default
     device: str = "auto"
     tile: int | None = None  # None: the engine's default (the engine validates it)
-    passes: int = 1  # self-ensemble views per photo (core.ensemble): 1, 2, 4 or 8
+    passes: int = 1  # self-ensemble views per photo (core.inference.ensemble): 1, 2, 4 or 8
     prefetch: bool = True  # decode the next photo while denoising this one
-    max_memory: int | None = None  # bytes a photo may need (core.memory); None: what is free when it opens
-    controls: Controls = Controls()  # luma/chroma strengths and detail (core.tone); default: the plain run
+    max_memory: int | None = None  # bytes a photo may need (core.io.memory); None: what is free when it opens
+    controls: Controls = Controls()  # luma/chroma strengths and detail (inference.controls); default: the plain run
 
     def validate(self) -> None:
         """Raise BatchError naming the first bad option; the folders are checked too."""
@@ -136,7 +136,7 @@ class BatchItem:
     sigma: float | None = None  # noise level used (estimated unless fixed), 0..255
     level: NoiseLevel | None = None  # the level used, without its map (mode, scale, estimator: the report's record)
     model: str = ""  # the model that made the output (a camera profile when one matched)
-    detail_score: float | None = None  # % of the photo where the removed signal has structure (core.detail_map)
+    detail_score: float | None = None  # % of the photo where the removed signal has structure (inference.detail_map)
 
     def row(self) -> dict[str, object]:
         return {"file": display_name(self.rel), "status": self.status, "reason": display_name(self.reason),

@@ -204,7 +204,7 @@ def controlled(noisy: np.ndarray, main: np.ndarray, sigma: float, controls: Cont
 def denoise_photo(denoiser, photo, sigma: "float | NoiseLevel | None", controls: Controls, progress=None,
                   passes: int = 1):
     """Denoiser.denoise_photo with the controls applied: returns (new Photo, NoiseLevel of the main run).
-    `denoiser` is a core.engine.Denoiser (or anything with its denoise/denoise_photo)."""
+    `denoiser` is a core.inference.engine.Denoiser (or anything with its denoise/denoise_photo)."""
     result, used = denoiser.denoise_photo(photo, sigma, progress, passes)
     if controls.plain:
         return result, used

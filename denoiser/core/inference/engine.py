@@ -141,7 +141,7 @@ class Denoiser:
         """HxWxC float32 (C = 1 or 3) in [0,1] -> denoised, clipped to [0,1].
 
         sigma: a NoiseLevel (fixed, or Auto's per-pixel noise map scaled), a number (a fixed level 0..255), or
-        None = Auto as measured. passes > 1 (2, 4 or 8): geometric self-ensemble (core.ensemble), the mean of the
+        None = Auto as measured. passes > 1 (2, 4 or 8): geometric self-ensemble (inference.ensemble), the mean of the
         model's outputs on that many flipped/rotated views of the photo, each mapped back: `passes` times the
         work, a cleaner result."""
         progress = progress or NullProgress()

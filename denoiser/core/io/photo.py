@@ -5,7 +5,7 @@ to 1), the alpha plane untouched in its original dtype, the bit depth to write b
 ICC bytes. Loading then saving with nothing changed gives back the same integer pixel values (8 and
 16 bit) and the same metadata. Every failure is a PhotoError whose one-line message names the file.
 
-Decoding lives in photo_read, encoding in photo_write, byte-level metadata in photo_meta.
+Decoding lives in io.read, encoding in io.write, byte-level metadata in io.meta.
 """
 from __future__ import annotations
 
@@ -92,7 +92,7 @@ def load_photo(path: str | os.PathLike[str], max_megapixels: float = DEFAULT_MAX
     """Load a photo, upright, with its metadata. Raises PhotoError (file name + reason) on any failure.
 
     A photo whose header declares more than `max_megapixels`, or a size whose run would need more memory
-    than `max_memory` bytes (None: than is free now; core.memory), is refused before any pixel is decoded."""
+    than `max_memory` bytes (None: than is free now; core.io.memory), is refused before any pixel is decoded."""
     p = Path(path)
 
     def read() -> Photo:

@@ -167,7 +167,7 @@ def choose_model(requested: str | None, exif: bytes | None, entries: list[ModelE
 
 
 class ModelChooser:
-    """Loads each model once and hands out the one a photo should use (core.engine.Denoiser instances)."""
+    """Loads each model once and hands out the one a photo should use (core.inference.engine.Denoiser instances)."""
 
     def __init__(self, requested: str | None, load: Callable[[str | None], Any], first: Any = None) -> None:
         self.requested, self._load = requested, load

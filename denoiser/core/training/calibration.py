@@ -8,7 +8,7 @@ spatially correlated; the estimator reads it low, and the model, given that read
 2. calibrate_strength: that noise, re-synthesised onto the strong run's output, gives a pair with a known
    answer; the gain (x the estimated level) that restores it best is the gain for this noise.
 Used by the engine's Auto strength when the estimator reports correlated noise, and by noisy-mode
-fine-tuning (core.finetune, core.selfsup) over a folder.
+fine-tuning (core.training.finetune, core.training.selfsup) over a folder.
 """
 from __future__ import annotations
 

@@ -17,7 +17,7 @@ def _short(value: Any) -> str:
 
 
 def about_html(card: Any | None, device_text: str) -> str:
-    """card: core.checkpoint.ModelCard of the selected model, or None."""
+    """card: core.model.file.ModelCard of the selected model, or None."""
     parts = [f"<h3>Photo Denoiser {html.escape(__version__)}</h3>",
              "<p>Removes noise from photographs with a U-Net denoising autoencoder. MIT licence.</p>"]
     if card is None:

@@ -1,7 +1,7 @@
 """Model ▸ Fine-tune…: teach the selected model a folder of the user's own photos.
 
 Collects folder, mode (with the suggestion from the folder's noise level), time budget and name; the
-work is core.finetune.finetune (through gui/jobs.finetune) on the main window's training lane, like every
+work is core.training.finetune.finetune (through gui/jobs.finetune) on the main window's training lane, like every
 other long job. Shows each phase with its own progress (measuring a noisy folder's noise comes before the
 time budget), a live loss curve (pyqtgraph) and this run's preview crop before/after every few steps;
 Cancel leaves a checkpoint that Resume continues, once training has begun.

@@ -1,4 +1,4 @@
-"""Save As: where and in which format. Only collects choices; saving itself is core.photo.save_photo."""
+"""Save As: where and in which format. Only collects choices; saving itself is core.io.photo.save_photo."""
 from __future__ import annotations
 
 from pathlib import Path
