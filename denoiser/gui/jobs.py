@@ -98,11 +98,11 @@ def engine_for(cache: "DenoiserCache", model: str, device: str, photo: "Photo") 
 
 def load(path: Path, progress: "Progress") -> LoadedPhoto:
     """Decode and prepare the display; the noise estimate is a separate job so the photo shows sooner."""
-    from denoiser.core.io.photo import load_photo
+    from denoiser.core.io.develop import load_view
 
     start = time.monotonic()
     progress.report(0.0, f"Loading {Path(path).name}")
-    photo = load_photo(Path(path))
+    photo = load_view(Path(path))  # a camera raw: its neutral development (camera white balance, no brightening)
     progress.check_cancelled()
     display = make_display(photo.pixels, photo.icc)
     return LoadedPhoto(photo, display, time.monotonic() - start)
@@ -225,8 +225,23 @@ def save(result: DenoiseResult, path: Path, fmt: str, quality: int, overwrite: b
     from denoiser.core.io.meta import xmp_with_note
 
     progress.report(0.0, f"Saving {Path(path).name}")
+    if Path(path).suffix.lower() == ".dng":  # a camera raw's denoised raw: made from the mosaic itself
+        return save_dng(result, Path(path), overwrite, progress)
     photo = dataclasses.replace(result.photo, xmp=xmp_with_note(result.photo.xmp, save_note(result)))
     return save_photo(photo, Path(path), fmt=fmt, quality=quality, overwrite=overwrite)
+
+
+def save_dng(result: DenoiseResult, path: Path, overwrite: bool, progress: "Progress") -> Path:
+    """Denoise the raw behind the window's photo into a linear DNG (core.inference.raw_path) with the model,
+    strength scale, passes and controls of the window's run."""
+    from denoiser.core.inference.engine import open_denoiser
+    from denoiser.core.inference.raw_path import RawOptions, raw_to_dng
+
+    level = result.sigma
+    options = RawOptions(strength_scale=level.scale if level.is_auto else 1.0, controls=result.controls,
+                         passes=result.passes, fixed_sigma=None if level.is_auto else level.sigma)
+    engine = open_denoiser(result.model_name or None)
+    return raw_to_dng(result.photo.source, path, options, engine, progress, overwrite).output
 
 
 def batch(options: Any, progress: "SignalProgress") -> Any:

@@ -11,7 +11,7 @@ from denoiser.gui.dialogs.save_dialog import SaveDialog, default_format, format_
 def test_sixteen_bit_tiff_is_offered_only_for_sixteen_bit_sources() -> None:
     assert dict(format_choices(16))["tiff"].startswith("TIFF (16-bit")
     assert dict(format_choices(8))["tiff"].startswith("TIFF (8-bit")
-    assert default_format("RAW", 16) == "tiff" and default_format("TIFF", 8) == "tiff"
+    assert default_format("RAW", 16) == "dng" and default_format("TIFF", 8) == "tiff"  # a raw: its denoised raw
     # core keeps a BMP as BMP (formats.kept_format); the dialog offers and picks that, as the batch does
     assert default_format("BMP", 8) == "keep" and format_choices(8, "BMP")[0] == ("keep", "BMP (same as the original)")
     assert [f for f, _ in format_choices(8, "JPEG")] == ["jpeg", "png", "tiff", "webp"]

@@ -61,3 +61,29 @@ def develop_raw(raw: RawImage) -> np.ndarray:
     """The neutral development of a raw as it was read (what the window shows before a run)."""
     rgb = raw.rgb if raw.kind == "linear" else demosaic(raw.cfa, raw.pattern)
     return develop_neutral(rgb, raw)
+
+
+def load_view(path, max_megapixels: float = 250.0, max_memory: int | None = None):  # noqa: ANN001, ANN201
+    """The photo as the window shows it: a camera raw in its neutral development (camera white balance, no
+    auto-brightening; 16-bit, EXIF kept, format "RAW"), any other file as core.io.photo.load_photo reads it.
+    A raw this path cannot read (X-Trans...) falls back to LibRaw's development."""
+    from pathlib import Path
+
+    from denoiser.core.io.formats import RAW_EXTENSIONS
+    from denoiser.core.io.photo import Photo, PhotoError, load_photo
+    from denoiser.core.io.raw import UnsupportedRaw, read_raw
+    from denoiser.core.io.read import DecodeError
+
+    p = Path(path)
+    if p.suffix.lower() not in RAW_EXTENSIONS:
+        return load_photo(p, max_megapixels, max_memory)
+    try:
+        raw = read_raw(p, max_megapixels, max_memory)
+    except UnsupportedRaw:
+        return load_photo(p, max_megapixels, max_memory)
+    except DecodeError as exc:
+        raise PhotoError(str(exc)) from None
+    from denoiser.core.io import meta
+
+    exif = meta.exif_with_orientation(raw.exif, 1) if raw.exif else None
+    return Photo(develop_raw(raw), None, 16, exif, None, None, p, "RAW")

@@ -21,11 +21,15 @@ def format_choices(bit_depth: int, source_format: str = "") -> list[tuple[str, s
     kept = kept_format(source_format)
     if kept in FORMAT_EXTENSIONS and kept.lower() not in SAVE_SUFFIX:
         choices.insert(0, ("keep", f"{kept} (same as the original)"))
+    if source_format == "RAW":  # its denoised raw, which editors open as a raw
+        choices.insert(0, ("dng", "DNG (denoised raw: darktable, RawTherapee, Lightroom edit it as a raw)"))
     return choices
 
 
 def default_format(source_format: str, bit_depth: int) -> str:
-    """What core's "keep" writes (formats.kept_format), as the choice that offers it."""
+    """What core's "keep" writes (formats.kept_format), as the choice that offers it; a camera raw: DNG."""
+    if source_format == "RAW":
+        return "dng"
     kept = kept_format(source_format)
     if kept not in FORMAT_EXTENSIONS:
         return "tiff" if bit_depth == 16 else "png"
