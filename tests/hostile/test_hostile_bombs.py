@@ -108,3 +108,11 @@ def test_a_photo_needing_more_than_half_the_free_memory_is_refused_at_once(cli, 
 def test_the_default_budget_is_named_in_the_help(cli) -> None:
     _, out, _ = cli("denoise", "--help")
     assert "half of what is free" in " ".join(out.split())
+
+
+@pytest.mark.parametrize("limit,size,shown", [("0.001", (48, 64), "0.00307"), ("50", (10000, 10000), "100")])
+def test_the_megapixel_refusal_quotes_the_users_limit(cli, tmp_path: Path, no_model, limit: str, size, shown) -> None:
+    src = write_png(tmp_path / "a.png") if size == (48, 64) else png_bomb(tmp_path / "a.png", *size)
+    code, _, err = cli("denoise", src, "--out-dir", tmp_path / "out", "--max-megapixels", limit)
+    assert code == 1 and f"= {shown} MP exceeds the limit of {limit} MP (raise it with --max-megapixels)" in err
+    assert "178956970" not in err and "500000000" not in err

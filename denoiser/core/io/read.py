@@ -56,7 +56,7 @@ def check_size(width: int, height: int, max_megapixels: float, max_memory: int |
     memory than `max_memory` bytes (None: more than half of what is free now)."""
     mp = width * height / 1e6
     if mp > max_megapixels:
-        raise DecodeError(f"image too large: {width} x {height} = {mp:.0f} MP exceeds the limit of "
+        raise DecodeError(f"image too large: {width} x {height} = {mp:.3g} MP exceeds the limit of "
                           f"{max_megapixels:g} MP (raise it with --max-megapixels)")
     try:
         check_photo_memory(width, height, max_memory)

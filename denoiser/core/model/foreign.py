@@ -16,11 +16,12 @@ level, source) and are listed and loaded next to the app's own models.
 from __future__ import annotations
 
 import json
+import math
 import pickle
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from safetensors import SafetensorError
@@ -33,6 +34,9 @@ from denoiser.core.resources import user_data_path
 FOREIGN_FORMAT = "denoiser-foreign-model"
 ARCHITECTURES = ("dncnn", "ffdnet", "drunet")
 DEFAULT_NOMINAL = 25.0  # noise level (0..255) a model without a noise input is taken to remove fully
+# Parameter budget of a community model (KAIR's DRUNet, the largest recognised, has 32.6 M): checked on the
+# declared shapes before anything is allocated.
+MAX_PARAMETERS = 100_000_000
 _UPSCALER_KEYS = re.compile(r"(^|\.)(upconv\d*|upsample\w*|upsampler|conv_up\d*|conv_hr|HRconv|conv_before_upsample)"
                             r"(\.|$)")
 
@@ -202,9 +206,9 @@ def build(sd: dict[str, torch.Tensor], source: str, nominal: float = DEFAULT_NOM
         raise ForeignModelError(f"{source}: an upscaling (super-resolution) model; only 1x restoration models "
                                 f"are supported")
     if "m_head.weight" in sd and "m_tail.weight" in sd:
-        arch, net, channels = _drunet(sd, source)
+        arch, make, channels = _drunet(sd, source)
     elif (stack := _stack_weights(sd, "model.")) is not None:
-        arch, net, channels = _conv_stack_model(stack, source)
+        arch, make, channels = _conv_stack_model(stack, source)
         extra = [k for k in sd if not k.startswith("model.")]
         if extra:
             raise ForeignModelError(f"{source}: weights do not fit the {arch} layout: unexpected keys {extra[:3]}")
@@ -212,6 +216,7 @@ def build(sd: dict[str, torch.Tensor], source: str, nominal: float = DEFAULT_NOM
     else:
         raise ForeignModelError(f"{source}: architecture not recognised from its weights (supported: "
                                 f"{', '.join(ARCHITECTURES)}; keys start {', '.join(list(sd)[:3])})")
+    net = _allocate(make, sd, source, arch)
     try:
         net.load_state_dict({k: v.float() for k, v in sd.items()}, strict=True)
     except RuntimeError as exc:
@@ -224,7 +229,29 @@ def build(sd: dict[str, torch.Tensor], source: str, nominal: float = DEFAULT_NOM
     return model
 
 
-def _drunet(sd: dict[str, torch.Tensor], source: str) -> tuple[str, nn.Module, int]:
+def _allocate(make: Callable[[], nn.Module], sd: dict[str, torch.Tensor], source: str, arch: str) -> nn.Module:
+    """The network, built only once its every tensor shape, as built on the meta device (no memory), equals
+    the file's and its size is within MAX_PARAMETERS: a 34 KB file declaring a 4096-channel layer (with
+    empty tensors) is refused before a byte is allocated for it."""
+    with torch.device("meta"):
+        expected = {k: tuple(v.shape) for k, v in make().state_dict().items()}
+    given = {k: tuple(v.shape) for k, v in sd.items()}
+    if expected != given:
+        missing, extra = sorted(set(expected) - set(given)), sorted(set(given) - set(expected))
+        wrong = [f"{k} {given[k]} (expected {expected[k]})" for k in expected
+                 if k in given and given[k] != expected[k]]
+        detail = "; ".join(part for part in (f"missing {missing[:3]}" if missing else "",
+                                             f"unexpected {extra[:3]}" if extra else "",
+                                             f"shapes {wrong[:2]}" if wrong else "") if part)
+        raise ForeignModelError(f"{source}: weights do not fit the {arch} layout: {detail}")
+    params = sum(math.prod(shape) for shape in expected.values())
+    if params > MAX_PARAMETERS:
+        raise ForeignModelError(f"{source}: {params / 1e6:.0f} M parameters, more than the "
+                                f"{MAX_PARAMETERS / 1e6:.0f} M a community denoiser may have; refused before loading")
+    return make()
+
+
+def _drunet(sd: dict[str, torch.Tensor], source: str) -> tuple[str, Callable[[], nn.Module], int]:
     head, tail = sd["m_head.weight"], sd["m_tail.weight"]
     downs = [_last(sd, f"m_down{i}.%d.weight") for i in (1, 2, 3)]  # each level's strided conv
     nc = [head.shape[0]] + [sd[k].shape[0] for k in downs if k]
@@ -233,10 +260,11 @@ def _drunet(sd: dict[str, torch.Tensor], source: str) -> tuple[str, nn.Module, i
     if len(nc) != 4 or head.shape[1] != channels + 1 or channels not in (1, 3):
         raise ForeignModelError(f"{source}: DRUNet-like keys but an unexpected layout "
                                 f"(head {tuple(head.shape)}, tail {tuple(tail.shape)})")
-    return "drunet", DRUNet(head.shape[1], channels, nc, nb), channels
+    return "drunet", lambda: DRUNet(head.shape[1], channels, nc, nb), channels
 
 
-def _conv_stack_model(stack: tuple[list[torch.Tensor], bool], source: str) -> tuple[str, nn.Module, int]:
+def _conv_stack_model(stack: tuple[list[torch.Tensor], bool],
+                      source: str) -> tuple[str, Callable[[], nn.Module], int]:
     """DnCNN (C -> C) or FFDNet (4C+1 -> 4C) from a plain conv stack; anything else is refused."""
     weights, biases = stack
     cin, cout = weights[0].shape[1], weights[-1].shape[0]
@@ -253,7 +281,7 @@ def _conv_stack_model(stack: tuple[list[torch.Tensor], bool], source: str) -> tu
     else:
         raise ForeignModelError(f"{source}: a conv stack of {cin} -> {cout} channels is not a DnCNN or "
                                 f"FFDNet layout")
-    return arch, _conv_stack(weights, biases), channels
+    return arch, lambda: _conv_stack(weights, biases), channels
 
 
 def _last(sd: dict[str, torch.Tensor], pattern: str) -> str | None:
