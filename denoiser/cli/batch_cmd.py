@@ -43,7 +43,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--strength", type=parse_strength, default=None, metavar="auto|SIGMA",
                    help="noise level 0..255, or auto to estimate it for each photo (default: auto)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs instead of skipping them")
-    p.add_argument("--shard", metavar="K/N", help="process only the K-th of N disjoint slices (1-based)")
+    p.add_argument("--cluster", metavar="ADDRESS|local:N",
+                   help="make the photos on a Dask cluster: a scheduler address (tcp://host:8786) whose workers "
+                        "share the folders, or local:N worker processes here; plan, report and resume as without")
+    p.add_argument("--shard", metavar="K/N", help="process only the K-th of N disjoint slices (1-based): for "
+                                                  "machines that share the folders but no network")
     p.add_argument("--report", type=Path, metavar="FILE", help="write a per-file report (.json or .csv)")
     add_model_options(p)
     add_memory_option(p)
@@ -124,6 +128,15 @@ def _summary(result: Any) -> None:
     print("\n".join(lines))
 
 
+def _cluster(text: str) -> Any:
+    """The --cluster spec, its scheduler checked reachable (core.batch.cluster.ClusterError otherwise)."""
+    from denoiser.core.batch.cluster import ClusterSpec, check_reachable
+
+    spec = ClusterSpec.parse(text)
+    check_reachable(spec)
+    return spec
+
+
 def run(args: argparse.Namespace) -> int:
     from denoiser.core.batch.runner import BatchError, make_denoiser, plan_batch, run_batch
     from denoiser.core.model.file import ModelFileError
@@ -133,16 +146,21 @@ def run(args: argparse.Namespace) -> int:
         print(f"denoiser batch: {scale_conflict(args)}", file=sys.stderr)
         return ExitCode.USAGE
     try:
+        cluster = _cluster(args.cluster) if args.cluster else None  # an unreachable scheduler: before planning
         opts = _options(args)
         plan = plan_batch(opts)
         for folder in (opts.output_dir, *([opts.report.parent] if opts.report else [])):
             problem = write_problem(folder) if plan.todo or folder != opts.output_dir else ""
             if problem:
                 raise BatchError(f"{folder}: {problem}")
-        denoiser = make_denoiser(opts) if plan.todo else None
+        denoiser = make_denoiser(opts) if plan.todo and cluster is None else None
     except (BatchError, ModelFileError, ValueError) as exc:
         print(f"denoiser batch: {exc}", file=sys.stderr)
         return ExitCode.USAGE
+    if cluster is not None and plan.todo:
+        from denoiser.cli.batch_cluster import run_on_cluster
+
+        return run_on_cluster(cluster, opts, plan, _summary)
     bars = _Bars(len(plan.todo))
     try:
         with signals_stop(bars, "stopping after the current tile... (Ctrl-C again to abort)") as received:

@@ -37,6 +37,9 @@ REPORT_FIELDS = ("file", "status", "reason", "seconds", "strength", *LEVEL_FIELD
 
 # on_file(index in the plan, number of files in the plan, item): called on each status change.
 FileCallback = Callable[[int, int, BatchItem], None]
+# execute(queue, notify, progress): make the queued photos, recording each outcome on its item and calling
+# notify(item) on each change; the local loop by default, core.batch.cluster.ClusterExecute on Dask.
+Execute = Callable[[list[BatchItem], Callable[[BatchItem], None], Progress], None]
 
 
 @dataclass
@@ -136,7 +139,7 @@ def make_denoiser(opts: BatchOptions, model: str | None = None) -> Denoiser:
 
 def run_batch(opts: BatchOptions, denoiser: Denoiser | None = None, progress: Progress | None = None,
               on_file: FileCallback | None = None, on_file_progress: Callable[[float], None] | None = None,
-              plan: BatchPlan | None = None) -> BatchResult:
+              plan: BatchPlan | None = None, execute: Execute | None = None) -> BatchResult:
     """Run a folder job. Raises BatchError for a job that cannot start; per-file errors are only recorded.
 
     `progress` gets the overall fraction (and may cancel); `on_file` each status change of a file;
@@ -162,7 +165,9 @@ def run_batch(opts: BatchOptions, denoiser: Denoiser | None = None, progress: Pr
         # temp files a killed run left for this job's outputs (also beside an output finished since); no others
         clean_stale_parts([item.output for item in plan.items
                            if item.output is not None and (item.status == QUEUED or item.output_written)])
-        if todo:
+        if todo and execute is not None:
+            execute(todo, notify, progress)
+        elif todo:
             engines = EngineCache()
             engines.put(denoiser or make_denoiser(opts), opts.model, opts.device, opts.tile)
             _Runner(opts, engines, progress, notify, on_file_progress).run(todo)

@@ -1,0 +1,214 @@
+"""`batch --cluster ADDRESS|local:N`: the same folder job on a Dask distributed cluster.
+
+The plan (discovery, naming, skip-existing, collisions) is made once on the client; each photo is one task
+(core.batch.cluster_worker.run_photo: core.pipeline.process_photo on the worker); results stream back as they
+finish and fill the same report a local run writes, one row per photo. Dask is imported only here, and only
+when a cluster is asked for.
+
+- `local:N` starts a LocalCluster of N single-threaded worker processes on this machine; an address
+  (`tcp://10.0.0.5:8786`) joins a running scheduler (`dask scheduler`, `dask worker tcp://…`, SSHCluster,
+  dask-jobqueue). A scheduler that cannot be reached is refused in one line naming the address, at once.
+- Before any work every worker must run the same app version, hold the same model bytes (SHA-256) and the
+  same Auto estimator as the client; otherwise the run is refused naming the worker and what differs.
+- Storage: workers read the inputs and write the outputs on a path they share with the client.
+- Faults: Dask reschedules the photo of a worker that dies on another worker; saves are atomic (an output is
+  complete or absent), each output is claimed (core.claims) while it is made, and the client counts each
+  plan item once, so every photo is done exactly once. Stopping the client sets the run's cancel event
+  (tasks stop at their next tile) and cancels what has not started.
+"""
+from __future__ import annotations
+
+import logging
+import socket
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable
+from urllib.parse import urlsplit
+
+from denoiser.core.batch.plan import FAILED, BatchError, BatchItem, BatchOptions
+from denoiser.core.batch.runner import apply_result, photo_options, task_of
+from denoiser.core.pipeline import PhotoResult, failure_reason
+from denoiser.core.progress import Cancelled, Progress
+
+if TYPE_CHECKING:
+    from distributed import Client
+
+CONNECT_TIMEOUT = 5.0  # s: a scheduler that does not answer this fast is unreachable
+WORKERS_TIMEOUT = 60.0  # s: how long to wait for the first worker to join
+STOP_GRACE = 15.0  # s: after a stop, how long running tasks get to reach their next tile
+
+
+class ClusterError(BatchError):
+    """The cluster cannot run this job (unreachable, no workers, a worker that differs): a usage error."""
+
+
+@dataclass(frozen=True)
+class ClusterSpec:
+    """`local:N` (N worker processes here) or a scheduler address."""
+
+    address: str = ""
+    local_workers: int = 0
+
+    @classmethod
+    def parse(cls, text: str) -> "ClusterSpec":
+        text = text.strip()
+        if text.lower().startswith("local:"):
+            count = text[6:]
+            if not count.isdigit() or not 1 <= int(count) <= 256:
+                raise ClusterError(f"--cluster local:N takes a number of worker processes 1..256, got {text!r}")
+            return cls(local_workers=int(count))
+        parts = urlsplit(text if "://" in text else f"tcp://{text}")
+        try:
+            port = parts.port
+        except ValueError:
+            port = None
+        if not parts.hostname or port is None:
+            raise ClusterError(f"--cluster takes a scheduler address such as tcp://10.0.0.5:8786 or local:N, "
+                               f"got {text!r}")
+        return cls(address=f"{parts.scheme}://{parts.hostname}:{port}")
+
+    @property
+    def label(self) -> str:
+        return f"local:{self.local_workers}" if self.local_workers else self.address
+
+
+def check_reachable(spec: ClusterSpec, timeout: float = CONNECT_TIMEOUT) -> None:
+    """Refuse an address whose scheduler does not accept a connection, in one line naming it."""
+    if spec.local_workers:
+        return
+    parts = urlsplit(spec.address)
+    if parts.scheme not in ("tcp", "tls"):
+        return  # other transports are left to Dask's own connect timeout
+    try:
+        with socket.create_connection((parts.hostname, parts.port), timeout=timeout):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        raise ClusterError(f"cannot reach the Dask scheduler at {spec.address} ({reason}); start it with "
+                           "`dask scheduler` there, or check the address and the firewall") from None
+
+
+@contextmanager
+def connect(spec: ClusterSpec, timeout: float = CONNECT_TIMEOUT) -> Iterator["Client"]:
+    """A Client on the cluster (a LocalCluster for local:N, closed on exit)."""
+    check_reachable(spec, timeout)
+    import distributed
+
+    for name in ("distributed", "tornado"):  # Dask's chatter (workers joining, nannies closing) is not ours
+        if logging.getLogger(name).getEffectiveLevel() > logging.DEBUG:
+            logging.getLogger(name).setLevel(logging.ERROR)
+    cluster = None
+    try:
+        if spec.local_workers:
+            cluster = distributed.LocalCluster(n_workers=spec.local_workers, threads_per_worker=1, processes=True,
+                                               dashboard_address=":0", host="127.0.0.1",
+                                               silence_logs=logging.ERROR)
+            client = distributed.Client(cluster)
+        else:
+            client = distributed.Client(spec.address, timeout=f"{max(timeout, 1.0)}s")
+    except OSError as exc:
+        if cluster is not None:
+            cluster.close()
+        raise ClusterError(f"cannot connect to the Dask scheduler at {spec.label} ({exc})") from None
+    try:
+        yield client
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def check_workers(client: "Client", model: str | None, timeout: float = WORKERS_TIMEOUT) -> dict[str, dict]:
+    """Every worker's identity, after checking it matches this machine's (ClusterError naming the first that
+    does not: another app version, other model bytes, another Auto estimator)."""
+    from denoiser.core.batch.cluster_worker import identity
+
+    try:
+        client.wait_for_workers(1, timeout=timeout)
+    except TimeoutError:
+        raise ClusterError(f"no Dask worker joined the scheduler within {timeout:g} s; start some with "
+                           "`dask worker <scheduler address>`") from None
+    mine = identity(model)
+    if str(mine["model"]).startswith("missing"):
+        raise ClusterError(f"the model is not on this machine: {mine['model'][9:]}")
+    theirs: dict[str, dict] = client.run(identity, model)
+    words = {"app": "app version", "model": "model file (SHA-256)", "estimator": "Auto's noise estimator"}
+    for address, ident in sorted(theirs.items()):
+        for key, word in words.items():
+            if ident.get(key) != mine[key]:
+                raise ClusterError(
+                    f"worker {address} ({ident.get('host')}) has another {word}: {_short(ident.get(key))} there, "
+                    f"{_short(mine[key])} here; install the same version and models on every worker")
+    return theirs
+
+
+def _short(value: object) -> str:
+    text = str(value)
+    return text[:16] if len(text) == 64 else text  # a SHA-256: its first 16 hex digits say enough
+
+
+# on_result(item, result): each photo as its result comes back (the terminal's bar and per-worker counts)
+ResultCallback = Callable[[BatchItem, PhotoResult], None]
+
+
+class ClusterExecute:
+    """The `execute` a run_batch gets for a cluster: one task per queued photo, results as they finish."""
+
+    def __init__(self, client: "Client", opts: BatchOptions, on_result: ResultCallback | None = None) -> None:
+        self.client, self.opts, self.on_result = client, opts, on_result
+
+    def __call__(self, todo: list[BatchItem], notify: Callable[[BatchItem], None], progress: Progress) -> None:
+        from distributed import Event, as_completed
+
+        from denoiser.core.batch.cluster_worker import model_digest, run_photo
+
+        run_id = uuid.uuid4().hex
+        options = photo_options(self.opts, run_id)
+        digest, event_name = model_digest(self.opts.model), f"denoiser-stop-{run_id}"
+        futures = {self.client.submit(run_photo, task_of(item), options, digest, event_name,
+                                      key=f"photo-{k}-{run_id}", pure=False): item for k, item in enumerate(todo)}
+        stream = as_completed(list(futures))
+        done = 0
+        try:
+            while not stream.is_empty():
+                progress.check_cancelled()
+                if not stream.has_ready():
+                    time.sleep(0.1)
+                    continue
+                for future in stream.next_batch(block=False):
+                    done += 1
+                    self._record(futures[future], future, notify)
+                    progress.report(done / len(todo), f"{done}/{len(todo)} {futures[future].rel}")
+        except (Cancelled, KeyboardInterrupt):
+            Event(event_name, client=self.client).set()
+            self.client.cancel([f for f in futures if f.status == "pending"])
+            self._drain(futures, notify)
+            raise
+
+    def _record(self, item: BatchItem, future: Any, notify: Callable[[BatchItem], None]) -> None:
+        try:
+            result = future.result()
+        except Exception as exc:  # a photo whose workers kept dying (KilledWorker), a lost connection...
+            result = PhotoResult(FAILED, failure_reason(exc, item.source))
+        apply_result(item, result)
+        notify(item)
+        if self.on_result:
+            self.on_result(item, result)
+
+    def _drain(self, futures: dict[Any, BatchItem], notify: Callable[[BatchItem], None]) -> None:
+        """After a stop: let running tasks reach their next tile, and record the photos they finished."""
+        from distributed import wait
+
+        try:
+            wait([f for f in futures if not f.cancelled()], timeout=STOP_GRACE)
+        except (TimeoutError, Exception):  # noqa: BLE001 - a stop must not fail over the wait
+            pass
+        for future, item in futures.items():
+            if future.status == "finished":
+                result = future.result()
+                if result.status != "skipped" or result.reason != "cancelled":
+                    apply_result(item, result)
+                    notify(item)

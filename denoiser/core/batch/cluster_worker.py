@@ -1,0 +1,109 @@
+"""What a Dask worker runs for `batch --cluster`: one photo per task through core.pipeline.process_photo.
+
+Everything a task receives is plain (PhotoTask, PhotoOptions, the model's hash, the run's cancel event name);
+the engines live in this process for its lifetime (one EngineCache per model hash, so a worker opens a model
+once however many photos and batches it serves). `identity` is what the client compares before any work:
+the app version, the model file's bytes (SHA-256) and Auto's estimator.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import threading
+import time
+from functools import lru_cache
+from pathlib import Path
+
+from denoiser.core.model.profiles import AUTO_MODEL
+from denoiser.core.pipeline import EngineCache, PhotoOptions, PhotoResult, PhotoTask, process_photo
+from denoiser.core.progress import Cancelled
+
+_ENGINES: dict[str, EngineCache] = {}
+_LOCK = threading.Lock()
+CANCEL_POLL = 1.0  # seconds between looks at the run's cancel event (one scheduler round trip each)
+
+
+def model_file(model: str | None) -> Path:
+    """The file a model name (or path) stands for on this machine; None/"auto": the shipped default."""
+    from denoiser.core.model.foreign import foreign_cards, is_foreign
+    from denoiser.core.model.registry import find_model
+
+    name = None if model in (None, "", AUTO_MODEL) else model
+    if name is not None and Path(name).is_file():
+        return Path(name)
+    if name is not None and is_foreign(name):
+        return Path(foreign_cards()[name]["path"])
+    return Path(find_model(name).path)
+
+
+@lru_cache(maxsize=16)
+def _digest(path: str, size: int, mtime_ns: int) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def model_digest(model: str | None) -> str:
+    """SHA-256 of the model file's bytes ("missing: <reason>" when this machine has no such model)."""
+    try:
+        path = model_file(model)
+        st = path.stat()
+    except (OSError, ValueError) as exc:
+        return f"missing: {exc}"
+    return _digest(str(path), st.st_size, st.st_mtime_ns)
+
+
+def identity(model: str | None) -> dict[str, object]:
+    """What must agree between the client and every worker (and where the worker runs, for messages)."""
+    from denoiser import __version__
+    from denoiser.core.noise.level import estimator_version
+
+    return {"app": __version__, "model": model_digest(model), "estimator": estimator_version(),
+            "host": socket.gethostname(), "pid": os.getpid()}
+
+
+def engines_for(digest: str) -> EngineCache:
+    with _LOCK:
+        return _ENGINES.setdefault(digest, EngineCache())
+
+
+class _TaskProgress:
+    """Cancel checks for a task: the run's Dask Event, looked at no more than once per CANCEL_POLL."""
+
+    def __init__(self, event_name: str) -> None:
+        self.event_name, self._next, self._event = event_name, 0.0, None
+
+    def report(self, fraction: float, message: str = "") -> None:
+        pass
+
+    def check_cancelled(self) -> None:
+        now = time.monotonic()
+        if not self.event_name or now < self._next:
+            return
+        self._next = now + CANCEL_POLL
+        from distributed import Event, get_client
+
+        if self._event is None:
+            self._event = Event(self.event_name, client=get_client())
+        if self._event.is_set():
+            raise Cancelled("the batch was stopped")
+
+
+def run_photo(task: PhotoTask, options: PhotoOptions, digest: str, cancel_event: str = "") -> PhotoResult:
+    """One photo on this worker (the task the client submits for each plan item)."""
+    from distributed import get_worker
+
+    try:
+        worker = get_worker().address
+    except ValueError:  # called outside a worker (tests, a debugger)
+        worker = f"{socket.gethostname()}:{os.getpid()}"
+    progress = _TaskProgress(cancel_event)
+    try:
+        result = process_photo(task, options, engines_for(digest), progress)  # type: ignore[arg-type]
+    except Cancelled:
+        result = PhotoResult("skipped", "cancelled")
+    result.worker = worker
+    return result
