@@ -118,7 +118,7 @@ def _temp_prefix(target: Path) -> str:
     return f".{target.name}."
 
 
-def atomic_write(target: Path, writer: Callable[[BinaryIO], None], overwrite: bool = True) -> None:
+def atomic_write(target: Path, writer: Callable[[BinaryIO], object], overwrite: bool = True) -> None:
     """Write `target` through `writer` into a temp file in the same folder, fsync, then rename it over the
     target: a reader never sees half a file, and a failure or a kill leaves the target as it was. With
     overwrite=False a file that appeared meanwhile is never replaced (FileExistsError). Temp files of this

@@ -55,9 +55,8 @@ def self_ensemble(run: Callable[["torch.Tensor", Progress], "torch.Tensor"], x: 
     import torch
 
     check_passes(passes)
-    out = None
     with torch.inference_mode():  # the sum is kept in place: one photo-sized buffer, not one per pass
-        for k, view in enumerate(VIEWS[:passes]):
-            y = from_view(run(to_view(x, view), _PassProgress(progress, k, passes)), view)
-            out = y if out is None else out.add_(y)
+        out = from_view(run(to_view(x, VIEWS[0]), _PassProgress(progress, 0, passes)), VIEWS[0])
+        for k, view in enumerate(VIEWS[1:passes], start=1):
+            out.add_(from_view(run(to_view(x, view), _PassProgress(progress, k, passes)), view))
         return out.div_(passes) if passes > 1 else out

@@ -436,9 +436,9 @@ def xmp_that_fits(xmp: bytes | None, limit: int) -> tuple[bytes | None, str]:
         return xmp, ""
     found = _XMP_NOTE.search(xmp)
     note = None
-    if found:
-        note = xmp_with_note(None, {})
-        note = note.replace(_XMP_NOTE.search(note).group(0), found.group(0))
+    blank = _XMP_NOTE.search(xmp_with_note(None, {})) if found else None
+    if found and blank:
+        note = blank.string.replace(blank.group(0), found.group(0))
     kept = note if note is not None and len(note) <= limit else None
     return kept, (f"its XMP metadata ({len(xmp) // 1024} KB) does not fit in the format's {limit // 1024} KB; "
                   + ("only the denoiser's note is kept" if kept else "it is left out"))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 import logging
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import cv2
 import numpy as np
@@ -128,7 +128,7 @@ def write_tiff(f: BinaryIO, px: np.ndarray, alpha: np.ndarray | None, exif: byte
         extratags += meta.tiff_extratags(exif)
     if xmp:
         extratags.append((700, 1, None, xmp, True))
-    kwargs = {}
+    kwargs: dict[str, Any] = {}
     res = meta.tiff_resolution(exif)
     if res is not None:
         kwargs = {"resolution": (res[0], res[1]), "resolutionunit": res[2]}

@@ -160,7 +160,7 @@ def check_weights(weights: Path, config: ModelConfig) -> None:
         shape = tuple(entry["shape"])
         if shape != expected[name]:
             raise ModelFileError(f"{weights}: tensor {name} has shape {shape}, expected {expected[name]}")
-        width = _DTYPE_BYTES.get(entry.get("dtype"))
+        width = _DTYPE_BYTES.get(str(entry.get("dtype")))
         if width is None:
             raise ModelFileError(f"{weights}: tensor {name} has unsupported type {entry.get('dtype')!r}")
         start, end = entry["data_offsets"]

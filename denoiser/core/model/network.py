@@ -86,7 +86,8 @@ class ResBlock(nn.Module):
     def start_as_identity(self) -> None:
         """Zero the residual branch's last layer (used when a model grows by appending blocks)."""
         nn.init.zeros_(self.c2.weight)
-        nn.init.zeros_(self.c2.bias)
+        if self.c2.bias is not None:
+            nn.init.zeros_(self.c2.bias)
 
 
 class PlainBlock(nn.Module):
@@ -156,7 +157,8 @@ class UNetDenoiser(nn.Module):
         self.dec = nn.ModuleList(_stack(config.block, w[i], config.dec_blocks[i]) for i in range(len(w) - 1))
         self.tail = nn.Conv2d(w[0], tail_out or 4 * c, 3, padding=1)
         nn.init.zeros_(self.tail.weight)
-        nn.init.zeros_(self.tail.bias)
+        if self.tail.bias is not None:
+            nn.init.zeros_(self.tail.bias)
 
     def forward(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         n, c, h, w = x.shape
@@ -227,7 +229,10 @@ def load_grown(model: UNetDenoiser, state: dict[str, torch.Tensor], old: ModelCo
     if stray:
         raise ValueError(f"weights lack keys of the old architecture: {stray[:3]}")
     for name in added:
-        model.get_submodule(name).start_as_identity()
+        block = model.get_submodule(name)
+        if not isinstance(block, ResBlock | NAFBlock):
+            raise ValueError(f"{name}: a {type(block).__name__} cannot start as the identity (only res and naf blocks)")
+        block.start_as_identity()
     return added
 
 

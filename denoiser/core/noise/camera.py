@@ -157,7 +157,10 @@ def _jpeg(img: np.ndarray, quality: int) -> np.ndarray:
     ok, buf = cv2.imencode(".jpg", u8, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
     if not ok:
         raise RuntimeError("JPEG encoding failed")
-    return cv2.imdecode(buf, cv2.IMREAD_UNCHANGED).astype(np.float32) / 255.0
+    dec = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+    if dec is None:
+        raise RuntimeError("JPEG decoding failed")
+    return dec.astype(np.float32) / 255.0
 
 
 def _develop(raw: np.ndarray, p: CameraParams) -> np.ndarray:

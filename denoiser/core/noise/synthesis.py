@@ -188,6 +188,8 @@ def _maybe_jpeg(noisy: torch.Tensor, cfg: NoiseConfig, gen: torch.Generator,
         img = (noisy[i].clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255 + 0.5).astype(np.uint8)
         ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, int(qual[i])])
         dec = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+        if not ok or dec is None:
+            raise RuntimeError("JPEG round trip failed")
         if dec.ndim == 2:
             dec = dec[..., None]
         out[i] = torch.from_numpy(dec.astype(np.float32) / 255.0).permute(2, 0, 1).to(noisy.device)

@@ -158,6 +158,7 @@ class _Hook:
         self.on_step(info)
 
     def after(self) -> np.ndarray:
+        assert self.preview is not None  # report() asks only when there is a preview
         crop, sigma = self.preview
         with torch.inference_mode():
             out = self.trainer.ema(crop.to(self.trainer.device), torch.tensor([sigma], device=self.trainer.device))

@@ -39,9 +39,8 @@ CALIBRATION_PHOTOS = 6  # photos (CALIBRATION_SIDE centre crops) the strength ca
 
 def weight_anchor(model: torch.nn.Module, reference: list[torch.Tensor]) -> torch.Tensor:
     """Mean squared distance of the weights from the base model's (L2-SP)."""
-    total = sum(((p - r) ** 2).sum() for p, r in zip(model.parameters(), reference))
-    count = sum(r.numel() for r in reference)
-    return total / count
+    total = torch.stack([((p - r) ** 2).sum() for p, r in zip(model.parameters(), reference, strict=True)]).sum()
+    return total / sum(r.numel() for r in reference)
 
 
 def load_native(path: Path) -> np.ndarray:
