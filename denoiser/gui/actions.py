@@ -1,18 +1,34 @@
 """Menus, toolbar and shortcuts of the main window, in one place (standard QKeySequences where Qt has one)."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Iterable
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import QMenu, QToolBar
 
 from denoiser.gui.compare_view import Mode
+from denoiser.gui.theme import DEFAULT_THEME, THEMES
+from denoiser.gui.zoom_box import ZoomBox
 
 if TYPE_CHECKING:
+    from denoiser.gui.controls import ControlsPanel
     from denoiser.gui.main_window import MainWindow
+    from denoiser.gui.settings import AppSettings
+    from denoiser.gui.window_state import WindowState
 
 Keys = QKeySequence.StandardKey
+
+
+def unique_sequences(seqs: Iterable[QKeySequence]) -> list[QKeySequence]:
+    """The sequences without repeats: a standard key (Keys.ZoomOut) is often the literal one beside it (Ctrl+-)
+    on this platform, and Qt then finds the shortcut ambiguous and does nothing."""
+    out: list[QKeySequence] = []
+    for seq in seqs:
+        if not seq.isEmpty() and seq not in out:
+            out.append(seq)
+    return out
 
 
 class Actions:
@@ -21,7 +37,7 @@ class Actions:
     def __init__(self, w: "MainWindow") -> None:
         def act(text: str, slot: Callable, *keys: QKeySequence | Keys | str, tip: str = "") -> QAction:
             a = QAction(text, w)
-            seqs = [k if isinstance(k, QKeySequence) else QKeySequence(k) for k in keys]
+            seqs = unique_sequences(k if isinstance(k, QKeySequence) else QKeySequence(k) for k in keys)
             if seqs:
                 a.setShortcuts(seqs)
             if tip:
@@ -31,7 +47,9 @@ class Actions:
             return a
 
         self.open = act("&Open…", w.open_dialog, Keys.Open)
-        self.save_as = act("Save &As…", w.save_as, "Ctrl+Shift+S")
+        self.save_as = act("Save &As…", w.save_as, Keys.SaveAs, Keys.Save,
+                           tip="Save the photo with the settings on screen (Ctrl+S); runs the whole photo first "
+                               "when only a preview has been made")
         self.batch = act("&Batch…", lambda: w.open_batch(None), tip="Denoise a whole folder")
         self.quit = act("&Quit", w.close, Keys.Quit)
         self.denoise = act("&Denoise", w.denoise, "Ctrl+Return", "Ctrl+Enter")
@@ -59,6 +77,40 @@ class Actions:
             self.mode_actions[mode.value] = a
         self.recent_menu = QMenu("Open &Recent", w)
         w.compare.mode_changed.connect(lambda m: self.mode_actions[m].setChecked(True))
+        self.themes = QActionGroup(w)
+        self.theme_actions: dict[str, QAction] = {}
+        for key, title in THEMES.items():
+            a = QAction(title, w, checkable=True)
+            a.triggered.connect(lambda _c=False, k=key: w.set_theme(k))
+            self.themes.addAction(a)
+            self.theme_actions[key] = a
+        self.check_theme(w.settings.theme)
+
+    def observe(self, state: "WindowState", controls: "ControlsPanel") -> None:
+        """Save and Denoise follow the state: both are available as soon as a photo is open."""
+        for signal in (state.photo_changed, state.result_changed, state.catalogue_changed):
+            signal.connect(lambda: self.update_enabled(state, controls))
+        self.update_enabled(state, controls)
+
+    def update_enabled(self, state: "WindowState", controls: "ControlsPanel") -> None:
+        has_photo = state.photo is not None
+        self.denoise.setEnabled(has_photo)
+        self.save_as.setEnabled(has_photo)
+        if not controls.busy:  # idle: Denoise needs a photo
+            controls.denoise_button.setEnabled(has_photo)
+
+    def check_theme(self, theme: str) -> None:
+        self.theme_actions.get(theme, self.theme_actions[DEFAULT_THEME]).setChecked(True)
+
+    def rebuild_recent(self, settings: "AppSettings", open_path: Callable[[str], None]) -> None:
+        """File ▸ Open Recent from the settings' list, with Clear list."""
+        menu = self.recent_menu
+        menu.clear()
+        for f in settings.recent_files():
+            menu.addAction(Path(f).name, lambda f=f: open_path(f)).setToolTip(f)
+        menu.addSeparator()
+        menu.addAction("Clear list", lambda: (settings.clear_recent(), self.rebuild_recent(settings, open_path)))
+        menu.setEnabled(bool(settings.recent_files()))
 
     def build_menus(self, w: "MainWindow") -> None:
         bar = w.menuBar()
@@ -77,6 +129,10 @@ class Actions:
         view.addSeparator()
         for a in (self.fit, self.zoom100, self.zoom200, self.zoom_in, self.zoom_out):
             view.addAction(a)
+        view.addSeparator()
+        theme = view.addMenu("&Theme")
+        for a in self.theme_actions.values():
+            theme.addAction(a)
         process = bar.addMenu("&Process")
         process.addAction(self.denoise)
         process.addAction(self.cancel)
@@ -97,4 +153,6 @@ class Actions:
         tb.addSeparator()
         for a in (self.fit, self.zoom100, self.zoom200):
             tb.addAction(a)
+        self.zoom_box = ZoomBox(w.compare.state, tb)
+        tb.addWidget(self.zoom_box)
         return tb

@@ -49,6 +49,7 @@ class CompareView(QWidget):
         self.detail_map: DisplayImage | None = None  # removed-detail map of the full result
         self.preview_detail_map: Patch | None = None
         self.detail_score: float | None = None  # % of the photo flagged, in the map's caption
+        self.preview_detail_score: float | None = None  # % of the preview region flagged
         self._refresh()
 
     # --- content ------------------------------------------------------------------------------
@@ -56,7 +57,7 @@ class CompareView(QWidget):
         """A new photo: forget the previous result and preview."""
         self.original, self.result, self.difference = image, None, None
         self.preview = self.preview_difference = None
-        self.detail_map = self.preview_detail_map = self.detail_score = None
+        self.detail_map = self.preview_detail_map = self.detail_score = self.preview_detail_score = None
         if image is not None:
             self.state.set_image_size(image.size)
         self._refresh()
@@ -68,11 +69,12 @@ class CompareView(QWidget):
 
     def set_detail_map(self, image: DisplayImage | None, score: float | None = None) -> None:
         """The full result's removed-detail map (drops the preview's)."""
-        self.detail_map, self.detail_score, self.preview_detail_map = image, score, None
+        self.detail_map, self.detail_score = image, score
+        self.preview_detail_map = self.preview_detail_score = None
         self._refresh()
 
-    def set_preview_detail_map(self, patch: Patch | None) -> None:
-        self.preview_detail_map = patch
+    def set_preview_detail_map(self, patch: Patch | None, score: float | None = None) -> None:
+        self.preview_detail_map, self.preview_detail_score = patch, score
         self._refresh()
 
     def set_preview(self, preview: Patch | None, difference: Patch | None = None, gain: float = 1.0) -> None:
@@ -120,10 +122,17 @@ class CompareView(QWidget):
     def _difference(self) -> Picture:
         return Picture(self.difference, self.preview_difference, f"Removed noise (×{self.gain:g}, grey = nothing)")
 
+    def detail_caption(self) -> str:
+        """The map's caption: the flagged (magenta) share of what it shows, the preview region or the photo."""
+        if self.preview_detail_map is not None:
+            score, where = self.preview_detail_score, "of the previewed region"
+        else:
+            score, where = self.detail_score, "of the photo"
+        share = f": {score:.2f} % {where} in magenta" if score is not None else " in magenta"
+        return f"Removed detail{share}"
+
     def _detail_map(self) -> Picture:
-        score = f", {self.detail_score:.2f} % of the photo" if self.detail_score is not None and \
-            self.preview_detail_map is None else ""
-        return Picture(self.detail_map, self.preview_detail_map, f"Removed detail (magenta{score})")
+        return Picture(self.detail_map, self.preview_detail_map, self.detail_caption())
 
     def _refresh(self) -> None:
         side = self.mode == Mode.SIDE_BY_SIDE

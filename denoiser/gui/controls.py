@@ -6,8 +6,8 @@ import time
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt, Signal, Slot
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QProgressBar,
-                               QPushButton, QSlider, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QFrame, QGroupBox, QHBoxLayout, QLabel,
+                               QProgressBar, QPushButton, QScrollArea, QSlider, QStyle, QVBoxLayout, QWidget)
 
 from denoiser.core.progress import format_eta
 from denoiser.core.noise.level import SCALE_RANGE  # numpy only: no torch at start
@@ -77,6 +77,7 @@ class ControlsPanel(QWidget):
         self.status = QLabel("")
         self.status.setWordWrap(True)
         self.cancel_button = QPushButton("Cancel (Esc)")
+        self.cancel_button.setToolTip("Stop the run; the photo on screen stays as it was (Esc)")
         self.cancel_button.clicked.connect(self.cancel_clicked)
         for w in (self.progress, self.status, self.cancel_button):
             layout.addWidget(w)
@@ -93,12 +94,14 @@ class ControlsPanel(QWidget):
         self.model_combo = QComboBox()
         self.model_combo.addItem("Loading models…")
         self.model_combo.setEnabled(False)
+        self.model_combo.setToolTip("The trained network that removes the noise; Model ▸ Manage models… says what "
+                                    "each one is for")
         self.model_combo.currentIndexChanged.connect(self._emit_model)
         QVBoxLayout(box).addWidget(self.model_combo)
         return box
 
     def _strength_box(self) -> QGroupBox:
-        box = QGroupBox("Strength")
+        box = QGroupBox("Noise level")
         self.auto_check = QCheckBox("Auto")
         self.auto_check.setChecked(True)
         self.auto_check.setToolTip("Auto measures the photo's noise pixel by pixel (shadows and highlights differ) "
@@ -107,11 +110,13 @@ class ControlsPanel(QWidget):
         self.slider = QSlider(Qt.Orientation.Horizontal)
         self.slider.setRange(0, int(MAX_SIGMA * SLIDER_STEPS_PER_SIGMA))
         self.slider.setValue(15 * SLIDER_STEPS_PER_SIGMA)
-        self.slider.setToolTip("Noise level σ (0..255 units) removed everywhere in the photo")
+        self.slider.setToolTip("With Auto off: how much noise to remove, the same everywhere in the photo "
+                               "(in 8-bit steps: 5 is faint, 25 strong, 50 very heavy)")
         self.scale_slider = QSlider(Qt.Orientation.Horizontal)
         self.scale_slider.setRange(int(SCALE_RANGE[0] * SCALE_STEPS), int(SCALE_RANGE[1] * SCALE_STEPS))
         self.scale_slider.setValue(SCALE_STEPS)
-        self.scale_slider.setToolTip("A scale on Auto's noise map: 1.00 = Auto as measured, 2.00 = twice as strong")
+        self.scale_slider.setToolTip("How hard Auto works: 1.00 removes the noise as measured, 2.00 twice as "
+                                     "much, 0.50 half (keeps more grain)")
         self.slider_label = QLabel()
         self.slider_label.setMinimumWidth(64)
         top = QHBoxLayout()
@@ -180,6 +185,7 @@ class ControlsPanel(QWidget):
         box = QGroupBox("Device")
         self.device_combo = QComboBox()
         self.device_combo.addItem("Auto", "auto")
+        self.device_combo.setToolTip("Where the work runs: a graphics card (GPU) is many times faster than the CPU")
         self.device_combo.currentIndexChanged.connect(self._emit_device)
         self.device_in_use = QLabel("in use: —")
         self.device_in_use.setWordWrap(True)
@@ -262,9 +268,10 @@ class ControlsPanel(QWidget):
             self.estimate_label.setText("noise: —")
         else:
             varying = sigma.map is not None
-            self.estimate_label.setText(f"noise map, mean σ {sigma:.1f}" if varying else f"noise σ {sigma:.1f}")
-            self.estimate_label.setToolTip("Measured pixel by pixel: Auto removes more where the photo is noisier"
-                                           if varying else "Measured as one level for the whole photo")
+            self.estimate_label.setText(f"measured <small>{sigma:.1f}</small>")
+            how = ("pixel by pixel (Auto removes more where the photo is noisier); this is its average" if varying
+                   else "as one level for the whole photo")
+            self.estimate_label.setToolTip(f"The photo's noise level, measured {how}: {sigma:.1f} in 8-bit steps")
 
     @Slot(bool)
     def _auto_toggled(self, auto: bool) -> None:
@@ -278,7 +285,7 @@ class ControlsPanel(QWidget):
         if self.auto_check.isChecked():
             self.slider_label.setText(f"× {self.strength_scale():.2f}")
         else:
-            self.slider_label.setText(f"σ {self.manual_sigma():.1f}")
+            self.slider_label.setText(f"{self.manual_sigma():.1f}")
         if emit:
             self.strength_changed.emit()
 
@@ -323,3 +330,15 @@ class ControlsPanel(QWidget):
 
     def set_message(self, text: str) -> None:
         self.status.setText(text)
+
+
+def scrolling(panel: QWidget) -> QScrollArea:
+    """`panel` (fixed width) in a vertical-only scroll area as wide as the panel plus its scroll bar."""
+    area = QScrollArea()
+    area.setWidget(panel)
+    area.setWidgetResizable(True)
+    area.setFrameShape(QFrame.Shape.NoFrame)
+    area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    bar = area.style().pixelMetric(QStyle.PixelMetric.PM_ScrollBarExtent)
+    area.setFixedWidth(panel.width() + bar)
+    return area

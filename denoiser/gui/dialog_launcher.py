@@ -10,11 +10,12 @@ from PySide6.QtWidgets import QDialog, QMessageBox
 
 if TYPE_CHECKING:
     from denoiser.gui.main_window import MainWindow
+    from denoiser.gui.window_state import WindowState
 
 
 class DialogLauncher:
-    def __init__(self, window: "MainWindow") -> None:
-        self.w = window
+    def __init__(self, window: "MainWindow", state: "WindowState") -> None:
+        self.w, self.state = window, state
         self.open_dialogs: list[QDialog] = []  # non-modal dialogs stay referenced while open
 
     def _keep(self, dlg: QDialog) -> QDialog:
@@ -88,16 +89,16 @@ class DialogLauncher:
         QMessageBox.about(self.w, "About Photo Denoiser", about_html(self._active_card(), self._device_text()))
 
     def _active_card(self):  # noqa: ANN202 - core.model.file.ModelCard | None
-        cat, name = self.w.catalogue, self.w.controls.model_name()
+        cat, name = self.state.catalogue, self.state.controls.model_name()
         for entry in (cat.models if cat else []):
             if entry.name == name:
                 return entry.card
         return None
 
     def _device_text(self) -> str:
-        result = self.w.result
+        result = self.state.result
         in_use = result.device_name if result else "not used yet"
-        devices = ", ".join(self.w.catalogue.devices) if self.w.catalogue else "still loading"
+        devices = ", ".join(self.state.catalogue.devices) if self.state.catalogue else "still loading"
         torch = sys.modules.get("torch")
         version = f"PyTorch {torch.__version__}" if torch else "PyTorch not loaded yet"
         return f"Selected: {self.w.controls.device()}; in use: {in_use}<br>Available: {devices}<br>{version}"

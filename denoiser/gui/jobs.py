@@ -206,8 +206,8 @@ def preview(cache: DenoiserCache, photo: "Photo", rect: QRect, model: str, devic
     patch = Patch(make_display(out[inner], photo.icc), QRect(rect))
     gain = difference_gain(float(level))
     diff = Patch(make_difference_display(crop[inner], out[inner], gain), QRect(rect))
-    dmap = Patch(detail_map_display(crop, out, inner)[0], QRect(rect))
-    return PreviewResult(patch, diff, level, time.monotonic() - start, gain, dmap)
+    dmap, score = detail_map_display(crop, out, inner)
+    return PreviewResult(patch, diff, level, time.monotonic() - start, gain, Patch(dmap, QRect(rect)), score)
 
 
 def save_note(result: DenoiseResult) -> dict[str, str]:

@@ -4,51 +4,31 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
 
 from PySide6.QtCore import QSettings, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent
-from PySide6.QtWidgets import QDockWidget, QFileDialog, QFrame, QMainWindow, QMessageBox, QScrollArea, QStyle, QWidget
+from PySide6.QtGui import QGuiApplication
+from PySide6.QtWidgets import QDockWidget, QFileDialog, QMainWindow
 
 from denoiser.gui import jobs
 from denoiser.gui.actions import Actions
 from denoiser.gui.compare_view import CompareView
-from denoiser.gui.controls import ControlsPanel
+from denoiser.gui.controls import ControlsPanel, scrolling
 from denoiser.gui.dialog_launcher import DialogLauncher
 from denoiser.gui.errors import describe, show_error
 from denoiser.gui.preview import Previewer
+from denoiser.gui.saver import Saver
 from denoiser.gui.settings import AppSettings
-from denoiser.gui.status import StatusLine
+from denoiser.gui.status import StatusLine, profile_note
+from denoiser.gui.theme import apply_theme
+from denoiser.gui.window_state import RunSettings, WindowState, describe_level
 from denoiser.gui.workers import Job, JobRunner
 from denoiser.core.io.formats import SUPPORTED_EXTENSIONS
-from denoiser.core.noise.level import NoiseLevel
 
 STARTUP_DEFER_MS = 150  # let the window appear before torch starts loading on a worker
 CLOSE_WAIT_MS = 20_000  # after the window has gone: how long to let cancelled jobs reach their next tile
 IMAGE_FILTER = f"Images ({' '.join('*' + e for e in sorted(SUPPORTED_EXTENSIONS))});;All files (*)"
 
-
-
-def scrolling(panel: QWidget) -> QScrollArea:
-    """`panel` (fixed width) in a vertical-only scroll area as wide as the panel plus its scroll bar."""
-    area = QScrollArea()
-    area.setWidget(panel)
-    area.setWidgetResizable(True)
-    area.setFrameShape(QFrame.Shape.NoFrame)
-    area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-    bar = area.style().pixelMetric(QStyle.PixelMetric.PM_ScrollBarExtent)
-    area.setFixedWidth(panel.width() + bar)
-    return area
-
-
-def profile_note(model: str | None, exif: bytes | None) -> str:
-    """"; using camera profile X (camera, ISO)" when the model is Auto and the photo matches a profile."""
-    from denoiser.core.model.profiles import AUTO_MODEL, choose_model
-
-    if model != AUTO_MODEL:
-        return ""
-    choice = choose_model(model, exif)
-    return f"; using {choice.reason}" if choice.profile else "; no camera profile matches: the default model"
 
 class MainWindow(QMainWindow):
     catalogue_loaded = Signal()
@@ -56,7 +36,7 @@ class MainWindow(QMainWindow):
     denoised = Signal(object)  # jobs.DenoiseResult
     preview_partial = Signal(object)  # jobs.PreviewResult of the centre, shown first
     preview_shown = Signal(object)  # jobs.PreviewResult of the whole visible region
-    noise_estimated = Signal(object)  # float | None
+    noise_estimated = Signal(object)  # the measured level | None
     saved = Signal(object)  # Path
     run_cancelled = Signal()
     failed = Signal(str)  # the text the user was shown
@@ -65,11 +45,14 @@ class MainWindow(QMainWindow):
         super().__init__()
         self.settings = settings if isinstance(settings, AppSettings) else AppSettings(settings)
         self.interactive = interactive  # False (smoke test): errors are reported, not shown in a modal box
+        self.theme = apply_theme(self.settings.theme)
+        QGuiApplication.styleHints().colorSchemeChanged.connect(lambda _s: self.set_theme(self.settings.theme))
         self.setWindowTitle("Photo Denoiser")
         self.setAcceptDrops(True)
         self.compare = CompareView(self)
         self.setCentralWidget(self.compare)
         self.controls = ControlsPanel(self)
+        self.state = WindowState(self.controls, self)
         dock = QDockWidget("Denoise", self)
         dock.setObjectName("controls-dock")
         dock.setWidget(scrolling(self.controls))  # the panel scrolls on short screens instead of growing the window
@@ -84,19 +67,26 @@ class MainWindow(QMainWindow):
         self.io, self.compute, self.analysis = JobRunner(self), JobRunner(self), JobRunner(self)
         self.batch_lane, self.training_lane = JobRunner(self), JobRunner(self)
         self.cache, self.analysis_cache = jobs.DenoiserCache(), jobs.DenoiserCache()  # one Denoiser per lane
-        self.dialogs = DialogLauncher(self)
-        self.catalogue: jobs.Catalogue | None = None
-        self.photo: jobs.LoadedPhoto | None = None
-        self.result: jobs.DenoiseResult | None = None
+        self.dialogs = DialogLauncher(self, self.state)
         self._load_job: Job | None = None
         self._run_job: Job | None = None
+        self._run_settings: RunSettings | None = None
         self._denoise_when_ready = False
-        self._save_when_denoised: tuple[Path, str, int, bool] | None = None
-        self.previewer = Previewer(self)
+        self.previewer = Previewer(self.state, self.compare, self.compute, self.cache, self.running, self)
+        self.previewer.partial.connect(self.preview_partial)
+        self.previewer.shown.connect(self.preview_shown)
+        self.previewer.failed.connect(lambda exc: self.report_error("Preview failed", exc))
+        self.saver = Saver(self)
+        self.saver.saved.connect(self.saved)
+        self.acts.observe(self.state, self.controls)
         self._connect_controls()
         self._restore_settings()
-        self._update_enabled()
         self._first_show = True
+
+    # the state's photo and result, under the names the tests and benchmarks use
+    photo = property(lambda self: self.state.photo, lambda self, v: setattr(self.state, "photo", v))
+    result = property(lambda self: self.state.result, lambda self, v: setattr(self.state, "result", v))
+    catalogue = property(lambda self: self.state.catalogue)
 
     def showEvent(self, event) -> None:  # noqa: ANN001 - Qt override
         """List the models (which imports torch, on a worker) only once the window is up."""
@@ -128,16 +118,17 @@ class MainWindow(QMainWindow):
         self.controls.set_strength(s.strength_auto, s.strength_sigma, s.strength_scale)
         self.controls.set_passes(s.passes)
         self.compare.set_mode(s.view_mode if s.view_mode in self.acts.mode_actions else "side")
-        self._rebuild_recent_menu()
+        self.acts.rebuild_recent(s, self.open_path)
+
+    @Slot(str)
+    def set_theme(self, theme: str) -> None:
+        """View ▸ Theme: dark, light or the system's; remembered."""
+        self.settings.theme = theme
+        self.theme = apply_theme(theme)
+        self.acts.check_theme(theme)
 
     def lanes(self) -> tuple[JobRunner, ...]:
         return self.io, self.compute, self.analysis, self.batch_lane, self.training_lane
-
-    def _update_enabled(self) -> None:
-        self.acts.denoise.setEnabled(self.photo is not None)
-        self.acts.save_as.setEnabled(self.result is not None)
-        if not self.controls.busy:  # idle: Denoise needs a photo
-            self.controls.denoise_button.setEnabled(self.photo is not None)
 
     # --- errors -------------------------------------------------------------------------------
     def report_error(self, title: str, error: BaseException | str) -> None:
@@ -156,9 +147,9 @@ class MainWindow(QMainWindow):
         self.io.start(job)
 
     def _on_catalogue(self, cat: jobs.Catalogue, select: str | None) -> None:
-        self.catalogue = cat
         self.cache.clear()  # a model file may have been replaced, renamed or deleted
         self.analysis_cache.clear()
+        self.state.set_catalogue(cat)
         chosen = select or self.controls.model_name() or self.settings.model
         self.controls.set_models(cat.models, chosen)
         saved_device = self.settings.device
@@ -179,8 +170,7 @@ class MainWindow(QMainWindow):
     def _model_changed(self, name: str) -> None:
         self.settings.model = name
         self.status.set_model(name)
-        if self.photo is not None:  # Auto strength is calibrated per model: find it again
-            self.controls.set_estimated_sigma(None, pending=True)
+        if self.photo is not None:  # Auto is calibrated per model: measure again
             self._start_estimate(self.photo)
         self.previewer.schedule()
 
@@ -204,7 +194,7 @@ class MainWindow(QMainWindow):
         for extra in reversed(rest):
             self.settings.add_recent(extra)
         if rest:
-            self._rebuild_recent_menu()
+            self.acts.rebuild_recent(self.settings, self.open_path)
             self.status.message(f"{len(rest)} more photo{'s' if len(rest) > 1 else ''} in File ▸ Open Recent; "
                                 "for many photos use File ▸ Batch")
         self.open_path(paths[0])
@@ -230,15 +220,13 @@ class MainWindow(QMainWindow):
             return  # a newer open superseded this one
         if self._run_job is not None:
             self._run_job.cancel()
-        self.previewer.stop()
-        self._save_when_denoised = None
+        self.saver.waiting = None
         if self._denoise_when_ready and self.catalogue is not None:  # it was waiting for the old photo's estimate
             self._denoise_when_ready = False
             self._job_done(None)
-        self.photo, self.result = loaded, None
+        self.state.set_photo(loaded)
         p = loaded.photo
         self.compare.set_original(loaded.display)
-        self.controls.set_estimated_sigma(None, pending=True)
         self.controls.set_message("")
         self.status.set_photo(p.width, p.height, p.bit_depth, p.pixels.shape[2], None)
         self._start_estimate(loaded)
@@ -247,51 +235,37 @@ class MainWindow(QMainWindow):
         if p.source is not None:
             self.settings.add_recent(p.source)
             self.settings.last_folder = str(p.source.parent)
-            self._rebuild_recent_menu()
+            self.acts.rebuild_recent(self.settings, self.open_path)
             self.setWindowTitle(f"{p.source.name} — Photo Denoiser")
-        self._update_enabled()
         self.photo_loaded.emit(loaded)
 
     def _start_estimate(self, loaded: jobs.LoadedPhoto) -> None:
-        loaded.sigma, loaded.estimated = None, False
+        """Auto's measurement on the analysis lane; a newer one (another model, another photo) supersedes it."""
+        self.controls.set_estimated_sigma(None, pending=True)
+        token = self.state.measuring()
         job = Job(jobs.estimate, self.analysis_cache, loaded.photo, self.controls.model_name(),
                   self.controls.device(), name="estimate")
-        job.signals.result.connect(lambda sigma, lp=loaded: self._on_estimate(lp, sigma))
+        job.signals.result.connect(lambda level, lp=loaded, t=token: self._on_estimate(lp, t, level))
         job.signals.error.connect(lambda exc: self.report_error("Cannot estimate the noise level", exc))
         self.analysis.start(job)
 
-    def _on_estimate(self, loaded: jobs.LoadedPhoto, sigma: float | None) -> None:
-        loaded.sigma, loaded.estimated = sigma, True
-        if loaded is self.photo:
-            self.controls.set_estimated_sigma(sigma)
-            p = loaded.photo
-            self.status.set_photo(p.width, p.height, p.bit_depth, p.pixels.shape[2], sigma)
-            self.noise_estimated.emit(sigma)
-            if self._denoise_when_ready and self.catalogue is not None:
-                self._denoise_when_ready = False
-                self.denoise()
-            elif self.previewer.pending:
-                self.previewer.schedule()
+    def _on_estimate(self, loaded: jobs.LoadedPhoto, token: int, level: object) -> None:
+        if not self.state.measured(loaded, token, level):
+            return  # for another photo, or superseded by a newer measurement
+        self.controls.set_estimated_sigma(level)
+        p = loaded.photo
+        self.status.set_photo(p.width, p.height, p.bit_depth, p.pixels.shape[2], level)
+        self.noise_estimated.emit(level)
+        if self._denoise_when_ready and self.catalogue is not None:
+            self._denoise_when_ready = False
+            self.denoise()
 
     def _on_load_failed(self, path: Path, exc: BaseException) -> None:
         self.controls.set_message(f"Could not open {path.name}." if self.photo is None else "")
         if not path.exists() and str(path.resolve()) in self.settings.recent_files():
             self.settings.remove_recent(str(path.resolve()))
-            self._rebuild_recent_menu()
+            self.acts.rebuild_recent(self.settings, self.open_path)
         self.report_error("Cannot open photo", exc)
-
-    def _rebuild_recent_menu(self) -> None:
-        menu = self.acts.recent_menu
-        menu.clear()
-        for f in self.settings.recent_files():
-            menu.addAction(Path(f).name, lambda f=f: self.open_path(f)).setToolTip(f)
-        menu.addSeparator()
-        menu.addAction("Clear list", self._clear_recent)
-        menu.setEnabled(bool(self.settings.recent_files()))
-
-    def _clear_recent(self) -> None:
-        self.settings.clear_recent()
-        self._rebuild_recent_menu()
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
         urls = event.mimeData().urls()
@@ -313,27 +287,27 @@ class MainWindow(QMainWindow):
             self._denoise_when_ready = True
             self.status.message("Still loading the models; the run starts when they are ready")
             return
-        model = self.controls.model_name()
-        if not model:
+        if not self.controls.model_name():
             self.report_error("No model", "No denoising model is installed or selected.")
             return
         self.previewer.stop()
-        sigma = self.controls.sigma()
-        if sigma is None and not self.photo.estimated:  # Auto: its estimate runs on the analysis lane
+        settings = self.state.shown_settings()
+        if settings is None and not self.photo.estimated:  # Auto: its measurement runs on the analysis lane
             self._denoise_when_ready = True
-            self.controls.set_busy(True, "Waiting for Auto's strength estimate…", indeterminate=True)
+            self.controls.set_busy(True, "Waiting for Auto to measure the noise…", indeterminate=True)
             return
-        if sigma is None and self.photo.sigma is None:
-            self.report_error("Cannot denoise", "The photo is too small to estimate its noise level: "
-                              "turn Auto off and choose a strength.")
+        if settings is None:
+            self.saver.waiting = None
+            self.report_error("Cannot denoise", "The photo is too small to measure its noise level: "
+                              "turn Auto off and choose a noise level.")
             self._job_done(None)
             return
-        sigma = self.strength_shown() if sigma is None else sigma
-        job = Job(jobs.denoise, self.cache, self.photo.photo, model, self.controls.device(), sigma,
-                  self.controls.passes(), name="denoise", **self.controls.tone_kwargs())
+        controls = {} if settings.controls.plain else {"controls": settings.controls}
+        job = Job(jobs.denoise, self.cache, self.photo.photo, settings.model, self.controls.device(),
+                  settings.level, settings.passes, name="denoise", **controls)
         source = self.photo
         job.signals.progress.connect(self.controls.set_progress)
-        job.signals.result.connect(lambda r, src=source: self._on_denoised(r, src))
+        job.signals.result.connect(lambda r, src=source, st=settings: self._on_denoised(r, src, st))
         job.signals.error.connect(self._on_denoise_failed)
         job.signals.cancelled.connect(self._on_cancelled)
         job.signals.finished.connect(lambda j=job: self._job_done(j))
@@ -341,10 +315,10 @@ class MainWindow(QMainWindow):
         self.controls.set_busy(True, "Starting…")
         self.compute.start(job)
 
-    def _on_denoised(self, result: jobs.DenoiseResult, source: jobs.LoadedPhoto) -> None:
+    def _on_denoised(self, result: jobs.DenoiseResult, source: jobs.LoadedPhoto, settings: RunSettings) -> None:
         if source is not self.photo:
             return
-        self.result = result
+        self.state.set_result(result, settings)
         self.compare.set_result(result.display, result.difference, result.gain)
         self.compare.set_detail_map(result.detail_map, result.detail_score)
         self.status.set_last_run(result.seconds, result.sigma)
@@ -352,15 +326,11 @@ class MainWindow(QMainWindow):
         self.controls.set_device_in_use(result.device_name)
         for notice in result.notices:
             self.status.message(notice)
-        self.controls.set_message(f"Done in {result.seconds:.1f} s at σ {result.sigma:.1f}")
-        self._update_enabled()
+        self.controls.set_message(f"Done in {result.seconds:.1f} s: {describe_level(settings.level)}")
         self.denoised.emit(result)
-        if self._save_when_denoised is not None:
-            target, self._save_when_denoised = self._save_when_denoised, None
-            self.save_to(*target)
 
     def _on_denoise_failed(self, exc: BaseException) -> None:
-        self._save_when_denoised = None
+        self.saver.waiting = None
         self.report_error("Denoising failed", exc)
 
     def running(self) -> bool:
@@ -371,7 +341,7 @@ class MainWindow(QMainWindow):
     def cancel(self) -> None:
         """Esc: says "Cancelling…" at once; the run stops at its next tile (interactive tiles are small)."""
         self.previewer.stop()
-        self._save_when_denoised = None
+        self.saver.waiting = None
         if self._denoise_when_ready:
             self._denoise_when_ready = False
             self._on_cancelled()
@@ -394,7 +364,7 @@ class MainWindow(QMainWindow):
         busy = any(j is not None and not j.done for j in (self._load_job, self._run_job))
         if not busy and not self._denoise_when_ready:
             self.controls.set_busy(False)
-            self._update_enabled()
+            self.acts.update_enabled(self.state, self.controls)
             if job is not None and job is self._run_job and self.previewer.pending:
                 self.previewer.schedule()  # the settings changed during the run: show them now
 
@@ -411,75 +381,13 @@ class MainWindow(QMainWindow):
         self.settings.passes = self.controls.passes()
         self.previewer.schedule()
 
-    # --- saving -------------------------------------------------------------------------------
-    def shown_settings(self) -> tuple[str, float, int, Any] | None:
-        """(model, strength, passes) the controls show, i.e. what the preview shows; None while Auto's
-        estimate is pending (or impossible)."""
-        sigma = self.controls.sigma()
-        sigma = self.strength_shown() if sigma is None and self.photo is not None else sigma
-        model = self.controls.model_name()
-        if sigma is None or not model:
-            return None
-        return model, round(float(sigma), 3), self.controls.passes(), self.controls.tone_controls()
-
-    def strength_shown(self) -> NoiseLevel | None:
-        """Auto's strength for the open photo with the slider's scale applied (its noise map scaled, so
-        the run and the preview both keep the map); None while the estimate is pending or impossible."""
-        auto = self.photo.sigma if self.photo is not None else None
-        if auto is None:
-            return None
-        return auto.scaled(self.controls.strength_scale())
-
-    def result_is_current(self) -> bool:
-        """The last full run was made with the settings on screen."""
-        return self.result is not None and self.result.settings() == self.shown_settings()
-
-    def save_plan(self) -> str:
-        """One line for the Save dialog: what will be written."""
-        settings = self.shown_settings()
-        if self.result_is_current() or settings is None:
-            r = self.result
-            return f"Saves the denoised photo: model {r.model_name}, strength σ {r.sigma:.1f}, " \
-                   f"{r.passes} pass{'es' if r.passes > 1 else ''}."
-        model, sigma, passes, _controls = settings
-        return (f"The view shows strength σ {sigma:.1f} ({model}, {passes} pass{'es' if passes > 1 else ''}); "
-                "the whole photo is denoised with it first, then saved.")
-
+    # --- saving (gui/saver.py) -----------------------------------------------------------------
     @Slot()
     def save_as(self) -> None:
-        if self.result is None or self.photo is None:
-            QMessageBox.information(self, "Save As", "Denoise the photo first.")
-            return
-        from denoiser.gui.dialogs.save_dialog import SaveDialog
-
-        p = self.photo.photo
-        dlg = SaveDialog(self, p.source, p.format, p.bit_depth, self.settings.last_folder, self.save_plan())
-        if dlg.exec():
-            self.save_to(dlg.path(), dlg.fmt(), dlg.quality.value(), dlg.overwrite)
+        self.saver.dialog()
 
     def save_to(self, path: Path, fmt: str, quality: int = 92, overwrite: bool = False) -> None:
-        """Save what the window shows: when the settings changed since the last full run (a preview is on
-        screen), the whole photo is denoised with them first (with progress), then written on a worker.
-        The file's XMP records the model, strength and passes."""
-        if self.result is None:
-            self.report_error("Nothing to save", "Denoise the photo first.")
-            return
-        if self.running():
-            self.report_error("Save As", "A run is in progress: save when it has finished.")
-            return
-        if not self.result_is_current() and self.shown_settings() is not None:
-            self._save_when_denoised = (Path(path), fmt, quality, overwrite)
-            self.denoise()
-            return
-        job = Job(jobs.save, self.result, Path(path), fmt, quality, overwrite, name="save")
-        job.signals.result.connect(self._on_saved)
-        job.signals.error.connect(lambda exc: self.report_error("Cannot save", exc))
-        self.io.start(job)
-
-    def _on_saved(self, path: Path) -> None:
-        self.settings.last_folder = str(Path(path).parent)
-        self.status.message(f"Saved {path}")
-        self.saved.emit(Path(path))
+        self.saver.save_to(path, fmt, quality, overwrite)
 
     # --- dialogs ------------------------------------------------------------------------------
     @Slot()
@@ -511,7 +419,7 @@ class MainWindow(QMainWindow):
         self.settings.sync()
         self.hide()  # at once, before anything waits
         self.previewer.stop()
-        self._denoise_when_ready, self._save_when_denoised = False, None
+        self._denoise_when_ready, self.saver.waiting = False, None
         self.dialogs.shutdown()
         for lane in self.lanes():
             lane.cancel_all()

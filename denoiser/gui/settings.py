@@ -6,6 +6,7 @@ from pathlib import Path
 from PySide6.QtCore import QByteArray, QSettings
 
 from denoiser.core.inference.ensemble import PASSES
+from denoiser.gui.theme import DEFAULT_THEME, THEMES
 
 ORGANIZATION = "photo-denoiser"
 APPLICATION = "Photo Denoiser"
@@ -47,6 +48,15 @@ class AppSettings:
     @last_folder.setter
     def last_folder(self, folder: str) -> None:
         self.q.setValue("files/last_folder", str(folder))
+
+    @property
+    def last_output_folder(self) -> str:
+        """Where the last photo was saved: the Save dialog proposes it (the photo's own folder until then)."""
+        return self._get("files/last_output_folder", "", str)
+
+    @last_output_folder.setter
+    def last_output_folder(self, folder: str) -> None:
+        self.q.setValue("files/last_output_folder", str(folder))
 
     def recent_files(self) -> list[str]:
         value = self.q.value("files/recent", [])
@@ -125,6 +135,16 @@ class AppSettings:
     @view_mode.setter
     def view_mode(self, mode: str) -> None:
         self.q.setValue("view/mode", mode)
+
+    @property
+    def theme(self) -> str:
+        """'dark' (the default), 'light' or 'system' (gui/theme.py)."""
+        value = self._get("view/theme", DEFAULT_THEME, str)
+        return value if value in THEMES else DEFAULT_THEME
+
+    @theme.setter
+    def theme(self, theme: str) -> None:
+        self.q.setValue("view/theme", theme)
 
     def sync(self) -> None:
         self.q.sync()

@@ -19,7 +19,7 @@ class StatusLine:
     def set_photo(self, width: int, height: int, bit_depth: int, channels: int, sigma: float | None) -> None:
         kind = "grey" if channels == 1 else "RGB"
         self.size.setText(f"{width} × {height} ({width * height / 1e6:.1f} MP), {bit_depth}-bit {kind}")
-        self.noise.setText("noise σ ≈ —" if sigma is None else f"noise σ ≈ {sigma:.1f}")
+        self.noise.setText("noise level —" if sigma is None else f"noise level {sigma:.1f}")
 
     def set_model(self, name: str) -> None:
         self.model.setText(f"model: {name}")
@@ -28,7 +28,17 @@ class StatusLine:
         self.device.setText(f"device: {text}")
 
     def set_last_run(self, seconds: float, sigma: float) -> None:
-        self.last_run.setText(f"last run: {seconds:.1f} s at σ {sigma:.1f}")
+        self.last_run.setText(f"last run: {seconds:.1f} s at noise level {sigma:.1f}")
 
     def message(self, text: str, msecs: int = 8000) -> None:
         self.bar.showMessage(text, msecs)
+
+
+def profile_note(model: str | None, exif: bytes | None) -> str:
+    """"; using camera profile X (camera, ISO)" when the model is Auto and the photo matches a profile."""
+    from denoiser.core.model.profiles import AUTO_MODEL, choose_model
+
+    if model != AUTO_MODEL:
+        return ""
+    choice = choose_model(model, exif)
+    return f"; using {choice.reason}" if choice.profile else "; no camera profile matches: the default model"

@@ -21,12 +21,13 @@ def test_strength_is_auto_or_a_noise_level(qtbot) -> None:  # noqa: ANN001
     assert panel.sigma() is None and panel.slider.isHidden() and not panel.scale_slider.isHidden()
     panel.set_strength(False, 17.5)
     assert panel.sigma() == 17.5 and not panel.slider.isHidden() and panel.scale_slider.isHidden()
-    assert panel.slider_label.text() == "σ 17.5"
+    assert panel.slider_label.text() == "17.5"
     assert changes
     from denoiser.core.noise.level import NoiseLevel
 
     panel.set_estimated_sigma(NoiseLevel.auto(None, mean=12.34))
-    assert panel.estimate_label.text() == "noise σ 12.3"
+    assert panel.estimate_label.text() == "measured <small>12.3</small>"
+    assert "one level for the whole photo" in panel.estimate_label.toolTip()
 
 
 def test_with_auto_the_slider_is_a_scale_on_the_noise_map(qtbot) -> None:  # noqa: ANN001
@@ -42,7 +43,8 @@ def test_with_auto_the_slider_is_a_scale_on_the_noise_map(qtbot) -> None:  # noq
     noise_map = np.full((4, 4), 8.0, np.float32)
     noise_map[:, 2:] = 16.0
     panel.set_estimated_sigma(NoiseLevel.auto(noise_map))
-    assert panel.estimate_label.text() == "noise map, mean σ 12.0"
+    assert panel.estimate_label.text() == "measured <small>12.0</small>"
+    assert "pixel by pixel" in panel.estimate_label.toolTip()
 
 
 def test_window_runs_auto_scaled_with_its_map(qtbot, window, monkeypatch) -> None:  # noqa: ANN001
@@ -54,7 +56,7 @@ def test_window_runs_auto_scaled_with_its_map(qtbot, window, monkeypatch) -> Non
     noise_map = np.full((8, 8), 6.0, np.float32)
     window.photo = type("P", (), {"sigma": NoiseLevel.auto(noise_map), "estimated": True})()
     window.controls.set_strength(True, 20.0, 2.0)
-    shown = window.strength_shown()
+    shown = window.state.level_shown()
     assert isinstance(shown, NoiseLevel) and abs(float(shown) - 12.0) < 1e-4
     assert shown.map is noise_map and shown.scale == 2.0
 

@@ -52,12 +52,12 @@ def test_detail_100_gives_back_the_photo_and_the_saved_file_says_so(qtbot, windo
 
 def test_moving_a_slider_previews_and_makes_the_result_stale(qtbot, window, tmp_path) -> None:  # noqa: ANN001
     result = _open_and_denoise(qtbot, window, write_photo(tmp_path / "p.png", 200, 240))
-    assert window.result_is_current() and result.detail_map is not None
+    assert window.state.result_is_current() and result.detail_map is not None
     assert window.compare.detail_map is result.detail_map
     with qtbot.waitSignal(window.preview_shown, timeout=LONG) as blocker:
         window.controls.tone_sliders["chroma"].setValue(0)
     preview = blocker.args[0]
-    assert not window.result_is_current()  # saving now re-runs the whole photo with the new setting
+    assert not window.state.result_is_current()  # saving now re-runs the whole photo with the new setting
     assert preview.detail_map is not None and window.compare.preview_detail_map is preview.detail_map
     assert preview.detail_map.rect == preview.patch.rect
     assert window.wait_for_workers(LONG)

@@ -53,7 +53,7 @@ def test_auto_preview_waits_for_the_estimate_instead_of_raising(qtbot, window, p
     assert window.previewer.pending and window.compare.preview is None
     with qtbot.waitSignal(window.preview_shown, timeout=LONG) as blocker:
         release.set()
-    assert blocker.args[0].sigma == pytest.approx(loaded.sigma)  # the Auto strength, once known
+    assert float(blocker.args[0].sigma) == pytest.approx(float(loaded.sigma))  # the Auto strength, once known
     assert "Previewing" not in window.controls.status.text()
 
 
@@ -66,8 +66,8 @@ def test_save_writes_what_the_view_shows_and_records_it(qtbot, window, photo_pat
         window.denoise()
     with qtbot.waitSignal(window.preview_shown, timeout=LONG):
         window.controls.set_strength(False, 30.0)  # the view now shows a preview at 30
-    assert not window.result_is_current()
-    assert "30.0" in window.save_plan() and "first" in window.save_plan()
+    assert not window.state.result_is_current()
+    assert "30.0" in window.state.save_plan() and "first" in window.state.save_plan()
     target = tmp_path / "out.png"
     runs: list = []
     window.denoised.connect(runs.append)
@@ -78,7 +78,7 @@ def test_save_writes_what_the_view_shows_and_records_it(qtbot, window, photo_pat
     assert np.abs(saved.pixels - runs[0].photo.pixels).max() <= 1 / 255 + 1e-6
     xmp = saved.xmp.decode()
     assert f'pdn:Model="{TINY_MODEL}"' in xmp and 'pdn:Strength="30.0"' in xmp and 'pdn:Passes="1"' in xmp
-    assert window.result_is_current() and "Saves the denoised photo" in window.save_plan()
+    assert window.state.result_is_current() and "Saves the denoised photo" in window.state.save_plan()
 
 
 def test_cancel_says_cancelling_at_once_and_keeps_saying_it(qtbot, window, photo_path: Path, monkeypatch) -> None:  # noqa: ANN001

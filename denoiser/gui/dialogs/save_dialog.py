@@ -41,9 +41,10 @@ def output_suffix(fmt: str, source_format: str = "") -> str:
 
 
 def suggested_path(source: Path | None, folder: str, fmt: str, source_format: str = "") -> Path:
-    """`<stem>-denoised.<ext>` next to the original (or in `folder`); never the original, never an existing file."""
+    """`<stem>-denoised.<ext>` in `folder` (the last output folder) when it exists, else next to the original
+    (or in the home folder); never the original, never an existing file."""
     stem = source.stem if source else "photo"
-    base = source.parent if source else Path(folder or Path.home())
+    base = Path(folder) if folder and Path(folder).is_dir() else source.parent if source else Path.home()
     suffix = output_suffix(fmt, source_format)
     candidate, n = base / f"{stem}{DENOISED_SUFFIX}{suffix}", 2
     while candidate.exists() or (source is not None and candidate.resolve() == source.resolve()):
