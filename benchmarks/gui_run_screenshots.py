@@ -68,7 +68,7 @@ def main() -> None:
     folder = Path(tempfile.mkdtemp(prefix="ft-photos-"))
     for name in ("kodim03.png", "kodim05.png", "kodim14.png", "kodim23.png"):
         shutil.copy(KODAK / name, folder / name)
-    window.open_finetune()
+    window.dialogs.finetune()
     dlg = window.dialogs.open_dialogs[-1]
     dlg.move(40, 40)
     dlg.set_folder(str(folder))

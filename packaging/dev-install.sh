@@ -11,7 +11,7 @@ if command -v apt-get >/dev/null 2>&1; then
     $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv python3-dev libgl1 libegl1 \
         libfontconfig1 libglib2.0-0 libdbus-1-3 libxkbcommon0 libxkbcommon-x11-0 libxcb-cursor0 libxcb-icccm4 \
         libxcb-keysyms1 libxcb-image0 libxcb-render-util0 libxcb-shape0 libxcb-xkb1 \
-        desktop-file-utils appstream zstd binutils libimage-exiftool-perl darktable rawtherapee >/dev/null
+        desktop-file-utils appstream zstd binutils libimage-exiftool-perl darktable rawtherapee xvfb openbox >/dev/null
 fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip

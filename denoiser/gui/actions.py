@@ -47,10 +47,10 @@ class Actions:
             return a
 
         self.open = act("&Open…", w.open_dialog, Keys.Open)
-        self.save_as = act("Save &As…", w.save_as, Keys.SaveAs, Keys.Save,
+        self.save_as = act("Save &As…", lambda: w.saver.dialog(), Keys.SaveAs, Keys.Save,
                            tip="Save the photo with the settings on screen (Ctrl+S); runs the whole photo first "
                                "when only a preview has been made")
-        self.batch = act("&Batch…", lambda: w.open_batch(None), tip="Denoise a whole folder")
+        self.batch = act("&Batch…", lambda: w.dialogs.batch(None), tip="Denoise a whole folder")
         self.quit = act("&Quit", w.close, Keys.Quit)
         self.denoise = act("&Denoise", w.denoise, "Ctrl+Return", "Ctrl+Enter")
         self.cancel = act("&Cancel", w.cancel, "Esc")
@@ -61,9 +61,9 @@ class Actions:
         self.zoom_out = act("Zoom &Out", lambda: w.compare.state.zoom_by(0.8), "Ctrl+-", Keys.ZoomOut)
         self.toggle = act("Before / After", w.compare.toggle_before_after, "\\",
                           tip="Flip between the original and the denoised photo (\\)")
-        self.finetune = act("&Fine-tune…", w.open_finetune)
-        self.manage = act("&Manage models…", w.open_model_manager)
-        self.about = act("&About", w.show_about)
+        self.finetune = act("&Fine-tune…", lambda: w.dialogs.finetune())
+        self.manage = act("&Manage models…", lambda: w.dialogs.model_manager())
+        self.about = act("&About", lambda: w.dialogs.about())
         self.modes = QActionGroup(w)
         self.mode_actions: dict[str, QAction] = {}
         for mode, text, key in ((Mode.SIDE_BY_SIDE, "Side by side", "S"), (Mode.SPLIT, "Split", "D"),

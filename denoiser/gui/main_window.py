@@ -381,30 +381,9 @@ class MainWindow(QMainWindow):
         self.settings.passes = self.controls.passes()
         self.previewer.schedule()
 
-    # --- saving (gui/saver.py) -----------------------------------------------------------------
-    @Slot()
-    def save_as(self) -> None:
-        self.saver.dialog()
-
     def save_to(self, path: Path, fmt: str, quality: int = 92, overwrite: bool = False) -> None:
+        """Save what the panel shows (gui/saver.py): File ▸ Save As, the smoke test and the tests come here."""
         self.saver.save_to(path, fmt, quality, overwrite)
-
-    # --- dialogs ------------------------------------------------------------------------------
-    @Slot()
-    def open_batch(self, folder: Path | None = None) -> None:
-        self.dialogs.batch(folder)
-
-    @Slot()
-    def open_finetune(self) -> None:
-        self.dialogs.finetune()
-
-    @Slot()
-    def open_model_manager(self) -> None:
-        self.dialogs.model_manager()
-
-    @Slot()
-    def show_about(self) -> None:
-        self.dialogs.about()
 
     # --- view and closing ---------------------------------------------------------------------
     @Slot(str)

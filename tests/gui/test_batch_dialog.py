@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from denoiser.gui.dialogs.batch_dialog import BatchDialog
+from denoiser.gui.dialogs.batch_dialog import COLUMNS, BatchDialog
+from guitest_util import TINY_MODEL, write_photo
 
 
 def make_folder(root: Path) -> Path:
@@ -33,7 +34,7 @@ def many_photos(folder: Path, count: int) -> Path:
 
 def table(dlg: BatchDialog) -> dict[str, tuple[str, str]]:
     t = dlg.table
-    return {t.item(r, 0).text(): (t.item(r, 1).text(), t.item(r, 4).text()) for r in range(t.rowCount())}
+    return {t.item(r, 0).text(): (t.item(r, 1).text(), t.item(r, COLUMNS.index("Reason")).text()) for r in range(t.rowCount())}
 
 
 @pytest.fixture
@@ -78,7 +79,7 @@ def test_the_batch_runs_on_the_window_lane_and_closing_the_window_stops_it(qtbot
     from PySide6.QtCore import Qt
 
     folder = many_photos(tmp_path / "many", 30)
-    window.open_batch(folder)
+    window.dialogs.batch(folder)
     dlg = next(d for d in window.dialogs.open_dialogs if isinstance(d, BatchDialog))
     assert dlg.runner is window.batch_lane and dlg.model_label.text() == window.controls.model_name()
     in_file, hold = threading.Event(), threading.Event()
@@ -185,3 +186,29 @@ def test_a_folder_job_takes_the_windows_noise_detail_and_auto_scale(window) -> N
     assert abs(opts.controls.detail - 0.25) < 1e-9
     dlg.auto_strength.setChecked(False)
     assert dlg.options().strength_scale == 1.0  # a fixed strength is not scaled
+
+
+def test_the_batch_window_shows_every_setting_it_uses_and_labels_columns_truthfully(qtbot, window, tmp_path: Path) -> None:  # noqa: ANN001
+    """Auto's scale is shown and editable (not silently inherited), the Noise-and-detail settings are shown, and
+    the results table says which number is the measured noise and which the strength used."""
+    window.controls.tone_sliders["chroma"].setValue(40)
+    window.controls.set_strength(True, 15.0, 1.5)
+    window.dialogs.batch(None)
+    dlg = next(d for d in window.findChildren(BatchDialog))
+    assert dlg.auto_strength.isChecked() and dlg.scale.value() == 1.5 and dlg.scale.isEnabled()
+    assert "colour 40 %" in dlg.tone_label.text() and "Luminance 100 %" in dlg.tone_label.text()
+    assert TINY_MODEL in dlg.model_label.text()
+    dlg.scale.setValue(1.2)
+    assert dlg.options().strength_scale == 1.2
+    folder = tmp_path / "in"
+    folder.mkdir()
+    write_photo(folder / "a.png", 40, 48)
+    dlg.set_input_dir(folder)
+    with qtbot.waitSignal(dlg.batch_finished, timeout=120_000) as blocker:
+        dlg.start()
+    item = blocker.args[0].done[0]
+    header = [dlg.table.horizontalHeaderItem(c).text() for c in range(dlg.table.columnCount())]
+    measured = dlg.table.item(0, header.index("Measured noise")).text()
+    used = dlg.table.item(0, header.index("Strength used")).text()
+    assert measured == f"{item.level.base:.1f}"  # the measured noise, not the scaled strength
+    assert used == f"Auto × 1.20 = {item.level.sigma:.1f}" and item.level.scale == pytest.approx(1.2)

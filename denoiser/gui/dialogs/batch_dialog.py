@@ -20,9 +20,17 @@ from denoiser.gui import jobs
 from denoiser.gui.controls import quality_combo
 from denoiser.gui.workers import Job, JobRunner
 from denoiser.core.io.formats import DEFAULT_TEMPLATE, DENOISED_SUFFIX, SAVE_FORMATS
+from denoiser.core.noise.level import SCALE_RANGE, SIGMA_MAX
 from denoiser.core.progress import format_duration
 
-COLUMNS = ("File", "Status", "Noise", "Seconds", "Reason")
+MIN_TABLE_ROWS = 8  # the results table shows at least this many photos
+COLUMNS = ("File", "Status", "Measured noise", "Strength used", "Model", "Removed detail", "Seconds", "Reason")
+COLUMN_TIPS = ("The photo, relative to the input folder", "queued, running, done, skipped or failed",
+               "The noise level Auto measured in the photo (the mean of its noise map); empty for a fixed strength",
+               "The strength the photo was denoised with: Auto times its scale, or a fixed noise level",
+               "The model that made the output (a camera profile when one matched the photo's EXIF)",
+               "Share of the photo where the removed signal had structure (edges, texture): check those first",
+               "Seconds this photo took", "Why it was skipped or failed")
 FORMAT_LABELS = {"keep": "Same as the original", "jpeg": "JPEG", "png": "PNG", "tiff": "16-bit TIFF", "webp": "WebP",
                  "dng": "DNG (camera RAW files only)"}
 FORMATS = tuple((FORMAT_LABELS[fmt], fmt) for fmt in SAVE_FORMATS)  # core's list; a new format needs a label
@@ -36,6 +44,17 @@ def _row(first: QWidget, second: QWidget) -> QWidget:
     layout.addWidget(first, 1)
     layout.addWidget(second)
     return row
+
+
+def tone_text(controls: Any) -> str:
+    """The Noise and detail settings (core.inference.controls.Controls) in words; None: the plain run."""
+    if controls is None:
+        return "Luminance 100 %, colour 100 %, detail 0 %"
+
+    def part(c: Any) -> str:
+        return {"auto": "100 %", "scale": f"{c.value * 100:.0f} %"}.get(c.kind, f"noise level {c.value:g}")
+
+    return f"Luminance {part(controls.luma)}, colour {part(controls.chroma)}, detail {controls.detail * 100:.0f} %"
 
 
 def _patterns(text: str) -> tuple[str, ...]:
@@ -92,40 +111,63 @@ class BatchDialog(QDialog):
         self.quality.setRange(1, 100)
         self.quality.setValue(95)
         self.quality.setToolTip("JPEG and WebP compression quality of the cleaned files")
+        self.quality.setPrefix("quality ")
         self.passes_combo = quality_combo(passes)  # starts at the main window's Quality; a change here is for this job
-        self.auto_strength = QCheckBox("Auto (estimate each photo)")
+        self.auto_strength = QCheckBox("Auto: measure each photo's noise, ×")
         self.auto_strength.setChecked(True)
+        self.auto_strength.setToolTip("Auto measures each photo's noise pixel by pixel; the number is a scale on "
+                                      "it (1.00 = as measured), taken from the main window's slider")
+        self.scale = QDoubleSpinBox()
+        self.scale.setRange(*SCALE_RANGE)
+        self.scale.setSingleStep(0.05)
+        self.scale.setValue(self.strength_scale)
         self.strength = QDoubleSpinBox()
-        self.strength.setRange(0.0, 255.0)
+        self.strength.setRange(0.0, SIGMA_MAX)
         self.strength.setValue(25.0)
+        self.strength.setPrefix("fixed noise level ")
+        self.strength.setToolTip("With Auto off: the one noise level (0-255 units) removed from every photo")
         self.strength.setEnabled(False)
-        self.auto_strength.toggled.connect(lambda on: self.strength.setEnabled(not on))
+        self.auto_strength.toggled.connect(lambda on: (self.strength.setEnabled(not on), self.scale.setEnabled(on)))
         self.overwrite = QCheckBox("Replace existing outputs (otherwise they are skipped)")
-        strength_row = _row(self.auto_strength, self.strength)
+        strength_row = _row(_row(self.auto_strength, self.scale), self.strength)
+        self.tone_label = QLabel(tone_text(self.controls))
+        self.tone_label.setToolTip("The main window's Noise and detail sliders when this window opened")
 
         self.model_label = QLabel(model_name_text(self.model_name))
         self.model_label.setToolTip("The model chosen in the main window (Model box) when this window opened")
-        form = QFormLayout()
-        form.addRow("Model", self.model_label)
-        form.addRow("Input folder", _row(self.input_edit, in_btn))
-        form.addRow("Output folder", _row(self.output_edit, out_btn))
-        form.addRow("", self.recursive)
-        form.addRow("Only files", self.include_edit)
-        form.addRow("Leave out", self.exclude_edit)
-        form.addRow("File name", self.template_edit)
-        form.addRow("Format", self.format_combo)
-        form.addRow("File quality", self.quality)
-        form.addRow("Strength", strength_row)
-        form.addRow("Denoise quality", self.passes_combo)
-        form.addRow("", self.overwrite)
+        self.device_label = QLabel(self.device)
+        self.device_label.setToolTip("The device chosen in the main window when this window opened")
+        files, work = QFormLayout(), QFormLayout()  # side by side: the results table keeps the height
+        files.addRow("Input folder", _row(self.input_edit, in_btn))
+        files.addRow("Output folder", _row(self.output_edit, out_btn))
+        files.addRow("", self.recursive)
+        files.addRow("Only files", self.include_edit)
+        files.addRow("Leave out", self.exclude_edit)
+        files.addRow("File name", self.template_edit)
+        work.addRow("Model", _row(self.model_label, self.device_label))
+        work.addRow("Strength", strength_row)
+        work.addRow("Noise and detail", self.tone_label)
+        work.addRow("Denoise quality", self.passes_combo)
+        work.addRow("Format", _row(self.format_combo, self.quality))
+        work.addRow("", self.overwrite)
+        form = QHBoxLayout()
+        form.addLayout(files, 1)
+        form.addLayout(work, 1)
 
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(COLUMNS)
+        for col, tip in enumerate(COLUMN_TIPS):
+            self.table.horizontalHeaderItem(col).setToolTip(tip)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        self.table.horizontalHeader().setSectionResizeMode(4, QHeaderView.ResizeMode.Stretch)
+        header = self.table.horizontalHeader()
+        for col in range(len(COLUMNS)):
+            header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        header.setSectionResizeMode(len(COLUMNS) - 1, QHeaderView.ResizeMode.Stretch)
+        self.table.setWordWrap(True)
         self.table.verticalHeader().setVisible(False)
+        self.table.setMinimumHeight(MIN_TABLE_ROWS * self.table.verticalHeader().defaultSectionSize())
 
         self.overall = QProgressBar()
         self.overall.setRange(0, 1000)
@@ -167,7 +209,7 @@ class BatchDialog(QDialog):
         layout.addWidget(self.status_label)
         layout.addWidget(self.summary)
         layout.addLayout(buttons)
-        self.resize(760, 640)
+        self.resize(1100, 680)  # fits a 1366x768 screen with its panel
 
     # --- folders and options ----------------------------------------------------------------------
     def set_input_dir(self, folder: Path) -> None:
@@ -197,7 +239,7 @@ class BatchDialog(QDialog):
             exclude=_patterns(self.exclude_edit.text()), name_template=self.template_edit.text().strip(),
             fmt=self.format_combo.currentData(), quality=self.quality.value(),
             strength=None if self.auto_strength.isChecked() else self.strength.value(),
-            strength_scale=self.strength_scale if self.auto_strength.isChecked() else 1.0,
+            strength_scale=self.scale.value() if self.auto_strength.isChecked() else 1.0,
             overwrite=self.overwrite.isChecked(), model=self.model_name, device=self.device,
             passes=self.passes_combo.currentData(), **({"controls": self.controls} if self.controls else {}))
 
@@ -216,6 +258,7 @@ class BatchDialog(QDialog):
                   self.passes_combo):
             w.setEnabled(not busy)
         self.strength.setEnabled(not busy and not self.auto_strength.isChecked())
+        self.scale.setEnabled(not busy and self.auto_strength.isChecked())
 
     @Slot()
     def start(self) -> None:
@@ -279,13 +322,18 @@ class BatchDialog(QDialog):
         self.status_label.setText(f"{len(items)} files, {todo} to clean")
 
     def _set_row(self, row: int, item: Any) -> None:
-        noise = "" if item.sigma is None else f"{item.sigma:.1f}"
+        level = getattr(item, "level", None)
+        measured = f"{level.base:.1f}" if level is not None and level.is_auto else ""
+        used = "" if level is None else (f"Auto × {level.scale:.2f} = {level.sigma:.1f}" if level.is_auto
+                                         else f"{level.sigma:.1f} (fixed)")
+        detail = "" if item.detail_score is None else f"{item.detail_score:.1f} %"
         seconds = f"{item.seconds:.1f}" if item.status in ("done", "failed") and item.seconds else ""
-        for col, text in ((1, item.status), (2, noise), (3, seconds), (4, item.reason)):
+        for col, text in enumerate((item.status, measured, used, item.model, detail, seconds, item.reason), 1):
             cell = QTableWidgetItem(text)
-            if col == 4 and item.reason:
-                cell.setToolTip(item.reason)
+            if text and col == len(COLUMNS) - 1:
+                cell.setToolTip(text)
             self.table.setItem(row, col, cell)
+        self.table.resizeRowToContents(row)
 
     @Slot(int, object)
     def _on_file(self, row: int, item: Any) -> None:
