@@ -39,7 +39,7 @@ def load_raw_model(path: Path) -> RawUNet:
     if not isinstance(model, RawUNet):
         raise ModelFileError(f"{path}: a {card.config.kind} model, not a raw model; the raw path needs a model "
                              "trained with `denoiser train-raw`")
-    return model
+    return model.to(memory_format=torch.channels_last)  # on the CPU, convolutions run far faster so
 
 
 def _gain_map(h: int, w: int, wb: tuple[float, float, float]) -> torch.Tensor:
@@ -82,6 +82,8 @@ def denoise_demosaic(model: RawUNet, cfa: np.ndarray, pattern: str, wb: tuple[fl
 
     def run(t: torch.Tensor) -> torch.Tensor:
         t = pack(t.to(device))
+        if device.type == "cpu":
+            t = t.contiguous(memory_format=torch.channels_last)
         return model(t[:, 0:4], t[:, 4:8])
 
     was_training = model.training

@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 # Defaults of a raw run (the shape comes from the RGB model it starts from): a fine-tuning learning rate, since
 # the trunk is already trained, and a short EMA, since CPU runs are short.
-RAW_TRAIN = dict(batch_size=6, patch=128, lr=2e-4, lr_min=1e-5, warmup_steps=50, ema_decay=0.995,
+RAW_TRAIN = dict(batch_size=4, patch=96, lr=2e-4, lr_min=1e-5, warmup_steps=20, ema_decay=0.995,
                  val_every=200, val_crop=192, jpeg_native_quality=90, threads=2)
 VAL_LEVELS = ((FULL_FRAME, 3200), (PHONE, 3200))  # validation only: mid-range levels of the two sensor models
 
@@ -60,7 +60,7 @@ class RawTrainer(Trainer):
         same_kind = init_card is not None and init_card.config.kind == "raw"
         super().__init__(cfg, data, out, device=device, init_weights=init if same_kind else None, name=name,
                          card_extra={"task": "raw", "raw_noise": {"shot_range": list(SHOT_RANGE)}})
-        if init_card is not None and not same_kind:
+        if init is not None and not same_kind:
             rgb, card = load_model(Path(init))
             assert isinstance(self.model, RawUNet)
             self.model.load_rgb_trunk(rgb.state_dict(), card.config)
