@@ -20,7 +20,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     rn = verbs.add_parser("rename", help="rename one of your models")
     rn.add_argument("old")
     rn.add_argument("new")
-    dl = verbs.add_parser("delete", help="delete one of your models (and its fine-tuning run)")
+    dl = verbs.add_parser("delete", help="delete one of your models (and its fine-tuning run), or an unfinished "
+                                         "fine-tuning run")
     dl.add_argument("name")
     ex = verbs.add_parser("export", help="copy a model file (.safetensors, card embedded) elsewhere")
     ex.add_argument("name")
@@ -38,7 +39,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from denoiser.core.model import store
+    from denoiser.core.model import kept, store
+    from denoiser.core.model.registry import list_models
     from denoiser.core.model.file import ModelFileError
     from denoiser.core.model.foreign import (ForeignModelError, delete_foreign, foreign_cards, import_foreign,
                                               is_foreign)
@@ -53,6 +55,9 @@ def run(args: argparse.Namespace) -> int:
         elif verb == "delete" and args.name in foreign_cards():
             delete_foreign(args.name)
             print(f"deleted {args.name!r}")
+        elif verb == "delete" and any(r.name == args.name for r in kept.unfinished_runs()) and not any(
+                e.name == args.name for e in list_models()):
+            print(f"deleted the unfinished fine-tuning run {args.name!r} ({kept.delete_run(args.name)})")
         elif verb == "delete":
             store.delete(args.name)
             print(f"deleted {args.name!r}")
@@ -83,15 +88,19 @@ def _list(as_json: bool) -> int:
     from denoiser.core.model.registry import damaged_models, list_models
 
     from denoiser.core.model.foreign import foreign_cards
+    from denoiser.core.model.kept import human_size, size_of, unfinished_runs
 
     entries = list_models()
-    rows = [describe(e) | {"camera_profile": profile_of(e)} for e in entries]
+    rows = [describe(e) | {"camera_profile": profile_of(e), "bytes": size_of(e.path)} for e in entries]
     community = foreign_cards()
     damaged = damaged_models()
+    runs = unfinished_runs()
     if as_json:
         broken = [{"name": d.name, "path": str(d.path), "damaged": d.problem, "builtin": d.builtin} for d in damaged]
-        print(json.dumps(rows + list(community.values()) + broken, indent=2, default=str))
+        left = [{"name": r.name, "path": str(r.path), "unfinished_run": True, "bytes": r.bytes} for r in runs]
+        print(json.dumps(rows + list(community.values()) + broken + left, indent=2, default=str))
         return ExitCode.OK
+    _print_runs(runs)
     if not rows and not damaged:
         print("no models installed", file=sys.stderr)
         return ExitCode.FAILED
@@ -100,8 +109,8 @@ def _list(as_json: bool) -> int:
         metric = r["metrics"].get("val_after")
         extra = f", val {r['metrics'].get('validation')}: {metric:.2f} dB" if isinstance(metric, float) else ""
         profile = f"  camera profile: {describe_profile(r['camera_profile'])}" if r["camera_profile"] else ""
-        print(f"{r['name']:<{width}}  {r['architecture']}, {r['parameters'] / 1e6:.2f} M params  "
-              f"[{r['origin']}{extra}]{profile}")
+        print(f"{r['name']:<{width}}  {r['architecture']}, {r['parameters'] / 1e6:.2f} M params, "
+              f"{human_size(r['bytes'])}  [{r['origin']}{extra}]{profile}")
     for name, card in community.items():
         how = ("noise-level input" if card.get("noise_input") else
                f"strength by blending, full at {card.get('nominal_sigma', 25):g}")
@@ -110,3 +119,14 @@ def _list(as_json: bool) -> int:
         fix = "reinstall the app" if d.builtin else f"delete it with: denoiser models delete {d.name}"
         print(f"{d.name:<{width}}  DAMAGED, cannot be used: {d.problem} ({fix})")
     return ExitCode.OK
+
+
+def _print_runs(runs: list) -> None:
+    """Unfinished fine-tuning runs (core.model.kept), on stderr before the models: files the app keeps."""
+    from denoiser.core.model.kept import human_size
+
+    for r in runs:
+        what = (f"a stopped run's checkpoint: `denoiser finetune --resume --name {r.name}` continues it"
+                if r.has_checkpoint else "its settings only")
+        print(f"unfinished fine-tuning run {r.name!r}: {human_size(r.bytes)} in {r.path} ({what}; free it with: "
+              f"denoiser models delete {r.name})", file=sys.stderr)

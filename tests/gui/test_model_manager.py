@@ -70,3 +70,42 @@ def test_the_shipped_model_is_described_in_plain_words_with_details_behind_a_dis
     dlg.disclosure.click()
     assert dlg.details.isVisible() and "CBSD68_sigma25" in dlg.details.text()
     assert all(e.endswith(";") for e in re.findall(r"&[#\w]*;?", dlg.details.text()))  # every entity complete
+
+
+def test_the_manager_lists_every_kept_file_with_its_size_and_deletes_a_stopped_run(
+        qtbot, data_dir: Path, monkeypatch) -> None:  # noqa: ANN001
+    """Issue 30 item 6: a stopped fine-tune's checkpoint is listed with its size and deletable."""
+    from PySide6.QtWidgets import QMessageBox
+
+    from denoiser.gui.dialogs.model_manager import ModelManagerDialog
+
+    run = data_dir / "runs" / "holiday"
+    run.mkdir(parents=True)
+    (run / "checkpoint.pt").write_bytes(b"\0" * 1_200_000)
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
+    dialog = ModelManagerDialog()
+    qtbot.addWidget(dialog)
+    texts = [dialog.list.item(i).text() for i in range(dialog.list.count())]
+    assert all(" kB" in t or " MB" in t for t in texts)  # every kept file with its size
+    row = next(i for i, t in enumerate(texts) if "holiday" in t)
+    assert "1.2 MB" in texts[row] and "unfinished" in texts[row]
+    dialog.list.setCurrentRow(row)
+    assert dialog.buttons["delete"].isEnabled() and not dialog.buttons["use"].isEnabled()
+    dialog.buttons["delete"].click()
+    assert not run.exists()
+    assert not any("holiday" in dialog.list.item(i).text() for i in range(dialog.list.count()))
+
+
+def test_a_fine_tune_says_how_many_photos_trained_and_how_little_a_short_run_proves() -> None:
+    """'Trained on 6 photos' was said when 5 were trained and 1 held out; +2.53 dB after 6 steps had no caveat."""
+    from types import SimpleNamespace
+
+    from denoiser.gui.dialogs.model_manager import summary_html
+
+    card = SimpleNamespace(training={"base_model": "default", "folder": "/p/holiday", "mode": "noisy", "images": 6,
+                                     "train_images": 5, "val_images": ["a.jpg"], "steps": 6},
+                           metrics={"val_before": 30.0, "val_after": 32.53}, created="")
+    text = summary_html(SimpleNamespace(name="mine", builtin=False, card=card))
+    assert "Trained on</b> 5 photos" in text and "1 more kept out of training" in text
+    assert "on 1 photo of the folder kept out of training: 2.53 dB better" in text
+    assert "1 held-out photo and 6 training steps this is a rough sign" in text

@@ -16,8 +16,10 @@ from typing import Any, Callable
 
 from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QFileDialog, QHBoxLayout, QInputDialog, QLabel,
-                               QListWidget, QListWidgetItem, QMessageBox, QPushButton, QToolButton, QVBoxLayout,
-                               QWidget)
+                               QListWidget, QListWidgetItem, QMessageBox, QPushButton, QScrollArea, QToolButton,
+                               QVBoxLayout, QWidget)
+
+from denoiser.core.model.kept import UnfinishedRun
 
 BENCHMARK = "CBSD68"  # the standard colour test set whose scores the summary quotes
 NOISE_WORDS = {15: "light", 25: "medium", 50: "heavy"}
@@ -52,17 +54,19 @@ def summary_html(entry: Any) -> str:
     elif t.get("base_model"):
         folder = Path(str(t.get("folder", ""))).name or "your folder"
         noisy = t.get("mode") == "noisy"
-        images = _number(t.get("images"))
+        trained, held = _number(t.get("train_images")), len(t.get("val_images") or [])
+        trained = trained if trained is not None else _number(t.get("images"))
         rows.append(f"Yours: fine-tuned from “{e(str(t['base_model']))}”.")
-        rows.append(f"<b>Trained on</b> {f'{images:.0f} ' if images else ''}photos in “{e(folder)}” "
-                    f"({'noisy photos: their own noise' if noisy else 'clean photos with added noise'}).")
+        kept_out = f" ({held} more kept out of training to measure it)" if held else ""
+        rows.append(f"<b>Trained on</b> {f'{trained:.0f} ' if trained else ''}photos in “{e(folder)}”{kept_out}: "
+                    f"{'noisy photos, their own noise' if noisy else 'clean photos with added noise'}.")
         sigma = _number(t.get("sigma"))
         if sigma is not None:
             rows.append(f"<b>For</b> noise like that in those photos (measured level {sigma:.1f})." if noisy
                         else f"<b>For</b> noise of strength σ {sigma:.1f}.")
     else:
         rows.append("Yours: imported.")
-    rows += _quality_rows(m)
+    rows += _quality_rows(m, len(t.get("val_images") or []), _number(t.get("steps")))
     speed = _number(m.get("s_per_mp_cpu_2threads"))
     if speed:
         rows.append(f"<b>Speed</b> about {speed:.1f} s per megapixel on a 2-core CPU (a 24 MP photo: "
@@ -72,7 +76,7 @@ def summary_html(entry: Any) -> str:
     return "<br>".join(rows)
 
 
-def _quality_rows(metrics: dict[str, Any]) -> list[str]:
+def _quality_rows(metrics: dict[str, Any], held_out: int = 0, steps: float | None = None) -> list[str]:
     """How much cleaner: standard test photos with added noise, and (fine-tunes) the user's held-out photos."""
     rows = []
     scores = []
@@ -88,10 +92,19 @@ def _quality_rows(metrics: dict[str, Any]) -> list[str]:
     before, after = _number(metrics.get("val_before")), _number(metrics.get("val_after"))
     if before is not None and after is not None:
         gain = after - before
-        rows.append(f"<b>How good</b> on photos of the folder kept out of training: {abs(gain):.2f} dB "
-                    f"{'better' if gain >= 0 else 'worse'} than the model it started from "
-                    f"({before:.2f} → {after:.2f} dB).")
+        rows.append(f"<b>How good</b> on {held_out or 'the'} photo{'s' if held_out != 1 else ''} of the folder kept "
+                    f"out of training: {abs(gain):.2f} dB {'better' if gain >= 0 else 'worse'} than the model it "
+                    f"started from ({before:.2f} → {after:.2f} dB PSNR){rough_sign(held_out, steps)}.")
     return rows
+
+
+def rough_sign(held_out: int, steps: float | None) -> str:
+    """The caveat a small measurement needs: a few held-out photos and a short run say little."""
+    if held_out and held_out < 5 or steps is not None and steps < 200:
+        what = [f"{held_out} held-out photo{'s' if held_out != 1 else ''}" if held_out else "",
+                f"{steps:.0f} training steps" if steps is not None else ""]
+        return f"; with {' and '.join(w for w in what if w)} this is a rough sign, not a promise"
+    return ""
 
 
 def details_html(entry: Any) -> str:
@@ -109,6 +122,15 @@ def details_html(entry: Any) -> str:
     return "<small>" + "<br>".join(r for r in rows if r) + "</small>"
 
 
+def run_html(run: UnfinishedRun) -> str:
+    from denoiser.core.model.kept import human_size
+
+    what = ("a stopped run's checkpoint: Model ▸ Fine-tune… with this name offers to resume it"
+            if run.has_checkpoint else "the settings of a run that never finished")
+    return (f"<b>{html.escape(run.name)}</b><br>An unfinished fine-tune: {what}. It takes "
+            f"{human_size(run.bytes)}; Delete frees that space.")
+
+
 class ModelManagerDialog(QDialog):
     models_changed = Signal()
     model_chosen = Signal(str)
@@ -116,8 +138,10 @@ class ModelManagerDialog(QDialog):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Manage models")
-        self.resize(640, 420)
+        self.resize(1000, 560)  # readable at 1366x768; the description has room and scrolls when long
         self.list = QListWidget()
+        self.list.setMinimumWidth(240)
+        self.list.setMaximumWidth(320)
         self.summary = QLabel()
         self.details = QLabel()
         for label in (self.summary, self.details):
@@ -132,10 +156,17 @@ class ModelManagerDialog(QDialog):
         self.disclosure.setArrowType(Qt.ArrowType.RightArrow)
         self.disclosure.setAutoRaise(True)
         self.disclosure.toggled.connect(self._toggle_details)
-        info = QVBoxLayout()
+        page = QWidget()
+        info = QVBoxLayout(page)
         info.addWidget(self.summary)
         info.addWidget(self.disclosure)
-        info.addWidget(self.details, 1)
+        info.addWidget(self.details)
+        info.addStretch(1)
+        scroll = QScrollArea()
+        scroll.setWidget(page)
+        scroll.setWidgetResizable(True)
+        scroll.setMinimumWidth(420)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.buttons: dict[str, QPushButton] = {}
         side = QVBoxLayout()
         for key, text, slot in (("use", "Use this model", self._use), ("import", "Import…", self._import),
@@ -147,8 +178,8 @@ class ModelManagerDialog(QDialog):
             self.buttons[key] = b
         side.addStretch(1)
         top = QHBoxLayout()
-        top.addWidget(self.list, 1)
-        top.addLayout(info, 2)
+        top.addWidget(self.list)
+        top.addWidget(scroll, 1)
         top.addLayout(side)
         close = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         close.rejected.connect(self.reject)
@@ -161,13 +192,20 @@ class ModelManagerDialog(QDialog):
     def reload(self, select: str | None = None) -> None:
         from denoiser.core.model.registry import list_models
 
+        from denoiser.core.model.kept import human_size, size_of, unfinished_runs
+
         self.list.clear()
         for entry in list_models():
-            item = QListWidgetItem(f"{entry.name}  ({'shipped' if entry.builtin else 'yours'})")
+            item = QListWidgetItem(f"{entry.name}  ({'shipped' if entry.builtin else 'yours'}, "
+                                   f"{human_size(size_of(entry.path))})")
             item.setData(Qt.ItemDataRole.UserRole, entry)
             self.list.addItem(item)
             if entry.name == select:
                 self.list.setCurrentItem(item)
+        for run in unfinished_runs():  # files the app keeps too: listed with their size, deletable
+            item = QListWidgetItem(f"{run.name}  (unfinished fine-tune, {human_size(run.bytes)})")
+            item.setData(Qt.ItemDataRole.UserRole, run)
+            self.list.addItem(item)
         if self.list.currentItem() is None and self.list.count():
             self.list.setCurrentRow(0)
         self._selected()
@@ -179,14 +217,19 @@ class ModelManagerDialog(QDialog):
     @Slot()
     def _selected(self, *_: object) -> None:
         entry = self.current()
-        self.summary.setText(summary_html(entry) if entry else "No model installed.")
-        self.details.setText(details_html(entry) if entry else "")
+        run = isinstance(entry, UnfinishedRun)
+        if run:
+            self.summary.setText(run_html(entry))
+            self.details.setText(f"<small>{html.escape(str(entry.path))}</small>")
+        else:
+            self.summary.setText(summary_html(entry) if entry else "No model installed.")
+            self.details.setText(details_html(entry) if entry else "")
         self.disclosure.setEnabled(entry is not None)
-        user = entry is not None and not entry.builtin
-        for key in ("rename", "delete"):
-            self.buttons[key].setEnabled(user)  # shipped models can never be renamed or deleted
+        user = entry is not None and (run or not entry.builtin)
+        self.buttons["delete"].setEnabled(user)  # shipped models can never be renamed or deleted
+        self.buttons["rename"].setEnabled(user and not run)
         for key in ("use", "export"):
-            self.buttons[key].setEnabled(entry is not None)
+            self.buttons[key].setEnabled(entry is not None and not run)
 
     @Slot(bool)
     def _toggle_details(self, shown: bool) -> None:
@@ -242,6 +285,15 @@ class ModelManagerDialog(QDialog):
     @Slot()
     def _delete(self) -> None:
         entry = self.current()
+        if isinstance(entry, UnfinishedRun):
+            from denoiser.core.model.kept import delete_run, human_size
+
+            answer = QMessageBox.question(self, "Delete unfinished fine-tune", f"Delete the unfinished fine-tuning "
+                                          f"run “{entry.name}” ({human_size(entry.bytes)})? It cannot be resumed "
+                                          "afterwards.")
+            if answer == QMessageBox.StandardButton.Yes and self._run("Delete", lambda: delete_run(entry.name)):
+                self.reload()
+            return
         answer = QMessageBox.question(self, "Delete model", f"Delete your model “{entry.name}”? This cannot be undone.")
         if answer == QMessageBox.StandardButton.Yes and self._run("Delete", lambda: _store().delete(entry.name)):
             self.reload()
