@@ -20,12 +20,12 @@ import cv2
 import numpy as np
 import torch
 
-from denoiser.core.files import atomic_write_bytes
-from denoiser.core.inference.detail_map import detail_report
-from denoiser.core.inference.engine import Denoiser
 from denoiser.core.evaluation.evaluate import image_files, load_eval_image
 from denoiser.core.evaluation.metrics import psnr
+from denoiser.core.files import atomic_write_bytes
 from denoiser.core.inference.controls import SPACES, apply_detail, blend
+from denoiser.core.inference.detail_map import detail_report
+from denoiser.core.inference.engine import Denoiser
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "real"
 RESULTS = Path(__file__).resolve().parent / "results" / "controls.json"

@@ -19,13 +19,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from denoiser.core.evaluation.metrics import psnr
 from denoiser.core.files import atomic_write_bytes
 from denoiser.core.model.file import load_model
-from denoiser.core.evaluation.metrics import psnr
 from denoiser.core.training.patches import list_images, load_rgb8
 
 sys.path.insert(0, str(Path(__file__).parent))
-from finetune_noisy import default_base  # noqa: E402
+from finetune_noisy import default_base
 
 
 def held_out_set(files: list[Path], sigma: float) -> list[tuple[np.ndarray, np.ndarray]]:

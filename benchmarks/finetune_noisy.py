@@ -20,9 +20,9 @@ import cv2
 import numpy as np
 import torch
 
+from denoiser.core.evaluation.metrics import psnr
 from denoiser.core.files import atomic_write_bytes
 from denoiser.core.model.file import load_model
-from denoiser.core.evaluation.metrics import psnr
 from denoiser.core.noise import estimate_sigma
 
 NAM = Path(__file__).resolve().parents[2] / "shared/datasets/real/Nam25"
@@ -81,7 +81,8 @@ def main() -> int:
         pairs.append((noisy, read(NAM / "gt" / f.name), estimate_sigma(noisy, max_patches=20000)))
     base_model, _ = load_model(base)
     curve = [{"minutes": 0.0, "step": 0, "psnr": score(base_model, pairs)}]
-    print(f"noisy input {np.mean([psnr(g, n) for n, g, _ in pairs]):.2f} dB; base {curve[0]['psnr']:.2f} dB", flush=True)
+    noisy_db = np.mean([psnr(g, n) for n, g, _ in pairs])
+    print(f"noisy input {noisy_db:.2f} dB; base {curve[0]['psnr']:.2f} dB", flush=True)
     next_mark = [args.every]
 
     def on_step(info) -> None:
@@ -109,12 +110,14 @@ def main() -> int:
     final_app, final_strength = score_app(res.path, pairs)
     print(f"as the app runs them (Auto = calibrated strength): base {base_app:.2f} dB (mean strength "
           f"{base_strength:.2f}), fine-tuned {final_app:.2f} dB ({final_strength:.2f})", flush=True)
-    out = {"base_model": str(base), "strength_target": args.sigma, "threads": 1, "minutes_budget": args.minutes, "wall_s": round(time.time() - t0),
+    out = {"base_model": str(base), "strength_target": args.sigma, "threads": 1, "minutes_budget": args.minutes,
+           "wall_s": round(time.time() - t0),
            "noisy_input_psnr": float(np.mean([psnr(g, n) for n, g, _ in pairs])),
            "base_psnr_auto_sigma": curve[0]["psnr"], "final_psnr_auto_sigma": curve[-1]["psnr"],
            "gain_db": curve[-1]["psnr"] - curve[0]["psnr"], "curve": curve,
            "base_psnr_app_auto": base_app, "final_psnr_app_auto": final_app, "gain_db_app_auto": final_app - base_app,
-           "base_mean_strength_app_auto": base_strength, "final_mean_strength_app_auto": final_strength, "steps": res.steps,
+           "base_mean_strength_app_auto": base_strength, "final_mean_strength_app_auto": final_strength,
+           "steps": res.steps,
            "strength_gain": card.training.get("strength_gain"), "calibration": card.training.get("calibration"),
            "val_metric": res.val_metric, "val_before": res.val_before, "val_after": res.val_after,
            "cpu": os.cpu_count(), "torch": torch.__version__}

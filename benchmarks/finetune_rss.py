@@ -19,9 +19,9 @@ import psutil
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from finetune_noisy import default_base  # noqa: E402
+from finetune_noisy import default_base
 
-from denoiser.core.files import atomic_write_bytes  # noqa: E402
+from denoiser.core.files import atomic_write_bytes
 
 PHOTOS = Path(__file__).resolve().parents[2] / "shared/datasets/train/photos"
 

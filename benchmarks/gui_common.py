@@ -2,6 +2,7 @@
 and a real MainWindow with throw-away settings."""
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import sys
@@ -56,7 +57,7 @@ def model_env(model: Path | None) -> str:
     return "default"
 
 
-def make_window(threads: int):  # noqa: ANN201 - (QApplication, MainWindow)
+def make_window(threads: int):
     if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     import torch
@@ -74,7 +75,7 @@ def make_window(threads: int):  # noqa: ANN201 - (QApplication, MainWindow)
     return app, window
 
 
-def wait_for(app, signal, timeout_s: float = 1800) -> list:  # noqa: ANN001
+def wait_for(app, signal, timeout_s: float = 1800) -> list:
     """Run the event loop until `signal` fires; returns its arguments."""
     from PySide6.QtCore import QEventLoop, QTimer
 
@@ -88,7 +89,7 @@ def wait_for(app, signal, timeout_s: float = 1800) -> list:  # noqa: ANN001
     return got
 
 
-def pump(app, seconds: float) -> None:  # noqa: ANN001
+def pump(app, seconds: float) -> None:
     """Process events for `seconds` (e.g. so a result gets painted)."""
     end = time.monotonic() + seconds
     while time.monotonic() < end:
@@ -114,6 +115,6 @@ class Ticker:
     def stop(self) -> dict[str, float]:
         self.timer.stop()
         self.times.append(time.perf_counter())
-        gaps = sorted(b - a for a, b in zip(self.times, self.times[1:]))
+        gaps = sorted(b - a for a, b in itertools.pairwise(self.times))
         return {"ticks": len(gaps), "max_ms": gaps[-1] * 1000, "p99_ms": gaps[int(len(gaps) * 0.99)] * 1000,
                 "over_50ms": sum(g > 0.05 for g in gaps)}

@@ -45,7 +45,8 @@ def main() -> None:
     window.compare.state.set_zoom(min(1.0, (dev / 1.0e6) ** 0.5))  # about 1 MP of the photo visible
     pump(app, 0.2)
     rect = window.previewer.rect()
-    print(f"photo {args.megapixels:g} MP, view {canvas.width()}x{canvas.height()}, zoom {window.compare.state.zoom:.2f}, "
+    zoom = window.compare.state.zoom
+    print(f"photo {args.megapixels:g} MP, view {canvas.width()}x{canvas.height()}, zoom {zoom:.2f}, "
           f"preview region {rect.width()}x{rect.height()} = {rect.width() * rect.height() / 1e6:.2f} MP, "
           f"torch threads {args.threads}, load average {os.getloadavg()[0]:.1f}")
     if not estimated:  # do not measure while the estimate shares the CPU

@@ -47,7 +47,8 @@ def main() -> None:
     open_stats = ticker.stop()
     print(f"photo: {loaded.photo.width}x{loaded.photo.height} ({loaded.photo.megapixels:.1f} MP), "
           f"model {model}, torch threads {args.threads}, load average {os.getloadavg()[0]:.1f}")
-    print(f"open:    shown after {opened:.1f} s, noise estimate (sigma {loaded.sigma:.1f}) after {estimated:.1f} s; GUI gaps max {open_stats['max_ms']:.0f} ms, p99 {open_stats['p99_ms']:.0f} ms, "
+    print(f"open:    shown after {opened:.1f} s, noise estimate (sigma {loaded.sigma:.1f}) after {estimated:.1f} s; "
+          f"GUI gaps max {open_stats['max_ms']:.0f} ms, p99 {open_stats['p99_ms']:.0f} ms, "
           f"{open_stats['over_50ms']} gaps > 50 ms of {open_stats['ticks']}")
 
     ticker.start()

@@ -11,9 +11,8 @@ import os
 import sys
 from pathlib import Path
 
-from PySide6.QtCore import QPointF
-
 from gui_common import KODAK, REPO, make_window, model_env, pump, wait_for
+from PySide6.QtCore import QPointF
 
 
 def noisy_copy(name: str, sigma: float, seed: int = 1) -> Path:

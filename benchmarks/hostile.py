@@ -19,9 +19,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -207,8 +207,9 @@ CASES = [
          lambda d: _with_model(d, _denoise(png(d / ("p" * 245 + ".png")), png(d / "a.png", seed=1))), "partial",
          "more than the 240 a file name may take", check=lambda d: "" if (d / "out" / "a-denoised.png").exists()
          else "the normal file was not done"),
-    Case("batch, 245-character name", lambda d: _with_model(d, ["batch", str(png(d / "in" / ("p" * 245 + ".png")).parent),
-                                                            "-o", "out", "--strength", "5"]),
+    Case("batch, 245-character name",
+         lambda d: _with_model(d, ["batch", str(png(d / "in" / ("p" * 245 + ".png")).parent),
+                                   "-o", "out", "--strength", "5"]),
          "refuse", "more than the 240 a file name may take"),
     Case("non-UTF-8 name, CSV report", _nonutf8, "ok", "1 done"),
     Case("symlink loop as input", lambda d: _denoise(_loop(d / "loop.png")), "refuse", "symbolic link loop"),
@@ -237,7 +238,8 @@ CASES = [
     Case("eval --limit -1", lambda d: ["eval", str(png(d / "p" / "a.png").parent), "--limit", "-1"], "refuse",
          "--limit"),
     Case("pack --out onto an input photo", lambda d: ["pack", "--data", str(png(d / "p" / "a.png").parent), "--out",
-                                                      str(d / "p" / "a.png"), "--overwrite"], "refuse", "must end in .npz"),
+                                                      str(d / "p" / "a.png"), "--overwrite"],
+         "refuse", "must end in .npz"),
     Case("pack --out onto an existing pack", lambda d: ["pack", "--data", str(png(d / "p" / "a.png").parent), "--out",
                                                         str(_keep(d / "old.npz"))], "refuse", "already exists"),
     Case("models rename of an invalid name", lambda d: ["models", "rename", "bad#name", "good"]

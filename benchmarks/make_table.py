@@ -23,7 +23,8 @@ def _params_of_shipped_model() -> float:
     return count_parameters(build_model(read_card(SHIPPED).config)) / 1e6
 
 
-NAMES = {"ours": f"**Ours** (U-Net, {_params_of_shipped_model():.1f} M params)", "ours-x2": "Ours, quality *Better* (`--passes 2`)",
+NAMES = {"ours": f"**Ours** (U-Net, {_params_of_shipped_model():.1f} M params)",
+         "ours-x2": "Ours, quality *Better* (`--passes 2`)",
          "ours-x4": "Ours, quality *High* (`--passes 4`)", "ours-x8": "Ours, quality *Best* (`--passes 8`)",
          "ffdnet": "FFDNet (published weights)",
          "nlm": "OpenCV fastNlMeansDenoisingColored", "bm3d": "CBM3D (`bm3d` package)",
@@ -38,8 +39,11 @@ def subset(entry: dict, n: int) -> float:
 
 def main() -> None:
     res = json.loads(RESULTS.read_text())
-    get = lambda m, s, sig: res.get(f"{m}|{s}|{sig}")  # noqa: E731
-    head = "| method | " + " | ".join(f"{s} {'σ' + str(g) if g != 'real' else 'real'}" for s, g in COLUMNS) + " | s/MP |"
+    def get(m: str, s: str, sig: object) -> dict | None:
+        return res.get(f"{m}|{s}|{sig}")
+
+    labels = (f"{s} {'σ' + str(g) if g != 'real' else 'real'}" for s, g in COLUMNS)
+    head = "| method | " + " | ".join(labels) + " | s/MP |"
     lines = [head, "|" + "---|" * (len(COLUMNS) + 2)]
     for m in ("ours", "ours-x2", "ours-x4", "ours-x8", "ffdnet", "ffdnet-cal", "nlm", "bm3d"):
         cells, speeds = [], []
@@ -65,7 +69,8 @@ def main() -> None:
         lines.append("")
         lines.append(f"CBM3D is slow, so it ran on the first {n} images of each set at σ 25 and Nam25; on those "
                      "same images: " + ", ".join(
-                         f"{e['set']} CBM3D {e['psnr']:.2f} vs ours {subset(o, n):.2f}" for e, o in zip(b, ours_b)) + ".")
+                         f"{e['set']} CBM3D {e['psnr']:.2f} vs ours {subset(o, n):.2f}"
+                         for e, o in zip(b, ours_b, strict=False)) + ".")
     full = [get("ours", s, g) for s, g in COLUMNS if get("ours", s, g)]
     if full:
         lines.append("")
@@ -89,7 +94,7 @@ def plot(res: dict, out: Path) -> None:
     import pyqtgraph.exporters
     from PySide6.QtWidgets import QApplication
 
-    app = QApplication.instance() or QApplication([])  # noqa: F841 - pyqtgraph needs one
+    _app = QApplication.instance() or QApplication([])  # pyqtgraph needs one alive
     pg.setConfigOptions(background="w", foreground="k", antialias=True)
     widget = pg.PlotWidget(title="PSNR (dB) at σ 25 and on real camera noise (Nam25); ours on the peers' images")
     widget.addLegend(offset=(10, 10), colCount=3)

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from denoiser.core.files import atomic_write_bytes
 from denoiser.core.evaluation.evaluate import add_gaussian, image_files, load_eval_image
+from denoiser.core.files import atomic_write_bytes
 from denoiser.core.noise import estimate_sigma
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "test"
@@ -35,7 +35,8 @@ def main() -> None:
                 errs.append(estimate_sigma(noisy) / sigma - 1)
             errs = np.array(errs)
             rows.append({"set": name, "sigma": sigma, "images": len(files), "mean_rel_err": float(errs.mean()),
-                         "mean_abs_rel_err": float(np.abs(errs).mean()), "worst_rel_err": float(errs[np.abs(errs).argmax()]),
+                         "mean_abs_rel_err": float(np.abs(errs).mean()),
+                         "worst_rel_err": float(errs[np.abs(errs).argmax()]),
                          "within_10pct": float((np.abs(errs) <= 0.10).mean()),
                          "seconds_per_image": (time.perf_counter() - t0) / len(files)})
             r = rows[-1]

@@ -24,8 +24,8 @@ DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "test"
 def main() -> None:
     import torch
 
-    from denoiser.core.files import atomic_write_bytes
     from denoiser.core.evaluation.evaluate import image_files, load_eval_image
+    from denoiser.core.files import atomic_write_bytes
     from denoiser.core.noise import estimate_sigma, learned, local_std_map
     from denoiser.core.noise.camera import sample_params, simulate
 
@@ -62,11 +62,13 @@ def main() -> None:
                 stats[key].append((np.mean(np.abs(rel)), np.mean(rel), m.mean() / true.mean() - 1))
         for key, vals in stats.items():
             a = np.array(vals)
-            rows.append({"set": name, "band": band, "true_mean": float(np.mean(levels)), "estimator": key, "images": len(a), "map_mean_abs_rel_err": float(a[:, 0].mean()),
+            rows.append({"set": name, "band": band, "true_mean": float(np.mean(levels)), "estimator": key,
+                         "images": len(a), "map_mean_abs_rel_err": float(a[:, 0].mean()),
                          "map_bias": float(a[:, 1].mean()), "mean_level_rel_err": float(a[:, 2].mean()),
                          "seconds_per_mp": float(np.mean(secs)) if key == "learned" else None})
             r = rows[-1]
-            print(f"{name:<9} {band:<9} (true {r['true_mean']:4.1f}) {key:<9}: |err| {r['map_mean_abs_rel_err']:6.1%}  bias {r['map_bias']:+6.1%}  "
+            print(f"{name:<9} {band:<9} (true {r['true_mean']:4.1f}) {key:<9}: |err| {r['map_mean_abs_rel_err']:6.1%}  "
+                  f"bias {r['map_bias']:+6.1%}  "
                   f"mean level {r['mean_level_rel_err']:+6.1%}", flush=True)
     out = Path(__file__).parent / "results" / "noise_map.json"
     atomic_write_bytes(out, json.dumps(rows, indent=1).encode())

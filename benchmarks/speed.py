@@ -11,10 +11,10 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from peers import DATA, ffdnet_fn, nlm_fn, ours  # noqa: E402
+from peers import DATA, ffdnet_fn, nlm_fn, ours
 
-from denoiser.core.files import atomic_write_bytes  # noqa: E402
-from denoiser.core.evaluation.evaluate import evaluate_synthetic  # noqa: E402
+from denoiser.core.evaluation.evaluate import evaluate_synthetic
+from denoiser.core.files import atomic_write_bytes
 
 
 def main() -> None:

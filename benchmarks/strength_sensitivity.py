@@ -14,10 +14,10 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from peers import DATA, ours  # noqa: E402
+from peers import DATA, ours
 
-from denoiser.core.files import atomic_write_bytes  # noqa: E402
-from denoiser.core.evaluation.evaluate import evaluate_synthetic  # noqa: E402
+from denoiser.core.evaluation.evaluate import evaluate_synthetic
+from denoiser.core.files import atomic_write_bytes
 
 SIGMAS = (15, 25, 50, 75)
 GAINS = (0.9, 0.95, 1.0, 1.05, 1.1, 1.25)

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 
 def display_problem(env: Mapping[str, str] | None = None, platform: str | None = None) -> str:

@@ -14,6 +14,7 @@ TINY = dict(widths=(8, 16), enc_blocks=(1,), dec_blocks=(1,), mid_blocks=1)
 
 def make_tiny_model(seed: int = 0):
     import torch
+
     from denoiser.core.model.network import ModelConfig, build_model
 
     torch.manual_seed(seed)
@@ -51,6 +52,7 @@ def rng() -> np.random.Generator:
 def tiny_model(tmp_path_factory) -> str:
     """Path of a freshly initialised tiny model (an identity map: its residual tail starts at zero)."""
     import torch
+
     from denoiser.core.model.file import ModelCard, save_model
     from denoiser.core.model.network import ModelConfig, build_model
 

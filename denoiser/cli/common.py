@@ -6,13 +6,12 @@ import math
 import signal
 import sys
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 from denoiser.core.inference.ensemble import PASSES
 from denoiser.core.progress import CancelToken
 from denoiser.exit_codes import ExitCode
-
 
 
 class Terminated(KeyboardInterrupt):
@@ -125,8 +124,8 @@ def fail(command: str, message: str) -> None:
 
 def load_denoiser(args: argparse.Namespace, command: str):
     """The engine for --model/--device/--tile, or None after printing why not."""
-    from denoiser.core.model.file import ModelFileError
     from denoiser.core.inference.engine import open_denoiser
+    from denoiser.core.model.file import ModelFileError
 
     try:
         model = None if args.model == "auto" else args.model  # camera profiles are chosen per photo

@@ -5,8 +5,15 @@ import argparse
 import sys
 from pathlib import Path
 
-from denoiser.cli.common import (Terminated, model_name, noise_level,
-                                 positive_float, positive_int, signals_stop, stopped_status)
+from denoiser.cli.common import (
+    Terminated,
+    model_name,
+    noise_level,
+    positive_float,
+    positive_int,
+    signals_stop,
+    stopped_status,
+)
 from denoiser.cli.progress import TerminalProgress
 from denoiser.core.progress import Cancelled
 from denoiser.exit_codes import ExitCode
@@ -79,7 +86,9 @@ def run(args: argparse.Namespace) -> int:
         return ExitCode.USAGE
     for path, reason in res.skipped.items():
         print(f"skipped {path}: {reason}", file=sys.stderr)
-    fmt = lambda v: "n/a" if v is None else f"{v:.2f} dB"  # noqa: E731
+    def fmt(v: float | None) -> str:
+        return "n/a" if v is None else f"{v:.2f} dB"
+
     print(f"model {res.name!r} saved to {res.path}")
     print(f"{res.mode} mode, {res.steps} steps in {res.minutes:.1f} min; {res.val_metric} on held-out images: "
           f"{fmt(res.val_before)} -> {fmt(res.val_after)}")

@@ -44,7 +44,7 @@ class TerminalProgress(CancelToken):
         self._stop.set()
         self.bar.close()
 
-    def __enter__(self) -> "TerminalProgress":
+    def __enter__(self) -> TerminalProgress:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -9,10 +9,10 @@ import pytest
 from PIL import Image
 
 from denoiser.core.batch.runner import BatchOptions, run_batch
-from denoiser.core.model.file import ModelCard, save_model
-from denoiser.core.io.photo import load_photo
-from denoiser.core.model.registry import user_models_dir
 from denoiser.core.inference.controls import Component, Controls
+from denoiser.core.io.photo import load_photo
+from denoiser.core.model.file import ModelCard, save_model
+from denoiser.core.model.registry import user_models_dir
 from tests.conftest import make_tiny_model
 
 
@@ -136,8 +136,8 @@ def test_batch_summary_lists_photos_to_check_for_removed_detail(capsys):
     from pathlib import PurePosixPath
 
     from denoiser.cli.batch_cmd import _summary
-    from denoiser.core.batch.runner import BatchResult
     from denoiser.core.batch.plan import DONE, BatchItem
+    from denoiser.core.batch.runner import BatchResult
 
     items = [BatchItem(PurePosixPath(f"p{i}.jpg"), Path(f"p{i}.jpg"), None, DONE, model="default",
                        detail_score=score) for i, score in enumerate((0.1, 4.2, 1.5, 0.0))]

@@ -9,8 +9,7 @@ import torch
 from safetensors.torch import save_file
 
 from denoiser.core.inference.engine import open_denoiser
-from denoiser.core.model.foreign import (ForeignModelError, foreign_cards, import_foreign, load_foreign,
-                                          read_state_dict)
+from denoiser.core.model.foreign import ForeignModelError, foreign_cards, import_foreign, load_foreign, read_state_dict
 
 
 def _w(gen: torch.Generator, *shape: int, std: float = 0.02) -> torch.Tensor:

@@ -2,15 +2,20 @@
 from __future__ import annotations
 
 import io
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from denoiser.core.model.file import ModelCard, save_model
-from denoiser.core.model.profiles import (ModelChooser, camera_of, choose_model, describe_profile, folder_profile,
-                                    match_profile)
+from denoiser.core.model.profiles import (
+    ModelChooser,
+    camera_of,
+    choose_model,
+    describe_profile,
+    folder_profile,
+    match_profile,
+)
 from denoiser.core.model.registry import list_models, user_models_dir
 
 
@@ -118,10 +123,9 @@ def test_models_list_shows_profiles(profiles, capsys):
 def test_fine_tuned_model_records_its_folders_camera(tmp_path, monkeypatch):
     """A real (tiny, 2-step) fine-tune on EXIF-tagged photos: the card carries the profile, and a photo
     from that camera then picks the new model."""
-    from tests.conftest import make_tiny_model
-
     from denoiser.core.model.file import read_card
     from denoiser.core.training.finetune import finetune
+    from tests.conftest import make_tiny_model
 
     monkeypatch.setenv("DENOISER_RESOURCES", str(tmp_path / "res"))
     base = make_tiny_model()

@@ -4,8 +4,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from denoiser.core.inference.controls import (AUTO, Component, Controls, apply_detail, controlled, parse_component,
-                                parse_detail)
+from denoiser.core.inference.controls import (
+    AUTO,
+    Component,
+    Controls,
+    apply_detail,
+    controlled,
+    parse_component,
+    parse_detail,
+)
 
 BT601 = np.array([0.299, 0.587, 0.114], np.float32)
 

@@ -3,8 +3,8 @@ import pytest
 import torch
 
 from denoiser.core.inference.engine import Denoiser, receptive_radius, resolve_device
-from denoiser.core.progress import CancelToken, Cancelled
 from denoiser.core.inference.tiling import plan_tiles
+from denoiser.core.progress import Cancelled, CancelToken
 from tests.conftest import make_tiny_model
 
 

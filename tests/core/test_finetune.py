@@ -49,8 +49,8 @@ def make_folder(root: Path, count: int = 6, noise: float = 0.0, seed: int = 0) -
 
 
 def test_clean_mode_makes_a_loadable_named_model(env: Path) -> None:
-    from denoiser.core.training.finetune import finetune
     from denoiser.core.model.registry import list_models
+    from denoiser.core.training.finetune import finetune
 
     folder = make_folder(env)
     res = finetune(folder, mode="clean", name="my clean", steps=3, minutes=0, sigma=20, threads=1)
@@ -89,7 +89,8 @@ def test_noisy_mode_self_supervised_run(env: Path) -> None:
 
 def _moved(a: torch.nn.Module, b: torch.nn.Module) -> float:
     """The largest change of any weight between two models of one architecture."""
-    return max(float((va - vb).abs().max()) for va, vb in zip(a.state_dict().values(), b.state_dict().values()))
+    pairs = zip(a.state_dict().values(), b.state_dict().values(), strict=True)
+    return max(float((va - vb).abs().max()) for va, vb in pairs)
 
 
 class CancelAfter(CancelToken):
@@ -122,7 +123,7 @@ def test_cancel_then_resume_continues_the_same_run(env: Path, mode: str) -> None
     straight = finetune(folder, name="straight", **kw)
     a, _ = load_model(resumed.path)
     b, _ = load_model(straight.path)
-    for (k, va), vb in zip(a.state_dict().items(), b.state_dict().values()):
+    for (k, va), vb in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
         assert torch.allclose(va, vb, atol=1e-6), k  # same steps, optimiser state and random draws
     discard_run("run")
     assert not run_folder("run").exists()
@@ -217,8 +218,8 @@ def test_empty_and_imageless_folders_error_clearly(env: Path) -> None:
 
 
 def test_bad_names_and_clashes_are_refused(env: Path) -> None:
-    from denoiser.core.training.finetune import finetune
     from denoiser.core.model.store import ModelStoreError
+    from denoiser.core.training.finetune import finetune
 
     folder = make_folder(env, count=2)
     for name in ("", "a/b", "..", "default"):
@@ -282,7 +283,9 @@ def test_measured_noise_model_reproduces_the_noise_it_saw() -> None:
     again = NoiseModel.from_dict(model.to_dict())
     sample = again.sample((1, 3, 128, 128), torch.Generator().manual_seed(1))[0] * 255
     assert abs(float(sample.std()) - 6.0) < 0.6
-    lag1 = lambda n: float(torch.corrcoef(torch.stack([n[0, :, :-1].flatten(), n[0, :, 1:].flatten()]))[0, 1])  # noqa: E731
+    def lag1(n: torch.Tensor) -> float:
+        return float(torch.corrcoef(torch.stack([n[0, :, :-1].flatten(), n[0, :, 1:].flatten()]))[0, 1])
+
     real = (noisy - clean)[0] * 255
     assert abs(lag1(sample) - lag1(real)) < 0.15 and lag1(real) > 0.4  # correlated, and reproduced as such
     white = NoiseModel(np.ones((16, 16)), np.eye(3) * (6 / 255) ** 2).sample((1, 3, 128, 128), gen)[0] * 255

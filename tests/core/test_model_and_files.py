@@ -2,14 +2,18 @@ import json
 import os
 import stat
 
-import numpy as np
 import pytest
 import torch
 from safetensors.torch import save_file
 
 from denoiser.core.model.file import ModelCard, ModelFileError, load_model, read_card, save_model
 from denoiser.core.model.network import (
-    ModelConfig, build_model, gflops_per_megapixel, grown_blocks, load_grown, pad_to_multiple,
+    ModelConfig,
+    build_model,
+    gflops_per_megapixel,
+    grown_blocks,
+    load_grown,
+    pad_to_multiple,
 )
 from tests.conftest import TINY, make_tiny_model
 
@@ -157,4 +161,5 @@ def test_growth_that_would_change_the_function_is_refused(change, message):
 
 def test_plain_blocks_cannot_grow():
     with pytest.raises(ValueError, match="identity"):
-        grown_blocks(ModelConfig(**(TINY | {"block": "plain"})), ModelConfig(**(TINY | {"block": "plain", "mid_blocks": 2})))
+        grown_blocks(ModelConfig(**(TINY | {"block": "plain"})),
+                     ModelConfig(**(TINY | {"block": "plain", "mid_blocks": 2})))

@@ -86,7 +86,7 @@ def test_export_then_import_round_trip(store, tmp_path: Path) -> None:
     assert entry.name == "friend" and not entry.builtin
     a, _ = load_model(entry.path)
     b, _ = load_model(out)
-    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True))
     assert read_card(entry.path).training["imported_from"] == str(out)
     assert store.export("default", tmp_path).name == "default.safetensors"
 

@@ -31,7 +31,9 @@ def test_correlated_noise_has_requested_std_and_correlation():
 def test_poisson_noise_grows_with_brightness():
     gen = torch.Generator().manual_seed(2)
     shot, read = torch.tensor([0.01]), torch.tensor([0.0])
-    lin = lambda v: noise.srgb_to_linear(torch.tensor(v)).item()  # noqa: E731
+    def lin(v: float) -> float:
+        return noise.srgb_to_linear(torch.tensor(v)).item()
+
     dark = noise.srgb_to_linear(noise.poisson_gaussian(flat(1, value=0.1), shot, read, gen)) - lin(0.1)
     bright = noise.srgb_to_linear(noise.poisson_gaussian(flat(1, value=0.9), shot, read, gen)) - lin(0.9)
     # shot noise: variance proportional to the linear signal (std ratio ~ sqrt(0.787 / 0.010) = 8.9)

@@ -17,8 +17,7 @@ from PIL import Image, ImageCms, ImageOps
 
 from denoiser.core.io import photo as photo_mod
 from denoiser.core.io import write as photo_write
-from denoiser.core.io.photo import (SUPPORTED_EXTENSIONS, Photo, PhotoError, load_photo, output_suffix,
-                                 save_photo)
+from denoiser.core.io.photo import SUPPORTED_EXTENSIONS, Photo, PhotoError, load_photo, output_suffix, save_photo
 
 RNG_SEED = 1234
 XMP = (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'

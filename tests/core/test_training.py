@@ -1,15 +1,14 @@
 import json
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
-import cv2
 
 from denoiser.core.model.file import load_model
 from denoiser.core.model.network import ModelConfig
-from denoiser.core.noise import NoiseConfig
-from denoiser.core.progress import CancelToken, Cancelled
+from denoiser.core.progress import Cancelled, CancelToken
 from denoiser.core.training.trainer import TrainConfig, Trainer
 from tests.conftest import TINY
 

@@ -7,9 +7,9 @@ Any denoise function (ours or a peer's) can be evaluated: fn(noisy HxWxC float 0
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -31,7 +31,8 @@ class EvalResult:
     per_image: list[dict] = field(default_factory=list)
 
     def row(self) -> str:
-        return f"{self.name:<28} {self.psnr:7.2f} dB  SSIM {self.ssim:.4f}  {self.seconds_per_mp:6.2f} s/MP  ({self.images} images)"
+        return (f"{self.name:<28} {self.psnr:7.2f} dB  SSIM {self.ssim:.4f}  {self.seconds_per_mp:6.2f} s/MP  "
+                f"({self.images} images)")
 
 
 def load_eval_image(path: Path) -> np.ndarray:

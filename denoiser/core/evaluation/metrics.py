@@ -1,8 +1,8 @@
 """PSNR and SSIM on float images in [0, 1] (HxW or HxWxC)."""
 from __future__ import annotations
 
-import numpy as np
 import cv2
+import numpy as np
 
 
 def psnr(clean: np.ndarray, test: np.ndarray, peak: float = 1.0) -> float:
@@ -26,7 +26,9 @@ def ssim(clean: np.ndarray, test: np.ndarray, peak: float = 1.0) -> float:
     vals = []
     for ch in range(a.shape[2]):
         x, y = a[..., ch], b[..., ch]
-        blur = lambda im: cv2.GaussianBlur(im, (11, 11), 1.5, borderType=cv2.BORDER_REFLECT)  # noqa: E731
+        def blur(im: np.ndarray) -> np.ndarray:
+            return cv2.GaussianBlur(im, (11, 11), 1.5, borderType=cv2.BORDER_REFLECT)
+
         mx, my = blur(x), blur(y)
         sxx, syy, sxy = blur(x * x) - mx * mx, blur(y * y) - my * my, blur(x * y) - mx * my
         m = ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx * mx + my * my + c1) * (sxx + syy + c2))

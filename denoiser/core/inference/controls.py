@@ -17,8 +17,9 @@ the input.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -201,7 +202,7 @@ def controlled(noisy: np.ndarray, main: np.ndarray, sigma: float, controls: Cont
     return np.clip(out, 0.0, 1.0, out=out).astype(np.float32, copy=False)
 
 
-def denoise_photo(denoiser, photo, sigma: "float | NoiseLevel | None", controls: Controls, progress=None,
+def denoise_photo(denoiser, photo, sigma: float | NoiseLevel | None, controls: Controls, progress=None,
                   passes: int = 1):
     """Denoiser.denoise_photo with the controls applied: returns (new Photo, NoiseLevel of the main run).
     `denoiser` is a core.inference.engine.Denoiser (or anything with its denoise/denoise_photo)."""
@@ -213,7 +214,7 @@ def denoise_photo(denoiser, photo, sigma: "float | NoiseLevel | None", controls:
     return result.with_pixels(pixels), used
 
 
-def note(model_name: str, sigma: "float | NoiseLevel", passes: int, controls: Controls) -> dict[str, str]:
+def note(model_name: str, sigma: float | NoiseLevel, passes: int, controls: Controls) -> dict[str, str]:
     """What a saved file's XMP records about how it was made (the window's save writes the same fields):
     the strength as its record (noise.level: mode, σ, Auto's scale, map mean and estimator version)."""
     from denoiser import __version__
@@ -224,7 +225,7 @@ def note(model_name: str, sigma: "float | NoiseLevel", passes: int, controls: Co
     return fields | {k.capitalize(): v for k, v in controls.xmp_fields().items()}
 
 
-def with_note(photo, model_name: str, sigma: "float | NoiseLevel", passes: int, controls: Controls):
+def with_note(photo, model_name: str, sigma: float | NoiseLevel, passes: int, controls: Controls):
     """The photo with its XMP noting how it was made (see note)."""
     import dataclasses
 

@@ -6,7 +6,8 @@ of `--passes 8`). Importing this module does not import torch.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from denoiser.core.progress import Progress, SubProgress
 
@@ -24,14 +25,14 @@ def check_passes(passes: int) -> None:
         raise ValueError(f"passes must be one of {', '.join(map(str, PASSES))}, got {passes}")
 
 
-def to_view(x: "torch.Tensor", view: tuple[int, bool]) -> "torch.Tensor":
+def to_view(x: torch.Tensor, view: tuple[int, bool]) -> torch.Tensor:
     """(..., H, W) seen in one of VIEWS; from_view undoes it."""
     turns, mirror = view
     y = x.rot90(turns, dims=(-2, -1)) if turns else x
     return y.flip(-1) if mirror else y
 
 
-def from_view(y: "torch.Tensor", view: tuple[int, bool]) -> "torch.Tensor":
+def from_view(y: torch.Tensor, view: tuple[int, bool]) -> torch.Tensor:
     turns, mirror = view
     x = y.flip(-1) if mirror else y
     return x.rot90(-turns, dims=(-2, -1)) if turns else x
@@ -48,8 +49,8 @@ class _PassProgress(SubProgress):
         super().report(fraction, self.prefix + message)
 
 
-def self_ensemble(run: Callable[["torch.Tensor", Progress], "torch.Tensor"], x: "torch.Tensor", passes: int,
-                  progress: Progress) -> "torch.Tensor":
+def self_ensemble(run: Callable[[torch.Tensor, Progress], torch.Tensor], x: torch.Tensor, passes: int,
+                  progress: Progress) -> torch.Tensor:
     """The mean of run(view of x) mapped back, over the first `passes` VIEWS (1: just run(x)).
     run(tensor, progress) denoises an (N, C, H, W) tensor and reports its own 0..1 progress."""
     import torch

@@ -9,8 +9,8 @@ model's receptive radius the result equals the untiled one up to float rounding.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 

@@ -12,21 +12,35 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Callable, TypeVar
+from typing import BinaryIO, TypeVar
 
 import numpy as np
 from PIL import UnidentifiedImageError
 
-from denoiser.core.io import meta
-from denoiser.core.io import write
 from denoiser.core.files import atomic_write
 from denoiser.core.files import remove_stale_parts as remove_stale_parts  # where the photo writers' callers look
-from denoiser.core.io.formats import (FORMAT_EXTENSIONS, FORMAT_OF_SUFFIX, RAW_EXTENSIONS, SAVE_FORMATS,
-                                      SUPPORTED_EXTENSIONS, kept_format)
-from denoiser.core.io.read import (PILLOW_FORMATS, Decoded, DecodeError, decode_pillow_file, decode_raw, decode_tiff,
-                         open_pillow, sniff_unsupported)
+from denoiser.core.io import meta, write
+from denoiser.core.io.formats import (
+    FORMAT_EXTENSIONS,
+    FORMAT_OF_SUFFIX,
+    RAW_EXTENSIONS,
+    SAVE_FORMATS,
+    SUPPORTED_EXTENSIONS,
+    kept_format,
+)
+from denoiser.core.io.read import (
+    PILLOW_FORMATS,
+    Decoded,
+    DecodeError,
+    decode_pillow_file,
+    decode_raw,
+    decode_tiff,
+    open_pillow,
+    sniff_unsupported,
+)
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +89,7 @@ class Photo:
     def megapixels(self) -> float:
         return self.width * self.height / 1e6
 
-    def with_pixels(self, pixels: np.ndarray) -> "Photo":
+    def with_pixels(self, pixels: np.ndarray) -> Photo:
         """The same photo (metadata, alpha, source) with new pixels of the same size."""
         arr = np.asarray(pixels, dtype=np.float32)
         if arr.ndim == 2:

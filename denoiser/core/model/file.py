@@ -53,7 +53,7 @@ class ModelCard:
         }
 
     @classmethod
-    def from_dict(cls, d: Any, source: str = "card") -> "ModelCard":
+    def from_dict(cls, d: Any, source: str = "card") -> ModelCard:
         if not isinstance(d, dict):
             raise ModelFileError(f"{source}: the model card is not a JSON object")
         if d.get("format") != CARD_FORMAT:

@@ -7,12 +7,12 @@ layer keeps the cost per megapixel low on a CPU while the receptive field stays 
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
 from denoiser.core.config import from_plain
 
@@ -70,7 +70,7 @@ class ModelConfig:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "ModelConfig":
+    def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
         return from_plain(cls, d, "model config")
 
 
@@ -175,7 +175,7 @@ class UNetDenoiser(nn.Module):
         """Head, encoder, bottleneck, decoder and tail at half resolution: (N, head_in, h, w) -> (N, tail_out, h, w)."""
         feat = self.head(inputs)
         skips = []
-        for enc, down in zip(self.enc, self.down):
+        for enc, down in zip(self.enc, self.down, strict=True):
             feat = enc(feat)
             skips.append(feat)
             feat = down(feat)
@@ -207,9 +207,9 @@ def grown_blocks(old: ModelConfig, new: ModelConfig) -> list[str]:
     diff = [k for k in same if getattr(old, k) != getattr(new, k)]
     if diff:
         raise ValueError(f"cannot grow a model by changing {', '.join(diff)}; only block counts may grow")
-    pairs = [(f"enc.{i}", o, n) for i, (o, n) in enumerate(zip(old.enc_blocks, new.enc_blocks))]
+    pairs = [(f"enc.{i}", o, n) for i, (o, n) in enumerate(zip(old.enc_blocks, new.enc_blocks, strict=True))]
     pairs += [("mid", old.mid_blocks, new.mid_blocks)]
-    pairs += [(f"dec.{i}", o, n) for i, (o, n) in enumerate(zip(old.dec_blocks, new.dec_blocks))]
+    pairs += [(f"dec.{i}", o, n) for i, (o, n) in enumerate(zip(old.dec_blocks, new.dec_blocks, strict=True))]
     if any(n < o for _, o, n in pairs):
         raise ValueError("cannot grow a model by removing blocks")
     added = [f"{stack}.{j}" for stack, o, n in pairs for j in range(o, n)]

@@ -90,7 +90,7 @@ def find_model(name: str | None = None, kind: str | None = "rgb") -> ModelEntry:
             return entry
     for bad in damaged_models():
         if bad.name == name:
-            raise ModelFileError(f"the model {name!r} is damaged ({bad.problem}); "
-                                 + ("reinstall the app" if bad.builtin else f"delete it: denoiser models delete {name}"))
+            fix = "reinstall the app" if bad.builtin else f"delete it: denoiser models delete {name}"
+            raise ModelFileError(f"the model {name!r} is damaged ({bad.problem}); {fix}")
     available = ", ".join(e.name for e in list_models(kind)) or "none installed"
     raise ModelFileError(f"no model named {name!r} (available: {available})")

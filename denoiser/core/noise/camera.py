@@ -13,7 +13,7 @@ Everything is on the CPU (OpenCV demosaics and encodes); a 12 x 128 px batch cos
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 import torch
@@ -111,7 +111,7 @@ def _mask(h: int, w: int, phase: tuple[int, int]) -> np.ndarray:
     return np.where((ry == 0) & (rx == 0), 0, np.where((ry == 1) & (rx == 1), 2, 1))
 
 
-@lru_cache(maxsize=None)
+@cache
 def _bayer_code(phase: tuple[int, int], algo: str) -> int:
     """The OpenCV conversion code that demosaics a mosaic of this phase to RGB (found by testing each)."""
     import cv2

@@ -56,9 +56,9 @@ def estimate_noise(image: np.ndarray, patch: int = 7, max_patches: int = 60_000,
             white = max(_per_channel(patches), luma)
     if white >= CORRELATED_BELOW or min(img.shape[:2]) < patch * 4:
         return NoiseEstimate(white, False)
-    subsampled = float(np.mean([_weak_texture_noise(_sample_patches(img[dy::2, dx::2], patch, max_patches // 4, rng)[:, :, ch],
-                                                    patch)
-                                for dy in (0, 1) for dx in (0, 1) for ch in range(c)]))
+    planes = [(img[dy::2, dx::2], ch) for dy in (0, 1) for dx in (0, 1) for ch in range(c)]
+    subsampled = float(np.mean([_weak_texture_noise(_sample_patches(q, patch, max_patches // 4, rng)[:, :, ch], patch)
+                                for q, ch in planes]))
     if subsampled > CORRELATED_RATIO * white:
         return NoiseEstimate(subsampled, True)
     return NoiseEstimate(white, False)

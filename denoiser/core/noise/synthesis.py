@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from denoiser.core.colour import linear_to_srgb, srgb_to_linear  # noqa: F401 (re-exported)
+from denoiser.core.colour import linear_to_srgb, srgb_to_linear
 from denoiser.core.config import from_plain
 
 
@@ -46,7 +46,7 @@ class NoiseConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "NoiseConfig":
+    def from_dict(cls, d: dict[str, Any]) -> NoiseConfig:
         return from_plain(cls, d, "noise config")
 
 

@@ -12,14 +12,16 @@ fine-tuning (core.training.finetune, core.training.selfsup) over a folder.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-NOISE_WINDOW = 32  # px: residual windows for the spectrum (camera noise is still correlated at 4-6 px; 16 lost more of it)
+# px: residual windows for the spectrum (camera noise is still correlated at 4-6 px; 16 lost more of it)
+NOISE_WINDOW = 32
 CALIBRATION_GAINS = (1.0, 1.5, 2.0, 2.5, 3.0, 4.0)  # strength / estimated level, tried in calibration
 CALIBRATION_SIDE = 512  # px: centre crop a photo's calibration looks at
 PSEUDO_CLEAN_GAIN = 3.0  # strength (x estimate) of the base run whose flat areas expose the noise
@@ -45,7 +47,7 @@ class NoiseModel:
         return {"spectrum": np.round(self.spectrum, 5).tolist(), "cov": self.cov.tolist()}
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "NoiseModel":
+    def from_dict(cls, d: dict[str, Any]) -> NoiseModel:
         spectrum, cov = np.asarray(d["spectrum"], np.float64), np.asarray(d["cov"], np.float64)
         if spectrum.ndim != 2 or spectrum.shape[0] != spectrum.shape[1] or cov.ndim != 2 or \
                 cov.shape[0] != cov.shape[1] or not np.all(np.isfinite(spectrum)) or not np.all(np.isfinite(cov)):
@@ -53,7 +55,7 @@ class NoiseModel:
         return cls(spectrum, cov)
 
     @classmethod
-    def average(cls, models: list["NoiseModel"]) -> "NoiseModel":
+    def average(cls, models: list[NoiseModel]) -> NoiseModel:
         return cls(np.mean([m.spectrum for m in models], axis=0), np.mean([m.cov for m in models], axis=0))
 
     def sample(self, shape: tuple[int, ...], gen: torch.Generator, device: torch.device | str = "cpu") -> torch.Tensor:
@@ -98,7 +100,8 @@ def measure_noise(noisy: np.ndarray, denoised: np.ndarray, window: int | None = 
 
 def calibrate_strength(denoise: Callable[[np.ndarray, float], np.ndarray], images: list[np.ndarray],
                        estimate: Callable[[np.ndarray], float],
-                       gains: tuple[float, ...] = CALIBRATION_GAINS) -> tuple[float, NoiseModel, list[dict[str, float]]]:
+                       gains: tuple[float, ...] = CALIBRATION_GAINS,
+                       ) -> tuple[float, NoiseModel, list[dict[str, float]]]:
     """How strongly (x the estimated level) the model must run to remove this folder's noise.
 
     For each photo: a strong base run exposes the noise in flat areas (measure_noise); that noise,

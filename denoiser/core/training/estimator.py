@@ -19,8 +19,8 @@ import torch
 from denoiser.core.files import atomic_write_bytes
 from denoiser.core.noise import NoiseConfig, synthesize
 from denoiser.core.noise.learned import NoiseMapNet, estimator_loss, save_estimator
-from denoiser.core.training.patches import PatchPool, list_images
 from denoiser.core.progress import NullProgress, Progress
+from denoiser.core.training.patches import PatchPool, list_images
 
 log = logging.getLogger(__name__)
 

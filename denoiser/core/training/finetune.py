@@ -11,9 +11,10 @@ import inspect
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import cv2
 import numpy as np
@@ -30,8 +31,14 @@ from denoiser.core.noise.learned import auto_level
 from denoiser.core.progress import NullProgress, Progress, format_duration, time_left
 from denoiser.core.training.finetune_modes import TRAINERS, FinetuneTrainer
 from denoiser.core.training.finetune_run import FinetuneError as FinetuneError
-from denoiser.core.training.finetune_run import (FinetuneSpec, has_unfinished_run, make_config, read_spec, run_folder,
-                                                 write_spec)
+from denoiser.core.training.finetune_run import (
+    FinetuneSpec,
+    has_unfinished_run,
+    make_config,
+    read_spec,
+    run_folder,
+    write_spec,
+)
 from denoiser.core.training.finetune_run import discard_run as discard_run  # the callers' one import
 from denoiser.core.training.patches import TRAIN_MAX_MEGAPIXELS, centre_crop, list_images, load_rgb8
 from denoiser.core.training.selfsup import calibrate_folder, load_native

@@ -11,9 +11,9 @@ So noisy mode learns the folder's noise from the folder itself:
 2. training.calibration.calibrate_strength: that noise re-synthesised onto the base output gives pairs with a
    known answer; the strength gain (x the estimated level) that restores them best is this camera's gain
    (median over the folder);
-3. training.finetune_modes.NoisyFinetuneTrainer trains the model to do, at the level the engine measures, what the base does at
-   gain x that level (on the real photos), and to remove freshly synthesised matched noise (on the
-   pseudo-clean outputs), with a weight anchor (L2-SP, Li et al. 2018) to the base.
+3. training.finetune_modes.NoisyFinetuneTrainer trains the model to do, at the level the engine measures, what
+   the base does at gain x that level (on the real photos), and to remove freshly synthesised matched noise (on
+   the pseudo-clean outputs), with a weight anchor (L2-SP, Li et al. 2018) to the base.
 The references are never used; the benchmark scores against them only.
 """
 from __future__ import annotations
@@ -26,10 +26,10 @@ import cv2
 import numpy as np
 import torch
 
-from denoiser.core.training.calibration import CALIBRATION_GAINS, CALIBRATION_SIDE, calibrate_strength
 from denoiser.core.noise.learned import auto_level
-from denoiser.core.training.patches import PatchPool, centre_crop, load_rgb8
 from denoiser.core.progress import NullProgress, Progress
+from denoiser.core.training.calibration import CALIBRATION_GAINS, CALIBRATION_SIDE, calibrate_strength
+from denoiser.core.training.patches import PatchPool, centre_crop, load_rgb8
 
 log = logging.getLogger(__name__)
 
