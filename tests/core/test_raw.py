@@ -169,3 +169,16 @@ def test_raw_editors_open_the_dng(tmp_path, engine, client):
             w, h = im.size
         assert h > w  # orientation 6 turns the 480 x 320 raw upright: 320 wide, about 480 high
         assert abs(w - 320) <= 8 and abs(h - 480) <= 8
+
+
+def test_fallback_in_stripes_equals_the_whole_photo(tmp_path, engine, monkeypatch):
+    """The fallback runs the RGB network on stripes (memory follows the stripe); the result is the same."""
+    from denoiser.core.inference import raw_path
+
+    _, noisy = noisy_mosaic(160, 96, "RGGB", 2e-3, 4e-5)
+    raw = read_raw(write_cfa_dng(tmp_path / "in.dng", np.clip(noisy, 0, 1), "RGGB"))
+    whole = raw_path.denoise_raw(raw, RawOptions(joint="never"), engine).rgb
+    monkeypatch.setattr(raw_path, "STRIPE_PIXELS", 40 * 96)  # four stripes of 40 rows
+    monkeypatch.setattr(raw_path, "MARGIN", 16)
+    striped = raw_path.denoise_raw(raw, RawOptions(joint="never"), engine).rgb
+    assert striped.shape == whole.shape and np.abs(striped - whole).max() < 1e-4

@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 JOINT, FALLBACK = "raw joint model", "raw fallback"
 RAW_MODEL_NAME = "raw"  # resources/models/raw.safetensors (+ raw.json)
 _SRGB_KNEE = 0.0031308
+STRIPE_PIXELS = 6_000_000  # the fallback's RGB network runs on stripes of about this many pixels
+MARGIN = 128  # rows of context above and below a stripe (even: the noise map is at half resolution)
 
 
 @dataclass(frozen=True)
@@ -89,7 +91,6 @@ def _joint(raw: RawImage, noise: SensorNoise, progress: Progress) -> RawResult:
 def _fallback(raw: RawImage, noise: SensorNoise, options: RawOptions, denoiser, progress: Progress) -> RawResult:
     """In place and in row blocks where it can: a 24 MP raw holds a few 288 MB float planes at most."""
     from denoiser.core.inference import controls as tone
-    from denoiser.core.io.photo import Photo
 
     z = raw.rgb.copy() if raw.kind == "linear" else demosaic(raw.cfa, raw.pattern)
     gain = np.asarray(raw.wb, np.float32) / np.float32(max(raw.wb))  # white-balanced, never above 1
@@ -105,13 +106,38 @@ def _fallback(raw: RawImage, noise: SensorNoise, options: RawOptions, denoiser, 
     y = _blockwise(z, encode, out=z)
     del z
     controls = options.controls if options.controls is not None else tone.Controls()
-    out, used = tone.denoise_photo(denoiser, Photo(y), level, controls, progress, options.passes)
+    result, used = _in_stripes(denoiser, y, level, controls, progress, options.passes)
     del y
-    result = _blockwise(out.pixels, decode, out=out.pixels)
+    result = _blockwise(result, decode, out=result)
     result[clipped] = kept
     np.divide(result, gain, out=result)
     return RawResult(result, FALLBACK, denoiser.model_name or "default", noise,
                      {"Strength": f"{float(used):.1f}"}, used.without_map())
+
+
+def _in_stripes(denoiser, y: np.ndarray, level, controls, progress: Progress, passes: int):  # noqa: ANN001
+    """The RGB network on horizontal stripes of at most STRIPE_PIXELS, each with MARGIN rows of context on
+    both sides that are cut off again: the engine's memory follows the stripe, not the photo (a 24 MP raw),
+    and the result is the whole photo's (the margin exceeds the engine's own tile overlap)."""
+    from denoiser.core.inference import controls as tone
+    from denoiser.core.io.photo import Photo
+    from denoiser.core.progress import SubProgress
+
+    h, w = y.shape[:2]
+    rows = max(2 * MARGIN, STRIPE_PIXELS // max(w, 1) // 2 * 2)
+    out = np.empty_like(y)
+    used = level
+    starts = list(range(0, h, rows))
+    for k, y0 in enumerate(starts):
+        y1 = min(h, y0 + rows)
+        a, b = max(0, y0 - MARGIN), min(h, y1 + MARGIN)
+        part = Photo(np.ascontiguousarray(y[a:b]))
+        stripe_level = level.window(a, 0, b, w) if level.is_auto else level
+        res, used_k = tone.denoise_photo(denoiser, part, stripe_level, controls,
+                                         SubProgress(progress, k / len(starts), (k + 1) / len(starts)), passes)
+        out[y0:y1] = res.pixels[y0 - a:y1 - a]
+        used = used_k if len(starts) == 1 else used
+    return out, used
 
 
 def _blockwise(x: np.ndarray, fn, out: np.ndarray, rows: int = 256) -> np.ndarray:
