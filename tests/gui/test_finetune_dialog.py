@@ -179,3 +179,25 @@ def test_the_mode_chosen_is_never_changed_behind_the_users_back(qtbot, dialog, n
     dialog.folder.editingFinished.emit()  # the field loses focus (Start disables it): same folder, no new look
     qtbot.wait(300)
     assert dialog.mode.currentData() == "clean" and dialog.suggestion.text() == ""
+
+
+def test_the_loss_text_and_the_plot_say_the_same_and_the_result_says_how_it_was_measured(qtbot, dialog) -> None:  # noqa: ANN001
+    """The text quoted the core's smoothed loss while the plot drew each step's; now both show the plot's
+    numbers, and a short run's dB figure says how it was measured and how little it means."""
+    from types import SimpleNamespace
+
+    from denoiser.core.training.finetune import StepInfo
+    from denoiser.gui.dialogs.finetune_dialog import finished_text
+
+    dialog.job = SimpleNamespace(token=SimpleNamespace(cancelled=False), done=False)
+    for step, loss in enumerate((0.5, 0.3, 0.1), 1):
+        dialog._step(StepInfo(step, step / 10, loss))
+        dialog._progress(step / 10, f"step {step} loss 0.9999 ETA 3 s")
+    dialog.job = None
+    x, y = dialog.curve.getData()
+    assert list(x) == [1, 2, 3] and y[-1] == pytest.approx(0.3)
+    assert "loss 0.1000" in dialog.status.text() and "0.3000 (the blue line)" in dialog.status.text()
+    assert "0.9999" not in dialog.status.text() + dialog.phase.text()
+    res = SimpleNamespace(steps=6, minutes=0.2, val_before=30.0, val_after=32.53, mode="noisy", skipped={})
+    text = finished_text(res, held_out=1)
+    assert "Measured on crops of 1 held-out photo" in text and "rough sign" in text

@@ -18,9 +18,11 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDoubleSpinBox, QF
                                QLineEdit, QMessageBox, QProgressBar, QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
 from denoiser.gui import jobs
+from denoiser.gui.dialogs.model_manager import rough_sign
 from denoiser.gui.workers import Job, JobRunner
 
 PREVIEW_SIZE = 192
+LOSS_WINDOW = 20  # the plot's average line and the text both use this many steps
 
 
 def to_pixmap(img: np.ndarray, size: int = PREVIEW_SIZE) -> QPixmap:
@@ -49,6 +51,7 @@ class FinetuneDialog(QDialog):
         self._suggested_for = ""  # the folder the suggestion is (being) made for
         self.steps_x: list[float] = []
         self.losses: list[float] = []
+        self.averages: list[float] = []
         self.last_result: Any = None
         self._build()
         self._set_running(False)
@@ -93,10 +96,13 @@ class FinetuneDialog(QDialog):
         form.addRow("Max steps", self.steps)
         form.addRow("New model name", self.name)
         form.addRow("Starting from", QLabel(self.base_model or "the shipped default"))
-        self.plot = pg.PlotWidget(background="w")
-        self.plot.setLabel("left", "loss")
+        self.plot = pg.PlotWidget(background=self.palette().color(self.backgroundRole()))
+        self.plot.setLabel("left", "training loss (lower is better)")
         self.plot.setLabel("bottom", "step")
-        self.curve = self.plot.plot([], [], pen=pg.mkPen("b", width=1.5))
+        self.plot.addLegend(offset=(-10, 10))
+        self.raw_curve = self.plot.plot([], [], pen=pg.mkPen((150, 150, 150), width=1), name="each step")
+        self.curve = self.plot.plot([], [], pen=pg.mkPen((90, 150, 230), width=2.5),
+                                    name=f"average of the last {LOSS_WINDOW} steps")
         self.before, self.after = QLabel("before"), QLabel("after")
         for lab in (self.before, self.after):
             lab.setFixedSize(PREVIEW_SIZE, PREVIEW_SIZE)
@@ -229,7 +235,9 @@ class FinetuneDialog(QDialog):
         if not kwargs["resume"]:
             self.steps_x.clear()
             self.losses.clear()
+            self.averages.clear()
             self.curve.setData([], [])
+            self.raw_curve.setData([], [])
         for label, text in ((self.before, "before"), (self.after, "after")):  # this run's crops, not the last
             label.clear()
             label.setText(text)
@@ -260,9 +268,9 @@ class FinetuneDialog(QDialog):
             return  # "Cancelling…" stays until the run has stopped
         self.bar.setRange(0, 1000)
         self.bar.setValue(int(round(max(0.0, min(1.0, fraction)) * 1000)))
-        if message.startswith("step"):  # the training loop's own reports
-            self.phase.setText("Training (the time budget counts from here)…")
-            self.status.setText(message)
+        if message.startswith("step"):  # the training loop's own reports: the loss is said by _step, as plotted
+            eta = message.partition(" ETA ")[2]
+            self.phase.setText("Training (the time budget counts from here)…" + (f" About {eta} left." if eta else ""))
         else:
             self.phase.setText(message)
             self.status.setText("")
@@ -271,7 +279,12 @@ class FinetuneDialog(QDialog):
     def _step(self, info: Any) -> None:
         self.steps_x.append(info.step)
         self.losses.append(info.loss)
-        self.curve.setData(self.steps_x, self.losses)
+        recent = self.losses[-LOSS_WINDOW:]
+        self.averages.append(float(np.mean(recent)))
+        self.raw_curve.setData(self.steps_x, self.losses)
+        self.curve.setData(self.steps_x, self.averages)
+        self.status.setText(f"Step {info.step}: loss {info.loss:.4f}; average of the last {len(recent)} steps "
+                            f"{self.averages[-1]:.4f} (the blue line)")
         if info.preview_before is not None:
             self.before.setPixmap(to_pixmap(info.preview_before))
             self.after.setPixmap(to_pixmap(info.preview_after))
@@ -282,7 +295,7 @@ class FinetuneDialog(QDialog):
         self.bar.setRange(0, 1000)
         self.bar.setValue(1000)
         self.phase.setText(f"Your model “{res.name}” is ready.")
-        self.status.setText(finished_text(res))
+        self.status.setText(finished_text(res, held_out_count(res.path)))
         self._job_finished(self.job)  # idle before anyone hears of the new model
         self.model_created.emit(res.name)
 
@@ -323,15 +336,27 @@ class FinetuneDialog(QDialog):
         super().reject()
 
 
-def finished_text(res: Any) -> str:
+def finished_text(res: Any, held_out: int = 0) -> str:
     """What a fine-tune achieved, in a photographer's words (the core's metric names stay in the card)."""
     took = f"{res.steps} training steps in {res.minutes:.1f} min."
     if res.val_before is not None and res.val_after is not None:
-        on = ("held-out photos of this folder with added noise" if res.mode == "clean" else
-              "held-out crops of your photos with noise like theirs")
+        photos = f"{held_out} held-out photo{'s' if held_out != 1 else ''}" if held_out else "held-out photos"
+        on = (f"{photos} of this folder with added noise" if res.mode == "clean" else
+              f"crops of {photos} with noise like theirs")
         gain = res.val_after - res.val_before
-        took += (f" On {on} it restores {abs(gain):.2f} dB {'better' if gain >= 0 else 'worse'} than the model it "
-                 f"started from ({res.val_before:.2f} → {res.val_after:.2f} dB, higher is better).")
+        took += (f" Measured on {on}: {abs(gain):.2f} dB {'better' if gain >= 0 else 'worse'} than the "
+                 f"model it started from ({res.val_before:.2f} → {res.val_after:.2f} dB, higher is better)"
+                 f"{rough_sign(held_out, res.steps)}.")
     if res.skipped:
         took += f" {len(res.skipped)} unreadable file(s) were skipped."
     return took
+
+
+def held_out_count(model_path: Path) -> int:
+    """How many photos the run kept out of training to measure it (from the new model's card)."""
+    from denoiser.core.model.file import ModelFileError, read_card
+
+    try:
+        return len(read_card(Path(model_path)).training.get("val_images") or [])
+    except (ModelFileError, OSError, ValueError):
+        return 0
