@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QDialog, QMessageBox
 
 if TYPE_CHECKING:
@@ -84,16 +85,23 @@ class DialogLauncher:
         dlg.exec()
 
     def about(self) -> None:
-        from denoiser.gui.dialogs.about import about_html
+        self.about_box().exec()
 
-        QMessageBox.about(self.w, "About Photo Denoiser", about_html(self._active_card(), self._device_text()))
+    def about_box(self) -> QMessageBox:
+        """Help ▸ About: plain words first, the card's fields behind Show Details…"""
+        from denoiser.gui.dialogs.about import about_html, details_text
 
-    def _active_card(self):  # noqa: ANN202 - core.model.file.ModelCard | None
+        entry = self._active_entry()
+        box = QMessageBox(QMessageBox.Icon.NoIcon, "About Photo Denoiser", about_html(entry, self._device_text()),
+                          QMessageBox.StandardButton.Close, self.w)
+        box.setTextFormat(Qt.TextFormat.RichText)
+        if details_text(entry):
+            box.setDetailedText(details_text(entry))
+        return box
+
+    def _active_entry(self):  # noqa: ANN202 - core.model.registry.ModelEntry | None
         cat, name = self.state.catalogue, self.state.controls.model_name()
-        for entry in (cat.models if cat else []):
-            if entry.name == name:
-                return entry.card
-        return None
+        return next((e for e in (cat.models if cat else []) if e.name == name), None)
 
     def _device_text(self) -> str:
         result = self.state.result

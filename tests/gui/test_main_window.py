@@ -263,9 +263,12 @@ def test_settings_persist_across_a_new_window(qtbot, window, photo_path: Path, s
 def test_about_shows_version_model_card_and_device(qtbot, window, boxes) -> None:  # noqa: ANN001
     from denoiser import __version__
 
-    window.acts.about.trigger()
-    title, text = boxes[-1]
+    box = window.dialogs.about_box()
+    text = box.text()
     assert __version__ in text and TINY_MODEL in text and "tiny test model" in text and "cpu" in text
+    assert "{" not in text and "[" not in text  # no raw dump of the card: its fields are behind Show Details…
+    assert "architecture: unet" in box.detailedText().lower() and "\n" in box.detailedText()
+    box.deleteLater()
 
 
 @pytest.mark.parametrize("answer", [QMessageBox.StandardButton.Yes, QMessageBox.StandardButton.No])

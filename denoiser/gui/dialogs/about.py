@@ -1,4 +1,5 @@
-"""Help ▸ About: version, the active model's card, device information (as rich text for QMessageBox)."""
+"""Help ▸ About: the version, what the model in use is for (in the same plain words as Manage models), the
+device; the model card's technical fields behind the box's "Show Details…" disclosure, one per line."""
 from __future__ import annotations
 
 import html
@@ -7,30 +8,34 @@ from typing import Any
 from denoiser import __version__
 
 
-def _rows(d: dict[str, Any]) -> str:
-    return "".join(f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(_short(v))}</td></tr>" for k, v in d.items())
+def about_html(entry: Any | None, device_text: str) -> str:
+    """entry: the selected core.model.registry.ModelEntry (or a community one), or None."""
+    from denoiser.gui.dialogs.model_manager import summary_html
 
-
-def _short(value: Any) -> str:
-    text = f"{value:.4g}" if isinstance(value, float) else str(value)
-    return text if len(text) <= 120 else text[:117] + "…"
-
-
-def about_html(card: Any | None, device_text: str) -> str:
-    """card: core.model.file.ModelCard of the selected model, or None."""
     parts = [f"<h3>Photo Denoiser {html.escape(__version__)}</h3>",
              "<p>Removes noise from photographs with a U-Net denoising autoencoder. MIT licence.</p>"]
-    if card is None:
+    if entry is None:
         parts.append("<p><b>Model:</b> none selected</p>")
+    elif getattr(entry, "builtin", None) is not None and getattr(entry.card, "training", None) is not None:
+        parts.append(f"<p>{summary_html(entry)}</p>")
+        if entry.card.description:
+            parts.append(f"<p>{html.escape(entry.card.description)}</p>")
     else:
-        parts.append(f"<p><b>Model:</b> {html.escape(card.name)} (version {html.escape(card.version)})"
-                     f"{'<br>' + html.escape(card.description) if card.description else ''}"
-                     f"{'<br>created ' + html.escape(card.created) if card.created else ''}</p>")
-        cfg = card.config
-        parts.append(f"<p>Architecture: {html.escape(cfg.arch)}, widths {list(cfg.widths)}</p>")
-        if card.metrics:
-            parts.append(f"<p><b>Metrics</b></p><table>{_rows(card.metrics)}</table>")
-        if card.training:
-            parts.append(f"<p><b>Training</b></p><table>{_rows(card.training)}</table>")
+        parts.append(f"<p><b>Model:</b> {html.escape(str(getattr(entry, 'name', entry)))}</p>")
     parts.append(f"<p><b>Device</b><br>{device_text}</p>")
     return "".join(parts)
+
+
+def details_text(entry: Any | None) -> str:
+    """The card's technical fields as 'key: value' lines (what Show Details… discloses)."""
+    card = getattr(entry, "card", None)
+    if card is None:
+        return ""
+    cfg = card.config
+    lines = [f"model: {card.name} (version {card.version})", f"file: {entry.path}",
+             f"architecture: {cfg.arch}, widths {'/'.join(map(str, cfg.widths))}"]
+    for title, fields in (("metric", card.metrics), ("training", card.training)):
+        for key, value in fields.items():
+            text = f"{value:.4g}" if isinstance(value, float) else str(value)
+            lines.append(f"{title} {key}: {text if len(text) <= 200 else text[:197] + '…'}")
+    return "\n".join(lines)
