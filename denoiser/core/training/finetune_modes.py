@@ -90,7 +90,8 @@ class NoisyFinetuneTrainer(FinetuneTrainer):
         strength = level * self.strength_gain if self.target_sigma is None else \
             torch.full_like(level, float(self.target_sigma))
         with torch.no_grad():
-            return self.base(noisy, strength)
+            out: torch.Tensor = self.base(noisy, strength)
+        return out
 
     def validate(self) -> float | None:
         """PSNR of restoring held-out pseudo-clean crops from them plus fixed synthetic noise of the folder's
