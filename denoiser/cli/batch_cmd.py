@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from denoiser.cli.common import (add_control_options, add_model_options, controls_from, parse_quality,
                                  parse_strength, signals_stop, stopped_status)
-from denoiser.cli.common import add_memory_option, memory_limit
+from denoiser.cli.common import DNG_HELP, add_memory_option, memory_limit
 from denoiser.cli.strength import add_strength_scale_option, scale_conflict
 from denoiser.core.io.formats import DEFAULT_TEMPLATE, SAVE_FORMATS
 from denoiser.core.progress import CancelToken
@@ -51,6 +51,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--report", type=Path, metavar="FILE", help="write a per-file report (.json or .csv)")
     add_model_options(p)
     add_memory_option(p)
+    p.add_argument("--dng", choices=("linear", "cfa"), default="linear", help=DNG_HELP)
     add_control_options(p)
     p.add_argument("--allow-inside", action="store_true",
                    help="allow OUT_DIR inside IN_DIR (an output is still never written over an input)")
@@ -99,7 +100,7 @@ def _options(args: argparse.Namespace) -> Any:
         quality=args.quality, strength=args.strength, strength_scale=args.strength_scale, overwrite=args.overwrite,
         shard=parse_shard(args.shard) if args.shard else None, report=args.report,
         allow_inside=args.allow_inside, max_memory=memory_limit(args), model=args.model, device=args.device, tile=args.tile,
-        passes=args.passes, controls=controls_from(args))
+        passes=args.passes, controls=controls_from(args), dng=args.dng)
 
 
 def _summary(result: Any) -> None:

@@ -102,6 +102,10 @@ def add_memory_option(p: argparse.ArgumentParser) -> None:
                         "machine stays usable); a larger photo is refused before it is decoded")
 
 
+DNG_HELP = ('a camera raw\'s DNG: "linear" (demosaiced and denoised, as Lightroom\'s Enhanced DNG; default) or '
+            '"cfa" (the denoised mosaic, for your raw editor\'s own demosaic)')
+
+
 def memory_limit(args: argparse.Namespace) -> int | None:
     """--max-memory in bytes, or None (half of the free memory decides: core.io.memory.default_budget)."""
     return None if args.max_memory is None else int(args.max_memory * 1e9)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from denoiser.cli.common import (add_control_options, add_model_options, controls_from, fail, load_denoiser,
                                  parse_quality, parse_strength, positive_float)
-from denoiser.cli.common import add_memory_option, memory_limit
+from denoiser.cli.common import DNG_HELP, add_memory_option, memory_limit
 from denoiser.cli.progress import TerminalProgress
 from denoiser.core.io.formats import SAVE_FORMATS
 from denoiser.cli.strength import add_strength_scale_option, scale_conflict
@@ -42,6 +42,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="refuse larger inputs (default 250)")
     add_model_options(p)
     add_memory_option(p)
+    p.add_argument("--dng", choices=("linear", "cfa"), default="linear", help=DNG_HELP)
     add_control_options(p)
     p.set_defaults(func=run)
 
@@ -103,7 +104,7 @@ def _photo_options(args: argparse.Namespace) -> "PhotoOptions":
     return PhotoOptions(fmt=args.format, quality=args.quality, strength=args.strength,
                         strength_scale=args.strength_scale, overwrite=args.overwrite, model=args.model,
                         device=args.device, tile=args.tile, passes=args.passes, controls=controls_from(args),
-                        max_megapixels=args.max_megapixels, max_memory=memory_limit(args))
+                        max_megapixels=args.max_megapixels, max_memory=memory_limit(args), dng=args.dng)
 
 
 def _one(options: "PhotoOptions", engines: "EngineCache", path: Path, target: Path) -> bool:

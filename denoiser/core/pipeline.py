@@ -204,6 +204,7 @@ def process_photo(task: PhotoTask, options: PhotoOptions, engines: EngineCache, 
     progress = progress or NullProgress()
     start = time.perf_counter()
     try:
+        make_folder(task.output.parent)
         with _claimed(task, options):
             if task.output.exists() and not options.overwrite:  # finished by another run since the plan
                 return PhotoResult(SKIPPED, "output exists", output=task.output)
@@ -227,10 +228,7 @@ class _NoClaim:
 
 
 def _claimed(task: PhotoTask, options: PhotoOptions):  # noqa: ANN202 - a context manager
-    if not options.claim:
-        return _NoClaim()
-    make_folder(task.output.parent)
-    return take(task.output, options.run_id)
+    return take(task.output, options.run_id) if options.claim else _NoClaim()
 
 
 def clean_stale_parts(outputs: list[Path]) -> None:

@@ -17,7 +17,7 @@ def dng_route(task, options, engines, progress: Progress, prepared=None):  # noq
                              passes=options.passes, fixed_sigma=options.strength)
     make_folder(task.output.parent)
     saved = raw_to_dng(task.source, task.output, raw_options, engine, progress, options.overwrite,
-                       options.max_megapixels, options.max_memory)
+                       options.max_megapixels, options.max_memory, dng=options.dng)
     level = saved.level or _sensor_level(saved, options.strength_scale)
     return PhotoResult(DONE, output=saved.output, level=level, model=f"{saved.model} ({saved.path})",
                        device=engine.device_name, notices=tuple(engine.notices))

@@ -68,3 +68,13 @@ def test_batch_of_raws_writes_dngs_and_reports_the_path(tmp_path, tiny_model, ca
     rows = json.loads(report.read_text())["files"]
     assert {row["status"] for row in rows} == {"done"}
     assert all("raw fallback" in row["model"] for row in rows)
+
+
+def test_dng_cfa_keeps_the_mosaic_for_the_users_own_demosaic(tmp_path, tiny_model, capsys):
+    src = _raw(tmp_path / "in" / "shot.dng", "GRBG")
+    rc = main(["denoise", str(src), "--out-dir", str(tmp_path / "out"), "--model", tiny_model, "--dng", "cfa"])
+    assert rc == 0, capsys.readouterr().err
+    with rawpy.imread(str(tmp_path / "out" / "shot-denoised.dng")) as r:
+        desc = r.color_desc.decode()
+        assert "".join(desc[i] for i in r.raw_pattern.ravel()) == "GRBG" and r.raw_image.shape == (64, 96)
+        assert r.white_level == 4095 and list(r.black_level_per_channel) == [256] * 4

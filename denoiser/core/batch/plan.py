@@ -58,6 +58,7 @@ class BatchOptions:
     prefetch: bool = True  # decode the next photo while denoising this one
     max_memory: int | None = None  # bytes a photo may need (core.io.memory); None: what is free when it opens
     controls: Controls = Controls()  # luma/chroma strengths and detail (inference.controls); default: the plain run
+    dng: str = "linear"  # a camera raw's DNG: "linear" | "cfa" (core.pipeline.PhotoOptions.dng)
 
     def validate(self) -> None:
         """Raise BatchError naming the first bad option; the folders are checked too."""

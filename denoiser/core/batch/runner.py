@@ -96,7 +96,7 @@ def photo_options(opts: BatchOptions, run_id: str = "") -> PhotoOptions:
     return PhotoOptions(fmt=opts.fmt, quality=opts.quality, strength=opts.strength,
                         strength_scale=opts.strength_scale, overwrite=opts.overwrite, model=opts.model,
                         device=opts.device, tile=opts.tile, passes=opts.passes, controls=opts.controls,
-                        max_memory=opts.max_memory, run_id=run_id or uuid.uuid4().hex)
+                        max_memory=opts.max_memory, run_id=run_id or uuid.uuid4().hex, dng=opts.dng)
 
 
 def task_of(item: BatchItem) -> PhotoTask:
