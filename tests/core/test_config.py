@@ -45,3 +45,14 @@ def test_trainer_refuses_an_unavailable_device(tmp_path) -> None:
         Trainer(cfg, [tmp_path], tmp_path / "out", device="cuda:7")
     with pytest.raises(ValueError, match="unknown device"):
         Trainer(cfg, [tmp_path], tmp_path / "out", device="gpu please")
+
+
+def test_the_estimator_config_is_read_the_same_way() -> None:
+    from denoiser.core.noise.learned import EstimatorConfig
+
+    assert EstimatorConfig.from_dict({"widths": [8, 16, 24]}).widths == (8, 16, 24)
+    assert EstimatorConfig.from_dict({}) == EstimatorConfig()
+    with pytest.raises(ValueError, match="bad estimator widths \\(8, 16\\)"):
+        EstimatorConfig.from_dict({"widths": [8, 16]})
+    with pytest.raises(ValueError, match="unknown estimator config keys: \\['depth'\\]"):
+        EstimatorConfig.from_dict({"depth": 3})

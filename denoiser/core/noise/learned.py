@@ -19,6 +19,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from denoiser.core.config import from_plain
+
 UNDER_WEIGHT = 2.0  # loss weight of under-estimates (log domain); over-estimates weigh 1
 OUTPUT_SCALE = 10.0  # the head's softplus output times this is the std in 0..255 units
 TILE = 1024  # px: estimator tiles on big photos (bounded memory)
@@ -29,15 +31,18 @@ MARGIN = 96  # px: overlap each tile keeps beyond its core (the network sees 65 
 class EstimatorConfig:
     widths: tuple[int, int, int] = (24, 32, 48)
 
+    def __post_init__(self) -> None:
+        widths = tuple(int(w) for w in self.widths)
+        if len(widths) != 3 or not all(1 <= w <= 256 for w in widths):
+            raise ValueError(f"bad estimator widths {widths}")
+        object.__setattr__(self, "widths", widths)
+
     def to_dict(self) -> dict[str, Any]:
         return {"widths": list(self.widths)}
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "EstimatorConfig":
-        widths = tuple(int(w) for w in d.get("widths", cls.widths))
-        if len(widths) != 3 or not all(1 <= w <= 256 for w in widths):
-            raise ValueError(f"bad estimator widths {widths}")
-        return cls(widths)  # type: ignore[arg-type]
+    def from_dict(cls, d: dict[str, Any]) -> EstimatorConfig:
+        return from_plain(cls, d, "estimator config")
 
 
 class _Res(nn.Module):
