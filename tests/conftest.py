@@ -44,6 +44,23 @@ def tiny_model_file(tmp_path) -> Path:
 
 
 @pytest.fixture
+def tiny_install(tmp_path, monkeypatch) -> Path:
+    """An isolated install: user data in tmp_path/data, resources in tmp_path/res with a tiny identity model as
+    the shipped 'default'. Returns tmp_path."""
+    import torch
+
+    from denoiser.core.model.file import ModelCard, save_model
+    from denoiser.core.model.network import ModelConfig, build_model
+
+    monkeypatch.setenv("DENOISER_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("DENOISER_RESOURCES", str(tmp_path / "res"))
+    torch.manual_seed(0)
+    config = ModelConfig(**TINY)
+    save_model(tmp_path / "res/models/default.safetensors", build_model(config), ModelCard("default", config))
+    return tmp_path
+
+
+@pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(1234)
 

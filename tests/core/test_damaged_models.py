@@ -6,7 +6,6 @@ import re
 from pathlib import Path
 
 import pytest
-import torch
 
 from denoiser.core.model.file import ModelCard, ModelFileError, save_model
 from denoiser.core.model.network import ModelConfig, build_model
@@ -15,11 +14,7 @@ TINY = ModelConfig(widths=(8, 16), enc_blocks=(1,), dec_blocks=(1,), mid_blocks=
 
 
 @pytest.fixture
-def folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("DENOISER_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("DENOISER_RESOURCES", str(tmp_path / "res"))
-    torch.manual_seed(0)
-    save_model(tmp_path / "res/models/default.safetensors", build_model(TINY), ModelCard("default", TINY))
+def folder(tiny_install: Path) -> Path:
     from denoiser.core.model.registry import user_models_dir
 
     models = user_models_dir()

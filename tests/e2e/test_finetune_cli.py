@@ -6,22 +6,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from denoiser.cli import main
-from denoiser.core.model.file import ModelCard, save_model
-from denoiser.core.model.network import ModelConfig, build_model
+from denoiser.core.model.network import ModelConfig
 
 TINY = ModelConfig(widths=(8, 16), enc_blocks=(1,), dec_blocks=(1,), mid_blocks=1)
 
 
 @pytest.fixture
-def folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("DENOISER_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("DENOISER_RESOURCES", str(tmp_path / "res"))
-    torch.manual_seed(0)
-    save_model(tmp_path / "res/models/default.safetensors", build_model(TINY), ModelCard("default", TINY))
+def folder(tiny_install: Path) -> Path:
+    tmp_path = tiny_install
     rng = np.random.default_rng(0)
     photos = tmp_path / "photos"
     photos.mkdir()
