@@ -14,7 +14,8 @@ def test_sixteen_bit_tiff_is_offered_only_for_sixteen_bit_sources() -> None:
     assert default_format("RAW", 16) == "dng" and default_format("TIFF", 8) == "tiff"  # a raw: its denoised raw
     # core keeps a BMP as BMP (formats.kept_format); the dialog offers and picks that, as the batch does
     assert default_format("BMP", 8) == "keep" and format_choices(8, "BMP")[0] == ("keep", "BMP (same as the original)")
-    assert [f for f, _ in format_choices(8, "JPEG")] == ["jpeg", "png", "tiff", "webp"]
+    assert [f for f, _ in format_choices(8, "JPEG")] == ["jpeg", "png", "tiff", "webp", "heif", "avif"]
+    assert default_format("HEIF", 8) == "heif" and default_format("AVIF", 8) == "avif"  # a phone's photo stays one
     assert default_format("JPEG", 8) == "jpeg" and default_format("WEBP", 8) == "webp"
 
 

@@ -206,3 +206,50 @@ def test_the_panel_speaks_plainly_and_every_control_has_a_tooltip(qtbot, window,
     texts += [window.status.noise.text()]
     assert not [t for t in texts if "σ" in t], texts
     assert "Noise level" in [b.title() for b in panel.findChildren(QGroupBox)]
+
+
+def test_saved_xmp_and_save_dialog_record_auto_and_fixed_apart(qtbot, window, photo_path: Path,
+                                                               tmp_path: Path) -> None:  # noqa: ANN001
+    """An Auto x1.10 output and a fixed output are told apart in the file and in the Save dialog's words."""
+    from denoiser.core.io.photo import load_photo
+
+    loaded = open_photo(qtbot, window, photo_path)
+    window.controls.set_strength(True, 15.0, 1.1)
+    assert window.state.save_plan().count("Auto × 1.10") == 1
+    with qtbot.waitSignal(window.saved, timeout=LONG):
+        window.save_to(tmp_path / "auto.png", "png")
+    auto = load_photo(tmp_path / "auto.png").xmp.decode()
+    assert 'pdn:StrengthMode="auto"' in auto and 'pdn:StrengthScale="1.1"' in auto
+    assert f'pdn:NoiseMapMean="{loaded.sigma.base:.2f}"' in auto and 'pdn:Estimator="' in auto
+    sigma = float(loaded.sigma.scaled(1.1))
+    assert f'pdn:Strength="{sigma:.1f}"' in auto
+    window.controls.set_strength(False, round(sigma * 2) / 2)  # a fixed strength close to Auto's
+    assert "(fixed)" in window.state.save_plan()
+    with qtbot.waitSignal(window.saved, timeout=LONG):
+        window.save_to(tmp_path / "fixed.png", "png")
+    fixed = load_photo(tmp_path / "fixed.png").xmp.decode()
+    assert 'pdn:StrengthMode="fixed"' in fixed and "StrengthScale" not in fixed and "NoiseMapMean" not in fixed
+
+
+def test_the_window_opens_a_phones_heic_and_saves_it_as_heic(qtbot, window, tmp_path: Path) -> None:  # noqa: ANN001
+    from PIL import Image
+
+    import denoiser.core.io.read  # noqa: F401 - registers the HEIF opener
+    from denoiser.core.io.photo import load_photo
+    from denoiser.gui.dialogs.save_dialog import SaveDialog
+    from guitest_util import noisy_array
+
+    path = tmp_path / "IMG_0001.heic"
+    exif = Image.Exif()
+    exif[0x010F] = "PhoneCam"
+    Image.fromarray(noisy_array()).save(path, "HEIF", quality=95, exif=exif.tobytes())
+    loaded = open_photo(qtbot, window, path)
+    assert loaded.photo.format == "HEIF" and loaded.estimated
+    dlg = SaveDialog(window, path, "HEIF", 8)
+    qtbot.addWidget(dlg)
+    assert dlg.fmt() == "heif" and dlg.path().name == "IMG_0001-denoised.heic" and dlg.quality.isEnabled()
+    window.controls.set_strength(False, 12.0)
+    with qtbot.waitSignal(window.saved, timeout=LONG):
+        window.save_to(tmp_path / "out.heic", "heif")
+    saved = load_photo(tmp_path / "out.heic")
+    assert saved.format == "HEIF" and b"PhoneCam" in saved.exif and b'pdn:Strength="12.0"' in saved.xmp

@@ -8,6 +8,8 @@ FORMAT_EXTENSIONS: dict[str, tuple[str, ...]] = {
     "TIFF": (".tif", ".tiff"),
     "WEBP": (".webp",),
     "BMP": (".bmp",),
+    "HEIF": (".heic", ".heif", ".hif"),  # phones' photos (HEVC in HEIF); read and written with pillow-heif
+    "AVIF": (".avif",),  # AV1 in HEIF; Pillow's own codec
 }
 RAW_EXTENSIONS = frozenset({".dng", ".cr2", ".cr3", ".crw", ".nef", ".nrw", ".arw", ".srf", ".sr2", ".raf",
                             ".orf", ".rw2", ".rwl", ".pef", ".srw", ".3fr", ".iiq", ".erf", ".kdc",
@@ -15,8 +17,9 @@ RAW_EXTENSIONS = frozenset({".dng", ".cr2", ".cr3", ".crw", ".nef", ".nrw", ".ar
 FORMAT_OF_SUFFIX = {e: name for name, exts in FORMAT_EXTENSIONS.items() for e in exts}  # ".jpe" -> "JPEG"
 IMAGE_EXTENSIONS = frozenset(e for exts in FORMAT_EXTENSIONS.values() for e in exts)  # decoded without rawpy
 SUPPORTED_EXTENSIONS = frozenset(IMAGE_EXTENSIONS | RAW_EXTENSIONS)
-SAVE_FORMATS = ("keep", "jpeg", "png", "tiff", "webp", "dng")  # "keep": the input's own format (kept_format)
-SAVE_SUFFIX = {"jpeg": ".jpg", "png": ".png", "tiff": ".tif", "webp": ".webp", "dng": ".dng"}
+SAVE_FORMATS = ("keep", "jpeg", "png", "tiff", "webp", "heif", "avif", "dng")  # "keep": the input's own format
+SAVE_SUFFIX = {"jpeg": ".jpg", "png": ".png", "tiff": ".tif", "webp": ".webp", "heif": ".heic", "avif": ".avif",
+               "dng": ".dng"}
 # A DNG is written from a camera raw itself (core.inference.raw_path), never from developed pixels; a RAW kept
 # as it is becomes one.
 DNG = "DNG"

@@ -44,8 +44,9 @@ from denoiser.core.io.read import (
 
 log = logging.getLogger(__name__)
 
-FORMATS = ("JPEG", "PNG", "TIFF", "WEBP", "BMP", "RAW")
-_SUPPORTED_TEXT = "supported: JPEG, PNG, TIFF, WebP, BMP and camera RAW (DNG, CR2, CR3, NEF, ARW, RAF, ...)"
+FORMATS = ("JPEG", "PNG", "TIFF", "WEBP", "HEIF", "AVIF", "BMP", "RAW")
+_SUPPORTED_TEXT = ("supported: JPEG, PNG, TIFF, WebP, HEIC/HEIF, AVIF, BMP and camera RAW (DNG, CR2, CR3, NEF, ARW, "
+                   "RAF, ...)")
 _ROWS = 256
 DEFAULT_MAX_MEGAPIXELS = 250.0
 _T = TypeVar("_T")
@@ -333,7 +334,7 @@ def _writer(photo: Photo, name: str, quality: int) -> Callable[[BinaryIO], None]
     px = write.to_uint(photo.pixels, bits)
     alpha = write.alpha_as(photo.alpha, bits)
     exif = meta.exif_with_orientation(photo.exif, 1) if photo.exif else None
-    channels_out = 3 if name == "WEBP" else px.shape[2]
+    channels_out = 3 if name in ("WEBP", "HEIF", "AVIF") else px.shape[2]
     icc = _icc_for(photo.icc, channels_out)
     if alpha is not None and name in ("JPEG", "BMP"):
         log.warning("%s has no dependable transparency: the alpha channel is not saved", name)
@@ -342,6 +343,8 @@ def _writer(photo: Photo, name: str, quality: int) -> Callable[[BinaryIO], None]
         return lambda f: write.write_jpeg(f, px, exif, icc, photo.xmp, quality)
     if name == "WEBP":
         return lambda f: write.write_webp(f, px, alpha, exif, icc, photo.xmp, quality)
+    if name in ("HEIF", "AVIF"):
+        return lambda f: write.write_heif(f, px, alpha, exif, icc, photo.xmp, quality, name)
     if name == "BMP":
         return lambda f: write.write_bmp(f, px)
     if name == "PNG":

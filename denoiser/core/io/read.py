@@ -15,6 +15,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pillow_heif
 import tifffile
 from PIL import Image, ImageFile
 
@@ -29,9 +30,13 @@ log = logging.getLogger(__name__)
 # (an argument) to every photo from its header, before any pixel is decoded.
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 Image.MAX_IMAGE_PIXELS = None
+# HEIC/HEIF (phones) through pillow-heif, registered once with Pillow here for the same reason. libheif applies
+# the container's rotation while decoding and sets the EXIF orientation to 1, so it is never applied twice.
+pillow_heif.register_heif_opener()
 
 NO_MEMORY_LIMIT = 1 << 62  # max_memory for a check already made
-PILLOW_FORMATS = {"JPEG": "JPEG", "MPO": "JPEG", "PNG": "PNG", "TIFF": "TIFF", "WEBP": "WEBP", "BMP": "BMP"}
+PILLOW_FORMATS = {"JPEG": "JPEG", "MPO": "JPEG", "PNG": "PNG", "TIFF": "TIFF", "WEBP": "WEBP", "BMP": "BMP",
+                  "HEIF": "HEIF", "AVIF": "AVIF"}
 
 
 class DecodeError(Exception):
@@ -78,7 +83,7 @@ def open_pillow(path: Path, max_megapixels: float, max_memory: int | None = None
 
 def decode_pillow_file(im: Image.Image, path: Path, data_head: bytes) -> Decoded:
     fmt = PILLOW_FORMATS[im.format or ""]
-    if getattr(im, "n_frames", 1) > 1 and fmt in ("WEBP",):
+    if getattr(im, "n_frames", 1) > 1 and fmt in ("WEBP", "AVIF"):
         raise DecodeError("animated images are not supported")
     if fmt == "TIFF":
         _warn_pages(path, getattr(im, "n_frames", 1))
@@ -281,8 +286,8 @@ def sniff_unsupported(head: bytes) -> str | None:
         return "GIF"
     if text.startswith(b"<svg") or (text.startswith(b"<?xml") and b"<svg" in head.lower()):
         return "SVG"
-    if head[4:12] in (b"ftypheic", b"ftypheix", b"ftypmif1", b"ftypavif", b"ftyphevc"):
-        return "HEIF/AVIF"
+    if head[4:12] in (b"ftypheic", b"ftypheix", b"ftypmif1", b"ftypavif", b"ftyphevc"):  # decodable ones open
+        return "HEIF/AVIF variant (libheif cannot decode this one)"
     if head.startswith(b"%PDF"):
         return "PDF"
     return None

@@ -1,7 +1,7 @@
 """Encoding integer pixels + metadata into photo files (used by photo.save_photo).
 
 Each writer takes an open binary file (the temp file that save_photo renames into place afterwards).
-PNG and TIFF keep 16 bits; JPEG, WebP and BMP are 8-bit formats. Pillow writes 8-bit PNG/JPEG/WebP/BMP,
+PNG and TIFF keep 16 bits; JPEG, WebP, HEIF, AVIF and BMP are 8-bit formats. Pillow writes 8-bit PNG/JPEG/WebP/BMP,
 OpenCV 16-bit PNG (Pillow cannot), tifffile every TIFF (so the EXIF sub-IFD can be appended, which
 Pillow's TIFF writer drops).
 """
@@ -77,6 +77,12 @@ def write_webp(f: BinaryIO, px: np.ndarray, alpha: np.ndarray | None, exif: byte
     im = _pillow_image(px, alpha, False)
     im.save(f, "WEBP", quality=quality, lossless=quality >= 100, exact=alpha is not None,
             **_meta_kwargs(exif, icc, xmp))
+
+
+def write_heif(f: BinaryIO, px: np.ndarray, alpha: np.ndarray | None, exif: bytes | None, icc: bytes | None,
+               xmp: bytes | None, quality: int, fmt: str = "HEIF") -> None:
+    """HEIC (pillow-heif, registered by io.read) or AVIF (Pillow's own), 8-bit, with EXIF, ICC and XMP."""
+    _pillow_image(px, alpha, False).save(f, fmt, quality=quality, **_meta_kwargs(exif, icc, xmp))
 
 
 def write_bmp(f: BinaryIO, px: np.ndarray) -> None:

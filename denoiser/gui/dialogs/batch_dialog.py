@@ -32,7 +32,7 @@ COLUMN_TIPS = ("The photo, relative to the input folder", "queued, running, done
                "Share of the photo where the removed signal had structure (edges, texture): check those first",
                "Seconds this photo took", "Why it was skipped or failed")
 FORMAT_LABELS = {"keep": "Same as the original", "jpeg": "JPEG", "png": "PNG", "tiff": "16-bit TIFF", "webp": "WebP",
-                 "dng": "DNG (camera RAW files only)"}
+                 "heif": "HEIC", "avif": "AVIF", "dng": "DNG (camera RAW files only)"}
 FORMATS = tuple((FORMAT_LABELS[fmt], fmt) for fmt in SAVE_FORMATS)  # core's list; a new format needs a label
 
 

@@ -17,7 +17,8 @@ def format_choices(bit_depth: int, source_format: str = "") -> list[tuple[str, s
     core keeps (formats.kept_format: BMP stays BMP) is none of the others."""
     tiff = "TIFF (16-bit, lossless)" if bit_depth == 16 else "TIFF (8-bit, lossless)"
     choices = [("jpeg", "JPEG (8-bit, choose quality)"), ("png", "PNG (lossless)"), ("tiff", tiff),
-               ("webp", "WebP (choose quality)")]
+               ("webp", "WebP (choose quality)"), ("heif", "HEIC (8-bit, as phones save; choose quality)"),
+               ("avif", "AVIF (8-bit, choose quality)")]
     kept = kept_format(source_format)
     if kept in FORMAT_EXTENSIONS and kept.lower() not in SAVE_SUFFIX:
         choices.insert(0, ("keep", f"{kept} (same as the original)"))
@@ -100,7 +101,7 @@ class SaveDialog(QDialog):
 
     @Slot()
     def _format_changed(self) -> None:
-        self.quality.setEnabled(self.fmt() in ("jpeg", "webp"))
+        self.quality.setEnabled(self.fmt() in ("jpeg", "webp", "heif", "avif"))
         current = self.path_edit.text()
         if current and current != self._suggested:  # the user's own name: only the extension follows
             self.path_edit.setText(str(Path(current).with_suffix(output_suffix(self.fmt(), self.source_format))))
