@@ -35,6 +35,24 @@ def test_delete_goes_through_the_core_and_signals_a_change(qtbot, dialog, data_d
     assert dialog.list.count() == 0 and not dialog.buttons["delete"].isEnabled()
 
 
+def test_a_damaged_model_file_is_shown_and_can_be_deleted(qtbot, data_dir: Path, monkeypatch) -> None:
+    from denoiser.gui.dialogs.model_manager import ModelManagerDialog
+
+    (data_dir / "models" / "broken.safetensors").write_bytes(b"\x00" * 40)
+    dlg = ModelManagerDialog()
+    qtbot.addWidget(dlg)
+    rows = [dlg.list.item(i).text() for i in range(dlg.list.count())]
+    assert "broken  (damaged, cannot be used)" in rows
+    dlg.list.setCurrentRow(rows.index("broken  (damaged, cannot be used)"))
+    assert "is damaged and cannot be used" in dlg.summary.text() and "broken.safetensors" in dlg.summary.text()
+    assert dlg.buttons["delete"].isEnabled()
+    assert not any(dlg.buttons[k].isEnabled() for k in ("use", "export", "rename"))
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
+    dlg.buttons["delete"].click()
+    assert not (data_dir / "models" / "broken.safetensors").exists()
+    assert [dlg.list.item(i).text() for i in range(dlg.list.count())] == rows[:1]
+
+
 def test_a_refused_rename_is_shown_and_nothing_changes(qtbot, dialog, data_dir: Path, monkeypatch) -> None:  # noqa: ANN001
     import shutil
 

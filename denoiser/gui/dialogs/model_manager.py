@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QFileDialog, QHBoxLayo
                                QVBoxLayout, QWidget)
 
 from denoiser.core.model.kept import UnfinishedRun
+from denoiser.core.model.registry import DamagedModel
 
 BENCHMARK = "CBSD68"  # the standard colour test set whose scores the summary quotes
 NOISE_WORDS = {15: "light", 25: "medium", 50: "heavy"}
@@ -190,7 +191,7 @@ class ModelManagerDialog(QDialog):
         self.reload()
 
     def reload(self, select: str | None = None) -> None:
-        from denoiser.core.model.registry import list_models
+        from denoiser.core.model.registry import damaged_models, list_models
 
         from denoiser.core.model.kept import human_size, size_of, unfinished_runs
 
@@ -202,6 +203,10 @@ class ModelManagerDialog(QDialog):
             self.list.addItem(item)
             if entry.name == select:
                 self.list.setCurrentItem(item)
+        for bad in damaged_models():  # a file that cannot be read: shown with the reason, yours deletable
+            item = QListWidgetItem(f"{bad.name}  (damaged, cannot be used)")
+            item.setData(Qt.ItemDataRole.UserRole, bad)
+            self.list.addItem(item)
         for run in unfinished_runs():  # files the app keeps too: listed with their size, deletable
             item = QListWidgetItem(f"{run.name}  (unfinished fine-tune, {human_size(run.bytes)})")
             item.setData(Qt.ItemDataRole.UserRole, run)
@@ -217,9 +222,15 @@ class ModelManagerDialog(QDialog):
     @Slot()
     def _selected(self, *_: object) -> None:
         entry = self.current()
-        run = isinstance(entry, UnfinishedRun)
+        run, damaged = isinstance(entry, UnfinishedRun), isinstance(entry, DamagedModel)
         if run:
             self.summary.setText(run_html(entry))
+            self.details.setText(f"<small>{html.escape(str(entry.path))}</small>")
+        elif damaged:
+            fix = ("Reinstall the app to repair it." if entry.builtin else
+                   "Delete it, then import or fine-tune it again.")
+            self.summary.setText(f"<b>{html.escape(entry.name)}</b> is damaged and cannot be used: "
+                                 f"{html.escape(entry.problem)}<br>{fix}")
             self.details.setText(f"<small>{html.escape(str(entry.path))}</small>")
         else:
             self.summary.setText(summary_html(entry) if entry else "No model installed.")
@@ -227,9 +238,9 @@ class ModelManagerDialog(QDialog):
         self.disclosure.setEnabled(entry is not None)
         user = entry is not None and (run or not entry.builtin)
         self.buttons["delete"].setEnabled(user)  # shipped models can never be renamed or deleted
-        self.buttons["rename"].setEnabled(user and not run)
+        self.buttons["rename"].setEnabled(user and not run and not damaged)
         for key in ("use", "export"):
-            self.buttons[key].setEnabled(entry is not None and not run)
+            self.buttons[key].setEnabled(entry is not None and not run and not damaged)
 
     @Slot(bool)
     def _toggle_details(self, shown: bool) -> None:
