@@ -113,13 +113,14 @@ def estimate(cache: "DenoiserCache", photo: "Photo", model: str, device: str,
     """The strength Auto uses for this photo (Denoiser.auto_strength: the estimated noise level, calibrated
     for the model on camera noise); the bare estimate while no model is chosen; None when too small."""
     from denoiser.core.noise import estimate_sigma
+    from denoiser.core.noise.estimation import TooSmallToEstimate
     from denoiser.core.noise.level import NoiseLevel
 
     try:
         if model:
             return engine_for(cache, model, device, photo).auto_strength(photo.pixels)
         return NoiseLevel.auto(None, mean=estimate_sigma(photo.pixels))
-    except ValueError:
+    except TooSmallToEstimate:  # any other failure (a damaged model or estimator) reaches the error handler
         return None
 
 

@@ -11,6 +11,7 @@ import torch
 from denoiser.core.model.file import ModelCard, load_model
 from denoiser.core.inference.ensemble import check_passes, self_ensemble
 from denoiser.core.model.network import ModelConfig, UNetDenoiser, pad_to_multiple
+from denoiser.core.noise.estimation import TooSmallToEstimate
 from denoiser.core.noise.learned import auto_map
 from denoiser.core.noise.level import NoiseLevel, as_level
 from denoiser.core.progress import NullProgress, Progress
@@ -192,7 +193,7 @@ class Denoiser:
         """Auto: the photo's noise map (brightness-dependent, as camera noise is), times `scale`.
         Its float value is the map's mean. Raises ValueError for a photo too small to tell."""
         if min(pixels.shape[:2]) < 16:
-            raise ValueError(f"photo too small to estimate its noise ({pixels.shape[1]}x{pixels.shape[0]} px); "
+            raise TooSmallToEstimate(f"photo too small to estimate its noise ({pixels.shape[1]}x{pixels.shape[0]} px); "
                              "give a strength instead (--strength SIGMA)")
         level = NoiseLevel.auto(self.noise_map(pixels))
         return level if scale == 1.0 else level.scaled(scale)

@@ -9,6 +9,10 @@ CORRELATED_RATIO = 1.6  # subsampled / full-resolution estimate above which the 
 CORRELATED_BELOW = 2.0  # correlated noise collapses the full-resolution estimate below this (Nam25: 0.4-0.7)
 
 
+class TooSmallToEstimate(ValueError):
+    """A photo too small for its noise to be measured; the caller gives a strength instead."""
+
+
 @dataclass(frozen=True)
 class NoiseEstimate:
     sigma: float  # 0..255, per channel and pixel
@@ -45,7 +49,7 @@ def estimate_noise(image: np.ndarray, patch: int = 7, max_patches: int = 60_000,
     if img.ndim == 2:
         img = img[..., None]
     if img.ndim != 3 or img.shape[0] < patch * 2 or img.shape[1] < patch * 2:
-        raise ValueError(f"image too small to estimate noise: {img.shape}")
+        raise TooSmallToEstimate(f"image too small to estimate noise: {img.shape}")
     rng = np.random.default_rng(seed)
     patches = _sample_patches(img, patch, max_patches, rng)
     c = img.shape[2]
