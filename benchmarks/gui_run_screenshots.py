@@ -1,6 +1,6 @@
-"""Take the README's screenshots of work in progress, from the real window under a display (e.g. Xvfb):
-docs/window-running.png (a run mid-way: progress, time left, Cancel), docs/window-cancelled.png (after Esc)
-and docs/finetune-running.png (the fine-tune dialog mid-run: phase, loss curve, before/after crops).
+"""Take the README's screenshots of the window (its default dark theme) from the real window under a display
+(e.g. Xvfb): docs/window-running.png (a run mid-way: progress, time left, Cancel), docs/manage-models.png (Model > Manage models), docs/batch-results.png (a finished batch of a few
+Kodak photos) and docs/finetune-running.png (the fine-tune dialog mid-run: phase, loss curve, before/after).
 
     Xvfb :99 -screen 0 1600x1000x24 & openbox &
     DISPLAY=:99 python benchmarks/gui_run_screenshots.py [--megapixels 4] [--steps 60]
@@ -35,6 +35,38 @@ def wait_until(app, check, timeout_s: float = 600) -> None:  # noqa: ANN001
         pump(app, 0.05)
 
 
+def shoot_manager(app, window, out: Path) -> None:  # noqa: ANN001
+    from denoiser.gui.dialogs.model_manager import ModelManagerDialog
+
+    dlg = ModelManagerDialog(window)
+    dlg.move(40, 40)
+    dlg.show()
+    pump(app, 0.5)
+    grab(dlg, out)
+    dlg.close()
+
+
+def shoot_batch(app, window, out: Path) -> None:  # noqa: ANN001
+    """A finished batch of six small Kodak crops (one unreadable file among them, to show a reason)."""
+    import cv2
+
+    folder = Path(tempfile.mkdtemp(prefix="batch-photos-")) / "holiday"
+    folder.mkdir()
+    for name in ("kodim01.png", "kodim03.png", "kodim05.png", "kodim14.png", "kodim19.png", "kodim23.png"):
+        img = cv2.imread(str(KODAK / name))
+        cv2.imwrite(str(folder / name.replace(".png", ".jpg")), img[::2, ::2], [cv2.IMWRITE_JPEG_QUALITY, 90])
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8 not really a photo")
+    window.dialogs.batch(folder)
+    dlg = window.dialogs.open_dialogs[-1]
+    dlg.move(20, 20)
+    dlg.start()
+    wait_for(app, dlg.batch_finished)
+    pump(app, 0.5)
+    grab(dlg, out)
+    dlg.close()
+    shutil.rmtree(folder.parent)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--megapixels", type=float, default=4.0, help="size of the photo denoised mid-shot")
@@ -62,8 +94,9 @@ def main() -> None:
     grab(window, args.docs / "window-running.png")
     window.acts.cancel.trigger()
     wait_for(app, window.run_cancelled)
-    pump(app, 0.5)
-    grab(window, args.docs / "window-cancelled.png")
+
+    shoot_manager(app, window, args.docs / "manage-models.png")
+    shoot_batch(app, window, args.docs / "batch-results.png")
 
     folder = Path(tempfile.mkdtemp(prefix="ft-photos-"))
     for name in ("kodim03.png", "kodim05.png", "kodim14.png", "kodim23.png"):

@@ -135,7 +135,7 @@ class BatchDialog(QDialog):
 
         self.model_label = QLabel(model_name_text(self.model_name))
         self.model_label.setToolTip("The model chosen in the main window (Model box) when this window opened")
-        self.device_label = QLabel(self.device)
+        self.device_label = QLabel(f"on device: {self.device}")
         self.device_label.setToolTip("The device chosen in the main window when this window opened")
         files, work = QFormLayout(), QFormLayout()  # side by side: the results table keeps the height
         files.addRow("Input folder", _row(self.input_edit, in_btn))

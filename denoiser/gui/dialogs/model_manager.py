@@ -71,10 +71,14 @@ def summary_html(entry: Any) -> str:
     speed = _number(m.get("s_per_mp_cpu_2threads"))
     if speed:
         rows.append(f"<b>Speed</b> about {speed:.1f} s per megapixel on a 2-core CPU (a 24 MP photo: "
-                    f"about {speed * 24 / 60:.0f} min); much faster on a GPU.")
+                    f"about {_seconds_or_minutes(speed * 24)}); much faster on a GPU.")
     if card.created:
         rows.append(f"Made {e(card.created[:10])}.")
     return "<br>".join(rows)
+
+
+def _seconds_or_minutes(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
 
 
 def _quality_rows(metrics: dict[str, Any], held_out: int = 0, steps: float | None = None) -> list[str]:
