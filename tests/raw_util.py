@@ -40,7 +40,7 @@ def bayer(rgb: np.ndarray, pattern: str) -> np.ndarray:
 def write_cfa_dng(path: Path, mosaic01: np.ndarray, pattern: str = "RGGB", black: int = 256, white: int = 4095,
                   neutral: tuple[float, float, float] = (0.5, 1.0, 0.625), orientation: int = 1,
                   noise_profile: tuple[float, ...] | None = None, omit: tuple[int, ...] = (),
-                  make: str = "TestMaker") -> Path:
+                  make: str = "TestMaker", extra: tuple[tuple, ...] = ()) -> Path:
     """A minimal DNG 1.4 holding one 16-bit CFA image (IFD0 is the raw). `mosaic01` is normalised 0..1."""
     data = np.clip(np.rint(mosaic01 * (white - black) + black), 0, 65535).astype(np.uint16)
     tags = [
@@ -54,6 +54,6 @@ def write_cfa_dng(path: Path, mosaic01: np.ndarray, pattern: str = "RGGB", black
     ]
     if noise_profile is not None:
         tags.append((51041, 12, len(noise_profile), tuple(noise_profile), True))
-    tags = [t for t in tags if t[0] not in omit]
+    tags = [t for t in tags if t[0] not in omit] + list(extra)
     tifffile.imwrite(path, data, photometric=32803, subfiletype=0, extratags=tags, software=False, metadata=None)
     return path

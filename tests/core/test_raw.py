@@ -182,3 +182,19 @@ def test_fallback_in_stripes_equals_the_whole_photo(tmp_path, engine, monkeypatc
     monkeypatch.setattr(raw_path, "MARGIN", 16)
     striped = raw_path.denoise_raw(raw, RawOptions(joint="never"), engine).rgb
     assert striped.shape == whole.shape and np.abs(striped - whole).max() < 1e-4
+
+
+def test_opcode_lists_travel_only_where_they_still_apply(tmp_path, engine):
+    """A DNG's opcode lists (a phone's lens-shading gain maps...) go into a CFA DNG as they were; a linear DNG
+    made from a mosaic keeps only OpcodeList3 (run after demosaicing)."""
+    import tifffile
+
+    empty = b"\x00\x00\x00\x00"  # an opcode list holding no opcodes (big-endian count 0)
+    lists = ((51009, 7, 4, empty, True), (51022, 7, 4, empty, True))
+    src = write_cfa_dng(tmp_path / "in.dng", bayer(clean_scene(64, 96), "RGGB"), extra=lists)
+    assert dict(read_raw(src).opcodes) == {51009: empty, 51022: empty}
+    for kind, want in (("cfa", {51009, 51022}), ("linear", {51022})):
+        out = raw_to_dng(src, tmp_path / f"{kind}.dng", RawOptions(joint="never"), engine, dng=kind).output
+        with tifffile.TiffFile(out) as tif:
+            tags = tif.pages.first.pages[0].tags
+            assert {c for c in (51008, 51009, 51022) if c in tags} == want

@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 JOINT, FALLBACK = "raw joint model", "raw fallback"
 RAW_MODEL_NAME = "raw"  # resources/models/raw.safetensors (+ raw.json)
 _SRGB_KNEE = 0.0031308
-STRIPE_PIXELS = 6_000_000  # the fallback's RGB network runs on stripes of about this many pixels
+STRIPE_PIXELS = 4_000_000  # the fallback's RGB network runs on stripes of about this many pixels
 MARGIN = 128  # rows of context above and below a stripe (even: the noise map is at half resolution)
 
 
@@ -106,7 +106,7 @@ def _fallback(raw: RawImage, noise: SensorNoise, options: RawOptions, denoiser, 
     y = _blockwise(z, encode, out=z)
     del z
     controls = options.controls if options.controls is not None else tone.Controls()
-    result, used = _in_stripes(denoiser, y, level, controls, progress, options.passes)
+    result, used = _in_stripes(denoiser, y, level, controls, progress, options.passes)  # in place
     del y
     result = _blockwise(result, decode, out=result)
     result[clipped] = kept
@@ -118,26 +118,27 @@ def _fallback(raw: RawImage, noise: SensorNoise, options: RawOptions, denoiser, 
 def _in_stripes(denoiser, y: np.ndarray, level, controls, progress: Progress, passes: int):  # noqa: ANN001
     """The RGB network on horizontal stripes of at most STRIPE_PIXELS, each with MARGIN rows of context on
     both sides that are cut off again: the engine's memory follows the stripe, not the photo (a 24 MP raw),
-    and the result is the whole photo's (the margin exceeds the engine's own tile overlap)."""
+    and the result is the whole photo's (the margin exceeds the engine's own tile overlap). Results are
+    written back into `y` (the rows above a stripe are kept aside as its context first)."""
     from denoiser.core.inference import controls as tone
     from denoiser.core.io.photo import Photo
     from denoiser.core.progress import SubProgress
 
     h, w = y.shape[:2]
     rows = max(2 * MARGIN, STRIPE_PIXELS // max(w, 1) // 2 * 2)
-    out = np.empty_like(y)
-    used = level
     starts = list(range(0, h, rows))
+    used, above = level, y[:0].copy()
     for k, y0 in enumerate(starts):
         y1 = min(h, y0 + rows)
-        a, b = max(0, y0 - MARGIN), min(h, y1 + MARGIN)
-        part = Photo(np.ascontiguousarray(y[a:b]))
+        a, b = y0 - len(above), min(h, y1 + MARGIN)
+        part = Photo(np.concatenate([above, y[y0:b]]))
+        above = y[max(0, y1 - MARGIN):y1].copy()  # the next stripe's context, before these rows are replaced
         stripe_level = level.window(a, 0, b, w) if level.is_auto else level
         res, used_k = tone.denoise_photo(denoiser, part, stripe_level, controls,
                                          SubProgress(progress, k / len(starts), (k + 1) / len(starts)), passes)
-        out[y0:y1] = res.pixels[y0 - a:y1 - a]
+        y[y0:y1] = res.pixels[y0 - a:y1 - a]
         used = used_k if len(starts) == 1 else used
-    return out, used
+    return y, used
 
 
 def _blockwise(x: np.ndarray, fn, out: np.ndarray, rows: int = 256) -> np.ndarray:

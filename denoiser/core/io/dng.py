@@ -171,6 +171,9 @@ def _raw_tags(raw: RawImage, content: DngContent, data: np.ndarray) -> list[tupl
         (50720, LONG, 2, (int(cw), int(ch)), True),  # DefaultCropSize
         (51041, DOUBLE, len(profile), tuple(profile), True),  # NoiseProfile
     ]
+    for code, data in raw.opcodes:  # all, for data of the source's own kind; else those run after demosaic
+        if content.kind == "cfa" or raw.kind == "linear" or code == 51022:
+            tags.append((code, 7, len(data), data, True))
     if content.kind == "cfa":
         tags += [
             (33421, SHORT, 2, (2, 2), True),  # CFARepeatPatternDim

@@ -58,6 +58,9 @@ class RawImage:
     lens: str = ""
     unique_camera_model: str = ""
     bits: int = 16  # bits per sample the levels are in
+    # A DNG's opcode lists (tag -> bytes: 51008/51009/51022, e.g. a phone's lens-shading gain maps), kept only
+    # when the visible mosaic is the whole stored raw, so their coordinates still hold in a DNG we write
+    opcodes: tuple[tuple[int, bytes], ...] = ()
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -140,7 +143,7 @@ def _build(raw, p: Path, kind: str, tags: dict) -> RawImage:
         iso=float(other.iso_speed) or None, exposure_time=float(other.shutter_speed) or None,
         orientation=_orientation(raw, tags), default_crop=_crop(raw, tags, shape),
         baseline_exposure=float(tags.get("baseline_exposure", 0.0)), noise_profile=tags.get("noise_profile"),
-        exif=exif, xmp=tags.get("xmp"), make=make, model=model,
+        exif=exif, xmp=tags.get("xmp"), make=make, model=model, opcodes=_opcodes(raw, tags),
         lens=" ".join(x for x in (lens.make, lens.model) if x and x not in ("", "0")).strip(),
         unique_camera_model=tags.get("unique_camera_model") or " ".join(x for x in (make, model) if x) or
         "Unknown camera", bits=16)
@@ -206,6 +209,13 @@ def _crop(raw, tags: dict, shape: tuple[int, int]) -> tuple[int, int, int, int]:
             s.crop_height
     x, y = min(max(int(x), 0), w - 1), min(max(int(y), 0), h - 1)
     return x, y, max(1, min(int(cw), w - x)), max(1, min(int(ch), h - y))
+
+
+def _opcodes(raw, tags: dict) -> tuple[tuple[int, bytes], ...]:
+    s = raw.sizes
+    if s.top_margin or s.left_margin or s.height != s.raw_height or s.width != s.raw_width:
+        return ()
+    return tuple(tags.get("opcodes", ()))
 
 
 def _exif(p: Path) -> bytes | None:
@@ -288,6 +298,7 @@ def _collect(t0, tr) -> dict:
     if val(t0, 700) is not None:
         x = val(t0, 700)
         out["xmp"] = x.encode() if isinstance(x, str) else bytes(x)
+    out["opcodes"] = tuple((code, bytes(tr[code].value)) for code in (51008, 51009, 51022) if code in tr)
     noise = val(tr, 51041)
     if noise is not None and len(noise) in (2, 6):
         pairs = [(float(noise[i]), float(noise[i + 1])) for i in range(0, len(noise), 2)]

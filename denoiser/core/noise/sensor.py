@@ -57,7 +57,8 @@ class SensorNoise:
     @classmethod
     def estimate(cls, cfa: np.ndarray, pattern: str) -> "SensorNoise":
         """(a, b) per CFA channel from the mosaic's flat regions. Raises ValueError for a mosaic too small."""
-        if min(cfa.shape) < 4 * BLOCK:
+        blocks = ((cfa.shape[0] // 2 - 2) // BLOCK) * ((cfa.shape[1] // 2 - 2) // BLOCK)
+        if blocks < 2 * _MIN_BLOCKS:
             raise ValueError(f"mosaic of {cfa.shape[1]} x {cfa.shape[0]} is too small to measure its noise")
         fits = [_fit_plane(np.ascontiguousarray(cfa[dy::2, dx::2], np.float32)) for dy, dx in _SITES]
         return cls(tuple(f[0] for f in fits), tuple(f[1] for f in fits))  # type: ignore[arg-type]
