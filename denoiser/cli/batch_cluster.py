@@ -5,7 +5,8 @@ from __future__ import annotations
 import sys
 import time
 from collections import Counter
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from tqdm import tqdm
 
@@ -41,7 +42,7 @@ def _short(address: str) -> str:
     return address.split("://")[-1]
 
 
-def run_on_cluster(spec: Any, opts: Any, plan: Any, summary: Callable[[Any], None]) -> int:
+def run_on_cluster(spec: Any, opts: Any, plan: Any, summary: Callable[[Any], None], io: str = "shared") -> int:
     """Run the planned job on the cluster; the same summary, report and exit codes as a local run."""
     from denoiser.core.batch.cluster import ClusterError, ClusterExecute, check_workers, connect
     from denoiser.core.batch.runner import run_batch
@@ -51,12 +52,13 @@ def run_on_cluster(spec: Any, opts: Any, plan: Any, summary: Callable[[Any], Non
     try:
         with connect(spec) as client:
             workers = check_workers(client, opts.model)
-            bars.bar.write(f"cluster {spec.label}: {len(workers)} worker(s), same app version and model",
+            bars.bar.write(f"cluster {spec.label}: {len(workers)} worker(s), same app version and model; "
+                           f"files {'through this machine' if io == 'client' else 'on the shared folders'}",
                            file=sys.stderr)
             with signals_stop(bars, "stopping: running photos stop at their next tile... "
                                     "(Ctrl-C again to abort)") as received:
                 result = run_batch(opts, progress=bars, plan=plan,
-                                   execute=ClusterExecute(client, opts, bars.on_result))
+                                   execute=ClusterExecute(client, opts, bars.on_result, io))
     except ClusterError as exc:
         bars.close()
         print(f"denoiser batch: {exc}", file=sys.stderr)

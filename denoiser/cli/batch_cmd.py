@@ -13,14 +13,22 @@ from typing import Any
 
 from tqdm import tqdm
 
-from denoiser.cli.common import (add_control_options, add_model_options, controls_from, parse_quality,
-                                 parse_strength, signals_stop, stopped_status)
-from denoiser.cli.common import DNG_HELP, add_memory_option, memory_limit
+from denoiser.cli.common import (
+    DNG_HELP,
+    add_control_options,
+    add_memory_option,
+    add_model_options,
+    controls_from,
+    memory_limit,
+    parse_quality,
+    parse_strength,
+    signals_stop,
+    stopped_status,
+)
 from denoiser.cli.strength import add_strength_scale_option, scale_conflict
 from denoiser.core.io.formats import DEFAULT_TEMPLATE, SAVE_FORMATS
 from denoiser.core.progress import CancelToken
 from denoiser.exit_codes import ExitCode
-
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -46,6 +54,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cluster", metavar="ADDRESS|local:N",
                    help="make the photos on a Dask cluster: a scheduler address (tcp://host:8786) whose workers "
                         "share the folders, or local:N worker processes here; plan, report and resume as without")
+    p.add_argument("--cluster-io", choices=("shared", "client"), default="shared",
+                   help="with --cluster: shared = workers read and write the folders (a shared file system; "
+                        "default), client = photos travel through this machine")
     p.add_argument("--shard", metavar="K/N", help="process only the K-th of N disjoint slices (1-based): for "
                                                   "machines that share the folders but no network")
     p.add_argument("--report", type=Path, metavar="FILE", help="write a per-file report (.json or .csv)")
@@ -99,7 +110,8 @@ def _options(args: argparse.Namespace) -> Any:
         include=tuple(args.include), exclude=tuple(args.exclude), name_template=args.name, fmt=args.fmt,
         quality=args.quality, strength=args.strength, strength_scale=args.strength_scale, overwrite=args.overwrite,
         shard=parse_shard(args.shard) if args.shard else None, report=args.report,
-        allow_inside=args.allow_inside, max_memory=memory_limit(args), model=args.model, device=args.device, tile=args.tile,
+        allow_inside=args.allow_inside, max_memory=memory_limit(args), model=args.model, device=args.device,
+        tile=args.tile,
         passes=args.passes, controls=controls_from(args), dng=args.dng)
 
 
@@ -140,8 +152,8 @@ def _cluster(text: str) -> Any:
 
 def run(args: argparse.Namespace) -> int:
     from denoiser.core.batch.runner import BatchError, make_denoiser, plan_batch, run_batch
-    from denoiser.core.model.file import ModelFileError
     from denoiser.core.files import write_problem
+    from denoiser.core.model.file import ModelFileError
 
     if scale_conflict(args):
         print(f"denoiser batch: {scale_conflict(args)}", file=sys.stderr)
@@ -161,7 +173,7 @@ def run(args: argparse.Namespace) -> int:
     if cluster is not None and plan.todo:
         from denoiser.cli.batch_cluster import run_on_cluster
 
-        return run_on_cluster(cluster, opts, plan, _summary)
+        return run_on_cluster(cluster, opts, plan, _summary, args.cluster_io)
     bars = _Bars(len(plan.todo))
     try:
         with signals_stop(bars, "stopping after the current tile... (Ctrl-C again to abort)") as received:

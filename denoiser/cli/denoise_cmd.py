@@ -11,12 +11,22 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from denoiser.cli.common import (add_control_options, add_model_options, controls_from, fail, load_denoiser,
-                                 parse_quality, parse_strength, positive_float)
-from denoiser.cli.common import DNG_HELP, add_memory_option, memory_limit
+from denoiser.cli.common import (
+    DNG_HELP,
+    add_control_options,
+    add_memory_option,
+    add_model_options,
+    controls_from,
+    fail,
+    load_denoiser,
+    memory_limit,
+    parse_quality,
+    parse_strength,
+    positive_float,
+)
 from denoiser.cli.progress import TerminalProgress
-from denoiser.core.io.formats import SAVE_FORMATS
 from denoiser.cli.strength import add_strength_scale_option, scale_conflict
+from denoiser.core.io.formats import SAVE_FORMATS
 from denoiser.core.progress import Cancelled
 from denoiser.exit_codes import ExitCode
 
@@ -98,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
     return ExitCode.FAILED if failed else ExitCode.OK
 
 
-def _photo_options(args: argparse.Namespace) -> "PhotoOptions":
+def _photo_options(args: argparse.Namespace) -> PhotoOptions:
     from denoiser.core.pipeline import PhotoOptions
 
     return PhotoOptions(fmt=args.format, quality=args.quality, strength=args.strength,
@@ -107,7 +117,7 @@ def _photo_options(args: argparse.Namespace) -> "PhotoOptions":
                         max_megapixels=args.max_megapixels, max_memory=memory_limit(args), dng=args.dng)
 
 
-def _one(options: "PhotoOptions", engines: "EngineCache", path: Path, target: Path) -> bool:
+def _one(options: PhotoOptions, engines: EngineCache, path: Path, target: Path) -> bool:
     """Denoise one photo into `target` (core.pipeline.process_photo); False (after one line on stderr) when
     it fails or another run holds it."""
     from denoiser.core.pipeline import DONE, PhotoTask, process_photo
@@ -135,7 +145,7 @@ def _one(options: "PhotoOptions", engines: "EngineCache", path: Path, target: Pa
     return True
 
 
-def _prepare(options: "PhotoOptions", engines: "EngineCache", task: "PhotoTask") -> "Prepared":
+def _prepare(options: PhotoOptions, engines: EngineCache, task: PhotoTask) -> Prepared:
     """Decode (and with Auto measure the noise map: seconds on a CPU, announced and timed on the terminal so a
     photo never sits silent); the photo's size and format are logged with -v."""
     from denoiser.core.pipeline import prepare

@@ -52,7 +52,7 @@ class Claim:
             os.close(self.fd)
             self.fd = -1
 
-    def __enter__(self) -> "Claim":
+    def __enter__(self) -> Claim:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -20,18 +20,26 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Protocol
 
 from denoiser.core.claims import Held, take
 from denoiser.core.inference import controls as tone
 from denoiser.core.inference.controls import Controls
 from denoiser.core.inference.detail_map import detail_report
 from denoiser.core.inference.engine import Denoiser, open_denoiser
-from denoiser.core.io.photo import (DEFAULT_MAX_MEGAPIXELS, Photo, PhotoError, check_target, load_photo,
-                                    remove_stale_parts, save_photo)
+from denoiser.core.io.photo import (
+    DEFAULT_MAX_MEGAPIXELS,
+    Photo,
+    PhotoError,
+    check_target,
+    load_photo,
+    remove_stale_parts,
+    save_photo,
+)
 from denoiser.core.model.profiles import AUTO_MODEL, ModelChooser
 from denoiser.core.noise.level import NoiseLevel, requested_level
 from denoiser.core.progress import Cancelled, NullProgress, Progress
@@ -66,6 +74,7 @@ class PhotoOptions:
     max_memory: int | None = None
     run_id: str = ""  # names the run in the claims it takes (a cluster's attempts share one)
     claim: bool = True  # take the output's claim first (core.claims)
+    dng: str = "linear"  # a camera raw's DNG: "linear" (demosaiced) | "cfa" (its mosaic, for the user's demosaic)
 
     def level(self) -> NoiseLevel | None:
         """The fixed level, or None for Auto; ValueError for a level or scale out of range."""
@@ -227,7 +236,7 @@ class _NoClaim:
         return None
 
 
-def _claimed(task: PhotoTask, options: PhotoOptions):  # noqa: ANN202 - a context manager
+def _claimed(task: PhotoTask, options: PhotoOptions):
     return take(task.output, options.run_id) if options.claim else _NoClaim()
 
 
@@ -281,4 +290,5 @@ from denoiser.core.raw_pipeline import dng_route  # noqa: E402 (it imports this 
 ROUTES[".dng"] = dng_route
 
 __all__ = ["DONE", "FAILED", "SKIPPED", "EngineCache", "PhotoOptions", "PhotoResult", "PhotoTask", "Prepared",
-           "ROUTES", "clean_stale_parts", "develop_raster", "failure_reason", "make_folder", "prepare", "process_photo", "route"]
+           "ROUTES", "clean_stale_parts", "develop_raster", "failure_reason", "make_folder", "prepare", "process_photo",
+           "route"]

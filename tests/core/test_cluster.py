@@ -57,7 +57,7 @@ def _slow_photos(seconds: float) -> int:
     real = getattr(pipeline, "_real_develop", pipeline.develop_raster)
     pipeline._real_develop = real
 
-    def slow(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+    def slow(*args, **kwargs):
         time.sleep(seconds)
         return real(*args, **kwargs)
 
@@ -215,8 +215,29 @@ def test_two_concurrent_local_batches_make_each_photo_once(tmp_path, tiny_model)
 def test_without_cluster_dask_is_never_imported(tmp_path, tiny_model):
     _photos(tmp_path / "in", 1)
     code = ("import sys\nfrom denoiser.cli import main\n"
-            f"rc = main(['batch', {str(tmp_path / 'in')!r}, '-o', {str(tmp_path / 'out')!r}, '--model', {tiny_model!r}])\n"
+            f"rc = main(['batch', {str(tmp_path / 'in')!r}, '-o', {str(tmp_path / 'out')!r}, "
+            f"'--model', {tiny_model!r}])\n"
             "print(rc, 'distributed' in sys.modules, 'dask' in sys.modules)\n")
     res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300,
                          env=os.environ | {"OMP_NUM_THREADS": "1"})
     assert res.stdout.split()[-3:] == ["0", "False", "False"], res.stderr
+
+
+@pytest.mark.slow
+def test_cluster_io_client_sends_the_photos_through_the_client(tmp_path, tiny_model, cluster, capsys):
+    """Workers that share no folder with the client: same pixels as the shared-folder run, every output once."""
+    local, client = cluster
+    _photos(tmp_path / "in", 4)
+    common = ["batch", str(tmp_path / "in"), "--model", tiny_model, "--strength", "12",
+              "--cluster", local.scheduler_address]
+    assert main(common + ["-o", str(tmp_path / "shared")]) == 0
+    assert main(common + ["-o", str(tmp_path / "via"), "--cluster-io", "client", "--report",
+                          str(tmp_path / "r.json")]) == 0
+    assert "through this machine" in capsys.readouterr().err
+    rows = _report(tmp_path / "r.json")
+    assert all(r["status"] == "done" and r["output"].startswith(str(tmp_path / "via")) for r in rows.values())
+    for k in range(4):
+        a = np.asarray(Image.open(tmp_path / "shared" / f"p{k}-denoised.png"))
+        b = np.asarray(Image.open(tmp_path / "via" / f"p{k}-denoised.png"))
+        assert np.array_equal(a, b)
+    assert _leftovers(tmp_path / "via") == []

@@ -13,8 +13,17 @@ import pytest
 from PIL import Image
 
 from denoiser.core.claims import Held, claim_path, take
-from denoiser.core.pipeline import (DONE, FAILED, ROUTES, SKIPPED, EngineCache, PhotoOptions, PhotoResult, PhotoTask,
-                                    process_photo)
+from denoiser.core.pipeline import (
+    DONE,
+    FAILED,
+    ROUTES,
+    SKIPPED,
+    EngineCache,
+    PhotoOptions,
+    PhotoResult,
+    PhotoTask,
+    process_photo,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -42,7 +51,7 @@ def test_auto_measures_the_map_once_even_when_another_model_takes_the_photo(tmp_
     profile.model_name = "profile-x"
 
     class Chooser:
-        def for_exif(self, exif):  # noqa: ANN001, ANN202
+        def for_exif(self, exif):
             return profile, Choice("profile-x", "camera profile profile-x (Test Cam)")
 
     engines = EngineCache()
@@ -113,7 +122,7 @@ def test_route_dispatches_on_the_planned_output_format(tmp_path, monkeypatch) ->
     """The seam another path (RAW→DNG) plugs into: registered under its output format, taken by every caller."""
     seen = []
 
-    def fake_route(task, options, engines, progress, prepared):  # noqa: ANN001, ANN202
+    def fake_route(task, options, engines, progress, prepared):
         seen.append((task.source.name, options.fmt))
         return PhotoResult(DONE, output=task.output)
 

@@ -10,7 +10,9 @@ when a cluster is asked for.
   dask-jobqueue). A scheduler that cannot be reached is refused in one line naming the address, at once.
 - Before any work every worker must run the same app version, hold the same model bytes (SHA-256) and the
   same Auto estimator as the client; otherwise the run is refused naming the worker and what differs.
-- Storage: workers read the inputs and write the outputs on a path they share with the client.
+- Storage: workers read the inputs and write the outputs on a path they share with the client (io="shared"),
+  or the bytes travel through the client for machines that share no file system (io="client",
+  core.batch.cluster_io).
 - Faults: Dask reschedules the photo of a worker that dies on another worker; saves are atomic (an output is
   complete or absent), each output is claimed (core.claims) while it is made, and the client counts each
   plan item once, so every photo is done exactly once. Stopping the client sets the run's cancel event
@@ -18,17 +20,18 @@ when a cluster is asked for.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from denoiser.core.batch.plan import FAILED, BatchError, BatchItem, BatchOptions
+from denoiser.core.batch.plan import DONE, FAILED, SKIPPED, BatchError, BatchItem, BatchOptions
 from denoiser.core.batch.runner import apply_result, photo_options, task_of
 from denoiser.core.pipeline import PhotoResult, failure_reason
 from denoiser.core.progress import Cancelled, Progress
@@ -39,6 +42,7 @@ if TYPE_CHECKING:
 CONNECT_TIMEOUT = 5.0  # s: a scheduler that does not answer this fast is unreachable
 WORKERS_TIMEOUT = 60.0  # s: how long to wait for the first worker to join
 STOP_GRACE = 15.0  # s: after a stop, how long running tasks get to reach their next tile
+IO_MODES = ("shared", "client")  # workers use the shared folders | the bytes go through the client
 
 
 class ClusterError(BatchError):
@@ -53,7 +57,7 @@ class ClusterSpec:
     local_workers: int = 0
 
     @classmethod
-    def parse(cls, text: str) -> "ClusterSpec":
+    def parse(cls, text: str) -> ClusterSpec:
         text = text.strip()
         if text.lower().startswith("local:"):
             count = text[6:]
@@ -92,7 +96,7 @@ def check_reachable(spec: ClusterSpec, timeout: float = CONNECT_TIMEOUT) -> None
 
 
 @contextmanager
-def connect(spec: ClusterSpec, timeout: float = CONNECT_TIMEOUT) -> Iterator["Client"]:
+def connect(spec: ClusterSpec, timeout: float = CONNECT_TIMEOUT) -> Iterator[Client]:
     """A Client on the cluster (a LocalCluster for local:N, closed on exit)."""
     check_reachable(spec, timeout)
     import distributed
@@ -121,7 +125,7 @@ def connect(spec: ClusterSpec, timeout: float = CONNECT_TIMEOUT) -> Iterator["Cl
             cluster.close()
 
 
-def check_workers(client: "Client", model: str | None, timeout: float = WORKERS_TIMEOUT) -> dict[str, dict]:
+def check_workers(client: Client, model: str | None, timeout: float = WORKERS_TIMEOUT) -> dict[str, dict]:
     """Every worker's identity, after checking it matches this machine's (ClusterError naming the first that
     does not: another app version, other model bytes, another Auto estimator)."""
     from denoiser.core.batch.cluster_worker import identity
@@ -155,44 +159,90 @@ ResultCallback = Callable[[BatchItem, PhotoResult], None]
 
 
 class ClusterExecute:
-    """The `execute` a run_batch gets for a cluster: one task per queued photo, results as they finish."""
+    """The `execute` a run_batch gets for a cluster: one task per queued photo, results as they finish.
+    io="shared": workers read and write the folders themselves; io="client": the bytes go through the client
+    (core.batch.cluster_io), a few photos per worker in flight."""
 
-    def __init__(self, client: "Client", opts: BatchOptions, on_result: ResultCallback | None = None) -> None:
-        self.client, self.opts, self.on_result = client, opts, on_result
+    def __init__(self, client: Client, opts: BatchOptions, on_result: ResultCallback | None = None,
+                 io: str = "shared") -> None:
+        if io not in IO_MODES:
+            raise ClusterError(f"--cluster-io must be one of {', '.join(IO_MODES)}, got {io!r}")
+        self.client, self.opts, self.on_result, self.io = client, opts, on_result, io
 
     def __call__(self, todo: list[BatchItem], notify: Callable[[BatchItem], None], progress: Progress) -> None:
         from distributed import Event, as_completed
 
-        from denoiser.core.batch.cluster_worker import model_digest, run_photo
+        from denoiser.core.batch.cluster_io import IN_FLIGHT_PER_WORKER, ClientIO
+        from denoiser.core.batch.cluster_worker import model_digest, open_model
 
         run_id = uuid.uuid4().hex
         options = photo_options(self.opts, run_id)
         digest, event_name = model_digest(self.opts.model), f"denoiser-stop-{run_id}"
-        futures = {self.client.submit(run_photo, task_of(item), options, digest, event_name,
-                                      key=f"photo-{k}-{run_id}", pure=False): item for k, item in enumerate(todo)}
-        stream = as_completed(list(futures))
-        done = 0
         try:
-            while not stream.is_empty():
+            workers = len(self.client.run(open_model, options, digest))
+        except Exception as exc:
+            raise ClusterError(f"a worker cannot open the model: {exc}") from None
+        self._via = ClientIO(options) if self.io == "client" else None
+        window = IN_FLIGHT_PER_WORKER * max(workers, 1) if self._via else len(todo)
+        queue = list(enumerate(todo))
+        futures: dict[Any, BatchItem] = {}
+        stream = as_completed()
+        done = 0
+
+        def fill() -> None:
+            nonlocal done
+            while queue and sum(not f.done() for f in futures) < window:
+                k, item = queue.pop(0)
+                submitted = self._submit(k, item, options, digest, event_name, run_id)
+                if isinstance(submitted, PhotoResult):  # not sent: held by another run, unreadable...
+                    done += 1
+                    self._apply(item, submitted, notify)
+                else:
+                    futures[submitted] = item
+                    stream.add(submitted)
+
+        try:
+            fill()
+            while queue or not stream.is_empty():
                 progress.check_cancelled()
                 if not stream.has_ready():
                     time.sleep(0.1)
+                    fill()
                     continue
                 for future in stream.next_batch(block=False):
                     done += 1
                     self._record(futures[future], future, notify)
                     progress.report(done / len(todo), f"{done}/{len(todo)} {futures[future].rel}")
+                fill()
         except (Cancelled, KeyboardInterrupt):
             Event(event_name, client=self.client).set()
             self.client.cancel([f for f in futures if f.status == "pending"])
             self._drain(futures, notify)
             raise
+        finally:
+            if self._via:
+                self._via.release_all()
+
+    def _submit(self, k: int, item: BatchItem, options: Any, digest: str, event_name: str, run_id: str) -> Any:
+        from denoiser.core.batch.cluster_io import run_photo_bytes
+        from denoiser.core.batch.cluster_worker import run_photo
+
+        key = f"photo-{k}-{run_id}"
+        if self._via is None:
+            return self.client.submit(run_photo, task_of(item), options, digest, event_name, key=key, pure=False)
+        args = self._via.arguments(item)
+        if isinstance(args, PhotoResult):
+            return args
+        return self.client.submit(run_photo_bytes, *args, options, digest, event_name, key=key, pure=False)
 
     def _record(self, item: BatchItem, future: Any, notify: Callable[[BatchItem], None]) -> None:
         try:
-            result = future.result()
+            returned = future.result()
         except Exception as exc:  # a photo whose workers kept dying (KilledWorker), a lost connection...
-            result = PhotoResult(FAILED, failure_reason(exc, item.source))
+            returned = PhotoResult(FAILED, failure_reason(exc, item.source))
+        self._apply(item, self._via.finish(item, returned) if self._via else returned, notify)
+
+    def _apply(self, item: BatchItem, result: PhotoResult, notify: Callable[[BatchItem], None]) -> None:
         apply_result(item, result)
         notify(item)
         if self.on_result:
@@ -202,13 +252,11 @@ class ClusterExecute:
         """After a stop: let running tasks reach their next tile, and record the photos they finished."""
         from distributed import wait
 
-        try:
+        with contextlib.suppress(Exception):  # a stop must not fail over the wait
             wait([f for f in futures if not f.cancelled()], timeout=STOP_GRACE)
-        except (TimeoutError, Exception):  # noqa: BLE001 - a stop must not fail over the wait
-            pass
         for future, item in futures.items():
-            if future.status == "finished":
-                result = future.result()
-                if result.status != "skipped" or result.reason != "cancelled":
-                    apply_result(item, result)
-                    notify(item)
+            if future.status == "finished" and item.status not in (DONE, FAILED, SKIPPED):
+                returned = future.result()
+                result = returned[0] if isinstance(returned, tuple) else returned
+                if result.status != SKIPPED or result.reason != "cancelled":
+                    self._record(item, future, notify)

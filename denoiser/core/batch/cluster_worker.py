@@ -70,6 +70,12 @@ def engines_for(digest: str) -> EngineCache:
         return _ENGINES.setdefault(digest, EngineCache())
 
 
+def open_model(options: PhotoOptions, digest: str) -> str:
+    """Open the run's model on this worker before its first photo (a model that cannot load fails the run
+    up front, and the first photo's time is the photo's own); returns the engine's device."""
+    return engines_for(digest).get(options.model, options.device, options.tile).device_name
+
+
 class _TaskProgress:
     """Cancel checks for a task: the run's Dask Event, looked at no more than once per CANCEL_POLL."""
 

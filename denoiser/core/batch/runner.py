@@ -14,19 +14,39 @@ import io
 import json
 import time
 import uuid
-from contextlib import closing
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
 
-from denoiser.core.batch.plan import (DONE, FAILED, LEVEL_FIELDS, QUEUED, RUNNING, SKIPPED, BatchError, BatchItem,
-                                     BatchOptions, BatchPlan, parse_shard, plan_batch)
+from denoiser.core.batch.plan import (
+    DONE,
+    FAILED,
+    LEVEL_FIELDS,
+    QUEUED,
+    RUNNING,
+    SKIPPED,
+    BatchError,
+    BatchItem,
+    BatchOptions,
+    BatchPlan,
+    parse_shard,
+    plan_batch,
+)
 from denoiser.core.files import atomic_write_bytes
 from denoiser.core.inference.engine import Denoiser, open_denoiser
 from denoiser.core.model.profiles import AUTO_MODEL
-from denoiser.core.pipeline import (EngineCache, PhotoOptions, PhotoResult, PhotoTask, Prepared, clean_stale_parts,
-                                    prepare, process_photo)
+from denoiser.core.pipeline import (
+    EngineCache,
+    PhotoOptions,
+    PhotoResult,
+    PhotoTask,
+    Prepared,
+    clean_stale_parts,
+    prepare,
+    process_photo,
+)
 from denoiser.core.progress import Cancelled, NullProgress, Progress
 
 __all__ = ["BatchError", "BatchItem", "BatchOptions", "BatchPlan", "BatchResult", "plan_batch", "run_batch",

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -87,12 +87,12 @@ class NoiseLevel:
             raise ValueError("a fixed strength is not scaled; give the strength you want instead")
 
     @classmethod
-    def fixed(cls, sigma: float) -> "NoiseLevel":
+    def fixed(cls, sigma: float) -> NoiseLevel:
         return cls(FIXED, check_sigma(sigma))
 
     @classmethod
     def auto(cls, noise_map: np.ndarray | None, scale: float = 1.0, estimator: str | None = None,
-             mean: float | None = None) -> "NoiseLevel":
+             mean: float | None = None) -> NoiseLevel:
         """Auto on a measured map (its mean is the base), or without a map on a known `mean`."""
         if noise_map is None and mean is None:
             raise ValueError("Auto needs a noise map or its mean")
@@ -115,17 +115,17 @@ class NoiseLevel:
     def __format__(self, spec: str) -> str:
         return format(self.sigma, spec)
 
-    def scaled(self, factor: float) -> "NoiseLevel":
+    def scaled(self, factor: float) -> NoiseLevel:
         """Auto's map driven `factor` times harder (the strength slider as a scale on Auto); factor in SCALE_RANGE."""
         if not self.is_auto:
             raise ValueError("a fixed strength is not scaled; give the strength you want instead")
         return replace(self, scale=self.scale * check_scale(factor))
 
-    def without_map(self) -> "NoiseLevel":
+    def without_map(self) -> NoiseLevel:
         """The same level with its map dropped (cheap to keep, send or compare: a summary)."""
         return replace(self, map=None)
 
-    def window(self, y0: int, x0: int, y1: int, x1: int) -> "NoiseLevel":
+    def window(self, y0: int, x0: int, y1: int, x1: int) -> NoiseLevel:
         """The level for the pixels [y0:y1, x0:x1] of the photo (a preview region): the map's own window when
         the region starts on even coordinates, else none (the engine measures the region itself)."""
         if self.map is None:
@@ -176,6 +176,6 @@ def requested_level(strength: float | None, scale: float = 1.0) -> NoiseLevel | 
     return NoiseLevel.fixed(strength)
 
 
-def as_level(value: "float | NoiseLevel") -> NoiseLevel:
+def as_level(value: float | NoiseLevel) -> NoiseLevel:
     """A NoiseLevel as it is, a number as a fixed σ (checked)."""
     return value if isinstance(value, NoiseLevel) else NoiseLevel.fixed(value)
