@@ -1,8 +1,9 @@
 """Menus, toolbar and shortcuts of the main window, in one place (standard QKeySequences where Qt has one)."""
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterable
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
@@ -34,7 +35,7 @@ def unique_sequences(seqs: Iterable[QKeySequence]) -> list[QKeySequence]:
 class Actions:
     """All QActions of the window, as attributes, so tests and menus use the very same objects."""
 
-    def __init__(self, w: "MainWindow") -> None:
+    def __init__(self, w: MainWindow) -> None:
         def act(text: str, slot: Callable, *keys: QKeySequence | Keys | str, tip: str = "") -> QAction:
             a = QAction(text, w)
             seqs = unique_sequences(k if isinstance(k, QKeySequence) else QKeySequence(k) for k in keys)
@@ -86,13 +87,13 @@ class Actions:
             self.theme_actions[key] = a
         self.check_theme(w.settings.theme)
 
-    def observe(self, state: "WindowState", controls: "ControlsPanel") -> None:
+    def observe(self, state: WindowState, controls: ControlsPanel) -> None:
         """Save and Denoise follow the state: both are available as soon as a photo is open."""
         for signal in (state.photo_changed, state.result_changed, state.catalogue_changed):
             signal.connect(lambda: self.update_enabled(state, controls))
         self.update_enabled(state, controls)
 
-    def update_enabled(self, state: "WindowState", controls: "ControlsPanel") -> None:
+    def update_enabled(self, state: WindowState, controls: ControlsPanel) -> None:
         has_photo = state.photo is not None
         self.denoise.setEnabled(has_photo)
         self.save_as.setEnabled(has_photo)
@@ -102,7 +103,7 @@ class Actions:
     def check_theme(self, theme: str) -> None:
         self.theme_actions.get(theme, self.theme_actions[DEFAULT_THEME]).setChecked(True)
 
-    def rebuild_recent(self, settings: "AppSettings", open_path: Callable[[str], None]) -> None:
+    def rebuild_recent(self, settings: AppSettings, open_path: Callable[[str], None]) -> None:
         """File ▸ Open Recent from the settings' list, with Clear list."""
         menu = self.recent_menu
         menu.clear()
@@ -112,7 +113,7 @@ class Actions:
         menu.addAction("Clear list", lambda: (settings.clear_recent(), self.rebuild_recent(settings, open_path)))
         menu.setEnabled(bool(settings.recent_files()))
 
-    def build_menus(self, w: "MainWindow") -> None:
+    def build_menus(self, w: MainWindow) -> None:
         bar = w.menuBar()
         file = bar.addMenu("&File")
         file.addAction(self.open)
@@ -141,7 +142,7 @@ class Actions:
         model.addAction(self.manage)
         bar.addMenu("&Help").addAction(self.about)
 
-    def build_toolbar(self, w: "MainWindow") -> QToolBar:
+    def build_toolbar(self, w: MainWindow) -> QToolBar:
         tb = QToolBar("View", w)
         tb.setObjectName("view-toolbar")
         tb.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)

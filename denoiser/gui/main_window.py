@@ -6,10 +6,10 @@ import time
 from pathlib import Path
 
 from PySide6.QtCore import QSettings, Qt, QTimer, Signal, Slot
-from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent
-from PySide6.QtGui import QGuiApplication
+from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplication
 from PySide6.QtWidgets import QDockWidget, QFileDialog, QMainWindow
 
+from denoiser.core.io.formats import SUPPORTED_EXTENSIONS
 from denoiser.gui import jobs
 from denoiser.gui.actions import Actions
 from denoiser.gui.compare_view import CompareView
@@ -23,7 +23,6 @@ from denoiser.gui.status import StatusLine, profile_note
 from denoiser.gui.theme import apply_theme
 from denoiser.gui.window_state import RunSettings, WindowState, describe_level
 from denoiser.gui.workers import Job, JobRunner
-from denoiser.core.io.formats import SUPPORTED_EXTENSIONS
 
 STARTUP_DEFER_MS = 150  # let the window appear before torch starts loading on a worker
 CLOSE_WAIT_MS = 20_000  # after the window has gone: how long to let cancelled jobs reach their next tile
@@ -88,7 +87,7 @@ class MainWindow(QMainWindow):
     result = property(lambda self: self.state.result, lambda self, v: setattr(self.state, "result", v))
     catalogue = property(lambda self: self.state.catalogue)
 
-    def showEvent(self, event) -> None:  # noqa: ANN001 - Qt override
+    def showEvent(self, event) -> None:
         """List the models (which imports torch, on a worker) only once the window is up."""
         super().showEvent(event)
         if self._first_show:
@@ -407,7 +406,4 @@ class MainWindow(QMainWindow):
     def wait_for_workers(self, msecs: int = CLOSE_WAIT_MS) -> bool:
         """Wait (at most msecs in all) for every lane to finish; no worker thread is destroyed while it runs."""
         deadline = time.monotonic() + msecs / 1000
-        for lane in self.lanes():
-            if not lane.wait(max(0, int((deadline - time.monotonic()) * 1000))):
-                return False
-        return True
+        return all(lane.wait(max(0, int((deadline - time.monotonic()) * 1000))) for lane in self.lanes())

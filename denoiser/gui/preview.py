@@ -14,7 +14,7 @@ level leaves the view and is made again, so no preview ever stands for settings 
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 from PySide6.QtCore import QObject, QRect, QTimer, Signal, Slot
 
@@ -34,7 +34,7 @@ class Previewer(QObject):
     shown = Signal(object)  # jobs.PreviewResult of the whole visible region
     failed = Signal(object)  # the exception
 
-    def __init__(self, state: WindowState, compare: CompareView, lane: JobRunner, cache: "jobs.DenoiserCache",
+    def __init__(self, state: WindowState, compare: CompareView, lane: JobRunner, cache: jobs.DenoiserCache,
                  busy: Callable[[], bool], parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.state, self.compare, self.lane, self.cache, self.busy = state, compare, lane, cache, busy

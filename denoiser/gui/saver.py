@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 class Saver(QObject):
     saved = Signal(object)  # Path
 
-    def __init__(self, window: "MainWindow") -> None:
+    def __init__(self, window: MainWindow) -> None:
         super().__init__(window)
         self.w, self.state = window, window.state
         self.waiting: tuple[Path, str, int, bool] | None = None  # a save waiting for its full run

@@ -28,7 +28,7 @@ class RunSettings:
     def key(self) -> tuple:
         return self.model, tuple(sorted(self.level.to_record().items())), self.passes, self.controls
 
-    def same_as(self, other: "RunSettings | None") -> bool:
+    def same_as(self, other: RunSettings | None) -> bool:
         return other is not None and self.key() == other.key()
 
 
@@ -45,7 +45,7 @@ class WindowState(QObject):
     level_changed = Signal()  # Auto's measurement of the open photo landed (or was started again)
     result_changed = Signal()
 
-    def __init__(self, controls: "ControlsPanel", parent: QObject | None = None) -> None:
+    def __init__(self, controls: ControlsPanel, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.controls = controls
         self.catalogue: jobs.Catalogue | None = None
@@ -55,15 +55,15 @@ class WindowState(QObject):
         self._estimate_token = 0
 
     # --- feeding (the window) -----------------------------------------------------------------
-    def set_catalogue(self, catalogue: "jobs.Catalogue") -> None:
+    def set_catalogue(self, catalogue: jobs.Catalogue) -> None:
         self.catalogue = catalogue
         self.catalogue_changed.emit()
 
-    def set_photo(self, photo: "jobs.LoadedPhoto") -> None:
+    def set_photo(self, photo: jobs.LoadedPhoto) -> None:
         self.photo, self.result, self.result_settings = photo, None, None
         self.photo_changed.emit()
 
-    def set_result(self, result: "jobs.DenoiseResult", settings: RunSettings) -> None:
+    def set_result(self, result: jobs.DenoiseResult, settings: RunSettings) -> None:
         self.result, self.result_settings = result, settings
         self.result_changed.emit()
 
@@ -75,7 +75,7 @@ class WindowState(QObject):
         self.level_changed.emit()
         return self._estimate_token
 
-    def measured(self, photo: "jobs.LoadedPhoto", token: int, level: NoiseLevel | None) -> bool:
+    def measured(self, photo: jobs.LoadedPhoto, token: int, level: NoiseLevel | None) -> bool:
         """A measurement landed; False (ignored) when it is for another photo or an older request."""
         if photo is not self.photo or token != self._estimate_token:
             return False

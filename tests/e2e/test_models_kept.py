@@ -16,7 +16,7 @@ def stopped_run(data: Path, name: str, size: int) -> Path:
 
 
 def test_a_stopped_run_is_listed_with_its_size_and_deletable(capsys, isolated_user_data: Path,
-                                                             tiny_model_file: Path) -> None:  # noqa: ANN001
+                                                             tiny_model_file: Path) -> None:
     assert main(["models", "import", str(tiny_model_file), "--name", "mine"]) == 0
     run = stopped_run(isolated_user_data, "holiday", 2_500_000)
     capsys.readouterr()

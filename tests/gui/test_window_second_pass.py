@@ -7,15 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PySide6.QtGui import QAction, QPalette
-from PySide6.QtWidgets import QMessageBox
-
 from guitest_util import TINY_MODEL, write_photo
+from PySide6.QtGui import QAction, QPalette
 
 LONG = 120_000  # ms; a generous ceiling on a busy 2-core machine, not a timing assertion
 
 
-def open_photo(qtbot, window, path: Path):  # noqa: ANN001, ANN201
+def open_photo(qtbot, window, path: Path):
     with qtbot.waitSignal(window.photo_loaded, timeout=LONG) as blocker:
         window.open_path(path)
     loaded = blocker.args[0]
@@ -23,7 +21,7 @@ def open_photo(qtbot, window, path: Path):  # noqa: ANN001, ANN201
     return loaded
 
 
-def test_no_two_actions_share_a_key_sequence(window) -> None:  # noqa: ANN001
+def test_no_two_actions_share_a_key_sequence(window) -> None:
     seen: dict[str, str] = {}
     for action in window.findChildren(QAction):
         for seq in action.shortcuts():
@@ -33,7 +31,7 @@ def test_no_two_actions_share_a_key_sequence(window) -> None:  # noqa: ANN001
     assert {"Ctrl+-", "Ctrl++", "Ctrl+Shift+S", "Ctrl+O"} <= set(seen)
 
 
-def test_ctrl_minus_zooms_out(qtbot, window, photo_path: Path) -> None:  # noqa: ANN001
+def test_ctrl_minus_zooms_out(qtbot, window, photo_path: Path) -> None:
     from PySide6.QtCore import Qt
 
     open_photo(qtbot, window, photo_path)
@@ -44,7 +42,7 @@ def test_ctrl_minus_zooms_out(qtbot, window, photo_path: Path) -> None:  # noqa:
 
 
 def test_preview_follows_auto_when_its_measurement_lands(qtbot, window, photo_path: Path,
-                                                         monkeypatch) -> None:  # noqa: ANN001
+                                                         monkeypatch) -> None:
     """A preview shown at a first estimate is made again when a new measurement lands (the map arriving
     after the quick estimate, or a re-measure for another model): the preview on screen always stands for
     the panel's settings."""
@@ -58,7 +56,7 @@ def test_preview_follows_auto_when_its_measurement_lands(qtbot, window, photo_pa
     assert float(first.sigma) == pytest.approx(float(loaded.sigma))
     real = jobs.estimate
 
-    def stronger(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202 - the map lands 1.5x higher
+    def stronger(*args, **kwargs):
         level = real(*args, **kwargs)
         return level.scaled(1.5)
 
@@ -71,7 +69,7 @@ def test_preview_follows_auto_when_its_measurement_lands(qtbot, window, photo_pa
     assert f"{float(again.sigma):.1f}" in window.controls.status.text()
 
 
-def test_a_superseded_measurement_is_ignored(qtbot, window, photo_path: Path) -> None:  # noqa: ANN001
+def test_a_superseded_measurement_is_ignored(qtbot, window, photo_path: Path) -> None:
     loaded = open_photo(qtbot, window, photo_path)
     level = loaded.sigma
     old = window.state.measuring()
@@ -81,7 +79,7 @@ def test_a_superseded_measurement_is_ignored(qtbot, window, photo_path: Path) ->
 
 
 def test_save_is_available_on_open_and_writes_the_shown_settings(qtbot, window, photo_path: Path,
-                                                                 tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+                                                                 tmp_path: Path, monkeypatch) -> None:
     from denoiser.core.io.photo import load_photo
 
     open_photo(qtbot, window, photo_path)
@@ -99,7 +97,7 @@ def test_save_is_available_on_open_and_writes_the_shown_settings(qtbot, window, 
 
 
 def test_save_shortcut_opens_the_dialog_before_any_run(qtbot, window, photo_path: Path,
-                                                       monkeypatch) -> None:  # noqa: ANN001
+                                                       monkeypatch) -> None:
     from denoiser.gui.dialogs import save_dialog
 
     opened: list[str] = []
@@ -109,7 +107,7 @@ def test_save_shortcut_opens_the_dialog_before_any_run(qtbot, window, photo_path
     assert opened and "first" in opened[0]  # it says the whole photo is run first
 
 
-def magenta_share(image) -> float:  # noqa: ANN001 - a display.DisplayImage
+def magenta_share(image) -> float:
     from denoiser.gui.display import DisplayImage
 
     assert isinstance(image, DisplayImage)
@@ -120,7 +118,7 @@ def magenta_share(image) -> float:  # noqa: ANN001 - a display.DisplayImage
     return 100.0 * float(magenta.mean())
 
 
-def test_detail_map_caption_is_the_flagged_share_of_what_it_shows(qtbot, window, tmp_path: Path) -> None:  # noqa: ANN001
+def test_detail_map_caption_is_the_flagged_share_of_what_it_shows(qtbot, window, tmp_path: Path) -> None:
     path = write_photo(tmp_path / "edges.png", 96, 128)
     open_photo(qtbot, window, path)
     window.controls.set_strength(False, 75.0)  # far too strong: it eats the checker's edges
@@ -139,7 +137,7 @@ def test_detail_map_caption_is_the_flagged_share_of_what_it_shows(qtbot, window,
     assert f"{region_share:.2f} % of the previewed region" in window.compare.after_canvas.left.caption
 
 
-def test_zoom_is_shown_and_typeable(qtbot, window, photo_path: Path) -> None:  # noqa: ANN001
+def test_zoom_is_shown_and_typeable(qtbot, window, photo_path: Path) -> None:
     open_photo(qtbot, window, photo_path)
     box = window.acts.zoom_box
     window.compare.state.set_zoom(2.0)
@@ -155,7 +153,7 @@ def test_zoom_is_shown_and_typeable(qtbot, window, photo_path: Path) -> None:  #
     assert window.compare.state.fit
 
 
-def test_save_dialog_proposes_the_last_output_folder(qtbot, window, tmp_path: Path) -> None:  # noqa: ANN001
+def test_save_dialog_proposes_the_last_output_folder(qtbot, window, tmp_path: Path) -> None:
     from denoiser.gui.dialogs.save_dialog import SaveDialog
 
     photos, out = tmp_path / "photos", tmp_path / "exports"
@@ -171,7 +169,7 @@ def test_save_dialog_proposes_the_last_output_folder(qtbot, window, tmp_path: Pa
     assert dlg.path().parent == out and dlg.path().name == "b-denoised.png"
 
 
-def test_dark_theme_by_default_light_as_an_option(qtbot, window, monkeypatch) -> None:  # noqa: ANN001
+def test_dark_theme_by_default_light_as_an_option(qtbot, window, monkeypatch) -> None:
     from PySide6.QtWidgets import QApplication
 
     from denoiser.gui import theme
@@ -194,7 +192,7 @@ def test_dark_theme_by_default_light_as_an_option(qtbot, window, monkeypatch) ->
     window.set_theme("dark")
 
 
-def test_the_panel_speaks_plainly_and_every_control_has_a_tooltip(qtbot, window, photo_path: Path) -> None:  # noqa: ANN001
+def test_the_panel_speaks_plainly_and_every_control_has_a_tooltip(qtbot, window, photo_path: Path) -> None:
     from PySide6.QtWidgets import QAbstractButton, QComboBox, QGroupBox, QLabel, QSlider
 
     open_photo(qtbot, window, photo_path)
@@ -209,7 +207,7 @@ def test_the_panel_speaks_plainly_and_every_control_has_a_tooltip(qtbot, window,
 
 
 def test_saved_xmp_and_save_dialog_record_auto_and_fixed_apart(qtbot, window, photo_path: Path,
-                                                               tmp_path: Path) -> None:  # noqa: ANN001
+                                                               tmp_path: Path) -> None:
     """An Auto x1.10 output and a fixed output are told apart in the file and in the Save dialog's words."""
     from denoiser.core.io.photo import load_photo
 
@@ -231,13 +229,13 @@ def test_saved_xmp_and_save_dialog_record_auto_and_fixed_apart(qtbot, window, ph
     assert 'pdn:StrengthMode="fixed"' in fixed and "StrengthScale" not in fixed and "NoiseMapMean" not in fixed
 
 
-def test_the_window_opens_a_phones_heic_and_saves_it_as_heic(qtbot, window, tmp_path: Path) -> None:  # noqa: ANN001
+def test_the_window_opens_a_phones_heic_and_saves_it_as_heic(qtbot, window, tmp_path: Path) -> None:
+    from guitest_util import noisy_array
     from PIL import Image
 
     import denoiser.core.io.read  # noqa: F401 - registers the HEIF opener
     from denoiser.core.io.photo import load_photo
     from denoiser.gui.dialogs.save_dialog import SaveDialog
-    from guitest_util import noisy_array
 
     path = tmp_path / "IMG_0001.heic"
     exif = Image.Exif()
