@@ -13,7 +13,7 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 import torch
@@ -29,6 +29,9 @@ from denoiser.core.model.network import ModelConfig, UNetDenoiser, build_model, 
 from denoiser.core.noise import NoiseConfig, synthesize
 from denoiser.core.training.patches import PatchPool, check_native_quality, list_images, load_rgb8, split_validation
 from denoiser.core.progress import Cancelled, NullProgress, Progress
+
+if TYPE_CHECKING:
+    from denoiser.core.training.pack import PackSource
 
 log = logging.getLogger(__name__)
 
@@ -165,6 +168,7 @@ class Trainer:
         self.step, self.elapsed = 0, 0.0
         self.history: list[dict[str, float]] = []
         self._val_cache: list[tuple[torch.Tensor, torch.Tensor]] | None = None
+        self.pool: PatchPool | PackSource  # the crops: streamed from the folders, or a pack's
         if pack:
             from denoiser.core.training.pack import PackSource
 
