@@ -99,12 +99,10 @@ class MainWindow(QMainWindow):
         c = self.controls
         c.denoise_clicked.connect(self.denoise)
         c.cancel_clicked.connect(self.cancel)
-        c.strength_changed.connect(self._strength_changed)
-        c.quality_changed.connect(self._quality_changed)
-        c.tone_changed.connect(self.previewer.schedule)  # luminance / colour / detail: preview them
+        for changed in (c.strength_changed, c.quality_changed, c.tone_changed):  # preview what the panel says
+            changed.connect(self.previewer.schedule)
         c.model_changed.connect(self._model_changed)
-        c.device_changed.connect(self._device_changed)
-        self.compare.mode_changed.connect(self._mode_changed)
+        self.settings.follow(c, self.compare)
 
     def _restore_settings(self) -> None:
         s = self.settings
@@ -172,10 +170,6 @@ class MainWindow(QMainWindow):
         if self.photo is not None:  # Auto is calibrated per model: measure again
             self._start_estimate(self.photo)
         self.previewer.schedule()
-
-    @Slot(str)
-    def _device_changed(self, device: str) -> None:
-        self.settings.device = device
 
     # --- opening ------------------------------------------------------------------------------
     @Slot()
@@ -367,29 +361,11 @@ class MainWindow(QMainWindow):
             if job is not None and job is self._run_job and self.previewer.pending:
                 self.previewer.schedule()  # the settings changed during the run: show them now
 
-    # --- preview ------------------------------------------------------------------------------
-    @Slot()
-    def _strength_changed(self) -> None:
-        self.settings.strength_auto = self.controls.sigma() is None
-        self.settings.strength_sigma = self.controls.manual_sigma()
-        self.settings.strength_scale = self.controls.strength_scale()
-        self.previewer.schedule()
-
-    @Slot()
-    def _quality_changed(self) -> None:
-        self.settings.passes = self.controls.passes()
-        self.previewer.schedule()
-
     def save_to(self, path: Path, fmt: str, quality: int = 92, overwrite: bool = False) -> None:
         """Save what the panel shows (gui/saver.py): File ▸ Save As, the smoke test and the tests come here."""
         self.saver.save_to(path, fmt, quality, overwrite)
 
     # --- view and closing ---------------------------------------------------------------------
-    @Slot(str)
-    def _mode_changed(self, mode: str) -> None:
-        if mode != "toggle":
-            self.settings.view_mode = mode
-
     def closeEvent(self, event: QCloseEvent) -> None:
         """The window goes at once; every lane and open dialog is cancelled and finishes behind it
         (wait_for_workers, called once the event loop has ended, bounds that)."""

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from PySide6.QtCore import QByteArray, QSettings
 
@@ -18,7 +19,7 @@ class AppSettings:
     def __init__(self, qsettings: QSettings | None = None) -> None:
         self.q = qsettings if qsettings is not None else QSettings(ORGANIZATION, APPLICATION)
 
-    def _get(self, key: str, default, kind=None):  # noqa: ANN001, ANN202 - thin QSettings wrapper
+    def _get(self, key: str, default: Any, kind: type | None = None) -> Any:  # a thin QSettings wrapper
         value = self.q.value(key, default)
         if kind is bool and isinstance(value, str):  # INI files store booleans as text
             return value.lower() == "true"
@@ -145,6 +146,18 @@ class AppSettings:
     @theme.setter
     def theme(self, theme: str) -> None:
         self.q.setValue("view/theme", theme)
+
+    def follow(self, controls: Any, compare: Any) -> None:
+        """Remember the panel's (gui.controls.ControlsPanel) and the view's choices as they change."""
+        def strength() -> None:
+            self.strength_auto = controls.sigma() is None
+            self.strength_sigma = controls.manual_sigma()
+            self.strength_scale = controls.strength_scale()
+
+        controls.strength_changed.connect(strength)
+        controls.quality_changed.connect(lambda: setattr(self, "passes", controls.passes()))
+        controls.device_changed.connect(lambda device: setattr(self, "device", device))
+        compare.mode_changed.connect(lambda mode: mode != "toggle" and setattr(self, "view_mode", mode))
 
     def sync(self) -> None:
         self.q.sync()
