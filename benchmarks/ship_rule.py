@@ -88,12 +88,12 @@ def estimator_sha() -> str:
     return sha256(path) if path.is_file() else "none"
 
 
-def measure(model: Path) -> dict[str, float]:
+def measure(model: Path, precision: str = "fp32") -> dict[str, float]:
     """{set: mean PSNR} of one model: Auto on the real validation halves, the true sigma on the Gaussian sets."""
     from denoiser.core.evaluation.evaluate import evaluate_synthetic, load_eval_image
     from denoiser.core.inference.engine import Denoiser
 
-    den = Denoiser.from_file(model, device="cpu", tile=1024)
+    den = Denoiser.from_file(model, device="cpu", tile=1024, precision=precision)
     table: dict[str, float] = {}
     for name, pairs in groups("val").items():
         scores = []
@@ -110,20 +110,26 @@ def measure(model: Path) -> dict[str, float]:
     return table
 
 
-def cached_table(model: Path, threads: int, refresh: bool = False) -> dict:
-    """The model's table from the cache (same model bytes, estimator and protocol), else measured and cached."""
+def cached_table(model: Path, threads: int, refresh: bool = False, precision: str = "fp32") -> dict:
+    """The model's table from the cache (same model bytes, estimator, precision and protocol), else measured
+    and cached. Precision int8 runs the model's INT8 build (core.inference.quantized), keyed by its bytes too."""
     from denoiser.core.files import atomic_write_bytes
+    from denoiser.core.inference.quantized import int8_path
 
     key = {"model_sha256": sha256(model), "estimator_sha256": estimator_sha(), "protocol": PROTOCOL}
-    path = RESULTS / f"ship_table_{key['model_sha256'][:16]}.json"
+    suffix = ""
+    if precision != "fp32":
+        key.update(precision=precision, int8_sha256=sha256(int8_path(model)))
+        suffix = f"_{precision}_{key['int8_sha256'][:8]}"
+    path = RESULTS / f"ship_table_{key['model_sha256'][:16]}{suffix}.json"
     if path.is_file() and not refresh:
         entry = json.loads(path.read_text())
         if all(entry.get(k) == v for k, v in key.items()):
             print(f"{model}: cached table {path.name}", flush=True)
             return entry
-    print(f"{model}: measuring ({threads} threads)", flush=True)
+    print(f"{model}: measuring ({threads} threads, {precision})", flush=True)
     t0 = time.perf_counter()
-    table = measure(model)
+    table = measure(model, precision)
     entry = {**key, "model": str(model), "threads": threads, "minutes": round((time.perf_counter() - t0) / 60, 1),
              "date": time.strftime("%Y-%m-%d %H:%M"), "table": {k: round(v, 4) for k, v in table.items()}}
     atomic_write_bytes(path, json.dumps(entry, indent=1, ensure_ascii=False).encode())
@@ -142,6 +148,8 @@ def main() -> None:
     ap.add_argument("--baseline", type=Path, default=DEFAULT_BASELINE, help="model it must beat (default: shipped)")
     ap.add_argument("--name", help="name in the results file (default: the file's stem, or its folder's name)")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--candidate-precision", choices=("fp32", "int8"), default="fp32",
+                    help="run the candidate through its INT8 build (the loss INT8 costs against fp32)")
     ap.add_argument("--refresh", action="store_true", help="measure again even when a cached table exists")
     args = ap.parse_args()
     for p in (args.candidate, args.baseline):
@@ -152,7 +160,7 @@ def main() -> None:
         sys.exit(f"--name {name!r}: use letters, digits, '-', '_' or '.' only")
     torch.set_num_threads(args.threads)
     base = cached_table(args.baseline, args.threads, args.refresh)
-    cand = cached_table(args.candidate, args.threads, args.refresh)
+    cand = cached_table(args.candidate, args.threads, args.refresh, args.candidate_precision)
     real = real_sets()
     verdict = decide(base["table"], cand["table"], real)
     print(f"\n{'set':<22}{'baseline':>10}{'candidate':>11}{'delta':>8}")

@@ -34,6 +34,12 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
                         "N passes take N times as long (default 1)")
 
 
+def add_precision_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--precision", choices=("fp32", "int8"), default="fp32",
+                   help="int8: the shipped model's INT8 build on the CPU, about twice as fast (quality Fast); "
+                        "fp32: the weights as they are (default)")
+
+
 def parse_strength(text: str) -> float | None:
     """'auto' -> None (estimate per image); otherwise a noise level in 0..255."""
     if text.lower() == "auto":
@@ -133,7 +139,7 @@ def load_denoiser(args: argparse.Namespace, command: str):
 
     try:
         model = None if args.model == "auto" else args.model  # camera profiles are chosen per photo
-        return open_denoiser(model, args.device, tile=args.tile)
+        return open_denoiser(model, args.device, tile=args.tile, precision=getattr(args, "precision", "fp32"))
     except (ModelFileError, ValueError, OSError) as exc:
         fail(command, str(exc))
         return None

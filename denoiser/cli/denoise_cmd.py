@@ -16,6 +16,7 @@ from denoiser.cli.common import (
     add_control_options,
     add_memory_option,
     add_model_options,
+    add_precision_option,
     controls_from,
     fail,
     load_denoiser,
@@ -51,6 +52,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-megapixels", type=positive_float, default=250.0,
                    help="refuse larger inputs (default 250)")
     add_model_options(p)
+    add_precision_option(p)
     add_memory_option(p)
     p.add_argument("--dng", choices=("linear", "cfa"), default="linear", help=DNG_HELP)
     add_control_options(p)

@@ -5,7 +5,7 @@ import argparse
 import json
 from pathlib import Path
 
-from denoiser.cli.common import add_model_options, fail, load_denoiser, non_negative_int
+from denoiser.cli.common import add_model_options, add_precision_option, fail, load_denoiser, non_negative_int
 from denoiser.exit_codes import ExitCode
 
 
@@ -20,6 +20,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", type=Path, help="also write the results as JSON (a new .json file)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --json file (never an input)")
     add_model_options(p)
+    add_precision_option(p)
     p.set_defaults(func=run)
 
 

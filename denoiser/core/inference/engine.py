@@ -8,14 +8,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from denoiser.core.model.file import ModelCard, load_model
 from denoiser.core.inference.ensemble import check_passes, self_ensemble
+from denoiser.core.inference.quantized import PRECISIONS, Int8Error, Int8Network, int8_path
+from denoiser.core.inference.tiling import plan_tiles, run_tiled
+from denoiser.core.model.file import ModelCard, load_model
 from denoiser.core.model.network import ModelConfig, UNetDenoiser, pad_to_multiple
 from denoiser.core.noise.estimation import TooSmallToEstimate
 from denoiser.core.noise.learned import auto_map
 from denoiser.core.noise.level import NoiseLevel, as_level
 from denoiser.core.progress import NullProgress, Progress
-from denoiser.core.inference.tiling import plan_tiles, run_tiled
 
 if TYPE_CHECKING:
     from denoiser.core.io.photo import Photo
@@ -80,19 +81,39 @@ class Denoiser:
         self.notices: list[str] = []
         self._cpu_model = model.eval()
         self.model = self._place(model, self.device)
+        self.int8: Int8Network | None = None  # precision "int8": the network's INT8 build (CPU only)
+
+    def use_precision(self, precision: str, model_path: Path | None) -> None:
+        """fp32 (the weights as they are) or int8 (the INT8 build shipped beside `model_path`, on the CPU)."""
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        if precision == "fp32":
+            self.int8 = None
+        elif self.device.type != "cpu":
+            raise Int8Error(f"INT8 runs on the CPU, not on {self.device}: use --device cpu or --precision fp32")
+        elif model_path is None:
+            raise Int8Error(f"model {self.model_name!r} has no INT8 build: use --precision fp32")
+        else:
+            self.int8 = Int8Network(int8_path(model_path), model_path)
 
     @classmethod
-    def from_name(cls, name: str | None = None, device: str = "auto", tile: int = DEFAULT_TILE) -> "Denoiser":
+    def from_name(cls, name: str | None = None, device: str = "auto", tile: int = DEFAULT_TILE,
+                  precision: str = "fp32") -> Denoiser:
         from denoiser.core.model.registry import find_model
 
         entry = find_model(name)
         model, card = load_model(entry.path)
-        return cls(model, device=device, tile=tile, card=card, model_name=entry.name)
+        engine = cls(model, device=device, tile=tile, card=card, model_name=entry.name)
+        engine.use_precision(precision, entry.path)
+        return engine
 
     @classmethod
-    def from_file(cls, path: Path, device: str = "auto", tile: int = DEFAULT_TILE) -> "Denoiser":
+    def from_file(cls, path: Path, device: str = "auto", tile: int = DEFAULT_TILE,
+                  precision: str = "fp32") -> Denoiser:
         model, card = load_model(Path(path))
-        return cls(model, device=device, tile=tile, card=card)
+        engine = cls(model, device=device, tile=tile, card=card)
+        engine.use_precision(precision, Path(path))
+        return engine
 
     @property
     def device_name(self) -> str:
@@ -113,6 +134,8 @@ class Denoiser:
             s = sigma.to(self.device, torch.float32)
         else:
             s = torch.tensor([sigma], dtype=torch.float32, device=self.device)
+        if self.int8 is not None:
+            return self.int8(x, s if s.dim() == 4 else float(sigma))
         if self.device.type == "cuda":
             with torch.autocast("cuda", dtype=torch.float16):
                 return self.model(x, s).float()
@@ -198,15 +221,15 @@ class Denoiser:
         level = NoiseLevel.auto(self.noise_map(pixels))
         return level if scale == 1.0 else level.scaled(scale)
 
-    def denoise_photo(self, photo: "Photo", sigma: float | NoiseLevel | None = None,
-                      progress: Progress | None = None, passes: int = 1) -> tuple["Photo", NoiseLevel]:
+    def denoise_photo(self, photo: Photo, sigma: float | NoiseLevel | None = None,
+                      progress: Progress | None = None, passes: int = 1) -> tuple[Photo, NoiseLevel]:
         """Denoise a Photo's pixels (alpha and metadata untouched); returns (new photo, the level used)."""
         check_passes(passes)  # before Auto's measurement
         level = self.auto_strength(photo.pixels) if sigma is None else as_level(sigma)
         return photo.with_pixels(self.denoise(photo.pixels, level, progress, passes)), level
 
 
-def receptive_radius(config: "ModelConfig", probe: int = 512) -> int:
+def receptive_radius(config: ModelConfig, probe: int = 512) -> int:
     """One-sided receptive radius in pixels of an architecture: how far an input change can reach.
 
     Measured by back-propagating from one output pixel through a copy with positive weights
@@ -227,9 +250,9 @@ def receptive_radius(config: "ModelConfig", probe: int = 512) -> int:
     return int(max((ys - c).abs().max(), (xs - c).abs().max()))
 
 
-def open_denoiser(name: str | None, device: str = "auto", tile: int | None = None):
+def open_denoiser(name: str | None, device: str = "auto", tile: int | None = None, precision: str = "fp32"):
     """A Denoiser for any model: ours by name/path, or a community one (tiling, OOM fallback,
-    batch and preview then work the same)."""
+    batch and preview then work the same); precision int8 needs the model's INT8 build."""
     from denoiser.core.model.foreign import is_foreign, load_foreign
 
     tile = tile or DEFAULT_TILE
@@ -237,5 +260,7 @@ def open_denoiser(name: str | None, device: str = "auto", tile: int | None = Non
         assert name is not None
         model, label = load_foreign(name)
         tile = max(tile // model.config.size_multiple * model.config.size_multiple, model.config.size_multiple)
-        return Denoiser(model, device=device, tile=tile, model_name=label)  # type: ignore[arg-type]
-    return Denoiser.from_name(name, device=device, tile=tile)
+        engine = Denoiser(model, device=device, tile=tile, model_name=label)  # type: ignore[arg-type]
+        engine.use_precision(precision, None)
+        return engine
+    return Denoiser.from_name(name, device=device, tile=tile, precision=precision)

@@ -1,0 +1,118 @@
+"""INT8 builds (core.inference.quantized): built deterministically, close to fp32, refused when they do not
+belong to the model, and the shipped one belongs to the shipped model."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("onnxruntime")
+pytest.importorskip("onnx")
+
+from denoiser.core.inference.engine import Denoiser, open_denoiser
+from denoiser.core.inference.quantized import Int8Error, build_int8, file_sha256, int8_path
+
+
+def smooth_crops(n: int, side: int = 64) -> list[np.ndarray]:
+    rng = np.random.default_rng(7)
+    yy, xx = np.mgrid[0:side, 0:side] / side
+    return [np.clip(np.stack([np.sin(6 * xx * (i + 1)) * 0.3 + 0.5, yy, xx * yy], -1)
+                    + rng.normal(0, 0.05, (side, side, 3)), 0, 1).astype(np.float32) for i in range(n)]
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    from denoiser.core.model.file import ModelCard, save_model
+    from tests.conftest import make_tiny_model
+
+    folder = tmp_path_factory.mktemp("int8")
+    model = make_tiny_model(3)
+    path = folder / "tiny.safetensors"
+    save_model(path, model, ModelCard(name="tiny", config=model.config), half=False)
+    build_int8(path, smooth_crops(6), int8_path(path))
+    first = file_sha256(int8_path(path))
+    build_int8(path, smooth_crops(6), folder / "again.int8.onnx")
+    return path, first, folder
+
+
+def test_build_is_deterministic(built):
+    path, first, folder = built
+    assert file_sha256(folder / "again.int8.onnx") == first
+
+
+def test_int8_engine_is_close_to_fp32_and_follows_the_level_map(built):
+    path, _, _ = built
+    fp32 = Denoiser.from_file(path, device="cpu")
+    int8 = Denoiser.from_file(path, device="cpu", precision="int8")
+    assert int8.int8 is not None and fp32.int8 is None
+    noisy = smooth_crops(1, 96)[0] + np.random.default_rng(1).normal(0, 0.1, (96, 96, 3)).astype(np.float32)
+    a, b = fp32.denoise(noisy, 25.0), int8.denoise(noisy, 25.0)
+    assert np.abs(a - b).mean() < 0.01 and np.abs(a - b).max() < 0.1
+    assert np.abs(a - noisy.clip(0, 1)).mean() > 5 * np.abs(a - b).mean()  # the model does change the photo
+    level = int8.auto_strength(noisy)  # Auto's map travels as a 4th channel to the INT8 network too
+    assert np.abs(fp32.denoise(noisy, level) - int8.denoise(noisy, level)).mean() < 0.01
+
+
+def test_a_build_of_other_weights_is_refused(built, tmp_path):
+    from denoiser.core.model.file import ModelCard, save_model
+    from tests.conftest import make_tiny_model
+
+    path, _, folder = built
+    other = tmp_path / "other.safetensors"
+    model = make_tiny_model(4)
+    save_model(other, model, ModelCard(name="other", config=model.config), half=False)
+    int8_path(other).write_bytes(int8_path(path).read_bytes())
+    with pytest.raises(Int8Error, match="built from other weights"):
+        Denoiser.from_file(other, device="cpu", precision="int8")
+
+
+def test_missing_or_damaged_builds_and_foreign_models_are_refused(built, tmp_path):
+    from denoiser.core.model.file import ModelCard, save_model
+    from tests.conftest import make_tiny_model
+
+    model = make_tiny_model(5)
+    path = tmp_path / "plain.safetensors"
+    save_model(path, model, ModelCard(name="plain", config=model.config), half=False)
+    with pytest.raises(Int8Error, match="no INT8 build.*--precision fp32"):
+        Denoiser.from_file(path, device="cpu", precision="int8")
+    int8_path(path).write_bytes(b"not onnx at all")
+    with pytest.raises(Int8Error, match="not a readable ONNX model"):
+        Denoiser.from_file(path, device="cpu", precision="int8")
+    with pytest.raises(ValueError, match="precision must be one of fp32, int8"):
+        Denoiser.from_file(path, device="cpu", precision="int4")
+
+
+def test_the_shipped_int8_build_belongs_to_the_shipped_model():
+    import onnx
+
+    from denoiser.core.model.registry import find_model
+
+    entry = find_model(None)
+    build = int8_path(entry.path)
+    if not build.is_file():
+        pytest.skip("no INT8 build shipped")
+    meta = {p.key: p.value for p in onnx.load(str(build), load_external_data=False).metadata_props}
+    assert meta["source_sha256"] == file_sha256(entry.path), "rebuild it: python packaging/build_int8.py"
+    assert open_denoiser(None, "cpu", precision="int8").int8 is not None
+
+
+def test_cli_denoise_with_int8_matches_the_engine_and_refuses_a_model_without_a_build(built, tmp_path, capsys):
+    from PIL import Image
+
+    from denoiser.cli import main
+    from denoiser.core.evaluation.evaluate import load_eval_image
+    from denoiser.exit_codes import ExitCode
+
+    path, _, _ = built
+    img = (smooth_crops(1, 80)[0] * 255).astype(np.uint8)
+    Image.fromarray(img).save(tmp_path / "in.png")
+    out = tmp_path / "out.png"
+    assert main(["denoise", str(tmp_path / "in.png"), "-o", str(out), "--model", str(path), "--strength", "20",
+                 "--precision", "int8", "--device", "cpu"]) == ExitCode.OK
+    expected = Denoiser.from_file(path, device="cpu", precision="int8").denoise(img.astype(np.float32) / 255, 20.0)
+    assert np.abs(load_eval_image(out) - expected).max() <= 1.01 / 255  # the saved 8 bits of the INT8 result
+    plain = tmp_path / "plain.safetensors"
+    plain.write_bytes(path.read_bytes())
+    code = main(["denoise", str(tmp_path / "in.png"), "-o", str(tmp_path / "x.png"), "--model", str(plain),
+                 "--precision", "int8"])
+    assert code == ExitCode.USAGE and not (tmp_path / "x.png").exists()
+    assert "no INT8 build" in capsys.readouterr().err
