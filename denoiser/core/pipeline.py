@@ -212,20 +212,43 @@ def process_photo(task: PhotoTask, options: PhotoOptions, engines: EngineCache, 
     KeyboardInterrupt propagate, leaving no partial file (saves are atomic, the claim is released)."""
     progress = progress or NullProgress()
     start = time.perf_counter()
+    new_folders = _missing_folders(task.output.parent)
+    result = PhotoResult(SKIPPED, "cancelled")
     try:
         make_folder(task.output.parent)
         with _claimed(task, options):
             if task.output.exists() and not options.overwrite:  # finished by another run since the plan
-                return PhotoResult(SKIPPED, "output exists", output=task.output)
-            result = route(task, options)(task, options, engines, progress, prepared)
+                result = PhotoResult(SKIPPED, "output exists", output=task.output)
+            else:
+                result = route(task, options)(task, options, engines, progress, prepared)
     except Held as held:
         result = PhotoResult(SKIPPED, str(held))
-    except (Cancelled, KeyboardInterrupt):
+    except Cancelled:
         raise
     except Exception as exc:  # one bad photo never stops a run
         result = PhotoResult(FAILED, failure_reason(exc, task.source))
+    finally:  # Cancelled and KeyboardInterrupt go on up; a folder made for a photo that was not made goes
+        if result.status != DONE:
+            _remove_empty(new_folders)
     result.seconds = (prepared.seconds if prepared else 0.0) + time.perf_counter() - start
     return result
+
+
+def _missing_folders(folder: Path) -> list[Path]:
+    """`folder` and its parents that do not exist yet, deepest first."""
+    missing = []
+    while not folder.exists() and folder.parent != folder:
+        missing.append(folder)
+        folder = folder.parent
+    return missing
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    for folder in folders:  # deepest first; one that holds anything (another run's file) stays
+        try:
+            folder.rmdir()
+        except OSError:
+            return
 
 
 class _NoClaim:
@@ -237,7 +260,13 @@ class _NoClaim:
 
 
 def _claimed(task: PhotoTask, options: PhotoOptions):
-    return take(task.output, options.run_id) if options.claim else _NoClaim()
+    if not options.claim:
+        return _NoClaim()
+    try:
+        return take(task.output, options.run_id)
+    except FileNotFoundError:  # another run removed the (then empty) folder just now
+        make_folder(task.output.parent)
+        return take(task.output, options.run_id)
 
 
 def clean_stale_parts(outputs: list[Path]) -> None:
