@@ -44,21 +44,20 @@ def _short(address: str) -> str:
 
 def run_on_cluster(spec: Any, opts: Any, plan: Any, summary: Callable[[Any], None], io: str = "shared") -> int:
     """Run the planned job on the cluster; the same summary, report and exit codes as a local run."""
-    from denoiser.core.batch.cluster import ClusterError, ClusterExecute, check_workers, connect
-    from denoiser.core.batch.runner import run_batch
+    from denoiser.core.batch.cluster import ClusterError, run_batch_on_cluster
 
     bars = ClusterBars(len(plan.todo))
     received: list[int] = []
+
+    def ready(workers: dict) -> None:
+        where = "through this machine" if io == "client" else "on the shared folders"
+        bars.bar.write(f"cluster {spec.label}: {len(workers)} worker(s), same app version and model; files {where}",
+                       file=sys.stderr)
+
     try:
-        with connect(spec) as client:
-            workers = check_workers(client, opts.model)
-            bars.bar.write(f"cluster {spec.label}: {len(workers)} worker(s), same app version and model; "
-                           f"files {'through this machine' if io == 'client' else 'on the shared folders'}",
-                           file=sys.stderr)
-            with signals_stop(bars, "stopping: running photos stop at their next tile... "
-                                    "(Ctrl-C again to abort)") as received:
-                result = run_batch(opts, progress=bars, plan=plan,
-                                   execute=ClusterExecute(client, opts, bars.on_result, io))
+        with signals_stop(bars, "stopping: running photos stop at their next tile... "
+                                "(Ctrl-C again to abort)") as received:
+            result = run_batch_on_cluster(spec, opts, plan, io, ready, bars.on_result, progress=bars)
     except ClusterError as exc:
         bars.close()
         print(f"denoiser batch: {exc}", file=sys.stderr)

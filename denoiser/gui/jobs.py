@@ -245,18 +245,30 @@ def save_dng(result: DenoiseResult, path: Path, overwrite: bool, progress: "Prog
     return raw_to_dng(result.photo.source, path, options, engine, progress, overwrite).output
 
 
-def batch(options: Any, progress: "SignalProgress") -> Any:
+def batch(options: Any, progress: "SignalProgress", cluster: str = "") -> Any:
     """A folder job (core.batch); posts 'planned' (items), 'file' ((index, item)) and 'file_progress'.
-    Items are sent as copies: the core keeps mutating its own."""
+    Items are sent as copies: the core keeps mutating its own. `cluster` ("local:N" or a Dask scheduler's
+    address; "" = this machine) runs the photos there (core.batch.cluster), checked before planning."""
     import dataclasses
 
     from denoiser.core.batch.runner import plan_batch, run_batch
 
+    spec = None
+    if cluster:
+        from denoiser.core.batch.cluster import ClusterSpec, check_reachable
+
+        spec = ClusterSpec.parse(cluster)
+        check_reachable(spec)
     plan = plan_batch(options)
     progress.post("planned", [dataclasses.replace(i) for i in plan.items])
-    return run_batch(options, progress=progress, plan=plan,
-                     on_file=lambda k, _n, item: progress.post("file", (k, dataclasses.replace(item))),
-                     on_file_progress=lambda f: progress.post("file_progress", f))
+    callbacks: dict[str, Any] = {
+        "on_file": lambda k, _n, item: progress.post("file", (k, dataclasses.replace(item))),
+        "on_file_progress": lambda f: progress.post("file_progress", f)}
+    if spec is None or not plan.todo:
+        return run_batch(options, progress=progress, plan=plan, **callbacks)
+    from denoiser.core.batch.cluster import run_batch_on_cluster
+
+    return run_batch_on_cluster(spec, options, plan, progress=progress, **callbacks)
 
 
 def finetune(kwargs: dict[str, Any], progress: "SignalProgress") -> Any:

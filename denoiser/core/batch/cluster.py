@@ -31,8 +31,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from denoiser.core.batch.plan import DONE, FAILED, SKIPPED, BatchError, BatchItem, BatchOptions
-from denoiser.core.batch.runner import apply_result, photo_options, task_of
+from denoiser.core.batch.plan import DONE, FAILED, SKIPPED, BatchError, BatchItem, BatchOptions, BatchPlan
+from denoiser.core.batch.runner import BatchResult, apply_result, photo_options, run_batch, task_of
 from denoiser.core.pipeline import PhotoResult, failure_reason
 from denoiser.core.progress import Cancelled, Progress
 
@@ -260,3 +260,15 @@ class ClusterExecute:
                 result = returned[0] if isinstance(returned, tuple) else returned
                 if result.status != SKIPPED or result.reason != "cancelled":
                     self._record(item, future, notify)
+
+
+def run_batch_on_cluster(spec: ClusterSpec, opts: BatchOptions, plan: BatchPlan, io: str = "shared",
+                         on_ready: Callable[[dict[str, dict]], None] | None = None,
+                         on_result: ResultCallback | None = None, **run_kwargs: Any) -> BatchResult:
+    """run_batch on the cluster: connect, check every worker, make the plan's photos there (the CLI's
+    `batch --cluster` and the window's batch both call this). ClusterError when it cannot start."""
+    with connect(spec) as client:
+        workers = check_workers(client, opts.model)
+        if on_ready:
+            on_ready(workers)
+        return run_batch(opts, plan=plan, execute=ClusterExecute(client, opts, on_result, io), **run_kwargs)

@@ -129,6 +129,10 @@ class BatchDialog(QDialog):
         self.strength.setEnabled(False)
         self.auto_strength.toggled.connect(lambda on: (self.strength.setEnabled(not on), self.scale.setEnabled(on)))
         self.overwrite = QCheckBox("Replace existing outputs (otherwise they are skipped)")
+        self.cluster_edit = QLineEdit()
+        self.cluster_edit.setPlaceholderText("this computer (or local:2, tcp://10.0.0.5:8786)")
+        self.cluster_edit.setToolTip("A Dask cluster to make the photos on: local:N worker processes here, or the "
+                                     "address of a scheduler whose workers share these folders (see the README)")
         strength_row = _row(_row(self.auto_strength, self.scale), self.strength)
         self.tone_label = QLabel(tone_text(self.controls))
         self.tone_label.setToolTip("The main window's Noise and detail sliders when this window opened")
@@ -150,6 +154,7 @@ class BatchDialog(QDialog):
         work.addRow("Denoise quality", self.passes_combo)
         work.addRow("Format", _row(self.format_combo, self.quality))
         work.addRow("", self.overwrite)
+        work.addRow("Run on", self.cluster_edit)
         form = QHBoxLayout()
         form.addLayout(files, 1)
         form.addLayout(work, 1)
@@ -255,7 +260,7 @@ class BatchDialog(QDialog):
         self.report_btn.setEnabled(not busy and self.result is not None)
         for w in (self.input_edit, self.output_edit, self.recursive, self.include_edit, self.exclude_edit,
                   self.template_edit, self.format_combo, self.quality, self.auto_strength, self.overwrite,
-                  self.passes_combo):
+                  self.passes_combo, self.cluster_edit):
             w.setEnabled(not busy)
         self.strength.setEnabled(not busy and not self.auto_strength.isChecked())
         self.scale.setEnabled(not busy and self.auto_strength.isChecked())
@@ -273,7 +278,8 @@ class BatchDialog(QDialog):
         self.overall.setValue(0)
         self.per_file.setValue(0)
         self.status_label.setText("Finding photos…")
-        job = Job(jobs.batch, self.options(), name="batch", keep_cancelled_result=True)  # the partial summary
+        job = Job(jobs.batch, self.options(), name="batch", keep_cancelled_result=True,  # the partial summary
+                  cluster=self.cluster_edit.text().strip())
         job.signals.event.connect(self._on_event)
         job.signals.progress.connect(self._on_progress)
         job.signals.result.connect(self._on_finished)
