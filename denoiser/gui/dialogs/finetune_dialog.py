@@ -14,8 +14,23 @@ from typing import Any
 import numpy as np
 from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtGui import QImage, QPixmap
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
-                               QLineEdit, QMessageBox, QProgressBar, QPushButton, QSpinBox, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QMessageBox,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
 
 from denoiser.gui import jobs
 from denoiser.gui.dialogs.model_manager import rough_sign
@@ -23,6 +38,10 @@ from denoiser.gui.workers import Job, JobRunner
 
 PREVIEW_SIZE = 192
 LOSS_WINDOW = 20  # the plot's average line and the text both use this many steps
+# Folders of 5 photos measure (core.training.finetune.estimate_folder_sigma) 0.26-7.60 when clean (CBSD68, Kodak24,
+# McMaster, Nam25 and RENOIR50 references) and 1.43-16.84 when really noisy (Nam25, RENOIR50, RNI15):
+# benchmarks/finetune_suggestion.py. Inside the overlap the window cannot tell and leaves the mode to the user.
+UNSURE = (1.43, 7.60)
 
 
 def to_pixmap(img: np.ndarray, size: int = PREVIEW_SIZE) -> QPixmap:
@@ -190,10 +209,17 @@ class FinetuneDialog(QDialog):
         if isinstance(s, str):
             self.suggestion.setText(s)
             return
-        looks = "noisy" if s.mode == "noisy" else "clean (little noise)"
-        self.suggestion.setText(f"Suggested: these photos look {looks} — {s.reason}. Camera noise often reads "
-                                "low; choose “Noisy photos” if they show the grain you want removed.")
-        self.mode.setCurrentIndex(self.mode.findData(s.mode))
+        lo, hi = UNSURE
+        measured = f"Measured noise {s.sigma:.1f} on {s.sampled} photo{'s' if s.sampled != 1 else ''}"
+        if lo <= s.sigma <= hi:  # the mode the user chose stays
+            self.suggestion.setText(f"{measured}: cannot tell. Folders of clean photos and of noisy ones both "
+                                    f"measure between {lo:g} and {hi:g}, so choose yourself: “Noisy photos” if they "
+                                    "show grain you want removed, else “Clean photos”.")
+            return
+        looks = "noisy" if s.sigma > hi else "clean (little noise)"
+        self.suggestion.setText(f"{measured}: suggested, these photos look {looks}. Choose the other mode if "
+                                "that is wrong.")
+        self.mode.setCurrentIndex(self.mode.findData("noisy" if s.sigma > hi else "clean"))
 
     @Slot()
     def _mode_changed(self) -> None:
@@ -327,7 +353,7 @@ class FinetuneDialog(QDialog):
         if self._suggest_job is not None:
             self._suggest_job.cancel()
 
-    def closeEvent(self, event: Any) -> None:  # noqa: N802 - Qt override
+    def closeEvent(self, event: Any) -> None:
         self.shutdown()
         super().closeEvent(event)
 
