@@ -45,7 +45,7 @@ def main() -> None:
     labels = (f"{s} {'σ' + str(g) if g != 'real' else 'real'}" for s, g in COLUMNS)
     head = "| method | " + " | ".join(labels) + " | s/MP |"
     lines = [head, "|" + "---|" * (len(COLUMNS) + 2)]
-    for m in ("ours", "ours-x2", "ours-x4", "ours-x8", "ffdnet", "ffdnet-cal", "nlm", "bm3d"):
+    for m in ("ours", "ours-x2", "ours-x4", "ours-x8", "ffdnet", "nlm", "bm3d"):  # ffdnet-cal: CHANGELOG 0.1.0
         cells, speeds = [], []
         for s, g in COLUMNS:
             e = get(m, s, g)
