@@ -7,7 +7,7 @@ from denoiser.core.inference.raw_path import RawOptions, raw_to_dng
 from denoiser.core.progress import Progress
 
 
-def dng_route(task, options, engines, progress: Progress, prepared=None):  # noqa: ANN001, ANN201 (pipeline types)
+def dng_route(task, options, engines, progress: Progress, prepared=None):
     """Route signature of core.pipeline.develop_raster; `prepared` (a developed photo) is not used: the raw
     is read as a mosaic here."""
     from denoiser.core.pipeline import DONE, PhotoResult, make_folder
@@ -23,7 +23,7 @@ def dng_route(task, options, engines, progress: Progress, prepared=None):  # noq
                        device=engine.device_name, notices=tuple(engine.notices))
 
 
-def _sensor_level(saved, scale: float):  # noqa: ANN001, ANN202
+def _sensor_level(saved, scale: float):
     """The joint model's level for the report: the sensor noise it was given, as a mean std in 0..255 units at
     mid-grey (0.18 of white), per the raw's (a, b) after the strength scale."""
     import numpy as np

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from raw_util import bayer, clean_scene, write_cfa_dng  # noqa: E402
+from raw_util import bayer, clean_scene, write_cfa_dng
 
-from denoiser.core.inference.raw_path import RawOptions, raw_to_dng, sensor_noise  # noqa: E402
-from denoiser.core.io.raw import read_raw  # noqa: E402
-from denoiser.core.noise.sensor import SensorNoise  # noqa: E402
+from denoiser.core.inference.raw_path import RawOptions, raw_to_dng, sensor_noise
+from denoiser.core.io.raw import read_raw
+from denoiser.core.noise.sensor import SensorNoise
 
 PATTERNS = ("RGGB", "BGGR", "GRBG", "GBRG")
 NEUTRAL = (0.5, 1.0, 0.625)  # AsShotNeutral -> white balance (2, 1, 1.6)

@@ -8,14 +8,13 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 import rawpy
 import tifffile
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from raw_util import bayer, clean_scene, write_cfa_dng  # noqa: E402
+from raw_util import bayer, clean_scene, write_cfa_dng
 
-from denoiser.cli import main  # noqa: E402
+from denoiser.cli import main
 
 
 def _raw(path: Path, pattern: str = "RGGB", seed: int = 0) -> Path:
@@ -60,9 +59,10 @@ def test_batch_of_raws_writes_dngs_and_reports_the_path(tmp_path, tiny_model, ca
     for k, pattern in enumerate(("BGGR", "GBRG")):
         _raw(tmp_path / "in" / f"r{k}.dng", pattern, seed=k)
     report = tmp_path / "report.json"
-    rc = main(["batch", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--model", tiny_model, "--report", str(report)])
+    rc = main(["batch", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--model", tiny_model,
+               "--report", str(report)])
     assert rc == 0, capsys.readouterr().err
-    for k, pattern in enumerate(("BGGR", "GBRG")):
+    for k in range(2):
         with rawpy.imread(str(tmp_path / "out" / f"r{k}-denoised.dng")) as r:
             assert r.raw_image.shape[:2] == (64, 96)
     rows = json.loads(report.read_text())["files"]

@@ -9,7 +9,7 @@ import numpy as np
 import rawpy
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from raw_util import bayer, clean_scene, write_cfa_dng  # noqa: E402
+from raw_util import bayer, clean_scene, write_cfa_dng
 
 
 def test_save_dialog_offers_dng_first_for_a_raw(tmp_path):

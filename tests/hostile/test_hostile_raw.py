@@ -11,10 +11,10 @@ import pytest
 import tifffile
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from hostile_util import snapshot, temp_files  # noqa: E402
-from raw_util import bayer, clean_scene, write_cfa_dng  # noqa: E402
+from hostile_util import snapshot, temp_files
+from raw_util import bayer, clean_scene, write_cfa_dng
 
-from denoiser.cli import main  # noqa: E402
+from denoiser.cli import main
 
 XTRANS = bytes([1, 1, 0, 1, 1, 2, 1, 1, 2, 1, 1, 0, 2, 0, 1, 0, 2, 1,
                 1, 1, 2, 1, 1, 0, 1, 1, 0, 1, 1, 2, 0, 2, 1, 2, 0, 1])

@@ -28,8 +28,10 @@ log = logging.getLogger(__name__)
 JOINT, FALLBACK = "raw joint model", "raw fallback"
 RAW_MODEL_NAME = "raw"  # resources/models/raw.safetensors (+ raw.json)
 _SRGB_KNEE = 0.0031308
-STRIPE_PIXELS = 4_000_000  # the fallback's RGB network runs on stripes of about this many pixels
-MARGIN = 128  # rows of context above and below a stripe (even: the noise map is at half resolution)
+# The fallback's RGB network runs on stripes of about STRIPE_PIXELS: the engine's peak follows its tile's area
+# (rows x up to 2048 columns; about 200 bytes a pixel), so short stripes keep a 24 MP raw within 2 GB
+STRIPE_PIXELS = 3_000_000
+MARGIN = 64  # rows of context above and below a stripe: the engine's own tile overlap (even: half-res map)
 
 
 @dataclass(frozen=True)
@@ -56,8 +58,16 @@ def sensor_noise(raw: RawImage) -> SensorNoise:
     pattern = raw.pattern or "RGGB"
     if raw.noise_profile:
         return SensorNoise.from_noise_profile(raw.noise_profile, pattern)
-    cfa = raw.cfa if raw.cfa is not None else mosaic(raw.rgb, pattern)
+    cfa = raw.cfa if raw.cfa is not None else mosaic(_pixels(raw), pattern)
     return SensorNoise.estimate(cfa, pattern)
+
+
+def _pixels(raw: RawImage) -> np.ndarray:
+    """The raw's data as read: its mosaic (Bayer) or its linear RGB."""
+    data = raw.cfa if raw.kind == "bayer" else raw.rgb
+    if data is None:
+        raise ValueError(f"{raw.path}: holds no pixels")
+    return data
 
 
 def joint_model_path() -> Path | None:
@@ -83,8 +93,10 @@ def denoise_raw(raw: RawImage, options: RawOptions, denoiser=None, progress: Pro
 def _joint(raw: RawImage, noise: SensorNoise, progress: Progress) -> RawResult:
     from denoiser.core.inference import raw_model
 
-    model = raw_model.load_raw_model(joint_model_path())
-    rgb = raw_model.denoise_demosaic(model, raw.cfa, raw.pattern, raw.wb, noise, progress=progress)
+    path = joint_model_path()
+    assert path is not None  # denoise_raw checked
+    model = raw_model.load_raw_model(path)
+    rgb = raw_model.denoise_demosaic(model, _pixels(raw), raw.pattern, raw.wb, noise, progress=progress)
     return RawResult(np.asarray(rgb, np.float32), JOINT, RAW_MODEL_NAME, noise)
 
 
@@ -92,7 +104,7 @@ def _fallback(raw: RawImage, noise: SensorNoise, options: RawOptions, denoiser, 
     """In place and in row blocks where it can: a 24 MP raw holds a few 288 MB float planes at most."""
     from denoiser.core.inference import controls as tone
 
-    z = raw.rgb.copy() if raw.kind == "linear" else demosaic(raw.cfa, raw.pattern)
+    z = _pixels(raw).copy() if raw.kind == "linear" else demosaic(_pixels(raw), raw.pattern)
     gain = np.asarray(raw.wb, np.float32) / np.float32(max(raw.wb))  # white-balanced, never above 1
     np.multiply(z, gain, out=z)
     clipped = z.max(axis=2) >= 1.0  # blown highlights: the curve's output would clip, keep them as they are
@@ -115,7 +127,7 @@ def _fallback(raw: RawImage, noise: SensorNoise, options: RawOptions, denoiser, 
                      {"Strength": f"{float(used):.1f}"}, used.without_map())
 
 
-def _in_stripes(denoiser, y: np.ndarray, level, controls, progress: Progress, passes: int):  # noqa: ANN001
+def _in_stripes(denoiser, y: np.ndarray, level, controls, progress: Progress, passes: int):
     """The RGB network on horizontal stripes of at most STRIPE_PIXELS, each with MARGIN rows of context on
     both sides that are cut off again: the engine's memory follows the stripe, not the photo (a 24 MP raw),
     and the result is the whole photo's (the margin exceeds the engine's own tile overlap). Results are
@@ -191,7 +203,7 @@ def remaining_noise(rgb: np.ndarray, pattern: str) -> SensorNoise:
     try:
         return SensorNoise.estimate(mosaic(rgb, pattern), pattern)
     except ValueError:
-        return SensorNoise((1e-9,) * 4, (0.0,) * 4, "given")  # type: ignore[arg-type]
+        return SensorNoise((1e-9, 1e-9, 1e-9, 1e-9), (0.0, 0.0, 0.0, 0.0), "given")
 
 
 @dataclass(frozen=True)

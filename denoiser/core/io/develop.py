@@ -59,11 +59,17 @@ def develop_neutral(rgb_cam: np.ndarray, raw: RawImage) -> np.ndarray:
 
 def develop_raw(raw: RawImage) -> np.ndarray:
     """The neutral development of a raw as it was read (what the window shows before a run)."""
-    rgb = raw.rgb if raw.kind == "linear" else demosaic(raw.cfa, raw.pattern)
+    rgb = raw.rgb if raw.rgb is not None else demosaic(_mosaic_of(raw), raw.pattern)
     return develop_neutral(rgb, raw)
 
 
-def load_view(path, max_megapixels: float = 250.0, max_memory: int | None = None):  # noqa: ANN001, ANN201
+def _mosaic_of(raw: RawImage) -> np.ndarray:
+    if raw.cfa is None:
+        raise ValueError(f"{raw.path}: holds no mosaic")
+    return raw.cfa
+
+
+def load_view(path, max_megapixels: float = 250.0, max_memory: int | None = None):
     """The photo as the window shows it: a camera raw in its neutral development (camera white balance, no
     auto-brightening; 16-bit, EXIF kept, format "RAW"), any other file as core.io.photo.load_photo reads it.
     A raw this path cannot read (X-Trans...) falls back to LibRaw's development."""

@@ -166,14 +166,14 @@ def _raw_tags(raw: RawImage, content: DngContent, data: np.ndarray) -> list[tupl
     if cw <= 0 or ch <= 0 or x + cw > w or y + ch > h:
         x, y, cw, ch = 0, 0, w, h
     profile = [max(v, 0.0) for pair in content.noise_profile for v in (max(pair[0], 1e-12), pair[1])]
-    tags = [
+    tags: list[tuple] = [
         (50719, LONG, 2, (int(x), int(y)), True),  # DefaultCropOrigin
         (50720, LONG, 2, (int(cw), int(ch)), True),  # DefaultCropSize
         (51041, DOUBLE, len(profile), tuple(profile), True),  # NoiseProfile
     ]
-    for code, data in raw.opcodes:  # all, for data of the source's own kind; else those run after demosaic
+    for code, blob in raw.opcodes:  # all, for data of the source's own kind; else those run after demosaic
         if content.kind == "cfa" or raw.kind == "linear" or code == 51022:
-            tags.append((code, 7, len(data), data, True))
+            tags.append((code, 7, len(blob), blob, True))
     if content.kind == "cfa":
         tags += [
             (33421, SHORT, 2, (2, 2), True),  # CFARepeatPatternDim
@@ -210,7 +210,7 @@ def _preview(raw: RawImage, content: DngContent) -> np.ndarray:
 
 def _binned(cfa: np.ndarray, pattern: str, step: int) -> np.ndarray:
     """Every `step`-th 2x2 cell of the mosaic as one RGB pixel (for a preview only)."""
-    cells = {c: [] for c in "RGB"}
+    cells: dict[str, list[np.ndarray]] = {c: [] for c in "RGB"}
     for k, (dy, dx) in enumerate(((0, 0), (0, 1), (1, 0), (1, 1))):
         cells[pattern[k]].append(cfa[dy::step, dx::step])
     hh = min(p.shape[0] for ps in cells.values() for p in ps)

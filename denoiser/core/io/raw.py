@@ -131,7 +131,8 @@ def _build(raw, p: Path, kind: str, tags: dict) -> RawImage:
     else:
         data = raw.raw_image_visible[..., :3]
         black, white = _linear_levels(tags, black_c, white_c, data)
-        rgb = ((data.astype(np.float32) - np.float32(black)) / (np.float32(white) - np.float32(black)))
+        lo, hi = np.asarray(black, np.float32), np.asarray(white, np.float32)
+        rgb = (data.astype(np.float32) - lo) / (hi - lo)
         cfa, pattern, shape = None, "", rgb.shape[:2]
     exif = _exif(p)
     make, model = _exif_text(exif, 271), _exif_text(exif, 272)
@@ -168,7 +169,7 @@ def _linear_levels(tags: dict, black_c: np.ndarray, white_c: np.ndarray,
     else:
         black, white = tuple(float(b) for b in black_c[:3]), tuple(float(w) for w in white_c[:3])
     if float(np.median(data[::8, ::8, 1])) < black[1]:
-        white, black = tuple(w - b for w, b in zip(white, black)), (0.0, 0.0, 0.0)
+        white, black = tuple(w - b for w, b in zip(white, black, strict=True)), (0.0, 0.0, 0.0)
     return black, white
 
 
@@ -220,7 +221,7 @@ def _opcodes(raw, tags: dict) -> tuple[tuple[int, bytes], ...]:
 
 def _exif(p: Path) -> bytes | None:
     with open(p, "rb") as f:
-        if f.read(4) not in _TIFF_MAGIC and not p.suffix.lower() in (".orf", ".rw2"):
+        if f.read(4) not in _TIFF_MAGIC and p.suffix.lower() not in (".orf", ".rw2"):
             return None
         f.seek(0)
         return meta.exif_from_tiff_file(f)

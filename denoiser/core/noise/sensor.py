@@ -44,18 +44,18 @@ class SensorNoise:
     source: str = "estimated"  # "estimated" | "NoiseProfile" | "given"
 
     @classmethod
-    def from_noise_profile(cls, profile: tuple[tuple[float, float], ...], pattern: str) -> "SensorNoise":
+    def from_noise_profile(cls, profile: tuple[tuple[float, float], ...], pattern: str) -> SensorNoise:
         """From a DNG NoiseProfile ((S, O) per colour plane R, G, B; one pair for all): same units as ours."""
         pairs = list(profile) * 3 if len(profile) == 1 else list(profile)
         if len(pairs) != 3:
             raise ValueError(f"NoiseProfile needs 1 or 3 (S, O) pairs, got {len(pairs)}")
-        by_colour = dict(zip("RGB", pairs))
+        by_colour = dict(zip("RGB", pairs, strict=True))
         a = tuple(float(by_colour[c][0]) for c in pattern)
         b = tuple(float(by_colour[c][1]) for c in pattern)
         return cls(a, b, "NoiseProfile")  # type: ignore[arg-type]
 
     @classmethod
-    def estimate(cls, cfa: np.ndarray, pattern: str) -> "SensorNoise":
+    def estimate(cls, cfa: np.ndarray, pattern: str) -> SensorNoise:
         """(a, b) per CFA channel from the mosaic's flat regions. Raises ValueError for a mosaic too small."""
         blocks = ((cfa.shape[0] // 2 - 2) // BLOCK) * ((cfa.shape[1] // 2 - 2) // BLOCK)
         if blocks < 2 * _MIN_BLOCKS:
@@ -63,7 +63,7 @@ class SensorNoise:
         fits = [_fit_plane(np.ascontiguousarray(cfa[dy::2, dx::2], np.float32)) for dy, dx in _SITES]
         return cls(tuple(f[0] for f in fits), tuple(f[1] for f in fits))  # type: ignore[arg-type]
 
-    def scaled(self, k: float) -> "SensorNoise":
+    def scaled(self, k: float) -> SensorNoise:
         """The noise `k` times stronger in std (the strength slider as a scale on the measured noise)."""
         if not (np.isfinite(k) and k >= 0):
             raise ValueError(f"strength scale must be a number >= 0, got {k}")
@@ -92,7 +92,7 @@ class SensorNoise:
         def pair(colour: str) -> tuple[float, float]:
             sites = [k for k, c in enumerate(pattern) if c == colour]
             return (float(np.mean([self.a[k] for k in sites])), float(np.mean([self.b[k] for k in sites])))
-        return pair("R"), pair("G"), pair("B")  # type: ignore[return-value]
+        return pair("R"), pair("G"), pair("B")
 
 
 def _block_stats(plane: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -121,7 +121,8 @@ def _block_stats(plane: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]
 def _fit_plane(plane: np.ndarray) -> tuple[float, float]:
     """Each brightness band's noise variance is read off its flattest blocks: the QUANTILE of the band's
     block variances (each relative to the current line at its own brightness, so the band's slope does not
-    bias it), divided by where that quantile lies for pure noise (PURE_NOISE_QUANTILE). Bands still far above the line (textured throughout) are dropped as the line is refitted."""
+    bias it), divided by where that quantile lies for pure noise (PURE_NOISE_QUANTILE). Bands still far above
+    the line (textured throughout) are dropped as the line is refitted."""
     mean, var, _ = _block_stats(plane)
     keep = (mean < _CLIP) & np.isfinite(mean) & np.isfinite(var)
     mean, var = mean[keep], var[keep]
