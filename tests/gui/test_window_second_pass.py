@@ -251,3 +251,25 @@ def test_the_window_opens_a_phones_heic_and_saves_it_as_heic(qtbot, window, tmp_
         window.save_to(tmp_path / "out.heic", "heif")
     saved = load_photo(tmp_path / "out.heic")
     assert saved.format == "HEIF" and b"PhoneCam" in saved.exif and b'pdn:Strength="12.0"' in saved.xmp
+
+
+def test_dialogs_are_readable_at_1366x768(qtbot, window, data_dir: Path) -> None:  # noqa: ANN001
+    """Issue 30 item 8: the batch table shows at least 8 rows and Manage models gives its description room,
+    at sizes that fit a 1366x768 screen."""
+    from denoiser.gui.dialogs.batch_dialog import MIN_TABLE_ROWS, BatchDialog
+    from denoiser.gui.dialogs.model_manager import ModelManagerDialog
+
+    batch = BatchDialog(window, TINY_MODEL, "cpu")
+    qtbot.addWidget(batch)
+    batch.show()
+    qtbot.waitExposed(batch)
+    assert batch.width() <= 1366 and batch.height() <= 768 - 40
+    rows = batch.table.viewport().height() / batch.table.verticalHeader().defaultSectionSize()
+    assert rows >= MIN_TABLE_ROWS
+    manager = ModelManagerDialog(window)
+    qtbot.addWidget(manager)
+    manager.show()
+    qtbot.waitExposed(manager)
+    assert manager.width() <= 1366 and manager.height() <= 768 - 40
+    assert manager.summary.width() >= 380  # was squeezed into ~120 px
+    assert manager.summary.wordWrap() and not manager.details.isVisible()  # details behind the disclosure
