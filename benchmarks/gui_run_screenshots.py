@@ -106,7 +106,7 @@ def main() -> None:
     dlg.move(40, 40)
     dlg.set_folder(str(folder))
     dlg.name.setText("my-kodak-photos")
-    wait_until(app, lambda: dlg.suggestion.text().startswith("Suggested"))
+    wait_until(app, lambda: dlg.suggestion.text().startswith("Measured"))
     dlg.mode.setCurrentIndex(dlg.mode.findData("clean"))
     dlg.sigma.setValue(15.0)
     dlg.steps.setValue(args.steps)

@@ -253,7 +253,7 @@ def test_the_window_opens_a_phones_heic_and_saves_it_as_heic(qtbot, window, tmp_
     assert saved.format == "HEIF" and b"PhoneCam" in saved.exif and b'pdn:Strength="12.0"' in saved.xmp
 
 
-def test_dialogs_are_readable_at_1366x768(qtbot, window, data_dir: Path) -> None:  # noqa: ANN001
+def test_dialogs_are_readable_at_1366x768(qtbot, window, data_dir: Path) -> None:
     """Issue 30 item 8: the batch table shows at least 8 rows and Manage models gives its description room,
     at sizes that fit a 1366x768 screen."""
     from denoiser.gui.dialogs.batch_dialog import MIN_TABLE_ROWS, BatchDialog
