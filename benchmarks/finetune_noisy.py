@@ -16,10 +16,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 
+from denoiser.core.evaluation.evaluate import load_eval_image
 from denoiser.core.evaluation.metrics import psnr
 from denoiser.core.files import atomic_write_bytes
 from denoiser.core.model.file import load_model
@@ -34,7 +34,7 @@ def default_base() -> Path:
 
 
 def read(path: Path) -> np.ndarray:
-    return cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB).astype(np.float32) / 255
+    return load_eval_image(path)  # as evaluation reads every photo (io.photo)
 
 
 def score(model: torch.nn.Module, pairs: list[tuple[np.ndarray, np.ndarray, float]]) -> float:
