@@ -46,7 +46,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--name", default=DEFAULT_TEMPLATE, metavar="TEMPLATE",
                    help="output file name; fields {stem} {ext} {name} {parent} (default: %(default)s)")
     p.add_argument("--format", dest="fmt", choices=SAVE_FORMATS, default="keep", help="output format (default: keep)")
-    p.add_argument("--quality", type=parse_quality, default=95, help="JPEG/WebP quality 1..100 (default: 95)")
+    p.add_argument("--quality", type=parse_quality, default=95,
+                   help="JPEG, WebP, HEIC and AVIF quality 1..100 (default: 95)")
     add_strength_scale_option(p)
     p.add_argument("--strength", type=parse_strength, default=None, metavar="auto|SIGMA",
                    help="noise level 0..255, or auto to estimate it for each photo (default: auto)")

@@ -47,7 +47,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="noise level in 0..255 units, or auto (estimated per photo; default)")
     add_strength_scale_option(p)
     p.add_argument("--format", choices=SAVE_FORMATS, default="keep", help="output format (default: as the input)")
-    p.add_argument("--quality", type=parse_quality, default=95, help="JPEG/WebP quality 1..100 (default 95)")
+    p.add_argument("--quality", type=parse_quality, default=95,
+                   help="JPEG, WebP, HEIC and AVIF quality 1..100 (default 95)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file (never an input)")
     p.add_argument("--max-megapixels", type=positive_float, default=250.0,
                    help="refuse larger inputs (default 250)")
