@@ -187,11 +187,12 @@ def develop_raster(task: PhotoTask, options: PhotoOptions, engines: EngineCache,
     level = options.level() or prepared.level
     out, used = tone.denoise_photo(engine, photo, level, options.controls, progress, options.passes)
     score = detail_report(photo.pixels, out.pixels).score
-    out = tone.with_note(out, engine.model_name, used, options.passes, options.controls)
+    model = engine.model_name + (" (developed RGB)" if photo.format == "RAW" else "")  # a raw's path is named
+    out = tone.with_note(out, model, used, options.passes, options.controls)
     make_folder(task.output.parent)
     remove_stale_parts([task.output])  # a killed run's temp file for this output (ours: we hold its claim)
     saved = save_photo(out, task.output, fmt=options.fmt, quality=options.quality, overwrite=options.overwrite)
-    return PhotoResult(DONE, output=saved, level=used.without_map(), model=engine.model_name,
+    return PhotoResult(DONE, output=saved, level=used.without_map(), model=model,
                        model_reason=choice.reason if choice.profile else "", device=engine.device_name,
                        detail_score=score, notices=tuple(engine.notices))
 

@@ -35,10 +35,12 @@ def test_denoise_saves_a_raw_as_dng_by_default(tmp_path, tiny_model, capsys):
 
 
 def test_a_raw_still_develops_to_tiff_when_asked(tmp_path, tiny_model, capsys):
-    src = _raw(tmp_path / "shot.dng")
-    rc = main(["denoise", str(src), "--out-dir", str(tmp_path / "out"), "--format", "tiff", "--model", tiny_model,
-               "--strength", "5"])
+    src = _raw(tmp_path / "in" / "shot.dng")
+    report = tmp_path / "report.json"
+    rc = main(["batch", str(src.parent), "-o", str(tmp_path / "out"), "--format", "tiff", "--model", tiny_model,
+               "--strength", "5", "--report", str(report)])
     assert rc == 0, capsys.readouterr().err
+    assert "(developed RGB)" in json.loads(report.read_text())["files"][0]["model"]
     img = tifffile.imread(tmp_path / "out" / "shot-denoised.tif")
     assert img.dtype == np.uint16 and img.shape[2] == 3
     assert not (tmp_path / "out" / "shot-denoised.dng").exists()
