@@ -52,7 +52,7 @@ class Actions:
                            tip="Save the photo with the settings on screen (Ctrl+S); runs the whole photo first "
                                "when only a preview has been made")
         self.batch = act("&Batch…", lambda: w.dialogs.batch(None), tip="Denoise a whole folder")
-        self.quit = act("&Quit", w.close, Keys.Quit)
+        self.quit = act("&Quit", w.close, Keys.Quit, "Ctrl+Q")  # Keys.Quit is empty on some platforms
         self.denoise = act("&Denoise", w.denoise, "Ctrl+Return", "Ctrl+Enter")
         self.cancel = act("&Cancel", w.cancel, "Esc")
         self.fit = act("&Fit", w.compare.state.fit_to_window, "F")

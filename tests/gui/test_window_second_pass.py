@@ -28,7 +28,7 @@ def test_no_two_actions_share_a_key_sequence(window) -> None:
             key = seq.toString()
             assert key not in seen, f"{key} is bound to both {seen[key]!r} and {action.text()!r}"
             seen[key] = action.text()
-    assert {"Ctrl+-", "Ctrl++", "Ctrl+Shift+S", "Ctrl+O"} <= set(seen)
+    assert {"Ctrl+-", "Ctrl++", "Ctrl+Shift+S", "Ctrl+S", "Ctrl+O", "Ctrl+Q"} <= set(seen) and "" not in seen
 
 
 def test_ctrl_minus_zooms_out(qtbot, window, photo_path: Path) -> None:
