@@ -198,3 +198,26 @@ def test_opcode_lists_travel_only_where_they_still_apply(tmp_path, engine):
         with tifffile.TiffFile(out) as tif:
             tags = tif.pages.first.pages[0].tags
             assert {c for c in (51008, 51009, 51022) if c in tags} == want
+
+
+def test_joint_model_takes_a_bayer_raw_when_installed(tmp_path, engine, monkeypatch):
+    """With resources/models/raw.safetensors present the raw goes to the joint model (its mosaic, pattern,
+    white balance and the scaled sensor noise), a linear DNG still to the fallback."""
+    from denoiser.core.inference import raw_model, raw_path
+
+    seen = {}
+
+    def fake_denoise(model, cfa, pattern, wb, noise, progress=None):
+        seen.update(model=model, pattern=pattern, wb=wb, a=noise.a)
+        return np.dstack([cfa] * 3)
+
+    monkeypatch.setattr(raw_path, "joint_model_path", lambda: tmp_path / "raw.safetensors")
+    monkeypatch.setattr(raw_model, "load_raw_model", lambda path: f"model at {path.name}")
+    monkeypatch.setattr(raw_model, "denoise_demosaic", fake_denoise)
+    src = write_cfa_dng(tmp_path / "in.dng", bayer(clean_scene(64, 96), "BGGR"), "BGGR",
+                        noise_profile=(1e-4, 1e-6))
+    saved = raw_to_dng(src, tmp_path / "out.dng", RawOptions(strength_scale=2.0), engine)
+    assert saved.path == raw_path.JOINT and seen["model"] == "model at raw.safetensors"
+    assert seen["pattern"] == "BGGR" and seen["wb"] == pytest.approx((2.0, 1.0, 1.6), rel=1e-4)
+    assert seen["a"] == pytest.approx((4e-4,) * 4)  # the NoiseProfile's a, scaled 2x in std
+    assert raw_to_dng(src, tmp_path / "own.dng", RawOptions(joint="never"), engine).path == raw_path.FALLBACK
