@@ -11,13 +11,27 @@ from __future__ import annotations
 import html
 import math
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from PySide6.QtCore import Qt, Signal, Slot
-from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QFileDialog, QHBoxLayout, QInputDialog, QLabel,
-                               QListWidget, QListWidgetItem, QMessageBox, QPushButton, QScrollArea, QToolButton,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QHBoxLayout,
+    QInputDialog,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QMessageBox,
+    QPushButton,
+    QScrollArea,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from denoiser.core.model.kept import UnfinishedRun
 from denoiser.core.model.registry import DamagedModel
@@ -26,7 +40,7 @@ BENCHMARK = "CBSD68"  # the standard colour test set whose scores the summary qu
 NOISE_WORDS = {15: "light", 25: "medium", 50: "heavy"}
 
 
-def _store():  # noqa: ANN202 - the core module, imported when first needed
+def _store():
     from denoiser.core.model import store as model_store
 
     return model_store
@@ -195,9 +209,9 @@ class ModelManagerDialog(QDialog):
         self.reload()
 
     def reload(self, select: str | None = None) -> None:
-        from denoiser.core.model.registry import damaged_models, list_models
-
+        from denoiser.core.model.foreign import community_entries
         from denoiser.core.model.kept import human_size, size_of, unfinished_runs
+        from denoiser.core.model.registry import damaged_models, list_models
 
         self.list.clear()
         for entry in list_models():
@@ -207,8 +221,14 @@ class ModelManagerDialog(QDialog):
             self.list.addItem(item)
             if entry.name == select:
                 self.list.setCurrentItem(item)
+        for community in community_entries():
+            item = QListWidgetItem(f"{community.name}  (community, {human_size(size_of(community.path))})")
+            item.setData(Qt.ItemDataRole.UserRole, community)
+            self.list.addItem(item)
+            if community.name == select:
+                self.list.setCurrentItem(item)
         for bad in damaged_models():  # a file that cannot be read: shown with the reason, yours deletable
-            item = QListWidgetItem(f"{bad.name}  (damaged, cannot be used)")
+            item = QListWidgetItem(f"{bad.name}  (damaged, cannot be used, {human_size(size_of(bad.path))})")
             item.setData(Qt.ItemDataRole.UserRole, bad)
             self.list.addItem(item)
         for run in unfinished_runs():  # files the app keeps too: listed with their size, deletable
@@ -227,6 +247,7 @@ class ModelManagerDialog(QDialog):
     def _selected(self, *_: object) -> None:
         entry = self.current()
         run, damaged = isinstance(entry, UnfinishedRun), isinstance(entry, DamagedModel)
+        community = getattr(entry, "architecture", None) is not None and getattr(entry, "card", 0) is None
         if run:
             self.summary.setText(run_html(entry))
             self.details.setText(f"<small>{html.escape(str(entry.path))}</small>")
@@ -236,15 +257,19 @@ class ModelManagerDialog(QDialog):
             self.summary.setText(f"<b>{html.escape(entry.name)}</b> is damaged and cannot be used: "
                                  f"{html.escape(entry.problem)}<br>{fix}")
             self.details.setText(f"<small>{html.escape(str(entry.path))}</small>")
+        elif community:
+            self.summary.setText(f"<b>{html.escape(entry.name)}</b><br>A community model you imported "
+                                 f"({html.escape(entry.architecture)}), used as its authors trained it.")
+            self.details.setText(f"<small>{html.escape(str(entry.path))}</small>")
         else:
             self.summary.setText(summary_html(entry) if entry else "No model installed.")
             self.details.setText(details_html(entry) if entry else "")
         self.disclosure.setEnabled(entry is not None)
         user = entry is not None and (run or not entry.builtin)
         self.buttons["delete"].setEnabled(user)  # shipped models can never be renamed or deleted
-        self.buttons["rename"].setEnabled(user and not run and not damaged)
-        for key in ("use", "export"):
-            self.buttons[key].setEnabled(entry is not None and not run and not damaged)
+        self.buttons["rename"].setEnabled(user and not run and not damaged and not community)
+        self.buttons["use"].setEnabled(entry is not None and not run and not damaged)
+        self.buttons["export"].setEnabled(entry is not None and not run and not damaged and not community)
 
     @Slot(bool)
     def _toggle_details(self, shown: bool) -> None:
@@ -254,7 +279,7 @@ class ModelManagerDialog(QDialog):
     def _run(self, what: str, fn: Callable[[], Any]) -> Any:
         try:
             result = fn()
-        except Exception as exc:  # noqa: BLE001 - shown, the dialog stays usable
+        except Exception as exc:
             QMessageBox.critical(self, what, str(exc) or exc.__class__.__name__)
             return None
         return result if result is not None else True
@@ -309,7 +334,10 @@ class ModelManagerDialog(QDialog):
             if answer == QMessageBox.StandardButton.Yes and self._run("Delete", lambda: delete_run(entry.name)):
                 self.reload()
             return
+        from denoiser.core.model.foreign import CommunityEntry, delete_foreign
+
+        delete = delete_foreign if isinstance(entry, CommunityEntry) else _store().delete
         answer = QMessageBox.question(self, "Delete model", f"Delete your model “{entry.name}”? This cannot be undone.")
-        if answer == QMessageBox.StandardButton.Yes and self._run("Delete", lambda: _store().delete(entry.name)):
+        if answer == QMessageBox.StandardButton.Yes and self._run("Delete", lambda: delete(entry.name)):
             self.reload()
             self.models_changed.emit()
