@@ -45,7 +45,7 @@ class MainWindow(QMainWindow):
         self.settings = settings if isinstance(settings, AppSettings) else AppSettings(settings)
         self.interactive = interactive  # False (smoke test): errors are reported, not shown in a modal box
         self.theme = apply_theme(self.settings.theme)
-        QGuiApplication.styleHints().colorSchemeChanged.connect(lambda _s: self.set_theme(self.settings.theme))
+        QGuiApplication.styleHints().colorSchemeChanged.connect(self._system_scheme_changed)  # gone with the window
         self.setWindowTitle("Photo Denoiser")
         self.setAcceptDrops(True)
         self.compare = CompareView(self)
@@ -123,6 +123,11 @@ class MainWindow(QMainWindow):
         self.settings.theme = theme
         self.theme = apply_theme(theme)
         self.acts.check_theme(theme)
+
+    @Slot(Qt.ColorScheme)
+    def _system_scheme_changed(self, _scheme: Qt.ColorScheme) -> None:
+        if self.settings.theme == "system":
+            self.set_theme("system")
 
     def lanes(self) -> tuple[JobRunner, ...]:
         return self.io, self.compute, self.analysis, self.batch_lane, self.training_lane

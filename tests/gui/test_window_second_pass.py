@@ -189,6 +189,12 @@ def test_dark_theme_by_default_light_as_an_option(qtbot, window, monkeypatch) ->
     monkeypatch.setattr(theme, "system_is_dark", lambda: None)  # the system says nothing: dark
     window.set_theme("system")
     assert lightness() < 80 and window.acts.theme_actions["system"].isChecked()
+    from PySide6.QtCore import Qt
+    from PySide6.QtGui import QGuiApplication
+
+    monkeypatch.setattr(theme, "system_is_dark", lambda: False)  # the system switches to light while open
+    QGuiApplication.styleHints().colorSchemeChanged.emit(Qt.ColorScheme.Light)
+    assert lightness() > 180
     window.set_theme("dark")
 
 
