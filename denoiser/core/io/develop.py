@@ -17,12 +17,12 @@ _R_SITE = {"RGGB": (0, 0), "GRBG": (0, 1), "GBRG": (1, 0), "BGGR": (1, 1)}
 
 def demosaic(cfa: np.ndarray, pattern: str, algo: str = "ea") -> np.ndarray:
     """(H, W) normalised mosaic -> (H, W, 3) linear camera RGB with OpenCV's edge-aware (or bilinear)
-    demosaic; negative noise survives (core.noise.camera keeps a pedestal under the signal)."""
-    from denoiser.core.noise.camera import _demosaic
+    demosaic; negative noise survives (core.bayer keeps a pedestal under the signal)."""
+    from denoiser.core.bayer import demosaic_phase
 
     if pattern not in _R_SITE:
         raise ValueError(f"not a Bayer pattern: {pattern!r}")
-    return _demosaic(np.asarray(cfa, np.float32), _R_SITE[pattern], algo).astype(np.float32, copy=False)
+    return demosaic_phase(np.asarray(cfa, np.float32), _R_SITE[pattern], algo).astype(np.float32, copy=False)
 
 
 def mosaic(rgb: np.ndarray, pattern: str) -> np.ndarray:

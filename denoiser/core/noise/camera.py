@@ -13,12 +13,12 @@ Everything is on the CPU (OpenCV demosaics and encodes); a 12 x 128 px batch cos
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cache
 
 import numpy as np
 import torch
 
-PEDESTAL = 0.05  # black level kept under the signal while demosaicing 16-bit data, so negative noise survives
+from denoiser.core.bayer import demosaic_phase as _demosaic
+from denoiser.core.bayer import site_mask as _mask
 
 
 @dataclass(frozen=True)
@@ -101,39 +101,6 @@ def _tone(x: np.ndarray) -> np.ndarray:
     """Smoothstep S-curve, extended linearly (slope 0) outside [0,1] so noise around black stays signed."""
     x = np.clip(x, 0, 1)
     return 3 * x * x - 2 * x * x * x
-
-
-def _mask(h: int, w: int, phase: tuple[int, int]) -> np.ndarray:
-    """(H, W) channel index of each photosite of an RGGB mosaic whose R site is at `phase`."""
-    dy, dx = phase
-    yy, xx = np.mgrid[0:h, 0:w]
-    ry, rx = (yy + dy) % 2, (xx + dx) % 2
-    return np.where((ry == 0) & (rx == 0), 0, np.where((ry == 1) & (rx == 1), 2, 1))
-
-
-@cache
-def _bayer_code(phase: tuple[int, int], algo: str) -> int:
-    """The OpenCV conversion code that demosaics a mosaic of this phase to RGB (found by testing each)."""
-    import cv2
-
-    suffix = {"bilinear": "", "ea": "_EA"}[algo]
-    colour = np.array([0.2, 0.5, 0.8])
-    raw = colour[_mask(16, 16, phase)]
-    for name in ("BG", "GB", "RG", "GR"):
-        code = getattr(cv2, f"COLOR_Bayer{name}2RGB{suffix}")
-        out = cv2.cvtColor((raw * 65535).astype(np.uint16), code)[4:-4, 4:-4] / 65535.0
-        if np.allclose(out.reshape(-1, 3).mean(axis=0), colour, atol=0.01):
-            return code
-    raise RuntimeError(f"no OpenCV Bayer code reproduces phase {phase}")
-
-
-def _demosaic(raw: np.ndarray, phase: tuple[int, int], algo: str) -> np.ndarray:
-    import cv2
-
-    scale = 1.0 / (1.0 + 2 * PEDESTAL)
-    q = np.clip((raw + PEDESTAL) * scale, 0, 1) * 65535 + 0.5
-    rgb = cv2.cvtColor(q.astype(np.uint16), _bayer_code(phase, algo))
-    return rgb.astype(np.float32) / 65535.0 / scale - PEDESTAL
 
 
 def _in_camera(img: np.ndarray, p: CameraParams) -> np.ndarray:
