@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from denoiser.core.io.develop import demosaic, mosaic
 from denoiser.core.io.raw import RawImage
@@ -27,7 +28,6 @@ log = logging.getLogger(__name__)
 
 JOINT, FALLBACK = "raw joint model", "raw fallback"
 RAW_MODEL_NAME = "raw"  # resources/models/raw.safetensors (+ raw.json)
-_SRGB_KNEE = 0.0031308
 # The fallback's RGB network runs on stripes of about STRIPE_PIXELS: the engine's peak follows its tile's area
 # (rows x up to 2048 columns; about 200 bytes a pixel), so short stripes keep a 24 MP raw within 2 GB
 STRIPE_PIXELS = 3_000_000
@@ -161,29 +161,31 @@ def _blockwise(x: np.ndarray, fn, out: np.ndarray, rows: int = 256) -> np.ndarra
 
 
 def encode(z: np.ndarray) -> np.ndarray:
-    """The sRGB curve, extended linearly below 0 so noise around black stays signed."""
-    z = np.asarray(z, np.float32)
-    return np.where(z <= _SRGB_KNEE, z * np.float32(12.92),
-                    np.float32(1.055) * np.power(np.maximum(z, _SRGB_KNEE), np.float32(1 / 2.4)) - np.float32(0.055))
+    """The sRGB curve (core.colour's, odd-symmetric so noise around black stays signed), on a numpy block."""
+    from denoiser.core.colour import linear_to_srgb
+
+    return linear_to_srgb(torch.from_numpy(np.ascontiguousarray(z, np.float32))).numpy()
 
 
 def decode(y: np.ndarray) -> np.ndarray:
-    y = np.asarray(y, np.float32)
-    return np.where(y <= np.float32(0.04045), y / np.float32(12.92),
-                    np.power((np.maximum(y, 0.04045) + np.float32(0.055)) / np.float32(1.055), np.float32(2.4)))
+    from denoiser.core.colour import srgb_to_linear_signed
+
+    return srgb_to_linear_signed(torch.from_numpy(np.ascontiguousarray(y, np.float32))).numpy()
 
 
 def _noise_map(z: np.ndarray, gain: np.ndarray, noise: SensorNoise, pattern: str) -> np.ndarray:
     """Per-pixel noise std after white balance and the curve, in 0..255 units at half resolution (the grid
     of the RGB engine's map): each channel's sensor std sqrt(a x + b), times its gain and the curve's slope
     at that brightness, averaged over the channels."""
+    from denoiser.core.colour import srgb_slope
+
     per_colour = noise.per_colour(pattern)
     h, w = z.shape[:2]
     acc = np.zeros((h, w), np.float32)
     for c in range(3):
         a, b = per_colour[c]
         x = np.maximum(z[..., c] / gain[c], 0.0)
-        slope = np.float32(1.055 / 2.4) * np.power(np.maximum(z[..., c], _SRGB_KNEE), np.float32(1 / 2.4 - 1))
+        slope = srgb_slope(torch.from_numpy(np.ascontiguousarray(z[..., c]))).numpy()
         acc += np.sqrt(np.maximum(np.float32(a) * x + np.float32(b), 0.0)) * gain[c] * slope
     full = acc * np.float32(255.0 / 3.0)
     hh, ww = (h + 1) // 2 * 2, (w + 1) // 2 * 2

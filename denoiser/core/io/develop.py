@@ -41,19 +41,18 @@ def camera_to_srgb(color_matrix: np.ndarray) -> np.ndarray:
     return np.linalg.inv(cam_rgb)
 
 
-def srgb_encode(x: np.ndarray) -> np.ndarray:
-    x = np.clip(x, 0.0, 1.0)
-    return np.where(x <= 0.0031308, x * 12.92, 1.055 * np.power(np.maximum(x, 1e-12), 1 / 2.4) - 0.055)
-
-
 def develop_neutral(rgb_cam: np.ndarray, raw: RawImage) -> np.ndarray:
     """(H, W, 3) linear camera RGB (normalised) -> upright (H, W, 3) float32 sRGB 0..1."""
+    import torch
+
+    from denoiser.core.colour import linear_to_srgb
     from denoiser.core.io.photo import apply_orientation
 
     m = camera_to_srgb(raw.color_matrix1) * np.asarray(raw.wb)[None, :] * 2.0 ** raw.baseline_exposure
     out = np.empty(rgb_cam.shape, np.float32)
     for y in range(0, rgb_cam.shape[0], 256):
-        out[y:y + 256] = srgb_encode(rgb_cam[y:y + 256] @ m.T.astype(np.float32))
+        block = np.clip(rgb_cam[y:y + 256] @ m.T.astype(np.float32), 0.0, 1.0)
+        out[y:y + 256] = linear_to_srgb(torch.from_numpy(np.ascontiguousarray(block))).numpy()
     return apply_orientation(out, raw.orientation)
 
 
