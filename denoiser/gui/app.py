@@ -30,7 +30,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def create_application(argv0: str = "denoiser-gui"):  # noqa: ANN201 - QApplication
+def create_application(argv0: str = "denoiser-gui"):
     from PySide6.QtWidgets import QApplication
 
     from denoiser import APP_ID, __version__
@@ -45,12 +45,12 @@ def create_application(argv0: str = "denoiser-gui"):  # noqa: ANN201 - QApplicat
     return app
 
 
-def file_open_filter(window):  # noqa: ANN001, ANN201 - a QObject made on demand (Qt imports stay lazy)
+def file_open_filter(window):
     """An application event filter that opens QFileOpenEvent files (macOS sends them, not argv)."""
     from PySide6.QtCore import QEvent, QObject
 
     class _Filter(QObject):
-        def eventFilter(self, obj, event) -> bool:  # noqa: ANN001, N802
+        def eventFilter(self, obj, event) -> bool:
             if event.type() == QEvent.Type.FileOpen and event.file():
                 window.open_paths([Path(event.file())])
                 return True
@@ -59,12 +59,11 @@ def file_open_filter(window):  # noqa: ANN001, ANN201 - a QObject made on demand
     return _Filter(window)
 
 
-def _set_icon(app) -> None:  # noqa: ANN001
+def _set_icon(app) -> None:
     from PySide6.QtGui import QIcon
 
-    from denoiser.core.resources import resources_dir
-
     from denoiser import APP_ID
+    from denoiser.core.resources import resources_dir
 
     icon = QIcon()
     for path in sorted((resources_dir() / "icons" / "hicolor").glob(f"*/apps/{APP_ID}.png")):
@@ -101,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     return code
 
 
-def _exit_after_show(app, window) -> int:  # noqa: ANN001
+def _exit_after_show(app, window) -> int:
     """Startup benchmark: report once the window is exposed and painted, then quit."""
     from PySide6.QtCore import QTimer
 

@@ -129,7 +129,7 @@ class ImageCanvas(QWidget):
         if self.isVisible():
             self.state.set_viewport(self._device_size())
 
-    def showEvent(self, event) -> None:  # noqa: ANN001 - Qt override
+    def showEvent(self, event) -> None:
         super().showEvent(event)
         self.state.set_viewport(self._device_size())
 

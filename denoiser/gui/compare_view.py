@@ -5,7 +5,7 @@ Both canvases listen to ONE ViewState, so zooming or panning either moves both.
 """
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 from PySide6.QtCore import QRect, Signal, Slot
 from PySide6.QtWidgets import QHBoxLayout, QWidget
@@ -15,7 +15,7 @@ from denoiser.gui.display import DisplayImage, Patch
 from denoiser.gui.view_state import ViewState
 
 
-class Mode(str, Enum):
+class Mode(StrEnum):
     SIDE_BY_SIDE = "side"
     SPLIT = "split"
     TOGGLE = "toggle"

@@ -6,11 +6,25 @@ import time
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt, Signal, Slot
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QFrame, QGroupBox, QHBoxLayout, QLabel,
-                               QProgressBar, QPushButton, QScrollArea, QSlider, QStyle, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFormLayout,
+    QFrame,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QScrollArea,
+    QSlider,
+    QStyle,
+    QVBoxLayout,
+    QWidget,
+)
 
-from denoiser.core.progress import format_eta
 from denoiser.core.noise.level import SCALE_RANGE  # numpy only: no torch at start
+from denoiser.core.progress import format_eta
 
 QUALITY_CHOICES = ((1, "Fast: 1 pass"), (2, "Better: 2 passes, 2× time"), (4, "High: 4 passes, 4× time"),
                    (8, "Best: 8 passes, 8× time"))  # core.inference.ensemble.PASSES, each with its cost
@@ -159,7 +173,7 @@ class ControlsPanel(QWidget):
             self.tone_sliders[key] = slider
         return box
 
-    def tone_controls(self) -> "Controls":
+    def tone_controls(self) -> Controls:
         """The sliders as core.inference.controls.Controls (100 % luminance/colour = the run's full removal)."""
         from denoiser.core.inference.controls import AUTO, Component, Controls
 
@@ -169,7 +183,7 @@ class ControlsPanel(QWidget):
 
         return Controls(luma=part("luma"), chroma=part("chroma"), detail=self.tone_sliders["detail"].value() / 100)
 
-    def tone_kwargs(self) -> dict[str, "Controls"]:
+    def tone_kwargs(self) -> dict[str, Controls]:
         """{"controls": ...} for a run when a slider is off its default; {} for the plain run."""
         controls = self.tone_controls()
         return {} if controls.plain else {"controls": controls}
@@ -261,7 +275,7 @@ class ControlsPanel(QWidget):
         self.scale_slider.setValue(round(scale * SCALE_STEPS))
         self.auto_check.setChecked(auto)
 
-    def set_estimated_sigma(self, sigma: "NoiseLevel | None", pending: bool = False) -> None:
+    def set_estimated_sigma(self, sigma: NoiseLevel | None, pending: bool = False) -> None:
         if pending:
             self.estimate_label.setText("measuring the noise…")
         elif sigma is None:

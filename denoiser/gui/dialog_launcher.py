@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 
 class DialogLauncher:
-    def __init__(self, window: "MainWindow", state: "WindowState") -> None:
+    def __init__(self, window: MainWindow, state: WindowState) -> None:
         self.w, self.state = window, state
         self.open_dialogs: list[QDialog] = []  # non-modal dialogs stay referenced while open
 
@@ -32,7 +32,7 @@ class DialogLauncher:
             c = self.w.controls
             dlg = BatchDialog(self.w, c.model_name() or "", c.device(), folder, c.passes(), runner=self.w.batch_lane,
                               controls=c.tone_controls(), strength_scale=c.strength_scale())
-        except Exception as exc:  # noqa: BLE001 - shown to the user by the one handler
+        except Exception as exc:
             self.w.report_error("Cannot open the batch window", exc)
             return
         self._keep(dlg).show()
@@ -46,7 +46,7 @@ class DialogLauncher:
             dlg = FinetuneDialog(self.w, base, self.w.controls.device(),
                                  runner=self.w.training_lane, analysis=self.w.io)
             dlg.model_created.connect(self._model_created)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             self.w.report_error("Cannot open fine-tuning", exc)
             return
         self._keep(dlg).show()
@@ -79,7 +79,7 @@ class DialogLauncher:
             dlg = ModelManagerDialog(self.w)
             dlg.models_changed.connect(lambda: self.w.refresh_models())
             dlg.model_chosen.connect(lambda name: self.w.refresh_models(select=name))
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             self.w.report_error("Cannot open the model manager", exc)
             return
         dlg.exec()
@@ -99,7 +99,7 @@ class DialogLauncher:
             box.setDetailedText(details_text(entry))
         return box
 
-    def _active_entry(self):  # noqa: ANN202 - core.model.registry.ModelEntry | None
+    def _active_entry(self):
         cat, name = self.state.catalogue, self.state.controls.model_name()
         return next((e for e in (cat.models if cat else []) if e.name == name), None)
 

@@ -61,14 +61,14 @@ def to_uint8(pixels: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(out[..., :3])
 
 
-def _wrap(rgb: "np.ndarray") -> QImage:
+def _wrap(rgb: np.ndarray) -> QImage:
     """A QImage over the array's memory, without a copy: copying 24 MP inside Qt holds the GIL for
     hundreds of ms and freezes the GUI thread. The caller keeps `rgb` alive (DisplayImage.buffers)."""
     h, w, _ = rgb.shape
     return QImage(rgb.data, w, h, rgb.strides[0], QImage.Format.Format_RGB888)
 
 
-def _downscale(rgb: "np.ndarray") -> "np.ndarray":
+def _downscale(rgb: np.ndarray) -> np.ndarray:
     """Halve by 2x2 box averaging (cheap, alias-free enough for a preview level)."""
     import numpy as np
 
@@ -88,7 +88,7 @@ def color_space_from_icc(icc: bytes | None) -> QColorSpace | None:
     return cs
 
 
-def _to_srgb(rgb: "np.ndarray", space: QColorSpace) -> None:
+def _to_srgb(rgb: np.ndarray, space: QColorSpace) -> None:
     """Convert in place, in strips: each Qt call is short, so the GUI thread keeps getting the GIL."""
     import numpy as np
 
@@ -103,7 +103,7 @@ def _to_srgb(rgb: "np.ndarray", space: QColorSpace) -> None:
         strip[...] = rows[:, : w * 3].reshape(out.height(), w, 3)
 
 
-def make_display(pixels: "np.ndarray", icc: bytes | None = None) -> DisplayImage:
+def make_display(pixels: np.ndarray, icc: bytes | None = None) -> DisplayImage:
     """Pixels in the photo's colour space -> sRGB display levels."""
     rgb = to_uint8(pixels)
     space = color_space_from_icc(icc) if pixels.ndim == 3 and pixels.shape[2] == 3 else None

@@ -22,7 +22,6 @@ if TYPE_CHECKING:
     from denoiser.core.io.photo import Photo
     from denoiser.core.noise.level import NoiseLevel
     from denoiser.core.progress import Progress
-
     from denoiser.gui.workers import SignalProgress
 
 GUI_TILE = 512  # interactive runs: one tile takes well under a second on a 2-core CPU, so Cancel answers
@@ -38,19 +37,19 @@ class Catalogue:
 
 @dataclass
 class LoadedPhoto:
-    photo: "Photo"
+    photo: Photo
     display: DisplayImage
     seconds: float
-    sigma: "NoiseLevel | None" = None  # Auto's level (map, mean), filled in by estimate() afterwards
+    sigma: NoiseLevel | None = None  # Auto's level (map, mean), filled in by estimate() afterwards
     estimated: bool = False  # the estimate has finished (sigma None then: the photo is too small to tell)
 
 
 @dataclass
 class DenoiseResult:
-    photo: "Photo"
+    photo: Photo
     display: DisplayImage
     difference: DisplayImage
-    sigma: "NoiseLevel"
+    sigma: NoiseLevel
     seconds: float
     model_name: str
     device_name: str
@@ -70,14 +69,14 @@ class DenoiseResult:
 class PreviewResult:
     patch: Patch
     difference: Patch
-    sigma: "NoiseLevel"
+    sigma: NoiseLevel
     seconds: float
     gain: float
     detail_map: Patch | None = None  # the removed-detail map of the region
     detail_score: float | None = None  # % of the region flagged on that map
 
 
-def catalogue(progress: "Progress") -> Catalogue:
+def catalogue(progress: Progress) -> Catalogue:
     """Installed models and usable devices (this is what first imports torch, off the GUI thread)."""
     from denoiser.core.inference.engine import available_devices
     from denoiser.core.model.foreign import community_entries
@@ -86,7 +85,7 @@ def catalogue(progress: "Progress") -> Catalogue:
     return Catalogue(list_models() + community_entries(), available_devices())
 
 
-def engine_for(cache: "DenoiserCache", model: str, device: str, photo: "Photo") -> "Denoiser":
+def engine_for(cache: DenoiserCache, model: str, device: str, photo: Photo) -> Denoiser:
     """The engine for `model`; "auto" is the camera profile matching the photo's EXIF, else the default."""
     from denoiser.core.model.profiles import AUTO_MODEL, choose_model
     from denoiser.core.model.registry import DEFAULT_MODEL_NAME
@@ -96,7 +95,7 @@ def engine_for(cache: "DenoiserCache", model: str, device: str, photo: "Photo") 
     return cache.get(model, device)
 
 
-def load(path: Path, progress: "Progress") -> LoadedPhoto:
+def load(path: Path, progress: Progress) -> LoadedPhoto:
     """Decode and prepare the display; the noise estimate is a separate job so the photo shows sooner."""
     from denoiser.core.io.develop import load_view
 
@@ -108,8 +107,8 @@ def load(path: Path, progress: "Progress") -> LoadedPhoto:
     return LoadedPhoto(photo, display, time.monotonic() - start)
 
 
-def estimate(cache: "DenoiserCache", photo: "Photo", model: str, device: str,
-             progress: "Progress") -> "NoiseLevel | None":
+def estimate(cache: DenoiserCache, photo: Photo, model: str, device: str,
+             progress: Progress) -> NoiseLevel | None:
     """The strength Auto uses for this photo (Denoiser.auto_strength: the estimated noise level, calibrated
     for the model on camera noise); the bare estimate while no model is chosen; None when too small."""
     from denoiser.core.noise import estimate_sigma
@@ -131,9 +130,9 @@ class DenoiserCache:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._key: tuple[str, str] | None = None
-        self._denoiser: "Denoiser | None" = None
+        self._denoiser: Denoiser | None = None
 
-    def get(self, model: str, device: str) -> "Denoiser":
+    def get(self, model: str, device: str) -> Denoiser:
         from denoiser.core.inference.engine import open_denoiser
 
         with self._lock:
@@ -148,9 +147,9 @@ class DenoiserCache:
             self._key, self._denoiser = None, None
 
 
-def denoise(cache: DenoiserCache, photo: "Photo", model: str, device: str, sigma: "NoiseLevel | float | None",
+def denoise(cache: DenoiserCache, photo: Photo, model: str, device: str, sigma: NoiseLevel | float | None,
             passes: int,
-            progress: "Progress", controls: Any = None) -> DenoiseResult:
+            progress: Progress, controls: Any = None) -> DenoiseResult:
     """The whole photo, with the luminance/colour/detail controls (core.inference.controls.Controls; None: plain)."""
     from denoiser.core.inference import controls as tone
 
@@ -169,7 +168,7 @@ def denoise(cache: DenoiserCache, photo: "Photo", model: str, device: str, sigma
                          denoiser.device_name, list(denoiser.notices), gain, passes, controls, dmap, score)
 
 
-def detail_map_display(noisy: "np.ndarray", denoised: "np.ndarray",
+def detail_map_display(noisy: np.ndarray, denoised: np.ndarray,
                        inner: tuple[slice, slice] | None = None) -> tuple[DisplayImage, float]:
     """The removed-detail map over the denoised photo and its score: magenta exactly where a pixel is flagged
     (core.inference.detail_map.FLAG_LEVEL), grey elsewhere, so the score is the magenta share of what is shown;
@@ -185,9 +184,9 @@ def detail_map_display(noisy: "np.ndarray", denoised: "np.ndarray",
     return make_display(overlay.astype(np.float32) / np.float32(255)), score
 
 
-def preview(cache: DenoiserCache, photo: "Photo", rect: QRect, model: str, device: str,
-            sigma: "NoiseLevel | float",
-            passes: int, progress: "Progress", controls: Any = None) -> PreviewResult:
+def preview(cache: DenoiserCache, photo: Photo, rect: QRect, model: str, device: str,
+            sigma: NoiseLevel | float,
+            passes: int, progress: Progress, controls: Any = None) -> PreviewResult:
     """Denoise only `rect` (plus a margin of context, cut off again) of the photo, with the controls."""
     from denoiser.core.inference import controls as tone
     from denoiser.core.noise.level import as_level
@@ -218,12 +217,12 @@ def save_note(result: DenoiseResult) -> dict[str, str]:
     return tone.note(result.model_name, result.sigma, result.passes, result.controls or tone.Controls())
 
 
-def save(result: DenoiseResult, path: Path, fmt: str, quality: int, overwrite: bool, progress: "Progress") -> Path:
+def save(result: DenoiseResult, path: Path, fmt: str, quality: int, overwrite: bool, progress: Progress) -> Path:
     """Write the result atomically, its XMP noting the model, strength and passes that made it."""
     import dataclasses
 
-    from denoiser.core.io.photo import save_photo
     from denoiser.core.io.meta import xmp_with_note
+    from denoiser.core.io.photo import save_photo
 
     progress.report(0.0, f"Saving {Path(path).name}")
     if Path(path).suffix.lower() == ".dng":  # a camera raw's denoised raw: made from the mosaic itself
@@ -232,7 +231,7 @@ def save(result: DenoiseResult, path: Path, fmt: str, quality: int, overwrite: b
     return save_photo(photo, Path(path), fmt=fmt, quality=quality, overwrite=overwrite)
 
 
-def save_dng(result: DenoiseResult, path: Path, overwrite: bool, progress: "Progress") -> Path:
+def save_dng(result: DenoiseResult, path: Path, overwrite: bool, progress: Progress) -> Path:
     """Denoise the raw behind the window's photo into a linear DNG (core.inference.raw_path) with the model,
     strength scale, passes and controls of the window's run."""
     from denoiser.core.inference.engine import open_denoiser
@@ -245,7 +244,7 @@ def save_dng(result: DenoiseResult, path: Path, overwrite: bool, progress: "Prog
     return raw_to_dng(result.photo.source, path, options, engine, progress, overwrite).output
 
 
-def batch(options: Any, progress: "SignalProgress", cluster: str = "") -> Any:
+def batch(options: Any, progress: SignalProgress, cluster: str = "") -> Any:
     """A folder job (core.batch); posts 'planned' (items), 'file' ((index, item)) and 'file_progress'.
     Items are sent as copies: the core keeps mutating its own. `cluster` ("local:N" or a Dask scheduler's
     address; "" = this machine) runs the photos there (core.batch.cluster), checked before planning."""
@@ -271,14 +270,14 @@ def batch(options: Any, progress: "SignalProgress", cluster: str = "") -> Any:
     return run_batch_on_cluster(spec, options, plan, progress=progress, **callbacks)
 
 
-def finetune(kwargs: dict[str, Any], progress: "SignalProgress") -> Any:
+def finetune(kwargs: dict[str, Any], progress: SignalProgress) -> Any:
     """core.training.finetune.finetune; posts 'step' (core.training.finetune.StepInfo) after every training step."""
     from denoiser.core.training.finetune import finetune as run
 
     return run(progress=progress, on_step=lambda info: progress.post("step", info), **kwargs)
 
 
-def suggest_mode(folder: str, progress: "Progress") -> Any:
+def suggest_mode(folder: str, progress: Progress) -> Any:
     """The fine-tune mode suggested for a folder (reads a few photos)."""
     from denoiser.core.training.finetune import suggest_mode as suggest
 

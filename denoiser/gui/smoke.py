@@ -12,7 +12,7 @@ from pathlib import Path
 from denoiser.core.io.formats import SUFFIX_SAVE_FORMAT as FORMATS
 
 
-def run_smoke_test(app, window_class, image: Path, output: Path, timeout_s: float = 300) -> int:  # noqa: ANN001
+def run_smoke_test(app, window_class, image: Path, output: Path, timeout_s: float = 300) -> int:
     from PySide6.QtCore import QSettings, QTemporaryDir, QTimer
 
     settings_dir = QTemporaryDir()  # leave the user's preferences alone

@@ -8,11 +8,12 @@ from __future__ import annotations
 import logging
 import time
 import traceback
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
-from denoiser.core.progress import CancelToken, Cancelled
+from denoiser.core.progress import Cancelled, CancelToken
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +74,7 @@ class Job(QRunnable):
             payload = self.fn(*self.args, progress=self.token, **self.kwargs)
         except Cancelled:
             outcome = "cancelled"
-        except Exception as exc:  # noqa: BLE001 - every error goes to the one handler, none is swallowed
+        except Exception as exc:
             log.debug("job %s failed:\n%s", self.name, traceback.format_exc())
             outcome, payload = "error", exc
         if outcome == "result" and self.token.cancelled and not self.keep_cancelled_result:

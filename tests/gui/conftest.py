@@ -8,13 +8,12 @@ from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-import pytest  # noqa: E402
-
-from guitest_util import TINY_MODEL, make_settings, write_photo  # noqa: E402
+import pytest
+from guitest_util import TINY_MODEL, make_settings, write_photo
 
 
 @pytest.fixture(autouse=True)
-def fail_on_event_loop_exceptions(monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201
+def fail_on_event_loop_exceptions(monkeypatch: pytest.MonkeyPatch):
     """Any exception that reaches the Qt event loop (a slot or lambda that raised: Qt prints it and carries
     on, so the user sees a traceback in the terminal and a stuck status line) fails the test."""
     import sys
@@ -22,7 +21,7 @@ def fail_on_event_loop_exceptions(monkeypatch: pytest.MonkeyPatch):  # noqa: ANN
 
     caught: list[str] = []
 
-    def record(kind, value, tb) -> None:  # noqa: ANN001
+    def record(kind, value, tb) -> None:
         caught.append("".join(traceback.format_exception(kind, value, tb)))
 
     monkeypatch.setattr(sys, "excepthook", record)
@@ -68,7 +67,7 @@ def settings_file(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def window(qtbot, data_dir: Path, settings_file: Path):  # noqa: ANN001, ANN201
+def window(qtbot, data_dir: Path, settings_file: Path):
     from denoiser.gui.main_window import MainWindow
 
     win = MainWindow(make_settings(settings_file))

@@ -10,7 +10,7 @@ TINY_MODEL = "tiny-test"
 EXIF_MAKE = "TestCam"
 
 
-def make_settings(path: Path):  # noqa: ANN201 - QSettings in an INI file of its own: tests never share prefs
+def make_settings(path: Path):
     from PySide6.QtCore import QSettings
 
     return QSettings(str(path), QSettings.Format.IniFormat)

@@ -5,10 +5,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from guitest_util import TINY_MODEL, write_photo
 from PIL import Image
 
 from denoiser.gui.dialogs.batch_dialog import COLUMNS, BatchDialog
-from guitest_util import TINY_MODEL, write_photo
 
 
 def make_folder(root: Path) -> Path:
@@ -34,18 +34,19 @@ def many_photos(folder: Path, count: int) -> Path:
 
 def table(dlg: BatchDialog) -> dict[str, tuple[str, str]]:
     t = dlg.table
-    return {t.item(r, 0).text(): (t.item(r, 1).text(), t.item(r, COLUMNS.index("Reason")).text()) for r in range(t.rowCount())}
+    reason = COLUMNS.index("Reason")
+    return {t.item(r, 0).text(): (t.item(r, 1).text(), t.item(r, reason).text()) for r in range(t.rowCount())}
 
 
 @pytest.fixture
-def dialog(qtbot, data_dir: Path, tiny_model_file: Path, tmp_path: Path):  # noqa: ANN001, ANN201
+def dialog(qtbot, data_dir: Path, tiny_model_file: Path, tmp_path: Path):
     dlg = BatchDialog(None, str(tiny_model_file), "cpu", make_folder(tmp_path / "shoot"))
     qtbot.addWidget(dlg)
     dlg.show()
     return dlg
 
 
-def test_runs_to_summary_with_failures_listed(qtbot, dialog: BatchDialog, tmp_path: Path) -> None:  # noqa: ANN001
+def test_runs_to_summary_with_failures_listed(qtbot, dialog: BatchDialog, tmp_path: Path) -> None:
     assert dialog.output_edit.text() == str(tmp_path / "shoot-denoised")  # proposed next to the input
     assert dialog.start_btn.isEnabled() and not dialog.cancel_btn.isEnabled()
     with qtbot.waitSignal(dialog.batch_finished, timeout=120_000) as blocker:
@@ -73,7 +74,7 @@ def test_the_batch_window_shows_its_model(dialog: BatchDialog, tiny_model_file: 
 
 
 def test_the_batch_runs_on_the_window_lane_and_closing_the_window_stops_it(qtbot, window, tmp_path: Path,
-                                                                          monkeypatch) -> None:  # noqa: ANN001
+                                                                          monkeypatch) -> None:
     import threading
 
     from PySide6.QtCore import Qt
@@ -102,7 +103,7 @@ def test_the_batch_runs_on_the_window_lane_and_closing_the_window_stops_it(qtbot
     assert len(written) < 30 and all(not p.name.startswith(".") for p in written)  # stopped, no temp files left
 
 
-def test_report_saved_after_a_run(qtbot, dialog: BatchDialog, tmp_path: Path) -> None:  # noqa: ANN001
+def test_report_saved_after_a_run(qtbot, dialog: BatchDialog, tmp_path: Path) -> None:
     import csv
     import json
 
@@ -123,7 +124,7 @@ def test_report_saved_after_a_run(qtbot, dialog: BatchDialog, tmp_path: Path) ->
     assert "Could not save the report" in dialog.status_label.text()
 
 
-def test_second_run_skips_done_files(qtbot, dialog: BatchDialog) -> None:  # noqa: ANN001
+def test_second_run_skips_done_files(qtbot, dialog: BatchDialog) -> None:
     with qtbot.waitSignal(dialog.batch_finished, timeout=120_000):
         dialog.start_btn.click()
     with qtbot.waitSignal(dialog.batch_finished, timeout=120_000) as blocker:
@@ -132,7 +133,7 @@ def test_second_run_skips_done_files(qtbot, dialog: BatchDialog) -> None:  # noq
     assert table(dialog)["good0.png"] == ("skipped", "output exists")
 
 
-def test_output_inside_input_is_refused_in_place(qtbot, dialog: BatchDialog, tmp_path: Path) -> None:  # noqa: ANN001
+def test_output_inside_input_is_refused_in_place(qtbot, dialog: BatchDialog, tmp_path: Path) -> None:
     dialog.output_edit.setText(str(tmp_path / "shoot" / "out"))
     dialog.start_btn.click()
     qtbot.waitUntil(lambda: not dialog.running(), timeout=30_000)
@@ -156,7 +157,7 @@ def test_options_follow_the_widgets(dialog: BatchDialog) -> None:
 
 
 
-def test_cancel_stops_and_says_so(qtbot, data_dir: Path, tiny_model_file: Path, tmp_path: Path) -> None:  # noqa: ANN001
+def test_cancel_stops_and_says_so(qtbot, data_dir: Path, tiny_model_file: Path, tmp_path: Path) -> None:
     folder = many_photos(tmp_path / "many", 40)
     dlg = BatchDialog(None, str(tiny_model_file), "cpu", folder)
     qtbot.addWidget(dlg)
@@ -173,7 +174,7 @@ def test_cancel_stops_and_says_so(qtbot, data_dir: Path, tiny_model_file: Path, 
     assert len(written) == result.counts["done"] and all(not n.startswith(".") for n in written)
 
 
-def test_a_folder_job_takes_the_windows_noise_detail_and_auto_scale(window) -> None:  # noqa: ANN001
+def test_a_folder_job_takes_the_windows_noise_detail_and_auto_scale(window) -> None:
     """Batch from the window uses what the window shows: the Noise-and-detail sliders and Auto's scale."""
     window.controls.tone_sliders["chroma"].setValue(40)
     window.controls.tone_sliders["detail"].setValue(25)
@@ -188,7 +189,8 @@ def test_a_folder_job_takes_the_windows_noise_detail_and_auto_scale(window) -> N
     assert dlg.options().strength_scale == 1.0  # a fixed strength is not scaled
 
 
-def test_the_batch_window_shows_every_setting_it_uses_and_labels_columns_truthfully(qtbot, window, tmp_path: Path) -> None:  # noqa: ANN001
+def test_the_batch_window_shows_every_setting_it_uses_and_labels_columns_truthfully(qtbot, window,
+                                                                                     tmp_path: Path) -> None:
     """Auto's scale is shown and editable (not silently inherited), the Noise-and-detail settings are shown, and
     the results table says which number is the measured noise and which the strength used."""
     window.controls.tone_sliders["chroma"].setValue(40)

@@ -18,7 +18,7 @@ def solid(rgb: tuple[float, float, float], h: int = 400, w: int = 600) -> np.nda
 
 
 @pytest.fixture
-def view(qtbot):  # noqa: ANN001, ANN201
+def view(qtbot):
     v = CompareView()
     qtbot.addWidget(v)
     v.resize(800, 400)
@@ -28,26 +28,26 @@ def view(qtbot):  # noqa: ANN001, ANN201
     return v
 
 
-def colour_at(widget, x: int, y: int) -> tuple[int, int, int]:  # noqa: ANN001
+def colour_at(widget, x: int, y: int) -> tuple[int, int, int]:
     img = widget.grab().toImage()
     dpr = img.devicePixelRatio()
     c = QColor(img.pixel(int(x * dpr), int(y * dpr)))
     return c.red(), c.green(), c.blue()
 
 
-def wheel(widget, pos: QPointF, steps: int = 1) -> None:  # noqa: ANN001
+def wheel(widget, pos: QPointF, steps: int = 1) -> None:
     ev = QWheelEvent(pos, widget.mapToGlobal(pos), QPoint(), QPoint(0, 120 * steps), Qt.MouseButton.NoButton,
                      Qt.KeyboardModifier.NoModifier, Qt.ScrollPhase.NoScrollPhase, False)
     QApplication.sendEvent(widget, ev)
 
 
-def mouse(widget, kind, pos: QPointF, buttons=Qt.MouseButton.LeftButton) -> None:  # noqa: ANN001
+def mouse(widget, kind, pos: QPointF, buttons=Qt.MouseButton.LeftButton) -> None:
     button = Qt.MouseButton.LeftButton if kind != QMouseEvent.Type.MouseMove else Qt.MouseButton.NoButton
     ev = QMouseEvent(kind, pos, widget.mapToGlobal(pos), button, buttons, Qt.KeyboardModifier.NoModifier)
     QApplication.sendEvent(widget, ev)
 
 
-def drag(widget, start: QPointF, end: QPointF) -> None:  # noqa: ANN001
+def drag(widget, start: QPointF, end: QPointF) -> None:
     mouse(widget, QMouseEvent.Type.MouseButtonPress, start)
     mouse(widget, QMouseEvent.Type.MouseMove, (start + end) / 2)
     mouse(widget, QMouseEvent.Type.MouseMove, end)
@@ -116,7 +116,7 @@ def test_split_mode_shows_both_sides_of_a_draggable_divider(view: CompareView) -
     assert colour_at(canvas, int(w * 0.7), 200) == (255, 0, 0)  # the original now reaches further
 
 
-def test_backslash_toggles_before_and_after(view: CompareView, qtbot) -> None:  # noqa: ANN001
+def test_backslash_toggles_before_and_after(view: CompareView, qtbot) -> None:
     view.set_result(make_display(solid(BLUE)), None)
     view.toggle_before_after()
     assert view.mode == Mode.TOGGLE and view.showing_before

@@ -13,7 +13,7 @@ def test_eta_and_device_titles() -> None:
     assert [device_title(d) for d in ("auto", "cpu", "cuda:1", "mps")] == ["Auto", "CPU", "CUDA GPU 1", "MPS"]
 
 
-def test_strength_is_auto_or_a_noise_level(qtbot) -> None:  # noqa: ANN001
+def test_strength_is_auto_or_a_noise_level(qtbot) -> None:
     panel = ControlsPanel()
     qtbot.addWidget(panel)
     changes: list[bool] = []
@@ -30,7 +30,7 @@ def test_strength_is_auto_or_a_noise_level(qtbot) -> None:  # noqa: ANN001
     assert "one level for the whole photo" in panel.estimate_label.toolTip()
 
 
-def test_with_auto_the_slider_is_a_scale_on_the_noise_map(qtbot) -> None:  # noqa: ANN001
+def test_with_auto_the_slider_is_a_scale_on_the_noise_map(qtbot) -> None:
     import numpy as np
 
     from denoiser.core.noise.level import NoiseLevel
@@ -47,7 +47,7 @@ def test_with_auto_the_slider_is_a_scale_on_the_noise_map(qtbot) -> None:  # noq
     assert "pixel by pixel" in panel.estimate_label.toolTip()
 
 
-def test_window_runs_auto_scaled_with_its_map(qtbot, window, monkeypatch) -> None:  # noqa: ANN001
+def test_window_runs_auto_scaled_with_its_map(qtbot, window, monkeypatch) -> None:
     """The run and the save use Auto's map times the slider's scale (not one flat number)."""
     import numpy as np
 
@@ -61,7 +61,7 @@ def test_window_runs_auto_scaled_with_its_map(qtbot, window, monkeypatch) -> Non
     assert shown.map is noise_map and shown.scale == 2.0
 
 
-def test_quality_offers_the_engine_passes_and_refuses_others(qtbot, tmp_path) -> None:  # noqa: ANN001
+def test_quality_offers_the_engine_passes_and_refuses_others(qtbot, tmp_path) -> None:
     from PySide6.QtCore import QSettings
 
     from denoiser.core.inference.ensemble import PASSES
@@ -84,7 +84,7 @@ def test_quality_offers_the_engine_passes_and_refuses_others(qtbot, tmp_path) ->
     assert settings.passes == 1
 
 
-def test_models_list_keeps_the_selection_and_handles_none(qtbot) -> None:  # noqa: ANN001
+def test_models_list_keeps_the_selection_and_handles_none(qtbot) -> None:
     panel = ControlsPanel()
     qtbot.addWidget(panel)
     entries = [SimpleNamespace(name="default", builtin=True), SimpleNamespace(name="mine", builtin=False)]

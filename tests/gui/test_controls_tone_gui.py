@@ -6,15 +6,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from guitest_util import write_photo
 from PySide6.QtWidgets import QApplication
 
 from denoiser.core.inference.controls import AUTO, Component, Controls
-from guitest_util import write_photo
 
 LONG = 120_000  # ms; a generous ceiling on a busy machine, not a timing assertion
 
 
-def _open_and_denoise(qtbot, window, path: Path):  # noqa: ANN001, ANN202
+def _open_and_denoise(qtbot, window, path: Path):
     with qtbot.waitSignal(window.photo_loaded, timeout=LONG):
         window.open_path(path)
     window.controls.set_strength(False, 25.0)
@@ -23,7 +23,7 @@ def _open_and_denoise(qtbot, window, path: Path):  # noqa: ANN001, ANN202
     return blocker.args[0]
 
 
-def test_sliders_map_to_controls(qtbot) -> None:  # noqa: ANN001
+def test_sliders_map_to_controls(qtbot) -> None:
     from denoiser.gui.controls import ControlsPanel
 
     panel = ControlsPanel()
@@ -36,7 +36,7 @@ def test_sliders_map_to_controls(qtbot) -> None:  # noqa: ANN001
     assert panel.tone_kwargs() == {"controls": panel.tone_controls()}
 
 
-def test_detail_100_gives_back_the_photo_and_the_saved_file_says_so(qtbot, window, tmp_path) -> None:  # noqa: ANN001
+def test_detail_100_gives_back_the_photo_and_the_saved_file_says_so(qtbot, window, tmp_path) -> None:
     from denoiser.core.io.photo import load_photo
 
     path = write_photo(tmp_path / "p.png")
@@ -50,7 +50,7 @@ def test_detail_100_gives_back_the_photo_and_the_saved_file_says_so(qtbot, windo
     assert b'pdn:Detail="100%"' in load_photo(target).xmp
 
 
-def test_moving_a_slider_previews_and_makes_the_result_stale(qtbot, window, tmp_path) -> None:  # noqa: ANN001
+def test_moving_a_slider_previews_and_makes_the_result_stale(qtbot, window, tmp_path) -> None:
     result = _open_and_denoise(qtbot, window, write_photo(tmp_path / "p.png", 200, 240))
     assert window.state.result_is_current() and result.detail_map is not None
     assert window.compare.detail_map is result.detail_map
@@ -63,7 +63,7 @@ def test_moving_a_slider_previews_and_makes_the_result_stale(qtbot, window, tmp_
     assert window.wait_for_workers(LONG)
 
 
-def test_key_m_shows_the_removed_detail_map(qtbot, window, tmp_path) -> None:  # noqa: ANN001
+def test_key_m_shows_the_removed_detail_map(qtbot, window, tmp_path) -> None:
     from denoiser.gui.compare_view import Mode
 
     path = write_photo(tmp_path / "p.png")
@@ -81,9 +81,8 @@ def test_key_m_shows_the_removed_detail_map(qtbot, window, tmp_path) -> None:  #
 
 
 def _camera_photo(path: Path, make: str | None, model: str = "", iso: int = 0) -> Path:
-    from PIL import Image
-
     from guitest_util import noisy_array
+    from PIL import Image
 
     exif = Image.Exif()
     if make:
@@ -114,7 +113,7 @@ def profile_models(data_dir: Path, tiny_model_file: Path, tmp_path: Path) -> Non
     import_foreign(tmp_path / "dncnn.pth", "dncnn")
 
 
-def test_auto_model_uses_the_camera_profile_and_says_so(qtbot, profile_models, window, tmp_path) -> None:  # noqa: ANN001
+def test_auto_model_uses_the_camera_profile_and_says_so(qtbot, profile_models, window, tmp_path) -> None:
     assert window.controls.model_name() == "auto"  # offered first once a profile exists
     labels = [window.controls.model_combo.itemText(i) for i in range(window.controls.model_combo.count())]
     assert "dncnn  (community)" in labels and "r5  (yours)" in labels
@@ -126,7 +125,7 @@ def test_auto_model_uses_the_camera_profile_and_says_so(qtbot, profile_models, w
     assert _open_and_denoise(qtbot, window, _camera_photo(tmp_path / "x.jpg", None)).model_name == "default"
 
 
-def test_a_community_model_runs_in_the_window(qtbot, profile_models, window, tmp_path) -> None:  # noqa: ANN001
+def test_a_community_model_runs_in_the_window(qtbot, profile_models, window, tmp_path) -> None:
     combo = window.controls.model_combo
     combo.setCurrentIndex(combo.findData("dncnn"))
     result = _open_and_denoise(qtbot, window, _camera_photo(tmp_path / "r5.jpg", "Canon", "Canon EOS R5", 4000))

@@ -6,23 +6,22 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from guitest_util import EXIF_MAKE, TINY_MODEL, make_settings, write_photo
 from PIL import Image
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent
 from PySide6.QtWidgets import QApplication, QFileDialog, QMessageBox
 
-from guitest_util import EXIF_MAKE, TINY_MODEL, make_settings, write_photo
-
 LONG = 120_000  # ms; a generous ceiling on a busy 2-core machine, not a timing assertion
 
 
-def open_photo(qtbot, window, path: Path):  # noqa: ANN001, ANN201
+def open_photo(qtbot, window, path: Path):
     with qtbot.waitSignal(window.photo_loaded, timeout=LONG) as blocker:
         window.open_path(path)
     return blocker.args[0]
 
 
-def run_denoise(qtbot, window):  # noqa: ANN001, ANN201
+def run_denoise(qtbot, window):
     with qtbot.waitSignal(window.denoised, timeout=LONG) as blocker:
         window.acts.denoise.trigger()
     return blocker.args[0]
@@ -33,7 +32,7 @@ def boxes(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
     """Message boxes the window showed, instead of modal dialogs."""
     shown: list[tuple[str, str]] = []
 
-    def record(_parent, title, text, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+    def record(_parent, title, text, *args, **kwargs):
         shown.append((title, text))
         return QMessageBox.StandardButton.Ok
 
@@ -43,7 +42,7 @@ def boxes(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
     return shown
 
 
-def test_file_open_menu_loads_in_a_worker(qtbot, window, tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+def test_file_open_menu_loads_in_a_worker(qtbot, window, tmp_path: Path, monkeypatch) -> None:
     photo_path = write_photo(tmp_path / "noisy.png")  # PNG: JPEG chroma subsampling fools the estimator
     monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (str(photo_path), ""))
     with qtbot.waitSignal(window.photo_loaded, timeout=LONG) as blocker:
@@ -63,7 +62,7 @@ def test_file_open_menu_loads_in_a_worker(qtbot, window, tmp_path: Path, monkeyp
     assert window.acts.denoise.isEnabled() and window.acts.save_as.isEnabled()  # Save runs the photo first
 
 
-def test_several_photos_open_the_first_and_keep_the_rest_in_open_recent(qtbot, window, tmp_path: Path) -> None:  # noqa: ANN001
+def test_several_photos_open_the_first_and_keep_the_rest_in_open_recent(qtbot, window, tmp_path: Path) -> None:
     """A drop of several files, or the desktop file's %F with several photos (the command line too)."""
     from denoiser.gui.app import parse_args
 
@@ -82,7 +81,7 @@ def test_several_photos_open_the_first_and_keep_the_rest_in_open_recent(qtbot, w
 
 
 def test_dropping_a_file_opens_it_and_a_folder_opens_the_batch_window(qtbot, window, photo_path: Path,
-                                                                        monkeypatch) -> None:  # noqa: ANN001
+                                                                        monkeypatch) -> None:
     def drop(path: Path) -> None:
         mime = QMimeData()
         mime.setUrls([QUrl.fromLocalFile(str(path))])
@@ -98,7 +97,7 @@ def test_dropping_a_file_opens_it_and_a_folder_opens_the_batch_window(qtbot, win
     assert folders == [photo_path.parent]
 
 
-def test_denoise_runs_in_the_worker_until_the_result_signal(qtbot, window, photo_path: Path) -> None:  # noqa: ANN001
+def test_denoise_runs_in_the_worker_until_the_result_signal(qtbot, window, photo_path: Path) -> None:
     loaded = open_photo(qtbot, window, photo_path)
     progress: list[float] = []
     window.controls.progress.valueChanged.connect(progress.append)
@@ -116,7 +115,7 @@ def test_denoise_runs_in_the_worker_until_the_result_signal(qtbot, window, photo
     assert window.controls.denoise_button.isEnabled()
 
 
-def test_manual_strength_is_passed_to_the_core(qtbot, window, photo_path: Path) -> None:  # noqa: ANN001
+def test_manual_strength_is_passed_to_the_core(qtbot, window, photo_path: Path) -> None:
     open_photo(qtbot, window, photo_path)
     window.controls.set_strength(False, 12.5)
     assert float(run_denoise(qtbot, window).sigma) == 12.5
@@ -126,7 +125,7 @@ def test_manual_strength_is_passed_to_the_core(qtbot, window, photo_path: Path) 
     assert auto.is_auto and float(auto) != 12.5 and float(auto) == pytest.approx(float(window.photo.sigma), rel=1e-6)
 
 
-def test_quality_passes_are_passed_to_the_core(qtbot, window, photo_path: Path) -> None:  # noqa: ANN001
+def test_quality_passes_are_passed_to_the_core(qtbot, window, photo_path: Path) -> None:
     loaded = open_photo(qtbot, window, photo_path)
     window.controls.set_strength(False, 15.0)
     assert window.controls.passes() == 1
@@ -139,7 +138,7 @@ def test_quality_passes_are_passed_to_the_core(qtbot, window, photo_path: Path) 
     assert np.abs(result.photo.pixels - engine.denoise(loaded.photo.pixels, 15.0)).max() > 1e-4
 
 
-def test_cancel_stops_the_run_and_keeps_the_window_usable(qtbot, window, photo_path: Path) -> None:  # noqa: ANN001
+def test_cancel_stops_the_run_and_keeps_the_window_usable(qtbot, window, photo_path: Path) -> None:
     open_photo(qtbot, window, photo_path)
     with qtbot.waitSignal(window.run_cancelled, timeout=LONG):
         window.acts.denoise.trigger()
@@ -150,7 +149,7 @@ def test_cancel_stops_the_run_and_keeps_the_window_usable(qtbot, window, photo_p
     assert window.result is not None
 
 
-def test_strength_change_previews_only_the_visible_region(qtbot, window, tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+def test_strength_change_previews_only_the_visible_region(qtbot, window, tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setattr("denoiser.gui.preview.PROGRESSIVE_MIN_PIXELS", 1000)  # the test view is small
     open_photo(qtbot, window, write_photo(tmp_path / "big.png", 300, 400))
     window.compare.state.set_zoom(4.0)  # 400x300 photo at 400 %: only part of it is visible
@@ -184,7 +183,7 @@ def test_strength_change_previews_only_the_visible_region(qtbot, window, tmp_pat
     assert len(partial) == 1
 
 
-def test_save_keeps_metadata_and_never_touches_the_original(qtbot, window, photo_path: Path) -> None:  # noqa: ANN001
+def test_save_keeps_metadata_and_never_touches_the_original(qtbot, window, photo_path: Path) -> None:
     original_bytes = photo_path.read_bytes()
     open_photo(qtbot, window, photo_path)
     run_denoise(qtbot, window)
@@ -203,7 +202,7 @@ def test_save_keeps_metadata_and_never_touches_the_original(qtbot, window, photo
     assert suggested_path(photo_path, "", "jpeg").name == "noisy-denoised-2.jpg"  # never an existing file
 
 
-def test_saving_over_the_original_is_refused_with_a_message(qtbot, window, photo_path: Path, boxes) -> None:  # noqa: ANN001
+def test_saving_over_the_original_is_refused_with_a_message(qtbot, window, photo_path: Path, boxes) -> None:
     original_bytes = photo_path.read_bytes()
     open_photo(qtbot, window, photo_path)
     run_denoise(qtbot, window)
@@ -214,7 +213,7 @@ def test_saving_over_the_original_is_refused_with_a_message(qtbot, window, photo
 
 
 def test_bad_file_shows_a_message_box_and_the_window_survives(qtbot, window, tmp_path: Path, photo_path: Path,
-                                                               boxes) -> None:  # noqa: ANN001
+                                                               boxes) -> None:
     bad = tmp_path / "broken.jpg"
     bad.write_bytes(b"this is not a jpeg")
     with qtbot.waitSignal(window.failed, timeout=LONG):
@@ -227,7 +226,7 @@ def test_bad_file_shows_a_message_box_and_the_window_survives(qtbot, window, tmp
     assert window.photo is not None
 
 
-def test_missing_device_is_a_clear_error(qtbot, window, photo_path: Path, boxes) -> None:  # noqa: ANN001
+def test_missing_device_is_a_clear_error(qtbot, window, photo_path: Path, boxes) -> None:
     open_photo(qtbot, window, photo_path)
     window.controls.device_combo.addItem("CUDA GPU 7", "cuda:7")
     window.controls.device_combo.setCurrentIndex(window.controls.device_combo.count() - 1)
@@ -238,7 +237,7 @@ def test_missing_device_is_a_clear_error(qtbot, window, photo_path: Path, boxes)
     run_denoise(qtbot, window)
 
 
-def test_settings_persist_across_a_new_window(qtbot, window, photo_path: Path, settings_file: Path) -> None:  # noqa: ANN001
+def test_settings_persist_across_a_new_window(qtbot, window, photo_path: Path, settings_file: Path) -> None:
     from denoiser.gui.main_window import MainWindow
 
     open_photo(qtbot, window, photo_path)
@@ -260,7 +259,7 @@ def test_settings_persist_across_a_new_window(qtbot, window, photo_path: Path, s
     second.close()
 
 
-def test_about_shows_version_model_card_and_device(qtbot, window, boxes) -> None:  # noqa: ANN001
+def test_about_shows_version_model_card_and_device(qtbot, window, boxes) -> None:
     from denoiser import __version__
 
     box = window.dialogs.about_box()
@@ -274,7 +273,7 @@ def test_about_shows_version_model_card_and_device(qtbot, window, boxes) -> None
 @pytest.mark.parametrize("answer", [QMessageBox.StandardButton.Yes, QMessageBox.StandardButton.No])
 def test_a_new_fine_tuned_model_is_used_only_when_the_user_says_so(qtbot, window, data_dir: Path,
                                                                      tiny_model_file: Path, monkeypatch,
-                                                                     answer) -> None:  # noqa: ANN001
+                                                                     answer) -> None:
     import shutil
 
     for f in (tiny_model_file, tiny_model_file.with_suffix(".json")):
@@ -290,7 +289,7 @@ def test_a_new_fine_tuned_model_is_used_only_when_the_user_says_so(qtbot, window
     assert "mine" in [window.controls.model_combo.itemData(i) for i in range(window.controls.model_combo.count())]
 
 
-def test_a_saved_device_that_is_gone_is_reported_once(qtbot, data_dir: Path, settings_file: Path, boxes) -> None:  # noqa: ANN001
+def test_a_saved_device_that_is_gone_is_reported_once(qtbot, data_dir: Path, settings_file: Path, boxes) -> None:
     from denoiser.gui.main_window import MainWindow
     from denoiser.gui.settings import AppSettings
 
@@ -305,14 +304,14 @@ def test_a_saved_device_that_is_gone_is_reported_once(qtbot, data_dir: Path, set
 
 
 def test_closing_during_a_run_hides_at_once_and_cancels_behind_it(qtbot, window, photo_path: Path,
-                                                                  monkeypatch) -> None:  # noqa: ANN001
+                                                                  monkeypatch) -> None:
     import threading
 
     from denoiser.core.progress import Cancelled
 
     started, seen = threading.Event(), {}
 
-    def slow_run(*_args, progress):  # noqa: ANN001, ANN002, ANN202 - a run whose tiles never end by themselves
+    def slow_run(*_args, progress):
         started.set()
         while True:
             try:
@@ -335,7 +334,7 @@ def test_closing_during_a_run_hides_at_once_and_cancels_behind_it(qtbot, window,
     assert seen == {"visible when the cancel arrived": False}  # the window went first, then the run stopped
 
 
-def test_macos_file_open_event_opens_the_photo(qtbot, window, photo_path: Path) -> None:  # noqa: ANN001
+def test_macos_file_open_event_opens_the_photo(qtbot, window, photo_path: Path) -> None:
     from PySide6.QtGui import QFileOpenEvent
 
     from denoiser.gui.app import file_open_filter

@@ -31,7 +31,7 @@ def test_suggested_name_is_next_to_the_original_and_never_existing(tmp_path: Pat
     assert suggested_path(tmp_path / "scan.bmp", "", "keep", "BMP") == tmp_path / "scan-denoised.bmp"
 
 
-def test_dialog_switches_extension_and_quality_with_the_format(qtbot, tmp_path: Path) -> None:  # noqa: ANN001
+def test_dialog_switches_extension_and_quality_with_the_format(qtbot, tmp_path: Path) -> None:
     src = tmp_path / "a.png"
     src.write_bytes(b"x")
     dlg = SaveDialog(None, src, "PNG", 16)
@@ -44,7 +44,7 @@ def test_dialog_switches_extension_and_quality_with_the_format(qtbot, tmp_path: 
     assert dlg.path() == tmp_path / "mine.webp"  # the user's own name is kept, only the extension follows
 
 
-def test_dialog_refuses_the_original(qtbot, tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+def test_dialog_refuses_the_original(qtbot, tmp_path: Path, monkeypatch) -> None:
     src = tmp_path / "a.jpg"
     src.write_bytes(b"x")
     warned: list[str] = []

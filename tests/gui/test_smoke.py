@@ -7,9 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from PIL import Image
-
 from guitest_util import EXIF_MAKE, write_photo
+from PIL import Image
 
 
 def smoke(image: Path, output: Path, timeout: float = 300) -> subprocess.CompletedProcess:

@@ -5,12 +5,11 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from guitest_util import TINY_MODEL
 from PySide6.QtWidgets import QMessageBox
 
-from guitest_util import TINY_MODEL
 
-
-def test_batch_menu_opens_a_non_modal_batch_dialog(qtbot, window) -> None:  # noqa: ANN001
+def test_batch_menu_opens_a_non_modal_batch_dialog(qtbot, window) -> None:
     from denoiser.gui.dialogs.batch_dialog import BatchDialog
 
     window.controls.set_passes(4)
@@ -23,7 +22,7 @@ def test_batch_menu_opens_a_non_modal_batch_dialog(qtbot, window) -> None:  # no
 
 
 def test_finetune_menu_and_a_new_model_is_selected_when_the_user_agrees(qtbot, window, data_dir: Path,
-                                                                         monkeypatch) -> None:  # noqa: ANN001
+                                                                         monkeypatch) -> None:
     from denoiser.gui.dialogs.finetune_dialog import FinetuneDialog
 
     monkeypatch.setattr(QMessageBox, "question", lambda *a: QMessageBox.StandardButton.Yes)
@@ -38,10 +37,10 @@ def test_finetune_menu_and_a_new_model_is_selected_when_the_user_agrees(qtbot, w
     dialogs[0].close()
 
 
-def test_a_dialog_that_cannot_open_shows_an_error_and_the_window_lives_on(qtbot, window, monkeypatch) -> None:  # noqa: ANN001
+def test_a_dialog_that_cannot_open_shows_an_error_and_the_window_lives_on(qtbot, window, monkeypatch) -> None:
     import denoiser.gui.dialogs.batch_dialog as batch_module
 
-    def broken(*args, **kwargs) -> None:  # noqa: ANN002, ANN003
+    def broken(*args, **kwargs) -> None:
         raise RuntimeError("batch dialog exploded")
 
     shown: list[tuple[str, str]] = []

@@ -8,15 +8,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from guitest_util import TINY_MODEL, write_photo
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QDialog, QFileDialog, QMessageBox
-
-from guitest_util import TINY_MODEL, write_photo
 
 LONG = 120_000  # ms; a generous ceiling on a busy 2-core machine, not a timing assertion
 
 
-def open_photo(qtbot, window, path: Path):  # noqa: ANN001, ANN201
+def open_photo(qtbot, window, path: Path):
     with qtbot.waitSignal(window.photo_loaded, timeout=LONG) as blocker:
         window.open_path(path)
     return blocker.args[0]
@@ -35,7 +34,7 @@ def gate(monkeypatch: pytest.MonkeyPatch, name: str) -> threading.Event:
 
     real, release = getattr(jobs, name), threading.Event()
 
-    def held(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+    def held(*args, **kwargs):
         release.wait(60)
         return real(*args, **kwargs)
 
@@ -44,7 +43,7 @@ def gate(monkeypatch: pytest.MonkeyPatch, name: str) -> threading.Event:
 
 
 def test_auto_preview_waits_for_the_estimate_instead_of_raising(qtbot, window, photo_path: Path,
-                                                                monkeypatch) -> None:  # noqa: ANN001
+                                                                monkeypatch) -> None:
     release = gate(monkeypatch, "estimate")
     loaded = open_photo(qtbot, window, photo_path)
     assert window.controls.sigma() is None and loaded.sigma is None  # Auto, its estimate still running
@@ -57,7 +56,7 @@ def test_auto_preview_waits_for_the_estimate_instead_of_raising(qtbot, window, p
     assert "Previewing" not in window.controls.status.text()
 
 
-def test_save_writes_what_the_view_shows_and_records_it(qtbot, window, photo_path: Path, tmp_path: Path) -> None:  # noqa: ANN001
+def test_save_writes_what_the_view_shows_and_records_it(qtbot, window, photo_path: Path, tmp_path: Path) -> None:
     from denoiser.core.io.photo import load_photo
 
     open_photo(qtbot, window, photo_path)
@@ -81,12 +80,12 @@ def test_save_writes_what_the_view_shows_and_records_it(qtbot, window, photo_pat
     assert window.state.result_is_current() and "Saves the denoised photo" in window.state.save_plan()
 
 
-def test_cancel_says_cancelling_at_once_and_keeps_saying_it(qtbot, window, photo_path: Path, monkeypatch) -> None:  # noqa: ANN001
+def test_cancel_says_cancelling_at_once_and_keeps_saying_it(qtbot, window, photo_path: Path, monkeypatch) -> None:
     from denoiser.core.progress import Cancelled
 
     started, late = threading.Event(), threading.Event()
 
-    def slow_run(*_args, progress):  # noqa: ANN001, ANN002, ANN202 - a tile that ends only after Cancel
+    def slow_run(*_args, progress):
         started.set()
         while not progress.cancelled:
             threading.Event().wait(0.01)
@@ -108,7 +107,7 @@ def test_cancel_says_cancelling_at_once_and_keeps_saying_it(qtbot, window, photo
     qtbot.waitUntil(window.controls.denoise_button.isEnabled, timeout=LONG)  # idle again once the job is over
 
 
-def test_a_real_run_stops_within_one_small_tile(qtbot, window, tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+def test_a_real_run_stops_within_one_small_tile(qtbot, window, tmp_path: Path, monkeypatch) -> None:
     open_photo(qtbot, window, write_photo(tmp_path / "big.png", 1100, 1100))
     window.controls.set_strength(False, 20.0)
     tiles: list[str] = []
@@ -128,7 +127,7 @@ def test_a_real_run_stops_within_one_small_tile(qtbot, window, tmp_path: Path, m
     assert window.result is None
 
 
-def test_a_change_during_a_run_is_previewed_after_it(qtbot, window, photo_path: Path, monkeypatch) -> None:  # noqa: ANN001
+def test_a_change_during_a_run_is_previewed_after_it(qtbot, window, photo_path: Path, monkeypatch) -> None:
     open_photo(qtbot, window, photo_path)
     window.controls.set_strength(False, 10.0)
     release = gate(monkeypatch, "denoise")
@@ -144,7 +143,7 @@ def test_a_change_during_a_run_is_previewed_after_it(qtbot, window, photo_path: 
     assert float(shown[0].sigma) == 35.0
 
 
-def test_enter_in_the_save_dialog_saves_and_never_reopens_browse(qtbot, photo_path: Path, monkeypatch) -> None:  # noqa: ANN001
+def test_enter_in_the_save_dialog_saves_and_never_reopens_browse(qtbot, photo_path: Path, monkeypatch) -> None:
     from denoiser.gui.dialogs.save_dialog import SaveDialog
 
     browsed: list[bool] = []
@@ -158,7 +157,7 @@ def test_enter_in_the_save_dialog_saves_and_never_reopens_browse(qtbot, photo_pa
     assert "strength σ 12.0" in dlg.plan.text()
 
 
-def test_a_failed_open_leaves_no_stale_text_and_no_denoise_button(qtbot, window, tmp_path: Path, boxes) -> None:  # noqa: ANN001
+def test_a_failed_open_leaves_no_stale_text_and_no_denoise_button(qtbot, window, tmp_path: Path, boxes) -> None:
     bad = tmp_path / "trunc.jpg"
     bad.write_bytes(b"\xff\xd8\xff\xe0 truncated")
     with qtbot.waitSignal(window.failed, timeout=LONG):
@@ -167,11 +166,11 @@ def test_a_failed_open_leaves_no_stale_text_and_no_denoise_button(qtbot, window,
     assert not window.controls.denoise_button.isEnabled() and not window.acts.denoise.isEnabled()
 
 
-def test_the_model_in_use_is_shown_in_the_status_bar(qtbot, window) -> None:  # noqa: ANN001
+def test_the_model_in_use_is_shown_in_the_status_bar(qtbot, window) -> None:
     assert window.status.model.text() == f"model: {TINY_MODEL}"
 
 
-def test_the_compute_and_analysis_lanes_never_share_a_denoiser(qtbot, window, photo_path: Path) -> None:  # noqa: ANN001
+def test_the_compute_and_analysis_lanes_never_share_a_denoiser(qtbot, window, photo_path: Path) -> None:
     loaded = open_photo(qtbot, window, photo_path)
     qtbot.waitUntil(lambda: loaded.estimated, timeout=LONG)
     with qtbot.waitSignal(window.denoised, timeout=LONG):

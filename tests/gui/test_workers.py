@@ -6,7 +6,7 @@ import threading
 from denoiser.gui.workers import Job, JobRunner
 
 
-def steps(n: int, gate: threading.Event, progress) -> int:  # noqa: ANN001
+def steps(n: int, gate: threading.Event, progress) -> int:
     """A stand-in for the tiled core loop: reports and checks for cancel between 'tiles'."""
     done = 0
     for i in range(n):
@@ -17,7 +17,7 @@ def steps(n: int, gate: threading.Event, progress) -> int:  # noqa: ANN001
     return done
 
 
-def test_result_and_progress_arrive_on_the_gui_thread(qtbot) -> None:  # noqa: ANN001
+def test_result_and_progress_arrive_on_the_gui_thread(qtbot) -> None:
     runner = JobRunner()
     gate = threading.Event()
     gate.set()
@@ -32,7 +32,7 @@ def test_result_and_progress_arrive_on_the_gui_thread(qtbot) -> None:  # noqa: A
     assert [s[0] for s in seen] == [0.25, 0.5, 0.75, 1.0] and all(s[2] for s in seen)
 
 
-def test_cancel_stops_at_the_next_check(qtbot) -> None:  # noqa: ANN001
+def test_cancel_stops_at_the_next_check(qtbot) -> None:
     runner = JobRunner()
     gate = threading.Event()  # the first 'tile' blocks until we cancel
     job = Job(steps, 100, gate)
@@ -45,8 +45,8 @@ def test_cancel_stops_at_the_next_check(qtbot) -> None:  # noqa: ANN001
     assert results == [] and job.done
 
 
-def test_errors_are_delivered_not_swallowed(qtbot) -> None:  # noqa: ANN001
-    def broken(progress) -> None:  # noqa: ANN001
+def test_errors_are_delivered_not_swallowed(qtbot) -> None:
+    def broken(progress) -> None:
         raise ValueError("photo.jpg: not a JPEG file")
 
     job = Job(broken)

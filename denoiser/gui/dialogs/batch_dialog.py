@@ -12,16 +12,33 @@ from typing import Any
 
 from PySide6.QtCore import Qt, QUrl, Signal, Slot
 from PySide6.QtGui import QDesktopServices
-from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QDialog, QDoubleSpinBox, QFileDialog,
-                               QFormLayout, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QProgressBar, QPushButton,
-                               QSpinBox, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
 
-from denoiser.gui import jobs
-from denoiser.gui.controls import quality_combo
-from denoiser.gui.workers import Job, JobRunner
 from denoiser.core.io.formats import DEFAULT_TEMPLATE, DENOISED_SUFFIX, SAVE_FORMATS
 from denoiser.core.noise.level import SCALE_RANGE, SIGMA_MAX
 from denoiser.core.progress import format_duration
+from denoiser.gui import jobs
+from denoiser.gui.controls import quality_combo
+from denoiser.gui.workers import Job, JobRunner
 
 MIN_TABLE_ROWS = 8  # the results table shows at least this many photos
 COLUMNS = ("File", "Status", "Measured noise", "Strength used", "Model", "Removed detail", "Seconds", "Reason")
@@ -424,7 +441,7 @@ class BatchDialog(QDialog):
         self.status_label.setText(f"Report saved to {path}")
         return True
 
-    def closeEvent(self, event: Any) -> None:  # noqa: N802 - Qt API
+    def closeEvent(self, event: Any) -> None:
         if self.running():
             self._close_when_done = True
             self.cancel()
