@@ -1,6 +1,7 @@
 """Take the README's screenshots of the window (its default dark theme) from the real window under a display
-(e.g. Xvfb): docs/window-running.png (a run mid-way: progress, time left, Cancel), docs/manage-models.png (Model > Manage models), docs/batch-results.png (a finished batch of a few
-Kodak photos) and docs/finetune-running.png (the fine-tune dialog mid-run: phase, loss curve, before/after).
+(e.g. Xvfb): docs/window-running.png (a run mid-way: progress, time left, Cancel), docs/manage-models.png
+(Model > Manage models), docs/batch-results.png (a finished batch of a few Kodak photos) and
+docs/finetune-running.png (the fine-tune dialog mid-run: phase, loss curve, before/after).
 
     Xvfb :99 -screen 0 1600x1000x24 & openbox &
     DISPLAY=:99 python benchmarks/gui_run_screenshots.py [--megapixels 4] [--steps 60]
@@ -17,7 +18,7 @@ from pathlib import Path
 from gui_common import KODAK, REPO, make_photo, make_window, model_env, pump, wait_for
 
 
-def grab(window, out: Path) -> None:  # noqa: ANN001
+def grab(window, out: Path) -> None:
     """The real screen pixels under the window (frame included)."""
     shot = window.screen().grabWindow(0).copy(window.frameGeometry())
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -25,7 +26,7 @@ def grab(window, out: Path) -> None:  # noqa: ANN001
     print(f"saved {out} ({shot.width()}x{shot.height()})")
 
 
-def wait_until(app, check, timeout_s: float = 600) -> None:  # noqa: ANN001
+def wait_until(app, check, timeout_s: float = 600) -> None:
     import time
 
     end = time.monotonic() + timeout_s
@@ -35,7 +36,7 @@ def wait_until(app, check, timeout_s: float = 600) -> None:  # noqa: ANN001
         pump(app, 0.05)
 
 
-def shoot_manager(app, window, out: Path) -> None:  # noqa: ANN001
+def shoot_manager(app, window, out: Path) -> None:
     from denoiser.gui.dialogs.model_manager import ModelManagerDialog
 
     dlg = ModelManagerDialog(window)
@@ -46,7 +47,7 @@ def shoot_manager(app, window, out: Path) -> None:  # noqa: ANN001
     dlg.close()
 
 
-def shoot_batch(app, window, out: Path) -> None:  # noqa: ANN001
+def shoot_batch(app, window, out: Path) -> None:
     """A finished batch of six small Kodak crops (one unreadable file among them, to show a reason)."""
     import cv2
 
