@@ -86,6 +86,7 @@ class Stage:
 
 def run_loop(folder: Path, out: Path, denoiser, prefetch: bool, count: int) -> dict:  # noqa: ANN001
     import denoiser.core.batch.runner as batch
+    import denoiser.core.pipeline as pipeline  # where each photo is decoded and saved
 
     shutil.rmtree(out, ignore_errors=True)
     proc, rss, finished = psutil.Process(), {}, [0]
@@ -97,9 +98,9 @@ def run_loop(folder: Path, out: Path, denoiser, prefetch: bool, count: int) -> d
                 rss[finished[0]] = round(proc.memory_info().rss / 2**20)
                 print(f"  {finished[0]:2d} files, {item.seconds:6.1f} s last, RSS {rss[finished[0]]} MiB", flush=True)
 
-    stages = {"decode": Stage(batch.load_photo), "estimate": Stage(denoiser.auto_strength),
-              "denoise": Stage(denoiser.denoise_photo), "save": Stage(batch.save_photo)}
-    batch.load_photo, batch.save_photo = stages["decode"], stages["save"]
+    stages = {"decode": Stage(pipeline.load_photo), "estimate": Stage(denoiser.auto_strength),
+              "denoise": Stage(denoiser.denoise_photo), "save": Stage(pipeline.save_photo)}
+    pipeline.load_photo, pipeline.save_photo = stages["decode"], stages["save"]
     denoiser.auto_strength, denoiser.denoise_photo = stages["estimate"], stages["denoise"]
     try:
         include = tuple(sorted(p.name for p in folder.glob("*.jpg"))[:count])
@@ -108,7 +109,7 @@ def run_loop(folder: Path, out: Path, denoiser, prefetch: bool, count: int) -> d
         result = batch.run_batch(opts, denoiser=denoiser, on_file=on_file)
         wall, cpu_end = time.perf_counter() - start, proc.cpu_times()
     finally:
-        batch.load_photo, batch.save_photo = stages["decode"].fn, stages["save"].fn
+        pipeline.load_photo, pipeline.save_photo = stages["decode"].fn, stages["save"].fn
         del denoiser.denoise_photo, denoiser.auto_strength
     busy = stages["denoise"].seconds + stages["save"].seconds
     n = max(1, len(result.done))

@@ -62,8 +62,9 @@ def quality(den: Denoiser, name: str, limit: int) -> list[dict]:
     for f in image_files(REAL / name / "noisy", limit):
         noisy = load_eval_image(f).astype(np.float32)
         clean = load_eval_image(REAL / name / "gt" / f.name)
-        sigma = den.auto_strength(noisy)
-        out = den.denoise(noisy, sigma)
+        level = den.auto_strength(noisy)  # Auto's map, run as the app runs it; its mean goes in the row
+        out = den.denoise(noisy, level)
+        sigma = float(level)
         row = {"photo": f.name, "sigma": sigma, "noisy": psnr(clean, np.clip(noisy, 0, 1)),
                "auto": psnr(clean, out)}
         for space in SPACES:
@@ -86,7 +87,7 @@ def picture(den: Denoiser, photo: Path, gain: float, path: Path, side: int = 256
     """Noisy | denoised | map overlay, on the crop with the most flagged area, the photo denoised at
     `gain` x its Auto strength (a gain above 1 makes the model eat detail, for the map to show)."""
     noisy = load_eval_image(photo).astype(np.float32)
-    sigma = gain * den.auto_strength(noisy)
+    sigma = gain * float(den.auto_strength(noisy))
     out = den.denoise(noisy, min(sigma, 255.0))
     rep = detail_report(noisy, out)
     score = cv2.boxFilter(rep.map, -1, (side, side), normalize=True, borderType=cv2.BORDER_CONSTANT)

@@ -57,7 +57,7 @@ def score_app(path: Path, pairs: list[tuple[np.ndarray, np.ndarray, float]]) -> 
     for noisy, gt, _ in pairs:
         s = d.auto_strength(noisy)
         vals.append(psnr(gt, d.denoise(noisy, s)))
-        strengths.append(s)
+        strengths.append(float(s))
     return float(np.mean(vals)), float(np.mean(strengths))
 
 

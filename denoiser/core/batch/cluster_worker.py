@@ -67,7 +67,44 @@ def identity(model: str | None) -> dict[str, object]:
 
 def engines_for(digest: str) -> EngineCache:
     with _LOCK:
+        if not _ENGINES:
+            _tune_allocator()
+            _stop_profiler()
         return _ENGINES.setdefault(digest, EngineCache())
+
+
+def _stop_profiler() -> None:
+    """Stop the worker's statistical profiler (it samples every thread's stack every 10 ms: CPU a photo
+    needs more). Outside a worker, nothing to stop."""
+    try:
+        from distributed import get_worker
+
+        worker = get_worker()
+    except (ImportError, ValueError):
+        return
+    for name in ("profile", "profile-cycle"):
+        if name in worker.periodic_callbacks:  # stopped on the worker's own event loop (tornado is not thread-safe)
+            worker.loop.add_callback(worker.periodic_callbacks[name].stop)
+
+
+def _tune_allocator() -> None:
+    """Undo what Dask's nanny's MALLOC_TRIM_THRESHOLD_=65536 does to a denoiser: with it glibc hands freed
+    memory back at once and fixes its mmap threshold, so every tile's activations fault their pages in
+    again (a 1 MP denoise here: 2.6x the page faults, 2.4x the system time of the same call in a plain
+    process). A trim threshold of 256 MB and the 32 MB mmap threshold glibc reaches on its own restore the
+    plain process's figures. Linux/glibc only; elsewhere nothing is changed."""
+    import ctypes
+    import ctypes.util
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.mallopt(-1, 256 << 20)  # M_TRIM_THRESHOLD
+        libc.mallopt(-3, 32 << 20)  # M_MMAP_THRESHOLD
+    except (OSError, AttributeError):
+        return
 
 
 def open_model(options: PhotoOptions, digest: str) -> str:
