@@ -50,7 +50,7 @@ PATHS = ("joint", "joint_true", "today", "bm3d", "demosaicnet", "clean_ahd")
 BLACK, WHITE = 2048.0, 65535.0  # the CFA DNG's levels: negative noise down to -0.03 survives
 
 
-def level_name(sensor, iso: int) -> str:  # noqa: ANN001
+def level_name(sensor, iso: int) -> str:
     return f"{sensor.name} ISO {iso}"
 
 
@@ -93,13 +93,13 @@ _SRGB_TO_XYZ = np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.
 
 
 # -- paths ------------------------------------------------------------------------------------------------
-def run_joint(model, noisy: np.ndarray, noise: SensorNoise) -> np.ndarray:  # noqa: ANN001
+def run_joint(model, noisy: np.ndarray, noise: SensorNoise) -> np.ndarray:
     from denoiser.core.inference.raw_model import denoise_demosaic
 
     return render(denoise_demosaic(model, noisy, "RGGB", WB, noise, tile=1024), CAM2RGB, WB)
 
 
-def run_today(rgb_denoiser, noisy: np.ndarray) -> np.ndarray:  # noqa: ANN001
+def run_today(rgb_denoiser, noisy: np.ndarray) -> np.ndarray:
     developed = render(ahd(noisy), CAM2RGB, WB).astype(np.float32)
     return rgb_denoiser.denoise(developed, None)  # Auto
 
@@ -191,7 +191,7 @@ def main() -> None:
         dmn = demosaicnet_model()
     results = json.loads(args.out.read_text()) if args.out.is_file() else {"rows": []}
     rows = [r for r in results["rows"] if r["path"] not in paths]
-    for i, (set_name, file) in enumerate(images(args.sets.split(","), args.every)):
+    for set_name, file in images(args.sets.split(","), args.every):
         clean = load(file)
         raw = mosaic(unprocess(clean, CAM2RGB, WB))
         assert raw.min() >= 0 and raw.max() <= 1  # nothing clipped

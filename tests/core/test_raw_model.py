@@ -1,5 +1,4 @@
 """The joint raw model: synthetic raw data, the network, its training task and tiled inference on any Bayer phase."""
-from pathlib import Path
 
 import cv2
 import numpy as np

@@ -15,8 +15,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from denoiser.core.noise.camera import add_sensor_noise, mosaic, random_cam2rgb, random_wb, read_for_shot, \
-    sample_shot_read, unprocess
+from denoiser.core.noise.camera import (
+    add_sensor_noise,
+    mosaic,
+    random_cam2rgb,
+    random_wb,
+    read_for_shot,
+    sample_shot_read,
+    unprocess,
+)
 from denoiser.core.noise.sensor import SensorNoise
 
 

@@ -248,7 +248,7 @@ class Trainer:
     @property
     def metric_name(self) -> str:
         """What `validate` measures, as the model card names it."""
-        return "val_psnr_sigma%g" % self.cfg.val_sigma
+        return f"val_psnr_sigma{self.cfg.val_sigma:g}"
 
     def validate(self) -> float | None:
         if not self.val_files:
