@@ -38,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    for stream in (sys.stdout, sys.stderr):  # a file name that is not UTF-8 is printed as \\xNN, never a crash
+    for stream in (sys.stdout, sys.stderr):  # a file name that is not UTF-8 is printed as \xNN, never a crash
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")
     parser = build_parser()
