@@ -221,3 +221,22 @@ def test_joint_model_takes_a_bayer_raw_when_installed(tmp_path, engine, monkeypa
     assert seen["pattern"] == "BGGR" and seen["wb"] == pytest.approx((2.0, 1.0, 1.6), rel=1e-4)
     assert seen["a"] == pytest.approx((4e-4,) * 4)  # the NoiseProfile's a, scaled 2x in std
     assert raw_to_dng(src, tmp_path / "own.dng", RawOptions(joint="never"), engine).path == raw_path.FALLBACK
+
+
+def test_read_noise_comes_from_the_masked_black_margin(tmp_path):
+    """A raw with an optically black margin (DNG ActiveArea inside the stored image): b per CFA site is
+    measured there, a is fitted on the image with that b."""
+    rng = np.random.default_rng(3)
+    h, w, top, left = 400, 560, 16, 32
+    a, b = 2e-3, 4e-5
+    full = np.zeros((h, w))
+    full[top:, left:] = bayer(clean_scene(h - top, w - left), "GBRG")
+    full += rng.normal(size=full.shape) * np.sqrt(a * full + b)
+    src = write_cfa_dng(tmp_path / "m.dng", full, "GBRG", black=1024, white=16383,
+                        extra=((50829, 3, 4, (top, left, h, w), True),))
+    raw = read_raw(src)
+    assert raw.cfa.shape == (h - top, w - left) and raw.pattern == "GBRG"
+    assert raw.black_noise == pytest.approx((b,) * 4, rel=0.10)
+    noise = sensor_noise(raw)
+    assert noise.b == raw.black_noise and "masked" in noise.source
+    assert np.allclose(noise.a, a, rtol=0.10), noise.a

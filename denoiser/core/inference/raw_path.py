@@ -59,7 +59,7 @@ def sensor_noise(raw: RawImage) -> SensorNoise:
     if raw.noise_profile:
         return SensorNoise.from_noise_profile(raw.noise_profile, pattern)
     cfa = raw.cfa if raw.cfa is not None else mosaic(_pixels(raw), pattern)
-    return SensorNoise.estimate(cfa, pattern)
+    return SensorNoise.estimate(cfa, pattern, raw.black_noise)
 
 
 def _pixels(raw: RawImage) -> np.ndarray:

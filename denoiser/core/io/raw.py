@@ -61,6 +61,9 @@ class RawImage:
     # A DNG's opcode lists (tag -> bytes: 51008/51009/51022, e.g. a phone's lens-shading gain maps), kept only
     # when the visible mosaic is the whole stored raw, so their coordinates still hold in a DNG we write
     opcodes: tuple[tuple[int, bytes], ...] = ()
+    # Read-noise variance per CFA site (pattern order, normalised units) measured on the sensor's masked,
+    # optically black margin where the file keeps one: the b of the noise model, measured rather than fitted
+    black_noise: tuple[float, float, float, float] | None = None
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -128,12 +131,13 @@ def _build(raw, p: Path, kind: str, tags: dict) -> RawImage:
         white = tuple(float(white_c[c]) for c in colours)
         cfa = _normalise_cfa(mosaic, black, white)
         rgb, shape = None, cfa.shape
+        black_noise = _masked_noise(raw, colours, black, white)
     else:
         data = raw.raw_image_visible[..., :3]
         black, white = _linear_levels(tags, black_c, white_c, data)
         lo, hi = np.asarray(black, np.float32), np.asarray(white, np.float32)
         rgb = (data.astype(np.float32) - lo) / (hi - lo)
-        cfa, pattern, shape = None, "", rgb.shape[:2]
+        cfa, pattern, shape, black_noise = None, "", rgb.shape[:2], None
     exif = _exif(p)
     make, model = _exif_text(exif, 271), _exif_text(exif, 272)
     cm1, il1, cm2, il2 = _matrices(raw, tags)
@@ -145,6 +149,7 @@ def _build(raw, p: Path, kind: str, tags: dict) -> RawImage:
         orientation=_orientation(raw, tags), default_crop=_crop(raw, tags, shape),
         baseline_exposure=float(tags.get("baseline_exposure", 0.0)), noise_profile=tags.get("noise_profile"),
         exif=exif, xmp=tags.get("xmp"), make=make, model=model, opcodes=_opcodes(raw, tags),
+        black_noise=black_noise,
         lens=" ".join(x for x in (lens.make, lens.model) if x and x not in ("", "0")).strip(),
         unique_camera_model=tags.get("unique_camera_model") or " ".join(x for x in (make, model) if x) or
         "Unknown camera", bits=16)
@@ -157,6 +162,37 @@ def _normalise_cfa(mosaic: np.ndarray, black: tuple[float, ...], white: tuple[fl
         np.multiply(mosaic[dy::2, dx::2].astype(np.float32) - np.float32(black[k]), scale,
                     out=cfa[dy::2, dx::2])
     return cfa
+
+
+MASK_EDGE = 4  # masked columns/rows next to the image or the sensor's edge are left out (light leaks, ramps)
+MASK_MIN_SAMPLES = 2000  # per CFA site
+
+
+def _masked_noise(raw, colours: np.ndarray, black: tuple[float, ...],
+                  white: tuple[float, ...]) -> tuple[float, float, float, float] | None:
+    """Read-noise variance per CFA site on the masked margin left of and above the image (LibRaw's margins):
+    the variance of the values within 6 robust standard deviations (1.4826 x the median absolute deviation,
+    at least one step) of their median, so hot pixels and defects do not count; None without a margin."""
+    s = raw.sizes
+    full, sites = raw.raw_image, raw.raw_colors
+    regions = []
+    if s.left_margin >= 2 * MASK_EDGE + 2:
+        rows = slice(s.top_margin, s.top_margin + s.height)
+        regions.append((rows, slice(MASK_EDGE, s.left_margin - MASK_EDGE)))
+    if s.top_margin >= 2 * MASK_EDGE + 2:
+        regions.append((slice(MASK_EDGE, s.top_margin - MASK_EDGE), slice(s.left_margin, s.left_margin + s.width)))
+    if not regions:
+        return None
+    out = []
+    for k, colour in enumerate(colours):
+        values = np.concatenate([full[r][sites[r] == colour].astype(np.float64) for r in regions])
+        if values.size < MASK_MIN_SAMPLES:
+            return None
+        centre = np.median(values)
+        spread = max(1.4826 * float(np.median(np.abs(values - centre))), 1.0)
+        kept = values[np.abs(values - centre) <= 6.0 * spread]
+        out.append(float(np.var(kept)) / max(white[k] - black[k], 1.0) ** 2)
+    return out[0], out[1], out[2], out[3]
 
 
 def _linear_levels(tags: dict, black_c: np.ndarray, white_c: np.ndarray,

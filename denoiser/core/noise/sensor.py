@@ -53,13 +53,18 @@ class SensorNoise:
         return cls(a, b, "NoiseProfile")  # type: ignore[arg-type]
 
     @classmethod
-    def estimate(cls, cfa: np.ndarray, pattern: str) -> SensorNoise:
-        """(a, b) per CFA channel from the mosaic's flat regions. Raises ValueError for a mosaic too small."""
+    def estimate(cls, cfa: np.ndarray, pattern: str,
+                 read: tuple[float, float, float, float] | None = None) -> SensorNoise:
+        """(a, b) per CFA channel from the mosaic's flat regions; with `read` (b per site, measured on the
+        masked black margin: core.io.raw.RawImage.black_noise) only a is fitted. Raises ValueError for a
+        mosaic too small."""
         blocks = ((cfa.shape[0] // 2 - 2) // BLOCK) * ((cfa.shape[1] // 2 - 2) // BLOCK)
         if blocks < 2 * _MIN_BLOCKS:
             raise ValueError(f"mosaic of {cfa.shape[1]} x {cfa.shape[0]} is too small to measure its noise")
-        fits = [_fit_plane(np.ascontiguousarray(cfa[dy::2, dx::2], np.float32)) for dy, dx in _SITES]
-        return cls(tuple(f[0] for f in fits), tuple(f[1] for f in fits))  # type: ignore[arg-type]
+        fits = [_fit_plane(np.ascontiguousarray(cfa[dy::2, dx::2], np.float32), None if read is None else read[k])
+                for k, (dy, dx) in enumerate(_SITES)]
+        source = "estimated" if read is None else "estimated, read noise from the masked black area"
+        return cls(tuple(f[0] for f in fits), tuple(f[1] for f in fits), source)  # type: ignore[arg-type]
 
     def scaled(self, k: float) -> SensorNoise:
         """The noise `k` times stronger in std (the strength slider as a scale on the measured noise)."""
@@ -107,7 +112,7 @@ def _block_stats(plane: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return blocks(body).mean(axis=1), blocks(resid).astype(np.float64).var(axis=1)
 
 
-def _fit_plane(plane: np.ndarray) -> tuple[float, float]:
+def _fit_plane(plane: np.ndarray, read: float | None = None) -> tuple[float, float]:
     """Each brightness band's noise variance is read off its flattest blocks: the QUANTILE of the band's
     block variances (each relative to the current line at its own brightness, so the band's slope does not
     bias it), divided by where that quantile lies for pure noise (PURE_NOISE_QUANTILE). Bands still far above
@@ -130,7 +135,7 @@ def _fit_plane(plane: np.ndarray) -> tuple[float, float]:
         if x.size == 0:
             raise ValueError("no flat regions to measure the noise")
         near = r < _ENVELOPE * np.median(r) if x.size > 2 else np.ones(x.size, bool)
-        a, b = _line(x[near], y[near], n[near])
+        a, b = _line(x[near], y[near], n[near], read)
     return float(a), float(b)
 
 
@@ -145,12 +150,15 @@ def _band_points(mean: np.ndarray, var: np.ndarray, band: np.ndarray, stat) -> t
     return np.array(xs), np.array(ys), np.array(ns, float)
 
 
-def _line(x: np.ndarray, y: np.ndarray, n: np.ndarray) -> tuple[float, float]:
+def _line(x: np.ndarray, y: np.ndarray, n: np.ndarray, b_known: float | None = None) -> tuple[float, float]:
     """Weighted least squares of y = a x + b (weights: blocks / variance^2, the inverse variance of each
     band's estimate), with a >= 0; one band (or a flat photo) gives b alone."""
     if x.size == 0:
         raise ValueError("no flat regions to measure the noise")
     w = n / np.maximum(y, 1e-20) ** 2
+    if b_known is not None:  # the intercept measured elsewhere: the slope alone, by the same weights
+        a = float(np.sum(w * x * (y - b_known)) / max(float(np.sum(w * x * x)), 1e-30))
+        return max(a, 0.0), float(b_known)
     if x.size >= 2 and np.ptp(x) > 1e-6:
         A = np.stack([x, np.ones_like(x)], axis=1) * np.sqrt(w)[:, None]
         (a, b), *_ = np.linalg.lstsq(A, y * np.sqrt(w), rcond=None)
