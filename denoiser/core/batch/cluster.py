@@ -137,7 +137,7 @@ def check_workers(client: Client, model: str | None, timeout: float = WORKERS_TI
                            "`dask worker <scheduler address>`") from None
     mine = identity(model)
     if str(mine["model"]).startswith("missing"):
-        raise ClusterError(f"the model is not on this machine: {mine['model'][9:]}")
+        raise ClusterError(f"the model is not on this machine: {str(mine['model'])[9:]}")
     theirs: dict[str, dict] = client.run(identity, model)
     words = {"app": "app version", "model": "model file (SHA-256)", "estimator": "Auto's noise estimator"}
     for address, ident in sorted(theirs.items()):

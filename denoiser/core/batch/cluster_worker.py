@@ -14,6 +14,7 @@ import threading
 import time
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from denoiser.core.model.profiles import AUTO_MODEL
 from denoiser.core.pipeline import EngineCache, PhotoOptions, PhotoResult, PhotoTask, process_photo
@@ -117,7 +118,8 @@ class _TaskProgress:
     """Cancel checks for a task: the run's Dask Event, looked at no more than once per CANCEL_POLL."""
 
     def __init__(self, event_name: str) -> None:
-        self.event_name, self._next, self._event = event_name, 0.0, None
+        self.event_name, self._next = event_name, 0.0
+        self._event: Any = None  # distributed.Event, made on the first look
 
     def report(self, fraction: float, message: str = "") -> None:
         pass
@@ -145,7 +147,7 @@ def run_photo(task: PhotoTask, options: PhotoOptions, digest: str, cancel_event:
         worker = f"{socket.gethostname()}:{os.getpid()}"
     progress = _TaskProgress(cancel_event)
     try:
-        result = process_photo(task, options, engines_for(digest), progress)  # type: ignore[arg-type]
+        result = process_photo(task, options, engines_for(digest), progress)
     except Cancelled:
         result = PhotoResult("skipped", "cancelled")
     result.worker = worker

@@ -14,7 +14,7 @@ import io
 import json
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass, field
@@ -132,7 +132,7 @@ def apply_result(item: BatchItem, result: PhotoResult) -> None:
 
 
 def _prepared(items: list[BatchItem], prefetch: bool, options: PhotoOptions,
-              engines: EngineCache) -> Iterator[tuple[BatchItem, Prepared | None]]:
+              engines: EngineCache) -> Generator[tuple[BatchItem, Prepared | None], None, None]:
     """Yield each item with its decoded photo; with prefetch, decode one ahead on a thread."""
     if not prefetch:
         for item in items:
