@@ -241,3 +241,30 @@ def test_cluster_io_client_sends_the_photos_through_the_client(tmp_path, tiny_mo
         b = np.asarray(Image.open(tmp_path / "via" / f"p{k}-denoised.png"))
         assert np.array_equal(a, b)
     assert _leftovers(tmp_path / "via") == []
+
+
+@pytest.mark.slow
+def test_ctrl_c_on_the_client_stops_the_tasks_and_leaves_no_partial_file(tmp_path, tiny_model, cluster):
+    local, client = cluster
+    _photos(tmp_path / "in")
+    client.run(_slow_photos, 2.0)
+    out, report = tmp_path / "out", tmp_path / "r.json"
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "denoiser", "batch", str(tmp_path / "in"), "-o", str(out),
+                                 "--model", tiny_model, "--strength", "10", "--cluster", local.scheduler_address,
+                                 "--report", str(report)], cwd=ROOT, env=os.environ | {"OMP_NUM_THREADS": "1"},
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not any(
+                any("photo-" in str(k) for k in keys) for keys in client.processing().values()):
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        client.run(_slow_photos, 0.0)
+    assert proc.returncode == 130, err
+    rows = _report(report)
+    assert len(rows) == N_PHOTOS and any(r["reason"] == "cancelled" for r in rows.values())
+    made = sorted(p.name for p in out.iterdir()) if out.exists() else []
+    assert made == sorted(Path(r["output"]).name for r in rows.values() if r["status"] == "done")  # complete ones
+    assert _leftovers(tmp_path) == []

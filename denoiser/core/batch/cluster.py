@@ -215,8 +215,9 @@ class ClusterExecute:
                     progress.report(done / len(todo), f"{done}/{len(todo)} {futures[future].rel}")
                 fill()
         except (Cancelled, KeyboardInterrupt):
-            Event(event_name, client=self.client).set()
-            self.client.cancel([f for f in futures if f.status == "pending"])
+            Event(event_name, client=self.client).set()  # running photos stop at their next tile
+            running = {key for keys in self.client.processing().values() for key in keys}
+            self.client.cancel([f for f in futures if not f.done() and f.key not in running])
             self._drain(futures, notify)
             raise
         finally:
