@@ -6,7 +6,8 @@ same photos, and the per-photo scheduling overhead of the Dask path.
 CPU seconds per photo (this process, plus every worker's) are measured beside the wall times: on a shared
 machine they say what the path costs when the wall times say more about the other load.
 The photos are ../shared/datasets/train/photos resized and cropped to 4:3 with seeded noise (the same maker
-as batch_throughput.py, cached in /tmp/denoiser-batch-bench). Runs, back to back in this order, each into a fresh folder:
+as batch_throughput.py, cached in /tmp/denoiser-batch-bench). Runs, back to back in this order, each into a
+fresh folder:
   plain@1   the local batch with torch at 1 thread (what one single-threaded worker gets)
   local:1   --cluster local:1 (one worker process, 1 thread)
   local:2   --cluster local:2 (two worker processes, 1 thread each)
@@ -32,10 +33,10 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from batch_throughput import WORK, make_photos  # noqa: E402
+from batch_throughput import WORK, make_photos
 
-from denoiser.core.batch.cluster import ClusterExecute, ClusterSpec, check_workers, connect  # noqa: E402
-from denoiser.core.batch.runner import BatchOptions, make_denoiser, plan_batch, run_batch  # noqa: E402
+from denoiser.core.batch.cluster import ClusterExecute, ClusterSpec, check_workers, connect
+from denoiser.core.batch.runner import BatchOptions, make_denoiser, plan_batch, run_batch
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "cluster_throughput.json"
