@@ -11,12 +11,20 @@ import string
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from denoiser.core.inference.ensemble import check_passes
-from denoiser.core.io.formats import (DEFAULT_TEMPLATE, DNG_EXTENSIONS, FORMAT_EXTENSIONS, RAW_EXTENSIONS,
-                                      SAVE_FORMATS, SUPPORTED_EXTENSIONS, dng_problem, format_extensions,
-                                      planned_format)
-from denoiser.core.inference.controls import Controls
 from denoiser.core.files import UnsafePathError, resolved
+from denoiser.core.inference.controls import Controls
+from denoiser.core.inference.ensemble import check_passes
+from denoiser.core.io.formats import (
+    DEFAULT_TEMPLATE,
+    DNG_EXTENSIONS,
+    FORMAT_EXTENSIONS,
+    RAW_EXTENSIONS,
+    SAVE_FORMATS,
+    SUPPORTED_EXTENSIONS,
+    dng_problem,
+    format_extensions,
+    planned_format,
+)
 from denoiser.core.noise.level import NoiseLevel, requested_level
 
 TEMPLATE_FIELDS = frozenset({"stem", "ext", "name", "parent"})
