@@ -28,7 +28,7 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
                         "default), a model name (see `denoiser models`) or a .safetensors path")
     p.add_argument("--device", default="auto", help="auto|cpu|cuda[:N]|mps (default auto)")
     p.add_argument("--tile", type=positive_int, default=None,
-                   help="tile size in pixels, at least 256 (default 2048); smaller tiles use less memory")
+                   help="tile size in pixels, at least 256 (default 1024); smaller tiles use less memory")
     p.add_argument("--passes", type=int, choices=PASSES, default=1,
                    help="quality: average the model over 1, 2, 4 or 8 flipped/rotated views; "
                         "N passes take N times as long (default 1)")

@@ -44,7 +44,7 @@ def test_verbose_adds_model_photo_and_timing_details(capsys, caplog, photo, tmp_
             "--strength", "9")
         loud = [r.getMessage() for r in caplog.records if r.name == "denoiser.denoise"]
     assert quiet == []
-    assert any(m.startswith("model tiny on cpu") and "tiles of 2048 px, 1 pass(es)" in m for m in loud), loud
+    assert any(m.startswith("model tiny on cpu") and "tiles of 1024 px, 1 pass(es)" in m for m in loud), loud
     assert any(f"{photo}: 64 x 48 (0.0 MP), PNG 8-bit" in m for m in loud), loud
     assert any(m.startswith(f"{photo}: denoised at strength 9.00 in") for m in loud), loud
 

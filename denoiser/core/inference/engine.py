@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TILE = 2048
+DEFAULT_TILE = 1024  # px: a 24 MP photo with Auto peaks at 1.9 GB RSS (2.6 GB at 2048), at the same speed on a CPU
 DEFAULT_OVERLAP = 64
 MIN_TILE = 256
 
@@ -153,12 +153,12 @@ class Denoiser:
         return out[:, :, :h, :w]
 
     def _forward_tile(self, t: torch.Tensor, sigma: float) -> torch.Tensor:
-        """A tile of 3 channels at a constant level, or of 4 whose last is the level map (kept as it is, so
-        tiling, padding and self-ensemble move the map with the pixels)."""
+        """A tile of 3 channels at a constant level, or of 4 whose last is the level map (so tiling, padding and
+        self-ensemble move the map with the pixels); the result has the 3 denoised channels only (a 24 MP photo's
+        output buffer is then 96 MB smaller)."""
         if t.shape[1] == 3:
             return self._forward(t, sigma)
-        level = t[:, 3:4].to(self.device)
-        return torch.cat([self._forward(t[:, :3], level).float().cpu(), t[:, 3:4].float().cpu()], dim=1)
+        return self._forward(t[:, :3], t[:, 3:4].to(self.device))
 
     def denoise(self, pixels: np.ndarray, sigma: float | NoiseLevel | None = None, progress: Progress | None = None,
                 passes: int = 1) -> np.ndarray:
@@ -181,9 +181,11 @@ class Denoiser:
             noise_map = level.map_for(pixels.shape[:2], lambda: self.noise_map(pixels))
             full = torch.from_numpy(noise_map).repeat_interleave(2, 0).repeat_interleave(2, 1)
             x = torch.cat([x, full[:pixels.shape[0], :pixels.shape[1]][None, None]], dim=1)
+            del full  # the map lives on in x's 4th channel
         out = self_ensemble(lambda v, p: self._run_with_fallback(v, level.sigma, p), x, passes, progress)[:, :3]
         out = out.mean(dim=1, keepdim=True) if grey else out
-        return out[0].permute(1, 2, 0).clamp(0, 1).numpy()
+        result = out[0].permute(1, 2, 0).numpy()
+        return np.clip(result, 0, 1, out=result)  # in place: `out` is this run's own buffer
 
     def _run_with_fallback(self, x: torch.Tensor, sigma: float, progress: Progress) -> torch.Tensor:
         """On CUDA out-of-memory: halve the tile and retry, then fall back to the CPU (with a notice)."""

@@ -24,7 +24,7 @@ from denoiser.core.config import from_plain
 
 UNDER_WEIGHT = 2.0  # loss weight of under-estimates (log domain); over-estimates weigh 1
 OUTPUT_SCALE = 10.0  # the head's softplus output times this is the std in 0..255 units
-TILE = 1536  # px: estimator tiles on big photos (bounded memory: ~0.25 GB of activations per tile)
+TILE = 1024  # px: estimator tiles on big photos (bounded memory: ~0.1 GB of activations per tile)
 MARGIN = 96  # px: overlap each tile keeps beyond its core (the network sees 65 px either side)
 
 
