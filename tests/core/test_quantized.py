@@ -116,3 +116,19 @@ def test_cli_denoise_with_int8_matches_the_engine_and_refuses_a_model_without_a_
                  "--precision", "int8"])
     assert code == ExitCode.USAGE and not (tmp_path / "x.png").exists()
     assert "no INT8 build" in capsys.readouterr().err
+
+
+def test_auto_estimator_through_onnx_runtime_reads_the_same_map_as_torch():
+    import torch
+
+    from denoiser.core.noise.learned import NoiseMapNet, fast_runner, predict_map
+
+    torch.manual_seed(0)
+    net = NoiseMapNet().eval()
+    img = np.random.default_rng(3).random((200, 264, 3), dtype=np.float32)
+    run = fast_runner(net)
+    assert run is not None
+    ref, fast = predict_map(net, img, tile=320), predict_map(net, img, tile=320, run=run)
+    assert ref.shape == fast.shape == (100, 132)
+    assert np.abs(ref - fast).max() < 1e-3 * max(1.0, float(np.abs(ref).max()))
+    assert ref.std() > 0  # a map that varies, so agreement is not trivial

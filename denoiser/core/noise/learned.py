@@ -6,11 +6,13 @@ trained on the same synthetic mixture as the denoiser (Gaussian, Poisson-Gaussia
 JPEG) to predict `synthesis.local_std_map` of the noise: the exact quantity the denoiser's level input was
 trained on. Its loss punishes under-estimation twice as hard as over-estimation (as CBDNet's), because noise
 left behind is worse than a slightly softer result. ~35 GFLOP per megapixel (18 % of the denoiser's), most of it
-at full and half resolution with few channels: it runs channels_last, which reads the same map ~4x faster here.
+at full and half resolution with few channels: Auto runs it through ONNX Runtime (fast_runner), ~7x the speed of
+torch's default NCHW layout here.
 """
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -133,6 +135,7 @@ def default_estimator_path() -> Path:
 
 
 _CACHE: dict[str, NoiseMapNet] = {}
+_RUNNERS: dict[int, tuple[NoiseMapNet, Callable[[torch.Tensor], np.ndarray] | None]] = {}
 _CACHE_LOCK = threading.Lock()  # the io, batch-prefetch and preview threads ask for the estimator at once
 
 
@@ -148,10 +151,46 @@ def shipped_estimator() -> NoiseMapNet | None:
         return _CACHE[key]
 
 
+def fast_runner(net: NoiseMapNet) -> Callable[[torch.Tensor], np.ndarray] | None:
+    """The estimator as an ONNX Runtime session (exported from its weights in memory; ~1.8x torch's channels_last
+    speed on this CPU, the same map to 4e-5 in 0..255 units), or None without onnxruntime. For a network whose
+    weights no longer change (the shipped one): the session keeps the weights it was made with."""
+    import io
+    import warnings
+
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return None
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the exporter's deprecation and tracer notes
+        torch.onnx.export(net.eval(), (torch.zeros(1, 3, 64, 64),), buf, input_names=["x"], output_names=["map"],
+                          dynamic_axes={"x": {2: "h", 3: "w"}, "map": {2: "h2", 3: "w2"}}, opset_version=17,
+                          dynamo=False)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads, options.inter_op_num_threads = torch.get_num_threads(), 1
+    session = ort.InferenceSession(buf.getvalue(), options, providers=["CPUExecutionProvider"])
+    return lambda x: session.run(None, {"x": np.ascontiguousarray(x.numpy())})[0][0, 0]
+
+
+def shipped_runner() -> Callable[[torch.Tensor], np.ndarray] | None:
+    """fast_runner of the shipped estimator, made once (None without onnxruntime or without the estimator)."""
+    net = shipped_estimator()
+    if net is None:
+        return None
+    with _CACHE_LOCK:
+        if id(net) not in _RUNNERS:  # the net is kept with its runner, so its id is never reused
+            _RUNNERS[id(net)] = (net, fast_runner(net))
+        return _RUNNERS[id(net)][1]
+
+
 @torch.inference_mode()
-def predict_map(net: NoiseMapNet, image: np.ndarray, tile: int = TILE) -> np.ndarray:
+def predict_map(net: NoiseMapNet, image: np.ndarray, tile: int = TILE,
+                run: Callable[[torch.Tensor], np.ndarray] | None = None) -> np.ndarray:
     """Noise map (ceil(H/2), ceil(W/2)) float32, 0..255 units, of an HxWxC image in [0,1]; tiled so memory
-    stays bounded on big photos (each tile keeps a MARGIN px overlap that is cut away)."""
+    stays bounded on big photos (each tile keeps a MARGIN px overlap that is cut away). `run` (a tile (1,3,h,w)
+    -> its map) replaces the network's own forward (fast_runner)."""
     img = np.asarray(image, np.float32)
     if img.ndim == 2:
         img = img[..., None]
@@ -165,8 +204,11 @@ def predict_map(net: NoiseMapNet, image: np.ndarray, tile: int = TILE) -> np.nda
         for x0 in range(0, w, step):
             ya, xa = max(0, y0 - MARGIN) // 4 * 4, max(0, x0 - MARGIN) // 4 * 4  # keep the stride-4 grid
             yb, xb = min(h, y0 + step + MARGIN), min(w, x0 + step + MARGIN)
-            part = x[:, :, ya:yb, xa:xb].contiguous(memory_format=torch.channels_last)  # ~1.6x faster on a CPU
-            pred = net(part)[0, 0].numpy()
+            if run is not None:
+                pred = run(x[:, :, ya:yb, xa:xb])
+            else:
+                part = x[:, :, ya:yb, xa:xb].contiguous(memory_format=torch.channels_last)  # ~4x NCHW's speed
+                pred = net(part)[0, 0].numpy()
             cy, cx = (y0 - ya) // 2, (x0 - xa) // 2
             ey, ex = (min(h, y0 + step) + 1) // 2, (min(w, x0 + step) + 1) // 2
             out[y0 // 2:ey, x0 // 2:ex] = pred[cy:cy + ey - y0 // 2, cx:cx + ex - x0 // 2]
@@ -179,7 +221,7 @@ def auto_map(image: np.ndarray) -> np.ndarray:
     installed."""
     net = shipped_estimator()
     if net is not None:
-        return predict_map(net, image) * np.float32(net.gain)
+        return predict_map(net, image, run=shipped_runner()) * np.float32(net.gain)
     from denoiser.core.noise.estimation import estimate_sigma
 
     return np.full(((image.shape[0] + 1) // 2, (image.shape[1] + 1) // 2), estimate_sigma(image), np.float32)
