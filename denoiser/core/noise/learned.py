@@ -153,12 +153,13 @@ def shipped_estimator() -> NoiseMapNet | None:
 
 def fast_runner(net: NoiseMapNet) -> Callable[[torch.Tensor], np.ndarray] | None:
     """The estimator as an ONNX Runtime session (exported from its weights in memory; ~1.8x torch's channels_last
-    speed on this CPU, the same map to 4e-5 in 0..255 units), or None without onnxruntime. For a network whose
+    speed on this CPU, the same map to 4e-5 in 0..255 units), or None without onnx and onnxruntime. For a network whose
     weights no longer change (the shipped one): the session keeps the weights it was made with."""
     import io
     import warnings
 
     try:
+        import onnx  # noqa: F401  (the exporter needs it)
         import onnxruntime as ort
     except ImportError:
         return None
