@@ -171,6 +171,7 @@ def fast_runner(net: NoiseMapNet) -> Callable[[torch.Tensor], np.ndarray] | None
                           dynamo=False)
     options = ort.SessionOptions()
     options.intra_op_num_threads, options.inter_op_num_threads = torch.get_num_threads(), 1
+    options.enable_cpu_mem_arena = False  # give each tile's activations back: the photo's run needs the memory
     session = ort.InferenceSession(buf.getvalue(), options, providers=["CPUExecutionProvider"])
     return lambda x: session.run(None, {"x": np.ascontiguousarray(x.numpy())})[0][0, 0]
 
