@@ -26,7 +26,7 @@ def snapshot(root: Path) -> dict[str, tuple[str, int]]:
 
 
 def temp_files(root: Path) -> list[Path]:
-    """This tool's temp files (photos: .<name>.XXXXXXXX.part, model files and reports: .<name>.XXXXXXXX.tmp)."""
+    """This tool's temp files (every file: .<name>.XXXXXXXX.<pid>.part; 0.1.0's model files and reports: .tmp)."""
     return [p for p in root.rglob(".*") if p.suffix in (".part", ".tmp")]
 
 
