@@ -15,7 +15,6 @@ plus ~11 MP of real photos).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 import time
@@ -27,6 +26,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 from peers import DATA, SETS, SIGMAS
 from real_noise import groups, psnr
+
+from denoiser.core.files import file_sha256
 
 RESULTS = Path(__file__).parent / "results"
 DEFAULT_BASELINE = Path(__file__).resolve().parents[1] / "resources" / "models" / "default.safetensors"
@@ -73,19 +74,11 @@ def decide(baseline: dict[str, float], candidate: dict[str, float], real: list[s
     return Verdict(not losers and gain >= min_gain - 1e-9, reason, gain, worst, deltas[worst])
 
 
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def estimator_sha() -> str:
     from denoiser.core.noise.learned import default_estimator_path
 
     path = default_estimator_path()
-    return sha256(path) if path.is_file() else "none"
+    return file_sha256(path) if path.is_file() else "none"
 
 
 def measure(model: Path, precision: str = "fp32") -> dict[str, float]:
@@ -116,10 +109,10 @@ def cached_table(model: Path, threads: int, refresh: bool = False, precision: st
     from denoiser.core.files import atomic_write_bytes
     from denoiser.core.inference.quantized import int8_path
 
-    key = {"model_sha256": sha256(model), "estimator_sha256": estimator_sha(), "protocol": PROTOCOL}
+    key = {"model_sha256": file_sha256(model), "estimator_sha256": estimator_sha(), "protocol": PROTOCOL}
     suffix = ""
     if precision != "fp32":
-        key.update(precision=precision, int8_sha256=sha256(int8_path(model)))
+        key.update(precision=precision, int8_sha256=file_sha256(int8_path(model)))
         suffix = f"_{precision}_{key['int8_sha256'][:8]}"
     path = RESULTS / f"ship_table_{key['model_sha256'][:16]}{suffix}.json"
     if path.is_file() and not refresh:

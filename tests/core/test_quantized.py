@@ -8,8 +8,9 @@ import pytest
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
 
+from denoiser.core.files import file_sha256
 from denoiser.core.inference.engine import Denoiser, open_denoiser
-from denoiser.core.inference.quantized import Int8Error, build_int8, file_sha256, int8_path
+from denoiser.core.inference.quantized import Int8Error, build_int8, int8_path
 
 
 def smooth_crops(n: int, side: int = 64) -> list[np.ndarray]:

@@ -16,7 +16,6 @@ and a file built from other weights is refused.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import warnings
 from collections.abc import Iterator
@@ -25,6 +24,8 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from denoiser.core.files import file_sha256
 
 PRECISIONS = ("fp32", "int8")  # the engine's choices: the weights as they are, or their INT8 build
 INT8_SUFFIX = ".int8.onnx"
@@ -40,14 +41,6 @@ class Int8Error(ValueError):
 def int8_path(model_path: Path) -> Path:
     """Where the INT8 build of a model file lives: beside it, `<stem>.int8.onnx`."""
     return Path(model_path).with_name(Path(model_path).stem + INT8_SUFFIX)
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def export_fp32(model: torch.nn.Module, path: Path) -> None:
