@@ -18,6 +18,7 @@ from denoiser.cli.common import (
     add_control_options,
     add_memory_option,
     add_model_options,
+    add_precision_option,
     controls_from,
     memory_limit,
     parse_quality,
@@ -62,6 +63,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                                                   "machines that share the folders but no network")
     p.add_argument("--report", type=Path, metavar="FILE", help="write a per-file report (.json or .csv)")
     add_model_options(p)
+    add_precision_option(p)
     add_memory_option(p)
     p.add_argument("--dng", choices=("linear", "cfa"), default="linear", help=DNG_HELP)
     add_control_options(p)
@@ -113,7 +115,7 @@ def _options(args: argparse.Namespace) -> Any:
         shard=parse_shard(args.shard) if args.shard else None, report=args.report,
         allow_inside=args.allow_inside, max_memory=memory_limit(args), model=args.model, device=args.device,
         tile=args.tile,
-        passes=args.passes, controls=controls_from(args), dng=args.dng)
+        passes=args.passes, controls=controls_from(args), dng=args.dng, precision=args.precision)
 
 
 def _summary(result: Any) -> None:

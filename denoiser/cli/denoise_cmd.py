@@ -102,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
     from denoiser.core.pipeline import EngineCache
 
     engines = EngineCache()
-    engines.put(denoiser, args.model, args.device, args.tile)
+    engines.put(denoiser, args.model, args.device, args.tile, args.precision)
     options = _photo_options(args)
     failed = len(plan.items) - len(plan.todo) + sum(not _one(options, engines, item.source, item.output)
                                                     for item in plan.todo)
@@ -117,7 +117,8 @@ def _photo_options(args: argparse.Namespace) -> PhotoOptions:
     return PhotoOptions(fmt=args.format, quality=args.quality, strength=args.strength,
                         strength_scale=args.strength_scale, overwrite=args.overwrite, model=args.model,
                         device=args.device, tile=args.tile, passes=args.passes, controls=controls_from(args),
-                        max_megapixels=args.max_megapixels, max_memory=memory_limit(args), dng=args.dng)
+                        max_megapixels=args.max_megapixels, max_memory=memory_limit(args), dng=args.dng,
+                        precision=args.precision)
 
 
 def _one(options: PhotoOptions, engines: EngineCache, path: Path, target: Path) -> bool:

@@ -75,6 +75,7 @@ class PhotoOptions:
     run_id: str = ""  # names the run in the claims it takes (a cluster's attempts share one)
     claim: bool = True  # take the output's claim first (core.claims)
     dng: str = "linear"  # a camera raw's DNG: "linear" (demosaiced) | "cfa" (its mosaic, for the user's demosaic)
+    precision: str = "fp32"  # the pinned/default model's arithmetic: "fp32" | "int8" (its INT8 build; CPU only)
 
     def level(self) -> NoiseLevel | None:
         """The fixed level, or None for Auto; ValueError for a level or scale out of range."""
@@ -112,31 +113,49 @@ class Prepared:
     error: Exception | None = None
 
 
-class EngineCache:
-    """This process's engines, each model opened once per (model, device, tile); thread-safe. A cluster
-    worker keeps one for its lifetime (core.batch.cluster), keyed as well by the model file's hash there."""
+EngineKey = tuple[str | None, str, int | None, str]  # (model, device, tile, precision)
 
-    def __init__(self, loader: Callable[[str | None, str, int | None], Denoiser] | None = None) -> None:
-        self._load = loader or (lambda name, device, tile: open_denoiser(name, device=device, tile=tile))
-        self._engines: dict[tuple[str | None, str, int | None], Denoiser] = {}
+
+def _model_key(model: str | None) -> str | None:
+    return None if model in (None, "", AUTO_MODEL) else model
+
+
+class EngineCache:
+    """This process's engines, each model opened once per (model, device, tile, precision); thread-safe. A
+    cluster worker keeps one for its lifetime (core.batch.cluster), keyed as well by the model file's hash there.
+    A camera profile chosen per photo always runs in fp32 (only the shipped model has an INT8 build)."""
+
+    def __init__(self, loader: Callable[[str | None, str, int | None, str], Denoiser] | None = None) -> None:
+        self._load = loader or (lambda name, device, tile, precision:
+                                open_denoiser(name, device=device, tile=tile, precision=precision))
+        self._engines: dict[EngineKey, Denoiser] = {}
         self._lock = threading.Lock()
 
-    def get(self, model: str | None, device: str = "auto", tile: int | None = None) -> Denoiser:
+    def get(self, model: str | None, device: str = "auto", tile: int | None = None,
+            precision: str = "fp32") -> Denoiser:
         """The engine for `model` (None or "auto": the shipped default)."""
-        key = (None if model in (None, "", AUTO_MODEL) else model, device, tile)
+        key = (_model_key(model), device, tile, precision)
         with self._lock:
             if key not in self._engines:
-                self._engines[key] = self._load(key[0], device, tile)
+                self._engines[key] = self._load(key[0], device, tile, precision)
             return self._engines[key]
 
-    def put(self, engine: Denoiser, model: str | None, device: str = "auto", tile: int | None = None) -> None:
+    def put(self, engine: Denoiser, model: str | None, device: str = "auto", tile: int | None = None,
+            precision: str = "fp32") -> None:
         """Seed the cache with an engine already open (the CLI opens the default before any photo)."""
         with self._lock:
-            self._engines[(None if model in (None, "", AUTO_MODEL) else model, device, tile)] = engine
+            self._engines[(_model_key(model), device, tile, precision)] = engine
+
+    def engine(self, options: PhotoOptions) -> Denoiser:
+        """The run's own engine: its pinned model (or the default) at its precision."""
+        return self.get(options.model, options.device, options.tile, options.precision)
 
     def chooser(self, options: PhotoOptions) -> ModelChooser:
         """The model for each photo: the pinned one, or (auto) the camera profile its EXIF matches."""
-        return ModelChooser(options.model, lambda name: self.get(name, options.device, options.tile))
+        def load(name: str | None) -> Denoiser:
+            own = _model_key(name) == _model_key(options.model)
+            return self.get(name, options.device, options.tile, options.precision if own else "fp32")
+        return ModelChooser(options.model, load)
 
 
 class Route(Protocol):
@@ -156,7 +175,7 @@ def prepare(task: PhotoTask, options: PhotoOptions, engines: EngineCache,
         level = None
         if options.strength is None:
             with measuring():
-                level = _measure(photo, task.source, engines.get(options.model, options.device, options.tile),
+                level = _measure(photo, task.source, engines.engine(options),
                                  options.strength_scale)
         return Prepared(photo, level, time.perf_counter() - start)
     except Exception as exc:  # reported for this photo; never fatal to a run

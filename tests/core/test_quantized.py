@@ -133,3 +133,31 @@ def test_auto_estimator_through_onnx_runtime_reads_the_same_map_as_torch():
     assert ref.shape == fast.shape == (100, 132)
     assert np.abs(ref - fast).max() < 1e-3 * max(1.0, float(np.abs(ref).max()))
     assert ref.std() > 0  # a map that varies, so agreement is not trivial
+
+
+def test_batch_runs_the_int8_build_and_refuses_a_model_without_one(built, tmp_path, capsys):
+    import cv2
+
+    from denoiser.cli import main
+    from denoiser.core.evaluation.evaluate import load_eval_image
+    from denoiser.exit_codes import ExitCode
+
+    path, _, _ = built
+    src = tmp_path / "in"
+    src.mkdir()
+    img = np.round(smooth_crops(1, 80)[0] * 65535) / 65535  # 16-bit: the output keeps the precisions apart
+    cv2.imwrite(str(src / "a.png"), (img[..., ::-1] * 65535).astype(np.uint16))
+    common = ["--strength", "20", "--device", "cpu", "--format", "png"]
+    assert main(["batch", str(src), "-o", str(tmp_path / "int8"), "--model", str(path), "--precision", "int8",
+                 *common]) == ExitCode.OK
+    int8 = Denoiser.from_file(path, device="cpu", precision="int8").denoise(img.astype(np.float32), 20.0)
+    fp32 = Denoiser.from_file(path, device="cpu").denoise(img.astype(np.float32), 20.0)
+    got = load_eval_image(tmp_path / "int8" / "a-denoised.png")
+    step = 1.01 / 65535
+    assert np.abs(got - int8).max() <= step < np.abs(got - fp32).max()  # the INT8 build ran, not the weights
+    plain = tmp_path / "plain.safetensors"
+    plain.write_bytes(path.read_bytes())
+    code = main(["batch", str(src), "-o", str(tmp_path / "x"), "--model", str(plain), "--precision", "int8",
+                 *common])
+    assert code == ExitCode.USAGE and not (tmp_path / "x" / "a-denoised.png").exists()
+    assert "no INT8 build" in capsys.readouterr().err

@@ -111,7 +111,7 @@ def _tune_allocator() -> None:
 def open_model(options: PhotoOptions, digest: str) -> str:
     """Open the run's model on this worker before its first photo (a model that cannot load fails the run
     up front, and the first photo's time is the photo's own); returns the engine's device."""
-    return engines_for(digest).get(options.model, options.device, options.tile).device_name
+    return engines_for(digest).engine(options).device_name
 
 
 class _TaskProgress:

@@ -67,6 +67,7 @@ class BatchOptions:
     max_memory: int | None = None  # bytes a photo may need (core.io.memory); None: what is free when it opens
     controls: Controls = Controls()  # luma/chroma strengths and detail (inference.controls); default: the plain run
     dng: str = "linear"  # a camera raw's DNG: "linear" | "cfa" (core.pipeline.PhotoOptions.dng)
+    precision: str = "fp32"  # "fp32" | "int8": the model's INT8 build (core.pipeline.PhotoOptions.precision)
 
     def validate(self) -> None:
         """Raise BatchError naming the first bad option; the folders are checked too."""

@@ -116,7 +116,8 @@ def photo_options(opts: BatchOptions, run_id: str = "") -> PhotoOptions:
     return PhotoOptions(fmt=opts.fmt, quality=opts.quality, strength=opts.strength,
                         strength_scale=opts.strength_scale, overwrite=opts.overwrite, model=opts.model,
                         device=opts.device, tile=opts.tile, passes=opts.passes, controls=opts.controls,
-                        max_memory=opts.max_memory, run_id=run_id or uuid.uuid4().hex, dng=opts.dng)
+                        max_memory=opts.max_memory, run_id=run_id or uuid.uuid4().hex, dng=opts.dng,
+                        precision=opts.precision)
 
 
 def task_of(item: BatchItem) -> PhotoTask:
@@ -154,7 +155,8 @@ def _prepared(items: list[BatchItem], prefetch: bool, options: PhotoOptions,
 def make_denoiser(opts: BatchOptions, model: str | None = None) -> Denoiser:
     """The engine for `model` (default: the job's; "auto" loads the shipped default, profiles come per photo)."""
     model = opts.model if model is None else model
-    return open_denoiser(None if model == AUTO_MODEL else model, device=opts.device, tile=opts.tile)
+    return open_denoiser(None if model == AUTO_MODEL else model, device=opts.device, tile=opts.tile,
+                         precision=opts.precision)
 
 
 def run_batch(opts: BatchOptions, denoiser: Denoiser | None = None, progress: Progress | None = None,
@@ -189,7 +191,7 @@ def run_batch(opts: BatchOptions, denoiser: Denoiser | None = None, progress: Pr
             execute(todo, notify, progress)
         elif todo:
             engines = EngineCache()
-            engines.put(denoiser or make_denoiser(opts), opts.model, opts.device, opts.tile)
+            engines.put(denoiser or make_denoiser(opts), opts.model, opts.device, opts.tile, opts.precision)
             _Runner(opts, engines, progress, notify, on_file_progress).run(todo)
         progress.report(1.0, "finished")
     except (Cancelled, KeyboardInterrupt) as exc:
