@@ -7,8 +7,9 @@ sequential loop, and resident memory after 1, 10 and 20 files (it must stay flat
 The photos are made from ../shared/datasets/train/photos (resized and cropped to 4:3, plus seeded
 Gaussian noise, saved as JPEG q95) in /tmp/denoiser-batch-bench, once. Both loops use the same loaded
 model; the sequential loop runs on the first --sequential-photos files only (a 12 MP photo takes
-minutes on a shared 2-core CPU), the overlapped one on all of them. Besides the wall times, the script sums the time spent decoding, denoising and saving, so the
-decode time the overlap hides is measured directly (wall times drift when the machine is shared).
+minutes on a shared 2-core CPU), the overlapped one on all of them. Besides the wall times, the script
+sums the time spent decoding, denoising and saving, so the decode time the overlap hides is measured
+directly (wall times drift when the machine is shared).
 On a shared machine the wall times say more about the other load than about the loop, so each stage's
 CPU time (of the thread that ran it) is measured too, and the idle-machine pace is derived from it:
 sequential = decode + estimate + denoise + save; overlapped = max(denoise + save, decode + estimate).
@@ -70,10 +71,10 @@ def make_photos(n: int, megapixels: float) -> tuple[Path, int, int]:
 class Stage:
     """Wraps a function and sums the wall and CPU seconds of the calling thread spent in it."""
 
-    def __init__(self, fn):  # noqa: ANN001
+    def __init__(self, fn):
         self.fn, self.seconds, self.cpu, self.calls, self.lock = fn, 0.0, 0.0, 0, threading.Lock()
 
-    def __call__(self, *a, **kw):  # noqa: ANN002, ANN003, ANN204
+    def __call__(self, *a, **kw):
         start, cpu = time.perf_counter(), time.thread_time()
         try:
             return self.fn(*a, **kw)
@@ -84,14 +85,14 @@ class Stage:
                 self.calls += 1
 
 
-def run_loop(folder: Path, out: Path, denoiser, prefetch: bool, count: int) -> dict:  # noqa: ANN001
+def run_loop(folder: Path, out: Path, denoiser, prefetch: bool, count: int) -> dict:
     import denoiser.core.batch.runner as batch
     import denoiser.core.pipeline as pipeline  # where each photo is decoded and saved
 
     shutil.rmtree(out, ignore_errors=True)
     proc, rss, finished = psutil.Process(), {}, [0]
 
-    def on_file(index: int, total: int, item) -> None:  # noqa: ANN001
+    def on_file(index: int, total: int, item) -> None:
         if item.status in ("done", "failed"):
             finished[0] += 1
             if finished[0] in CHECKPOINTS or finished[0] == count:
@@ -120,8 +121,10 @@ def run_loop(folder: Path, out: Path, denoiser, prefetch: bool, count: int) -> d
     critical = stages["denoise"].cpu + stages["save"].cpu + (0.0 if prefetch else side)
     if prefetch:
         critical = max(critical, side)
-    return {"photos": len(result.done), "wall_s": round(wall, 1), "photos_per_minute": round(60 * len(result.done) / wall, 3),
-            "seconds_per_photo": round(wall / max(1, len(result.done)), 1), "failed": [f"{i.rel}: {i.reason}" for i in result.failed],
+    done = len(result.done)
+    return {"photos": done, "wall_s": round(wall, 1), "photos_per_minute": round(60 * done / wall, 3),
+            "seconds_per_photo": round(wall / max(1, done), 1),
+            "failed": [f"{i.rel}: {i.reason}" for i in result.failed],
             **{f"{k}_s_per_photo": round(s.seconds / max(1, s.calls), 2) for k, s in stages.items()},
             **{f"{k}_cpu_s_per_photo": round(s.cpu / max(1, s.calls), 2) for k, s in stages.items()},
             "process_cpu_s_per_photo": round(cpu_s / n, 1),
@@ -171,7 +174,8 @@ def main() -> None:
         print(f"{name}:", flush=True)
         report[name] = run_loop(folder, WORK / f"out-{name}", denoiser, prefetch, count)
         print(f"  {json.dumps(report[name])}", flush=True)
-        atomic_write_bytes(args.out, (json.dumps(report, indent=2) + "\n").encode())  # partial results survive an interrupt
+        # partial results survive an interrupt
+        atomic_write_bytes(args.out, (json.dumps(report, indent=2) + "\n").encode())
     seq, ovl = report["sequential"], report["overlapped"]
     report["gain_percent_wall"] = round(100 * (ovl["photos_per_minute"] / seq["photos_per_minute"] - 1), 1)
     report["gain_percent_idle_machine"] = round(100 * (ovl["idle_machine_photos_per_minute"]

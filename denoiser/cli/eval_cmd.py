@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     if denoiser is None:
         return ExitCode.USAGE
 
-    def fn(img, sigma):  # noqa: ANN001, ANN202 - evaluate's DenoiseFn
+    def fn(img, sigma):
         return denoiser.denoise(img, sigma, passes=args.passes)
 
     results = []

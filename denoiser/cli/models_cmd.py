@@ -40,10 +40,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from denoiser.core.model import kept, store
-    from denoiser.core.model.registry import list_models
     from denoiser.core.model.file import ModelFileError
-    from denoiser.core.model.foreign import (ForeignModelError, delete_foreign, foreign_cards, import_foreign,
-                                              is_foreign)
+    from denoiser.core.model.foreign import ForeignModelError, delete_foreign, foreign_cards, import_foreign, is_foreign
+    from denoiser.core.model.registry import list_models
 
     verb = args.verb or "list"
     try:
@@ -83,12 +82,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _list(as_json: bool) -> int:
-    from denoiser.core.model.store import describe
-    from denoiser.core.model.profiles import describe_profile, profile_of
-    from denoiser.core.model.registry import damaged_models, list_models
-
     from denoiser.core.model.foreign import foreign_cards
     from denoiser.core.model.kept import human_size, size_of, unfinished_runs
+    from denoiser.core.model.profiles import describe_profile, profile_of
+    from denoiser.core.model.registry import damaged_models, list_models
+    from denoiser.core.model.store import describe
 
     entries = list_models()
     rows = [describe(e) | {"camera_profile": profile_of(e), "bytes": size_of(e.path)} for e in entries]

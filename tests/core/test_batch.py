@@ -5,9 +5,16 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
-from denoiser.core.batch.plan import (FAILED, QUEUED, SKIPPED, BatchError, BatchOptions, check_template,
-                                      parse_shard, plan_batch)
-
+from denoiser.core.batch.plan import (
+    FAILED,
+    QUEUED,
+    SKIPPED,
+    BatchError,
+    BatchOptions,
+    check_template,
+    parse_shard,
+    plan_batch,
+)
 
 
 def make_tree(root: Path) -> None:
@@ -179,7 +186,7 @@ def photo_folder(root: Path, n: int, h: int = 48, w: int = 64) -> Path:
     return root
 
 
-def options(tmp_path: Path, model: str, **kw) -> "BatchOptions":
+def options(tmp_path: Path, model: str, **kw) -> BatchOptions:
     return BatchOptions(input_dir=tmp_path / "in", output_dir=tmp_path / "out", model=model, device="cpu", **kw)
 
 

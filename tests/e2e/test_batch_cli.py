@@ -74,7 +74,7 @@ def mixed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
         real = photo._open_for_read
 
-        def deny(p: Path):  # noqa: ANN202
+        def deny(p: Path):
             if Path(p).name == "locked.png":
                 raise PermissionError(13, "Permission denied", str(p))
             return real(p)

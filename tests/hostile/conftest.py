@@ -4,7 +4,7 @@ Each test asserts the message, the exit code, that no file changed outside the o
 file was left behind."""
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import pytest
 

@@ -6,7 +6,6 @@ import signal
 from pathlib import Path
 
 import pytest
-
 from hostile_util import snapshot, temp_files, write_png
 
 

@@ -7,7 +7,6 @@ import resource
 from pathlib import Path
 
 import pytest
-
 from hostile_util import drunet_bomb, png_bomb, png_with_bomb, snapshot, temp_files, write_png
 
 
@@ -37,8 +36,9 @@ def test_a_png_whose_metadata_inflates_to_gigabytes_is_kept_without_it(cli, tmp_
 def test_a_bounded_inflate_keeps_real_metadata_and_stops_a_bomb() -> None:
     import zlib
 
-    from denoiser.core.io.meta import inflate_bounded
     from hostile_util import zlib_bomb
+
+    from denoiser.core.io.meta import inflate_bounded
 
     packet = b"<x:xmpmeta>" + b"a" * 200_000 + b"</x:xmpmeta>"
     assert inflate_bounded(zlib.compress(packet), "XMP packet") == packet

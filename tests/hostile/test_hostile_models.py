@@ -6,14 +6,12 @@ import json
 import os
 import pickle
 import resource
-import shutil
 from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import save
-
 from hostile_util import snapshot, write_png
+from safetensors.torch import save
 
 HUGE = {"arch": "unet-res", "in_channels": 3, "widths": [512] * 5, "enc_blocks": [16] * 4, "mid_blocks": 16,
         "dec_blocks": [16] * 4, "block": "res"}

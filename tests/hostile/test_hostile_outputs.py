@@ -7,9 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from hostile_util import snapshot, temp_files, write_png
+from PIL import Image
 
 
 def test_overwrite_never_replaces_another_input_of_the_run(cli, tmp_path, tiny_model_file, monkeypatch):

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import logging
 import resource
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pytest
 import tifffile
-from PIL import Image
-
 from hostile_util import png_bomb, snapshot, temp_files, write_png
+from PIL import Image
 
 
 def _frames() -> list[Image.Image]:

@@ -11,9 +11,8 @@ import signal
 from pathlib import Path
 
 import pytest
-from PIL import Image
-
 from hostile_util import snapshot, temp_files, write_png
+from PIL import Image
 
 LONG = "p" * 245  # a legal name (249 bytes with .png); "<stem>-denoised.png" is not
 

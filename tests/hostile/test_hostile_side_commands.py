@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from hostile_util import snapshot, temp_files, write_png
 
 

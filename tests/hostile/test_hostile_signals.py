@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tifffile
-
 from hostile_util import snapshot, temp_files
 
 pytestmark = pytest.mark.slow

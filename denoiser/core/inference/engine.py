@@ -122,7 +122,7 @@ class Denoiser:
     @staticmethod
     def _place(model: UNetDenoiser, dev: torch.device) -> UNetDenoiser:
         if dev.type == "cpu":
-            return model.to(dev).to(memory_format=torch.channels_last)
+            return model.to(dev).to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch stubs lack memory_format
         import copy
         return copy.deepcopy(model).to(dev)
 
@@ -248,6 +248,7 @@ def receptive_radius(config: ModelConfig, probe: int = 512) -> int:
     out = model(x, torch.tensor([25.0]))
     c = probe // 2
     out[0, :, c, c].sum().backward()
+    assert x.grad is not None  # backward() filled it
     ys, xs = torch.nonzero(x.grad[0].abs().sum(0) > 0, as_tuple=True)
     return int(max((ys - c).abs().max(), (xs - c).abs().max()))
 

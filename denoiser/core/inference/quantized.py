@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from denoiser.core.files import file_sha256
+from denoiser.core.model.network import UNetDenoiser
 
 PRECISIONS = ("fp32", "int8")  # the engine's choices: the weights as they are, or their INT8 build
 INT8_SUFFIX = ".int8.onnx"
@@ -43,7 +44,7 @@ def int8_path(model_path: Path) -> Path:
     return Path(model_path).with_name(Path(model_path).stem + INT8_SUFFIX)
 
 
-def export_fp32(model: torch.nn.Module, path: Path) -> None:
+def export_fp32(model: UNetDenoiser, path: Path) -> None:
     """The fp32 network as ONNX: inputs x (N,3,H,W) in [0,1] and sigma (N,1,H/2,W/2) in 0..255 units."""
     side = 8 * model.config.size_multiple
     x, s = torch.zeros(1, 3, side, side), torch.full((1, 1, side // 2, side // 2), 25.0)

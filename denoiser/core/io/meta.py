@@ -14,8 +14,9 @@ import logging
 import re
 import struct
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import BinaryIO, Callable
+from typing import BinaryIO
 
 import numpy as np
 
@@ -55,7 +56,7 @@ class Entry:
     type: int
     count: int
     data: bytes
-    sub: list["Entry"] | None = None
+    sub: list[Entry] | None = None
 
 
 ReadAt = Callable[[int, int], bytes]

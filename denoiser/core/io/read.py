@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 import pillow_heif
 import tifffile
-from PIL import Image, ImageFile
+from PIL import Image, ImageFile, TiffImagePlugin
 
 from denoiser.core.io import meta
 from denoiser.core.io.memory import MemoryLimitError, check_photo_memory
@@ -90,7 +90,7 @@ def decode_pillow_file(im: Image.Image, path: Path, data_head: bytes) -> Decoded
     icc = im.info.get("icc_profile") or None
     if fmt == "PNG" and data_head[24:25] == b"\x10":
         return _decode_png_cv(path, icc)
-    if fmt == "TIFF" and max(_as_tuple(im.tag_v2.get(258, (8,)))) > 8:
+    if fmt == "TIFF" and isinstance(im, TiffImagePlugin.TiffImageFile) and max(_as_tuple(im.tag_v2.get(258, (8,)))) > 8:
         return decode_tiff(path, float("inf"), NO_MEMORY_LIMIT, warn_pages=False)  # size checked from the header
     try:
         pixels, alpha, bit_depth, drop_icc = pillow_to_arrays(im)
@@ -108,7 +108,7 @@ def _as_tuple(v: object) -> tuple:
     return v if isinstance(v, tuple) else (v,)
 
 
-def _as_bytes(v: object) -> bytes | None:
+def _as_bytes(v: str | bytes | None) -> bytes | None:
     if isinstance(v, str):
         return v.encode("utf-8")
     return bytes(v) if v else None
@@ -225,7 +225,7 @@ def _read_tiff_page(page: tifffile.TiffPage, path: Path) -> tuple[np.ndarray, np
         raise DecodeError(f"unsupported TIFF sample format ({bits}-bit, format {int(page.sampleformat)}); "
                           "only 8- and 16-bit integer TIFFs are supported")
     size = path.stat().st_size
-    if any(o + n > size for o, n in zip(page.dataoffsets, page.databytecounts)):
+    if any(o + n > size for o, n in zip(page.dataoffsets, page.databytecounts, strict=False)):
         raise DecodeError("the TIFF file is truncated")
     photometric = int(page.photometric)
     if photometric not in (0, 1, 2):

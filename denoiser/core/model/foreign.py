@@ -15,13 +15,15 @@ level, source) and are listed and loaded next to the app's own models.
 """
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import pickle
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from safetensors import SafetensorError
@@ -122,6 +124,13 @@ class _ResBlock(nn.Module):
 
 class DRUNet(nn.Module):
     """KAIR's DRUNet layout (Zhang et al., TPAMI 2021): input = image + noise-level map (sigma/255)."""
+
+    m_down1: nn.Sequential  # set by name in __init__ (KAIR's state-dict keys)
+    m_down2: nn.Sequential
+    m_down3: nn.Sequential
+    m_up1: nn.Sequential
+    m_up2: nn.Sequential
+    m_up3: nn.Sequential
 
     def __init__(self, in_nc: int, out_nc: int, nc: list[int], nb: int) -> None:
         super().__init__()
@@ -268,7 +277,7 @@ def _conv_stack_model(stack: tuple[list[torch.Tensor], bool],
     """DnCNN (C -> C) or FFDNet (4C+1 -> 4C) from a plain conv stack; anything else is refused."""
     weights, biases = stack
     cin, cout = weights[0].shape[1], weights[-1].shape[0]
-    if any(b.shape[1] != a.shape[0] for a, b in zip(weights, weights[1:])):
+    if any(b.shape[1] != a.shape[0] for a, b in itertools.pairwise(weights)):
         raise ForeignModelError(f"{source}: weights do not fit a conv stack: the layers' channel counts "
                                 f"do not chain ({[tuple(w.shape[:2]) for w in weights]})")
     if cin == cout and cin in (1, 3):

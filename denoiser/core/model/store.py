@@ -10,12 +10,17 @@ import re
 import unicodedata
 from pathlib import Path
 
-from denoiser.core.files import atomic_write_bytes
+from denoiser.core.files import atomic_write_bytes, inside, remove_tree_inside
 from denoiser.core.model.file import ModelFileError, card_path, load_model, save_model
-from denoiser.core.files import inside, remove_tree_inside
 from denoiser.core.model.network import count_parameters
-from denoiser.core.model.registry import (DEFAULT_MODEL_NAME, ModelEntry, damaged_models, find_model, list_models,
-                                         user_models_dir)
+from denoiser.core.model.registry import (
+    DEFAULT_MODEL_NAME,
+    ModelEntry,
+    damaged_models,
+    find_model,
+    list_models,
+    user_models_dir,
+)
 from denoiser.core.resources import user_data_path
 
 MAX_NAME_LENGTH = 64
@@ -114,10 +119,8 @@ def _user_entry(name: str, action: str) -> ModelEntry:
 def rename(old: str, new: str) -> ModelEntry:
     """Rewrite the model under the new name (embedded card included), then remove the old files."""
     entry = _user_entry(old, "renamed")
-    if new.strip().lower() == old.lower() and new.strip() != old:
-        new = check_name(new)  # case-only change: the clash check would refuse our own name
-    else:
-        new = validate_name(new)
+    case_only = new.strip().lower() == old.lower() and new.strip() != old  # the clash check would refuse our own name
+    new = check_name(new) if case_only else validate_name(new)
     src_run, dst_run = _run_of(old), runs_dir() / new  # every check before the first change
     if src_run is not None and src_run.is_dir() and not src_run.is_symlink():
         inside(src_run, runs_dir())

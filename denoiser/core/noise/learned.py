@@ -166,7 +166,8 @@ def fast_runner(net: NoiseMapNet) -> Callable[[torch.Tensor], np.ndarray] | None
     buf = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the exporter's deprecation and tracer notes
-        torch.onnx.export(net.eval(), (torch.zeros(1, 3, 64, 64),), buf, input_names=["x"], output_names=["map"],
+        torch.onnx.export(net.eval(), (torch.zeros(1, 3, 64, 64),), buf,  # type: ignore[arg-type]  # stubs omit file objects
+                          input_names=["x"], output_names=["map"],
                           dynamic_axes={"x": {2: "h", 3: "w"}, "map": {2: "h2", 3: "w2"}}, opset_version=17,
                           dynamo=False)
     options = ort.SessionOptions()

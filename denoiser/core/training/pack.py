@@ -15,9 +15,9 @@ import cv2
 import numpy as np
 import torch
 
-from denoiser.core.training.patches import check_native_quality, list_images, load_rgb8, split_validation
-from denoiser.core.progress import NullProgress, Progress
 from denoiser.core.files import atomic_write_bytes, check_output_file
+from denoiser.core.progress import NullProgress, Progress
+from denoiser.core.training.patches import check_native_quality, list_images, load_rgb8, split_validation
 
 
 def make_pack(folders: list[Path], out: Path, max_mb: float = 48.0, crop: int = 128, seed: int = 0,
@@ -58,10 +58,10 @@ def make_pack(folders: list[Path], out: Path, max_mb: float = 48.0, crop: int = 
             "folders": [str(f) for f in folders], "jpeg_downscale": jpeg_downscale,
             "jpeg_native_quality": native_quality}
     out = Path(out)
-    buf = io.BytesIO()
-    np.savez(buf, data=np.concatenate(blobs), offsets=offsets,
+    packed = io.BytesIO()
+    np.savez(packed, data=np.concatenate(blobs), offsets=offsets,
              meta=np.frombuffer(json.dumps(meta).encode(), np.uint8))
-    atomic_write_bytes(out, buf.getvalue(), overwrite=overwrite)
+    atomic_write_bytes(out, packed.getvalue(), overwrite=overwrite)
     return meta | {"bytes": out.stat().st_size}
 
 
@@ -76,9 +76,10 @@ def read_pack(path: Path) -> list[np.ndarray]:
         raise
     except (OSError, ValueError, KeyError, TypeError, IndexError, EOFError, zipfile.BadZipFile, cv2.error) as exc:
         raise ValueError(f"{path}: not a training pack made by `denoiser pack` ({exc.__class__.__name__})") from None
-    if any(c is None or c.ndim != 3 for c in crops):
+    colour = [c for c in crops if c is not None and c.ndim == 3]
+    if len(colour) != len(crops):
         raise ValueError(f"{path}: a crop in the pack is not a decodable colour PNG")
-    return [c[..., ::-1] for c in crops]
+    return [c[..., ::-1] for c in colour]
 
 
 class PackSource:

@@ -10,10 +10,11 @@ import json
 import logging
 import math
 import time
-from dataclasses import asdict, dataclass, field, replace
-from datetime import datetime, timezone
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import torch
@@ -21,14 +22,14 @@ import torch.nn.functional as F
 from torch.optim.swa_utils import AveragedModel
 
 from denoiser.core.config import from_plain
+from denoiser.core.evaluation.metrics import psnr
 from denoiser.core.files import atomic_write_bytes
 from denoiser.core.inference.engine import resolve_device
 from denoiser.core.model.file import ModelCard, load_model, save_model
-from denoiser.core.evaluation.metrics import psnr
 from denoiser.core.model.network import ModelConfig, UNetDenoiser, build_model, load_grown
 from denoiser.core.noise import NoiseConfig, synthesize
-from denoiser.core.training.patches import PatchPool, check_native_quality, list_images, load_rgb8, split_validation
 from denoiser.core.progress import Cancelled, NullProgress, Progress
+from denoiser.core.training.patches import PatchPool, check_native_quality, list_images, load_rgb8, split_validation
 
 if TYPE_CHECKING:
     from denoiser.core.training.pack import PackSource
@@ -83,11 +84,11 @@ class TrainConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
         return from_plain(cls, d, "training config")
 
     @classmethod
-    def from_file(cls, path: Path) -> "TrainConfig":
+    def from_file(cls, path: Path) -> TrainConfig:
         try:
             data = json.loads(Path(path).read_text())
         except json.JSONDecodeError as exc:
@@ -158,7 +159,7 @@ class Trainer:
                 self.model.load_state_dict(base.state_dict())
         self.model.to(self.device)
         if self.device.type in ("cpu", "cuda"):
-            self.model.to(memory_format=torch.channels_last)
+            self.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch stubs lack memory_format
         self.averaged = AveragedModel(self.model, avg_fn=self._ema_step)  # the EMA of the weights
         self.averaged.requires_grad_(False)
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -240,7 +241,7 @@ class Trainer:
                       "hardware": _hardware(self.device), "init": self.init_weights,
                       "config": self.cfg.to_dict(), **self.card_extra},
             metrics={self.metric_name: last_val} if last_val is not None else {},
-            created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            created=datetime.now(UTC).isoformat(timespec="seconds"),
         )
         save_model(path, self.ema, card)
 
@@ -353,9 +354,9 @@ class Trainer:
     @property
     def ema(self) -> UNetDenoiser:
         """The exponential moving average of the weights: what is validated and exported."""
-        return self.averaged.module
+        return cast(UNetDenoiser, self.averaged.module)  # AveragedModel holds a copy of self.model
 
-    def _ema_step(self, avg: torch.Tensor, new: torch.Tensor, _count: torch.Tensor) -> torch.Tensor:
+    def _ema_step(self, avg: torch.Tensor, new: torch.Tensor, _count: torch.Tensor | int) -> torch.Tensor:
         """EMA with a short warm-up: the decay grows as (1 + step) / (10 + step) up to ema_decay."""
         decay = min(self.cfg.ema_decay, (1 + self.step) / (10 + self.step))
         return avg + (new - avg) * (1 - decay)
@@ -369,4 +370,5 @@ def _hardware(device: torch.device) -> str:
         return torch.cuda.get_device_name(device)
     import os
     import platform
-    return f"{platform.processor() or platform.machine()} CPU, {os.cpu_count()} cores, {torch.get_num_threads()} threads"
+    cpu = platform.processor() or platform.machine()
+    return f"{cpu} CPU, {os.cpu_count()} cores, {torch.get_num_threads()} threads"
