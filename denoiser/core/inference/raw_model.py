@@ -39,7 +39,8 @@ def load_raw_model(path: Path) -> RawUNet:
     if not isinstance(model, RawUNet):
         raise ModelFileError(f"{path}: a {card.config.kind} model, not a raw model; the raw path needs a model "
                              "trained with `denoiser train-raw`")
-    return model.to(memory_format=torch.channels_last)  # on the CPU, convolutions run far faster so
+    # on the CPU, convolutions run far faster so; torch stubs lack Module.to(memory_format=)
+    return model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
 
 
 def _gain_map(h: int, w: int, wb: tuple[float, float, float]) -> torch.Tensor:
