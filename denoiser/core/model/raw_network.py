@@ -65,7 +65,7 @@ class RawUNet(UNetDenoiser):
         level = self.encoded_std(planes, std) * (255.0 / SIGMA_SCALE)
         return base + F.pixel_shuffle(self.body(torch.cat([F.pixel_unshuffle(base, 2), level], dim=1)), 2)
 
-    def forward(self, planes: torch.Tensor, std: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+    def forward(self, planes: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
         return srgb_to_linear_signed(self.forward_encoded(planes, std))
 
     def example_inputs(self, side: int) -> tuple[torch.Tensor, ...]:
