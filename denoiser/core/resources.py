@@ -8,6 +8,8 @@ from pathlib import Path
 from platformdirs import user_data_dir
 
 APP_DIR_NAME = "photo-denoiser"
+# Auto's noise estimator, shipped in resources/models beside the denoising models but not one of them
+ESTIMATOR_FILE_NAME = "estimator.safetensors"
 
 
 def resources_dir() -> Path:

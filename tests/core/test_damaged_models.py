@@ -75,3 +75,27 @@ def test_profiles_treat_a_damaged_exif_as_no_camera_but_let_bugs_through(monkeyp
     Image.new("RGB", (8, 8)).save(tmp_path / "ok.jpg")
     with pytest.raises(AttributeError):
         profiles.camera_of_file(tmp_path / "ok.jpg")
+
+
+def test_the_shipped_estimator_int8_build_and_raw_model_are_not_damaged_models(
+        tiny_install: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from denoiser.cli import main
+    from denoiser.core.model.network import RAW_ARCH
+    from denoiser.core.model.registry import damaged_models, list_models
+    from denoiser.core.noise.learned import NoiseMapNet, default_estimator_path, load_estimator, save_estimator
+    from tests.conftest import TINY as TINY_KW
+
+    shipped = tiny_install / "res/models"
+    save_estimator(NoiseMapNet(), shipped / "estimator.safetensors", {"steps": 0})  # Auto's, no model card
+    (shipped / "default.int8.onnx").write_bytes(b"\x08\x07onnx")  # the INT8 build of the default
+    raw = ModelConfig(arch=RAW_ARCH, in_channels=4, **TINY_KW)
+    save_model(shipped / "raw.safetensors", build_model(raw), ModelCard("raw", raw), half=False)
+
+    assert damaged_models() == []
+    assert [e.name for e in list_models()] == ["default"]
+    assert [(e.name, e.card.config.kind) for e in list_models(None)] == [("default", "rgb"), ("raw", "raw")]
+    assert default_estimator_path() == shipped / "estimator.safetensors"
+    assert isinstance(load_estimator(default_estimator_path()), NoiseMapNet)  # still Auto's to load
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert "estimator" not in out and "DAMAGED" not in out and "int8" not in out

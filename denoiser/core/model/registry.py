@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from denoiser.core.model.file import ModelCard, ModelFileError, read_card
-from denoiser.core.resources import resources_dir, user_data_path
+from denoiser.core.resources import ESTIMATOR_FILE_NAME, resources_dir, user_data_path
 
 DEFAULT_MODEL_NAME = "default"
 
@@ -46,6 +46,8 @@ def _scan(folder: Path, builtin: bool) -> tuple[list[ModelEntry], list[DamagedMo
     entries, damaged = [], []
     for path in sorted(folder.glob("*.safetensors")):
         if path.stem.startswith("."):  # temp files, and "..safetensors" whose name "." would be a folder
+            continue
+        if builtin and path.name == ESTIMATOR_FILE_NAME:  # Auto's noise estimator: not a denoising model
             continue
         try:
             card = read_card(path)

@@ -129,9 +129,9 @@ def load_estimator(path: Path) -> NoiseMapNet:
 
 
 def default_estimator_path() -> Path:
-    from denoiser.core.resources import resources_dir
+    from denoiser.core.resources import ESTIMATOR_FILE_NAME, resources_dir
 
-    return resources_dir() / "models" / "estimator.safetensors"
+    return resources_dir() / "models" / ESTIMATOR_FILE_NAME
 
 
 _CACHE: dict[str, NoiseMapNet] = {}
