@@ -1,4 +1,5 @@
 """The joint raw model: synthetic raw data, the network, its training task and tiled inference on any Bayer phase."""
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -170,3 +171,26 @@ def test_raw_training_steps_reduce_the_loss_on_a_fixed_batch(photo_folder, tmp_p
     for _ in range(80):
         trainer.train_step()
     assert loss() < 0.9 * before
+
+
+SHIPPED_RAW = Path(__file__).resolve().parents[2] / "resources" / "models" / "raw.safetensors"
+
+
+@pytest.mark.skipif(not SHIPPED_RAW.is_file(), reason="the joint raw model is not installed")
+def test_shipped_raw_model_removes_sensor_noise(rng):
+    """On a synthetic raw at a full-frame ISO 12800-like level, far closer to the clean scene than the linear
+    demosaic of the noisy mosaic, with the noise model measured on the mosaic as the app does."""
+    from denoiser.core.noise.raw_synthesis import FULL_FRAME
+
+    img = cv2.GaussianBlur(rng.random((128, 128, 3)).astype(np.float32), (0, 0), 4) * 0.4 + 0.05
+    shot, read = FULL_FRAME.shot(12800), FULL_FRAME.read(12800)
+    cfa = mosaic(img)
+    noisy = (cfa + np.sqrt(shot * cfa + read) * rng.standard_normal(cfa.shape)).astype(np.float32)
+    model = load_raw_model(SHIPPED_RAW)
+    out = denoise_demosaic(model, noisy, "RGGB", WB, SensorNoise.estimate(noisy, "RGGB"))
+    plain = mhc_demosaic(pack(torch.from_numpy(noisy)[None, None]))[0].permute(1, 2, 0).numpy()
+
+    def error(x: np.ndarray) -> float:
+        return float(np.sqrt(np.mean((x - img)[8:-8, 8:-8] ** 2)))
+
+    assert error(out) < 0.5 * error(plain)
