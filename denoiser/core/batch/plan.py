@@ -313,6 +313,7 @@ def assign_outputs(items: list[BatchItem], opts: BatchOptions, inputs: set[Path]
     claimed: dict[Path, PurePosixPath] = {}
     for item, key, problem in planned:
         out = item.output
+        assert out is not None  # named in the loop above
         if id(item) in ours:
             item.status, item.reason = SKIPPED, f"an output of this job (from {ours[id(item)][1]})"
         elif problem:
