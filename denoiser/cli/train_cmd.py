@@ -6,6 +6,7 @@ import json
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from denoiser.cli.common import model_name, positive_float, positive_int
 from denoiser.cli.progress import TerminalProgress
@@ -33,14 +34,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from denoiser.core.training.trainer import TrainConfig, Trainer
 
-    if args.out.exists() and not args.out.is_dir():
-        print(f"denoiser train: --out {args.out} is a file, not a run folder; choose a folder", file=sys.stderr)
-        return ExitCode.USAGE
     try:
-        if args.resume and (args.out / "checkpoint.pt").is_file():  # refused in a moment, before the run is built
-            from denoiser.core.model.foreign import load_torch_weights
-
-            load_torch_weights(args.out / "checkpoint.pt")
+        _check_run_folder(args)
         cfg = TrainConfig.from_file(args.config) if args.config else TrainConfig()
         overrides = {k: v for k, v in (("minutes", args.minutes), ("max_steps", args.steps),
                                        ("threads", args.threads)) if v is not None}
@@ -53,21 +48,37 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, OSError) as exc:
         print(f"denoiser train: {exc}", file=sys.stderr)
         return ExitCode.USAGE
+    return _train(trainer, cfg.to_dict(), args, "train", "training")
+
+
+def _check_run_folder(args: argparse.Namespace) -> None:
+    """Refuse an --out that is a file, and a checkpoint to resume that is not plain tensors (ValueError), before
+    the run is built."""
+    if args.out.exists() and not args.out.is_dir():
+        raise ValueError(f"--out {args.out} is a file, not a run folder; choose a folder")
+    if args.resume and (args.out / "checkpoint.pt").is_file():
+        from denoiser.core.model.foreign import load_torch_weights
+
+        load_torch_weights(args.out / "checkpoint.pt")
+
+
+def _train(trainer: Any, config: dict[str, Any], args: argparse.Namespace, command: str, label: str) -> int:
+    """Write the run's settings, train with a terminal bar, print the result: what `train` and `train-raw` share."""
     args.out.mkdir(parents=True, exist_ok=True)
     from denoiser.core.files import atomic_write_bytes
 
-    atomic_write_bytes(args.out / "config.json", json.dumps(cfg.to_dict(), indent=2).encode())
-    with TerminalProgress("training") as bar:
+    atomic_write_bytes(args.out / "config.json", json.dumps(config, indent=2).encode())
+    with TerminalProgress(label) as bar:
         try:
             result = trainer.train(resume=args.resume, progress=bar)
         except Cancelled:
-            print("denoiser train: stopped; resume with --resume", file=sys.stderr)
+            print(f"denoiser {command}: stopped; resume with --resume", file=sys.stderr)
             return ExitCode.FAILED
         except (ValueError, OSError) as exc:
-            print(f"denoiser train: {exc}", file=sys.stderr)
+            print(f"denoiser {command}: {exc}", file=sys.stderr)
             return ExitCode.USAGE
     print(json.dumps({k: v for k, v in result.items() if k != "skipped"}, indent=2))
-    for path, reason in result["skipped"].items():
+    for path, reason in result.get("skipped", {}).items():
         print(f"skipped {path}: {reason}", file=sys.stderr)
     return ExitCode.OK
 
@@ -152,6 +163,7 @@ def run_raw(args: argparse.Namespace) -> int:
 
     torch.set_num_threads(args.threads)
     try:
+        _check_run_folder(args)
         init = None if args.init == "none" else find_model(args.init, kind=None).path
         overrides = {k: v for k, v in (("minutes", args.minutes), ("max_steps", args.steps),
                                        ("threads", args.threads)) if v is not None}
@@ -160,15 +172,4 @@ def run_raw(args: argparse.Namespace) -> int:
     except (ValueError, OSError, ModelFileError) as exc:
         print(f"denoiser train-raw: {exc}", file=sys.stderr)
         return ExitCode.USAGE
-    args.out.mkdir(parents=True, exist_ok=True)
-    from denoiser.core.files import atomic_write_bytes
-
-    atomic_write_bytes(args.out / "config.json", json.dumps(cfg.to_dict(), indent=2).encode())
-    with TerminalProgress("training the raw model") as bar:
-        try:
-            result = trainer.train(resume=args.resume, progress=bar)
-        except Cancelled:
-            print("denoiser train-raw: stopped; resume with --resume", file=sys.stderr)
-            return ExitCode.FAILED
-    print(json.dumps({k: v for k, v in result.items() if k != "skipped"}, indent=2))
-    return ExitCode.OK
+    return _train(trainer, cfg.to_dict(), args, "train-raw", "training the raw model")

@@ -77,10 +77,11 @@ def test_pack_and_train_numbers_are_checked_at_the_parser(cli, tmp_path: Path, p
     assert not (tmp_path / "run").exists() and not (tmp_path / "p.npz").exists()
 
 
-def test_train_out_that_is_a_file_is_refused(cli, tmp_path: Path, photos: Path) -> None:
+@pytest.mark.parametrize("command", ["train", "train-raw"])
+def test_train_out_that_is_a_file_is_refused(cli, tmp_path: Path, photos: Path, command: str) -> None:
     blocker = tmp_path / "notes.txt"
     blocker.write_text("mine")
-    code, _, err = cli("train", "--data", photos, "--out", blocker, "--steps", "1")
+    code, _, err = cli(command, "--data", photos, "--out", blocker, "--steps", "1")
     assert code == 2 and "is a file, not a run folder" in err and blocker.read_text() == "mine"
 
 
@@ -92,12 +93,14 @@ class _Payload:
         return (os.system, (f"touch {self.marker}",))
 
 
-def test_train_resume_over_a_pickled_checkpoint_names_the_code(cli, tmp_path: Path, photos: Path) -> None:
+@pytest.mark.parametrize("command", ["train", "train-raw"])
+def test_train_resume_over_a_pickled_checkpoint_names_the_code(cli, tmp_path: Path, photos: Path,
+                                                               command: str) -> None:
     marker = tmp_path / "PWNED"
     run = tmp_path / "run"
     run.mkdir()
     torch.save({"config": _Payload(marker)}, run / "checkpoint.pt")
-    code, _, err = cli("train", "--data", photos, "--out", run, "--steps", "1", "--resume", "--threads", "1")
+    code, _, err = cli(command, "--data", photos, "--out", run, "--steps", "1", "--resume", "--threads", "1")
     assert code == 2 and "contains code, not only weights; it was not loaded" in err
     assert "weights_only=False" not in err and "Traceback" not in err and not marker.exists()
 
