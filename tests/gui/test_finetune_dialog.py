@@ -67,7 +67,8 @@ def test_cancel_then_resume_finishes_the_same_run(qtbot, dialog, photos: Path) -
 
     dialog._step = cancel_on_first_step  # connected when the worker is made, i.e. before it runs
     dialog.start_btn.click()
-    qtbot.waitUntil(lambda: "Stopped" in dialog.phase.text(), timeout=120_000)
+    # "Stopped" arrives first, the job's end (which enables Resume) just after
+    qtbot.waitUntil(lambda: "Stopped" in dialog.phase.text() and dialog.job is None, timeout=120_000)
     assert "Resume continues" in dialog.phase.text()
     assert dialog.resume_btn.isEnabled() and first[0] == 1
     dialog._step = plot_step
