@@ -7,7 +7,6 @@ the app version, the model file's bytes (SHA-256) and Auto's estimator.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import socket
 import threading
@@ -16,6 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from denoiser.core.files import file_sha256
 from denoiser.core.model.profiles import AUTO_MODEL
 from denoiser.core.pipeline import EngineCache, PhotoOptions, PhotoResult, PhotoTask, process_photo
 from denoiser.core.progress import Cancelled
@@ -40,11 +40,8 @@ def model_file(model: str | None) -> Path:
 
 @lru_cache(maxsize=16)
 def _digest(path: str, size: int, mtime_ns: int) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    """The file's SHA-256, computed again only when its size or time changes."""
+    return file_sha256(Path(path))
 
 
 def model_digest(model: str | None) -> str:

@@ -11,7 +11,6 @@ region starting on odd coordinates): the engine then measures the map on the pix
 """
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -50,8 +49,9 @@ def check_scale(value: float) -> float:
 
 @lru_cache(maxsize=8)
 def _file_version(path: str, size: int, mtime_ns: int) -> str:
-    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]
-    return f"learned-{digest}"
+    from denoiser.core.files import file_sha256
+
+    return f"learned-{file_sha256(Path(path))[:12]}"
 
 
 def estimator_version() -> str:
