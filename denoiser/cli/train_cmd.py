@@ -8,7 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from denoiser.cli.common import model_name, positive_float, positive_int
+from denoiser.cli.common import model_name, positive_float, positive_int, signals_stop
 from denoiser.cli.progress import TerminalProgress
 from denoiser.core.progress import Cancelled
 from denoiser.exit_codes import ExitCode
@@ -68,7 +68,8 @@ def _train(trainer: Any, config: dict[str, Any], args: argparse.Namespace, comma
     from denoiser.core.files import atomic_write_bytes
 
     atomic_write_bytes(args.out / "config.json", json.dumps(config, indent=2).encode())
-    with TerminalProgress(label) as bar:
+    with TerminalProgress(label) as bar, signals_stop(bar, f"denoiser {command}: stopping after this step "
+                                                      "(checkpoint kept); press Ctrl-C again to abort"):
         try:
             result = trainer.train(resume=args.resume, progress=bar)
         except Cancelled:

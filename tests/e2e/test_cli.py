@@ -131,6 +131,42 @@ def test_train_two_steps_then_resume(tmp_path, rng):
     assert json.loads((out / "model.json").read_text())["training"]["steps"] == 3
 
 
+def test_train_interrupted_keeps_a_checkpoint_that_resumes(tmp_path, rng):
+    """Ctrl-C before the first periodic checkpoint (checkpoint_every_s is long) still leaves one to resume from."""
+    import json
+    import signal
+    import time
+
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in range(3):
+        Image.fromarray((rng.random((64, 64, 3)) * 255).astype(np.uint8)).save(data / f"{i}.png")
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text(json.dumps({"model": {"widths": [8, 16], "enc_blocks": [1], "dec_blocks": [1], "mid_blocks": 1},
+                               "batch_size": 2, "patch": 32, "val_crop": 32, "val_fraction": 0, "minutes": 0,
+                               "max_steps": 10**9, "checkpoint_every_s": 3600}))
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "denoiser", "train", "--config", str(cfg), "--data", str(data),
+                             "--out", str(out), "--device", "cpu"], cwd=ROOT, text=True,
+                            env=os.environ | {"OMP_NUM_THREADS": "1"}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 300
+        while not (out / "config.json").is_file() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(3.0)  # into the steps
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode != 0 and "resume with --resume" in err and "Traceback" not in err, err
+    assert (out / "checkpoint.pt").is_file()
+    res = run_cli("train", "--config", str(cfg), "--data", str(data), "--out", str(out), "--device", "cpu",
+                  "--resume", "--steps", "1")
+    assert res.returncode == 0, res.stderr
+
+
 def test_denoise_refuses_an_existing_output_named_without_suffix_before_working(noisy_png, tiny_model_file,
                                                                                tmp_path):
     """`-o out` gets the format's suffix appended; the early refusal must check that final name."""
