@@ -28,6 +28,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--init", type=Path, help="start from these weights (.safetensors) instead of random")
     p.add_argument("--device", default="auto", help="auto|cpu|cuda[:N]|mps")
     p.add_argument("--name", default="model", type=model_name, help="name of the exported model file")
+    p.add_argument("--teacher", type=Path, help="distil from this model (.safetensors): match its self-ensemble's "
+                   "outputs on a fixed set of noisy crops (config: teacher_passes, teacher_crops, teacher_weight)")
     p.set_defaults(func=run)
 
 
@@ -44,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
 
         torch.set_num_threads(max(1, cfg.threads))  # process-wide, so set here at the entry point
         trainer = Trainer(cfg, args.data or [], args.out, device=args.device, init_weights=args.init,
-                          name=args.name, pack=args.pack)
+                          name=args.name, pack=args.pack, teacher=args.teacher)
     except (ValueError, OSError) as exc:
         print(f"denoiser train: {exc}", file=sys.stderr)
         return ExitCode.USAGE

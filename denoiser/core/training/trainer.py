@@ -25,10 +25,12 @@ from denoiser.core.config import from_plain
 from denoiser.core.evaluation.metrics import psnr
 from denoiser.core.files import atomic_write_bytes
 from denoiser.core.inference.engine import resolve_device
+from denoiser.core.inference.ensemble import check_passes
 from denoiser.core.model.file import ModelCard, load_model, save_model
 from denoiser.core.model.network import ModelConfig, UNetDenoiser, build_model, load_grown
 from denoiser.core.noise import NoiseConfig, synthesize
 from denoiser.core.progress import Cancelled, NullProgress, Progress
+from denoiser.core.training import distill
 from denoiser.core.training.patches import PatchPool, check_native_quality, list_images, load_rgb8, split_validation
 
 if TYPE_CHECKING:
@@ -68,6 +70,9 @@ class TrainConfig:
     checkpoint_every_s: float = 120.0
     loss: str = "l1"  # "l2": squared error (measured: it cost real-noise quality, see the README's training notes)
     colour_aug: float = 0.0  # fraction of crops whose channels are permuted and saturation scaled (colour_augment)
+    teacher_passes: int = 8  # with a teacher (core/training/distill.py): views averaged for its targets
+    teacher_crops: int = 512  # size of the fixed set of noisy crops the teacher's outputs are computed on
+    teacher_weight: float = 1.0  # share of the loss measured against the teacher's output (the rest: clean)
 
     def __post_init__(self) -> None:
         if self.patch % self.model.size_multiple or self.val_crop % self.model.size_multiple:
@@ -77,6 +82,9 @@ class TrainConfig:
         check_native_quality(self.jpeg_native_quality)
         if self.loss not in LOSSES:
             raise ValueError(f"loss must be one of {', '.join(LOSSES)}, not {self.loss!r}")
+        check_passes(self.teacher_passes)
+        if self.teacher_crops < 1 or not 0 <= self.teacher_weight <= 1:
+            raise ValueError("need teacher_crops >= 1 and teacher_weight in 0..1")
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -134,7 +142,8 @@ class Trainer:
 
     def __init__(self, cfg: TrainConfig, data: list[Path], out: Path, device: str = "auto",
                  init_weights: Path | None = None, loss_fn: LossFn | None = None,
-                 card_extra: dict[str, Any] | None = None, name: str = "model", pack: Path | None = None) -> None:
+                 card_extra: dict[str, Any] | None = None, name: str = "model", pack: Path | None = None,
+                 teacher: Path | None = None) -> None:
         self.cfg, self.out, self.name = cfg, Path(out), name
         self.device = resolve_device(device)
         self.card_extra = card_extra or {}
@@ -157,6 +166,14 @@ class Trainer:
                 self.card_extra = {**self.card_extra, "grown_from": card.config.to_dict()}
             else:
                 self.model.load_state_dict(base.state_dict())
+        self.teacher_path = teacher
+        self.teacher_set: distill.TeacherSet | None = None
+        self.teacher: UNetDenoiser | None = None
+        if teacher:
+            self.teacher = distill.load_teacher(teacher, cfg.model)
+            distill.check_set_size(cfg.teacher_crops, cfg.patch)
+            self.card_extra = {**self.card_extra, "teacher": {"file": str(teacher), "passes": cfg.teacher_passes,
+                                                              "crops": cfg.teacher_crops}}
         self.model.to(self.device)
         if self.device.type in ("cpu", "cuda"):
             self.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch stubs lack memory_format
@@ -296,6 +313,12 @@ class Trainer:
             self.load_checkpoint()
         else:
             self.pool.fill()
+        if self.teacher_path and self.teacher is not None:
+            self.teacher_set = distill.obtain_set(
+                self.out, self.teacher_path, self.teacher, lambda n: self.pool.batch(n, self.cfg.patch),
+                self.cfg.teacher_crops, self.cfg.patch, self.cfg.noise, self.cfg.teacher_passes, self.cfg.seed,
+                self.cfg.colour_aug, progress)
+            self.teacher = None  # its outputs are all that is needed now
         cfg, last_ckpt = self.cfg, time.monotonic()
         loss_avg = None
         try:
@@ -332,6 +355,9 @@ class Trainer:
         self.model.train()
         for group in self.opt.param_groups:
             group["lr"] = lr_at(cfg, self.step, self.budget_fraction())
+        if self.teacher_set is not None:
+            return self._step(self.teacher_set.loss(self.model, cfg.batch_size, self.gen, cfg.teacher_weight,
+                                                    LOSSES[cfg.loss]))
         clean = self.pool.batch(cfg.batch_size, cfg.patch)
         if isinstance(clean, np.ndarray):
             clean = torch.from_numpy(clean).permute(0, 3, 1, 2)
@@ -341,11 +367,14 @@ class Trainer:
                 loss = self.loss_fn(self.model, clean, self.gen).float()
         else:
             loss = self.loss_fn(self.model, clean, self.gen)
+        return self._step(loss)
+
+    def _step(self, loss: torch.Tensor) -> float:
         if not torch.isfinite(loss):
             raise FloatingPointError(f"loss became {loss.item()} at step {self.step}")
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
         self.opt.step()
         self.update_ema()
         self.step += 1

@@ -1,0 +1,160 @@
+"""Quality per FLOP: smaller students pruned from the shipped model (and trained back by distillation) against it.
+
+    python benchmarks/quality_per_flop.py scan [--model FILE]                 # dB lost per removed block
+    python benchmarks/quality_per_flop.py prune --drop mid.2,mid.5 --out runs/x/pruned.safetensors
+    python benchmarks/quality_per_flop.py table --models default,runs/a/model.safetensors [--limit N]
+
+`scan` and every choice made from it (which blocks to remove) use held-out TRAINING crops only: the validation
+files of `denoiser train` (the same deterministic split), centre crops of 256 px at sigma 15/25/50.
+`table` reports, never tunes on, CBSD68/Kodak24/McMaster at sigma 15/25/50 (DESIGN.md protocol, the true sigma
+given) and each model's GFLOP/MP and s/MP measured at one thread with every model timed in turn in the same process
+(ratios against the first model hold under load; the load is recorded). Results:
+benchmarks/results/quality_per_flop.json (table) and quality_per_flop_scan.json (scan).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from peers import DATA, SETS, SIGMAS
+
+from denoiser.core.evaluation.evaluate import evaluate_synthetic
+from denoiser.core.evaluation.metrics import psnr
+from denoiser.core.files import atomic_write_bytes
+from denoiser.core.model.file import ModelCard, load_model, save_model
+from denoiser.core.model.network import count_parameters, gflops_per_megapixel
+from denoiser.core.model.prune import drop_costs, prune
+from denoiser.core.training.patches import list_images, load_rgb8, split_validation
+
+RESULTS = Path(__file__).parent / "results"
+SHIPPED = Path(__file__).resolve().parents[1] / "resources" / "models" / "default.safetensors"
+TRAIN = [DATA / "train" / d for d in ("CBSD432", "SunHays80", "photos")]
+
+
+def held_out_crops(side: int = 256, sigmas: tuple[float, ...] = (15, 25, 50)) -> list[tuple]:
+    """(clean, noisy, sigma) centre crops of the training run's validation files (never trained on)."""
+    _, val = split_validation(list_images(TRAIN), 0.02, 8)
+    gen = torch.Generator().manual_seed(1234)
+    crops = []
+    for path in val:
+        img = load_rgb8(path, 2, native_quality=90)
+        c = min(side, min(img.shape[:2]) // 16 * 16)
+        y, x = (img.shape[0] - c) // 2, (img.shape[1] - c) // 2
+        clean = torch.from_numpy(img[y:y + c, x:x + c].astype(np.float32) / 255).permute(2, 0, 1)[None]
+        for s in sigmas:
+            crops.append((clean, clean + torch.randn(clean.shape, generator=gen) * s / 255, float(s)))
+    return crops
+
+
+def scan(args: argparse.Namespace) -> None:
+    model, _ = load_model(Path(args.model))
+    costs = drop_costs(model, held_out_crops())
+    cfg = model.config
+    ranked = sorted(costs.items(), key=lambda kv: kv[1])
+    for name, cost in ranked:
+        print(f"{name:<10} {cost:7.3f} dB", flush=True)
+    out = {"model": args.model, "gflops_per_mp": round(gflops_per_megapixel(cfg), 1), "costs_db": dict(ranked),
+           "data": "held-out training crops (denoiser train's validation split), 256 px, sigma 15/25/50",
+           "date": time.strftime("%Y-%m-%d %H:%M")}
+    atomic_write_bytes(RESULTS / "quality_per_flop_scan.json", json.dumps(out, indent=1).encode())
+
+
+def prune_cmd(args: argparse.Namespace) -> None:
+    path = Path(args.model)
+    model, card = load_model(path)
+    drop = [n for n in args.drop.split(",") if n]
+    small = prune(model, drop)
+    crops = held_out_crops(sigmas=(25,))
+    with torch.inference_mode():
+        val = float(np.mean([psnr(c[0].numpy(), small(n, torch.tensor([s]))[0].clamp(0, 1).numpy())
+                             for c, n, s in crops]))
+    new_card = ModelCard(name=args.out.stem, config=small.config,
+                         training={"pruned_from": str(path), "removed_blocks": drop},
+                         metrics={"val_psnr_sigma25": val}, description=f"{path.name} without {', '.join(drop)}")
+    save_model(args.out, small, new_card)
+    print(f"{args.out}: {count_parameters(small) / 1e6:.2f} M params, "
+          f"{gflops_per_megapixel(small.config):.1f} GFLOP/MP, held-out sigma 25: {val:.2f} dB")
+
+
+def speed_ratios(engines: dict[str, object], rounds: int, side: int = 512) -> dict[str, float]:
+    """Seconds per MP of each engine on the same noisy photo, the engines timed in turn for `rounds` rounds (the
+    median of each): under a shared machine's load the ratios hold better than the absolute figures."""
+    rng = np.random.default_rng(0)
+    img = np.clip(rng.random((side, side, 3), np.float32) * 0.2 + 0.4, 0, 1)
+    times: dict[str, list[float]] = {k: [] for k in engines}
+    for _ in range(rounds + 1):  # the first round warms up
+        for name, engine in engines.items():
+            t0 = time.perf_counter()
+            engine.denoise(img, 25.0)  # type: ignore[attr-defined]
+            times[name].append(time.perf_counter() - t0)
+    return {k: float(np.median(v[1:])) / (side * side / 1e6) for k, v in times.items()}
+
+
+def table(args: argparse.Namespace) -> None:
+    from denoiser.core.inference.engine import Denoiser
+
+    paths = {Path(m).parent.name if Path(m).stem == "model" else Path(m).stem: Path(m)
+             for m in args.models.split(",")}
+    engines = {k: Denoiser.from_file(p, "cpu") for k, p in paths.items()}
+    speed = speed_ratios(engines, args.rounds)
+    rows = {}
+    first = next(iter(engines))
+    sets = [s for s in args.sets.split(",") if s]
+    for name, engine in engines.items():
+        cfg = engine.model.config
+        row: dict[str, object] = {
+            "file": str(paths[name]), "params_m": round(count_parameters(engine.model) / 1e6, 2),
+            "gflops_per_mp": round(gflops_per_megapixel(cfg), 1), "s_per_mp": round(speed[name], 3),
+            "speed_vs_first": round(speed[first] / speed[name], 3), "config": cfg.to_dict(), "psnr": {}}
+        val = float(np.mean([psnr(c[0].numpy(), engine.denoise(n[0].permute(1, 2, 0).numpy(), s).transpose(2, 0, 1))
+                             for c, n, s in held_out_crops()]))
+        row["held_out_train_psnr"] = round(val, 3)
+        for set_name in sets:
+            for sigma in SIGMAS:
+                r = evaluate_synthetic(lambda x, sg, e=engine: e.denoise(x, sg), DATA / "test" / set_name, sigma,
+                                       limit=args.limit)
+                row["psnr"][f"{set_name}|{sigma}"] = round(r.psnr, 3)  # type: ignore[index]
+        rows[name] = row
+        print(f"{name:<22} {row['params_m']:6.2f} M {row['gflops_per_mp']:7.1f} GFLOP/MP {row['s_per_mp']:6.2f} s/MP "
+              f"(x{row['speed_vs_first']:.2f})  held-out {val:.2f}  "
+              + "  ".join(f"{k} {v:.2f}" for k, v in row["psnr"].items()), flush=True)  # type: ignore[attr-defined]
+    out = {"models": rows, "threads": 1, "limit": args.limit, "load": os.getloadavg(),
+           "machine": platform.processor() or platform.machine(), "date": time.strftime("%Y-%m-%d %H:%M"),
+           "protocol": "DESIGN.md: unclipped Gaussian noise, fixed seeds, true sigma given, output clipped, 8-bit"}
+    atomic_write_bytes(RESULTS / args.out, json.dumps(out, indent=1).encode())
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("scan")
+    p.add_argument("--model", default=str(SHIPPED))
+    p.set_defaults(func=scan)
+    p = sub.add_parser("prune")
+    p.add_argument("--model", default=str(SHIPPED))
+    p.add_argument("--drop", required=True, help="comma-separated block names, e.g. mid.3,dec.2.1")
+    p.add_argument("--out", type=Path, required=True)
+    p.set_defaults(func=prune_cmd)
+    p = sub.add_parser("table")
+    p.add_argument("--models", default=str(SHIPPED), help="comma-separated model files; the first is the reference")
+    p.add_argument("--sets", default=",".join(SETS))
+    p.add_argument("--limit", type=int, default=0, help="images per set (0 = all)")
+    p.add_argument("--rounds", type=int, default=5, help="timing rounds (interleaved)")
+    p.add_argument("--out", default="quality_per_flop.json", help="file name under benchmarks/results/")
+    p.set_defaults(func=table)
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()
