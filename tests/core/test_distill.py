@@ -4,8 +4,6 @@ from __future__ import annotations
 import copy
 from dataclasses import replace
 
-import cv2
-import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -17,23 +15,14 @@ from denoiser.core.model.prune import drop_costs, prune, pruned_config
 from denoiser.core.training.distill import SET_NAME, ensemble_output
 from denoiser.core.training.trainer import TrainConfig, Trainer
 from tests.conftest import TINY, make_tiny_model
+from tests.core import test_training
 
 
 def tiny_config(**kw) -> TrainConfig:
-    base = dict(model=ModelConfig(**TINY), batch_size=2, patch=32, minutes=0, max_steps=2, threads=1,
-                val_fraction=0.25, val_max=1, val_crop=32, val_every=1, warmup_steps=1, pool_size=8,
-                teacher_crops=6, teacher_passes=1)
-    return TrainConfig(**(base | kw))
+    return test_training.tiny_config(**({"teacher_crops": 6, "teacher_passes": 1} | kw))
 
 
-@pytest.fixture
-def photo_folder(tmp_path, rng):
-    folder = tmp_path / "photos"
-    folder.mkdir()
-    for i in range(3):
-        img = (rng.random((72, 80, 3)) * 255).astype(np.uint8)
-        cv2.imwrite(str(folder / f"img{i}.png"), cv2.GaussianBlur(img, (5, 5), 2))
-    return folder
+photo_folder = test_training.photo_folder  # the same tiny photos (a fixture)
 
 
 def random_model(config: ModelConfig, seed: int) -> nn.Module:
