@@ -1,0 +1,116 @@
+"""Heavy noise (issue 34 part 3): models side by side where photos are worst.
+
+Two protocols, both on test/ photos the models never trained on:
+- Gaussian sigma 75 and 100 on CBSD68, Kodak24 and McMaster in full (DESIGN.md protocol: fixed seeds, noisy
+  input not clipped, the true sigma given to the model).
+- High-ISO camera noise after the camera's processing (core.noise.camera.simulate: raw shot + read noise on
+  the log-linear sensor relation, demosaic, colour matrix, sRGB, tone curve, no in-camera chroma noise
+  reduction so the chroma noise stays strong, JPEG q90) at two sensor gains: "ISO 3200-like" (shot 3e-3) and
+  "ISO 12800-like" (shot 1e-2), on Kodak24 and McMaster; strength = Auto as the app runs it. Fixed seeds per
+  photo, so every model sees the same noisy photos.
+
+    python benchmarks/heavy_noise.py --model resources/models/default.safetensors --model runs/heavy/model.safetensors
+      [--every N] [--threads 2]   -> table; benchmarks/results/heavy_noise.json (one entry per model file sha256)
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from peers import DATA, SETS
+from real_noise import psnr
+
+from denoiser.core.files import atomic_write_bytes, file_sha256
+
+RESULTS = Path(__file__).parent / "results" / "heavy_noise.json"
+GAUSSIAN = (75, 100)
+CAMERA_SETS = ("Kodak24", "McMaster")
+CAMERA = {"ISO 3200-like": 3e-3, "ISO 12800-like": 1e-2}  # shot-noise gain (raw variance per unit signal)
+
+
+def camera_params(shot: float, seed: int):
+    """One fixed high-ISO camera: read noise on the sensor relation, bilinear demosaic, tone curve, JPEG q90."""
+    from denoiser.core.noise.camera import CameraParams, colour_matrix, read_for_shot
+
+    off = np.full((3, 3), 0.25)
+    return CameraParams(shot=shot, read=read_for_shot(shot), cam2rgb=colour_matrix(off), wb=(2.1, 1.0, 1.7),
+                        phase=(seed % 2, (seed // 2) % 2), demosaic="bilinear", chroma_nr=0.0, sharpen=0.0,
+                        jpeg=90, tone=True)
+
+
+def images(folder: Path, every: int) -> list[Path]:
+    from denoiser.core.evaluation.evaluate import image_files
+
+    return list(image_files(folder))[::every]
+
+
+def measure(model: Path, every: int) -> dict[str, dict[str, float]]:
+    from denoiser.core.evaluation.evaluate import evaluate_synthetic, load_eval_image
+    from denoiser.core.inference.engine import Denoiser
+    from denoiser.core.noise.camera import simulate
+
+    den = Denoiser.from_file(model, device="cpu", tile=1024)
+    table: dict[str, dict[str, float]] = {}
+    for s in SETS:
+        for sig in GAUSSIAN:
+            r = evaluate_synthetic(lambda x, sigma: den.denoise(x, sigma), DATA / "test" / s, sig)
+            table[f"{s} σ{sig}"] = {"psnr": r.psnr, "images": r.images}
+            print(f"  {s} σ{sig}: {r.psnr:.3f} dB ({r.images} images)", flush=True)
+    for s in CAMERA_SETS:
+        for label, shot in CAMERA.items():
+            outs, ins = [], []
+            for i, path in enumerate(images(DATA / "test" / s, every)):
+                clean = load_eval_image(path)
+                if clean.shape[2] != 3:
+                    continue
+                rng = np.random.default_rng(1000 + i)
+                noisy = simulate(clean, camera_params(shot, i), rng)
+                ins.append(psnr(noisy, clean))
+                outs.append(psnr(den.denoise(noisy, den.auto_strength(noisy)), clean))
+            table[f"{s} {label}"] = {"psnr": float(np.mean(outs)), "noisy": float(np.mean(ins)), "images": len(outs)}
+            print(f"  {s} {label}: {np.mean(outs):.3f} dB (noisy {np.mean(ins):.2f}, {len(outs)} images)", flush=True)
+    return table
+
+
+def main() -> None:
+    import torch
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", type=Path, action="append", required=True, help="model file (repeatable)")
+    ap.add_argument("--every", type=int, default=1, help="camera protocol: every Nth photo (Gaussian: all)")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--refresh", action="store_true", help="measure again even when a cached entry exists")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    results = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
+    rows: dict[str, dict[str, dict[str, float]]] = {}
+    for model in args.model:
+        if not model.is_file():
+            sys.exit(f"{model}: no such model file")
+        key = f"{file_sha256(model)[:16]}|every{args.every}"
+        if key in results and not args.refresh:
+            print(f"{model}: cached", flush=True)
+        else:
+            print(f"{model}: measuring ({args.threads} threads)", flush=True)
+            t0 = time.perf_counter()
+            table = measure(model, args.every)
+            results[key] = {"model": str(model), "every": args.every, "threads": args.threads,
+                            "minutes": round((time.perf_counter() - t0) / 60, 1),
+                            "date": time.strftime("%Y-%m-%d %H:%M"), "table": table}
+            atomic_write_bytes(RESULTS, json.dumps(results, indent=1, ensure_ascii=False).encode())
+        rows[str(model)] = results[key]["table"]
+    names = list(rows)
+    sets = list(rows[names[0]])
+    print("\n" + f"{'set':<26}" + "".join(f"{Path(n).parent.name + '/' + Path(n).stem:>28}" for n in names))
+    for k in sets:
+        print(f"{k:<26}" + "".join(f"{rows[n][k]['psnr']:>28.2f}" for n in names))
+
+
+if __name__ == "__main__":
+    main()
