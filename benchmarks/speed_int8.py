@@ -2,9 +2,12 @@
 by side with FFDNet in the same run, PSNR and s/MP on the Gaussian sets (first --limit images of CBSD68, Kodak24,
 McMaster at sigma 15/25/50, the DESIGN.md protocol).
 
-    python benchmarks/speed_int8.py [--threads 2] [--limit 10] [--skip-24mp] [--skip-sets]
+    python benchmarks/speed_int8.py [--threads 2] [--limit 10] [--skip-24mp] [--skip-sets] [--repeats 3]
+        [--repeats-24mp 1]
       -> benchmarks/results/speed_int8.json
-Then a 6 MP crop, the four runs in turn for --repeats rounds (fastest of each): speed ratios on a shared machine.
+Then a 6 MP crop, the four runs in turn for --repeats rounds (fastest of each), and the whole 24 MP photo the same way
+for --repeats-24mp rounds: speed ratios on a shared machine (Auto's map is timed apart too; the load average is
+recorded with each).
 
 Each 24 MP run is its own process, so its peak RSS (the kernel's ru_maxrss: input, map, output and the network
 together) is that run's alone. The photo is a real photo (a Debian wallpaper from the training folder) mirrored
@@ -87,8 +90,10 @@ def run_24mp(threads: int) -> dict:
 
 
 def run_interleaved(threads: int, repeats: int, h: int = 2000, w: int = 3000) -> dict:
-    """The four runs on a 6 MP crop of the photo, in turn, `repeats` rounds: the fastest of each, so a load that
-    comes and goes on a shared machine falls on every run alike (the ratios are the figures to read)."""
+    """The four runs on an h x w crop of the photo, in turn, `repeats` rounds: the fastest of each, so a load that
+    comes and goes on a shared machine falls on every run alike (the ratios are the figures to read). Auto's
+    noise map is timed apart as well ("map" rows): the estimator's share of an Auto run; "Auto whole map" is Auto
+with the map read at every pixel (as before the sparse map), in the same rounds."""
     import torch
 
     from denoiser.core.inference.engine import Denoiser
@@ -101,18 +106,42 @@ def run_interleaved(threads: int, repeats: int, h: int = 2000, w: int = 3000) ->
     times: dict[str, list[float]] = {}
     for _ in range(repeats):
         for p, engine in engines.items():
-            for auto in (False, True):
+            for mode in ("fixed", "Auto", "Auto whole map"):
                 t0 = time.perf_counter()
-                engine.denoise(img, engine.auto_strength(img) if auto else 15.0)
-                times.setdefault(f"{p} {'Auto' if auto else 'fixed'}", []).append(time.perf_counter() - t0)
+                level = 15.0 if mode == "fixed" else engine.auto_strength(img) if mode == "Auto" else whole_map(img)
+                t_map = time.perf_counter() - t0
+                engine.denoise(img, level)
+                times.setdefault(f"{p} {mode}", []).append(time.perf_counter() - t0)
+                if mode != "fixed":
+                    times.setdefault(f"{p} map{mode[4:]}", []).append(t_map)
     res: dict = {k: round(min(v), 2) for k, v in times.items()}
     for p in ("fp32", "int8"):
-        res[f"{p} Auto overhead %"] = round(100 * (res[f"{p} Auto"] / res[f"{p} fixed"] - 1), 1)
+        for mode in ("Auto", "Auto whole map"):
+            res[f"{p} {mode} overhead %"] = round(100 * (res[f"{p} {mode}"] / res[f"{p} fixed"] - 1), 1)
+        res[f"{p} map / fixed %"] = round(100 * res[f"{p} map"] / res[f"{p} fixed"], 1)
+        res[f"{p} map whole map / fixed %"] = round(100 * res[f"{p} map whole map"] / res[f"{p} fixed"], 1)
     res["int8 speed-up fixed"] = round(res["fp32 fixed"] / res["int8 fixed"], 2)
     res["int8 speed-up Auto"] = round(res["fp32 Auto"] / res["int8 Auto"], 2)
     res["megapixels"], res["repeats"] = h * w / 1e6, repeats
+    res["load_average"] = load_average()
     print(json.dumps(res), flush=True)
     return res
+
+
+def whole_map(img: np.ndarray):  # -> NoiseLevel
+    """Auto's level with the map read at every pixel (0.2.0's Auto, before the sparse map): the reference."""
+    from denoiser.core.noise import learned
+    from denoiser.core.noise.level import NoiseLevel
+
+    net = learned.shipped_estimator()
+    assert net is not None
+    return NoiseLevel.auto(learned.estimate_map(net, img, run=learned.shipped_runner(), whole_up_to_mp=1e9)
+                           * np.float32(net.gain))
+
+
+def load_average() -> list[str]:
+    path = Path("/proc/loadavg")
+    return path.read_text().split()[:3] if path.exists() else []
 
 
 def run_sets(threads: int, limit: int) -> dict:
@@ -150,6 +179,8 @@ def main() -> None:
     ap.add_argument("--skip-24mp", action="store_true")
     ap.add_argument("--skip-sets", action="store_true")
     ap.add_argument("--repeats", type=int, default=3, help="rounds of the interleaved 6 MP timing (0 = skip)")
+    ap.add_argument("--repeats-24mp", type=int, default=1,
+                    help="rounds of the same interleaved timing on the whole 24 MP photo (0 = skip)")
     ap.add_argument("--child", choices=("fp32", "int8"), help=argparse.SUPPRESS)
     ap.add_argument("--auto", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--fixed", action="store_true", help=argparse.SUPPRESS)
@@ -160,13 +191,15 @@ def main() -> None:
     from denoiser.core.files import atomic_write_bytes
 
     res = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-    load = Path("/proc/loadavg").read_text().split()[:3] if Path("/proc/loadavg").exists() else []
+    load = load_average()
     res["machine"] = {"cpu": platform.processor() or platform.machine(), "threads": args.threads,
                       "load_average_at_start": load, "date": time.strftime("%Y-%m-%d %H:%M")}
     if not args.skip_24mp:
         res["24mp"] = run_24mp(args.threads)
     if args.repeats:
         res["6mp_interleaved"] = run_interleaved(args.threads, args.repeats)
+    if args.repeats_24mp:
+        res["24mp_interleaved"] = run_interleaved(args.threads, args.repeats_24mp, H, W)
     if not args.skip_sets:
         res["sets"] = run_sets(args.threads, args.limit)
         res["sets_limit"] = args.limit

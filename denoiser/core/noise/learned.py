@@ -7,7 +7,8 @@ JPEG) to predict `synthesis.local_std_map` of the noise: the exact quantity the 
 trained on. Its loss punishes under-estimation twice as hard as over-estimation (as CBDNet's), because noise
 left behind is worse than a slightly softer result. ~35 GFLOP per megapixel (18 % of the denoiser's), most of it
 at full and half resolution with few channels: Auto runs it through ONNX Runtime (fast_runner), ~7x the speed of
-torch's default NCHW layout here.
+torch's default NCHW layout here. On a photo over MIN_SPARSE_MP it reads a sparse grid of full-resolution blocks
+(a sixth of the pixels) and fills the map in by brightness and position (sparse_map.py).
 """
 from __future__ import annotations
 
@@ -23,11 +24,12 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from denoiser.core.config import from_plain
+from denoiser.core.noise.sparse_map import MIN_SPARSE_MP, sparse_map
 
 UNDER_WEIGHT = 2.0  # loss weight of under-estimates (log domain); over-estimates weigh 1
 OUTPUT_SCALE = 10.0  # the head's softplus output times this is the std in 0..255 units
 TILE = 1024  # px: estimator tiles on big photos (bounded memory: ~0.1 GB of activations per tile)
-MARGIN = 96  # px: overlap each tile keeps beyond its core (the network sees 65 px either side)
+MARGIN = 64  # px: overlap each tile keeps beyond its core (the network sees at most 64 px to either side)
 
 
 @dataclass(frozen=True)
@@ -188,43 +190,62 @@ def shipped_runner() -> Callable[[torch.Tensor], np.ndarray] | None:
         return _RUNNERS[id(net)][1]
 
 
-@torch.inference_mode()
-def predict_map(net: NoiseMapNet, image: np.ndarray, tile: int = TILE,
-                run: Callable[[torch.Tensor], np.ndarray] | None = None) -> np.ndarray:
-    """Noise map (ceil(H/2), ceil(W/2)) float32, 0..255 units, of an HxWxC image in [0,1]; tiled so memory
-    stays bounded on big photos (each tile keeps a MARGIN px overlap that is cut away). `run` (a tile (1,3,h,w)
-    -> its map) replaces the network's own forward (fast_runner)."""
+def _rgb(image: np.ndarray) -> np.ndarray:
+    """An HxWx3 float32 array of an image (grey repeated); no copy when it already is one."""
     img = np.asarray(image, np.float32)
     if img.ndim == 2:
         img = img[..., None]
     if img.shape[2] == 1:
         img = np.repeat(img, 3, axis=2)
+    return np.ascontiguousarray(img)
+
+
+@torch.inference_mode()
+def predict_map(net: NoiseMapNet, image: np.ndarray, tile: int = TILE,
+                run: Callable[[torch.Tensor], np.ndarray] | None = None) -> np.ndarray:
+    """Noise map (ceil(H/2), ceil(W/2)) float32, 0..255 units, of an HxWxC image in [0,1], read at every pixel;
+    tiled so memory stays bounded on big photos (each tile keeps a MARGIN px overlap that is cut away). `run`
+    (a tile (1,3,h,w) -> its map) replaces the network's own forward (fast_runner)."""
+    img = _rgb(image)
     h, w = img.shape[:2]
-    x = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)[None]
+    x = torch.from_numpy(img).permute(2, 0, 1)[None]
+    run = run or _torch_runner(net)
     out = np.zeros(((h + 1) // 2, (w + 1) // 2), np.float32)
     step = max(4, (tile - 2 * MARGIN) // 4 * 4)
     for y0 in range(0, h, step):
         for x0 in range(0, w, step):
             ya, xa = max(0, y0 - MARGIN) // 4 * 4, max(0, x0 - MARGIN) // 4 * 4  # keep the stride-4 grid
             yb, xb = min(h, y0 + step + MARGIN), min(w, x0 + step + MARGIN)
-            if run is not None:
-                pred = run(x[:, :, ya:yb, xa:xb])
-            else:
-                part = x[:, :, ya:yb, xa:xb].contiguous(memory_format=torch.channels_last)  # ~4x NCHW's speed
-                pred = net(part)[0, 0].numpy()
+            pred = run(x[:, :, ya:yb, xa:xb])
             cy, cx = (y0 - ya) // 2, (x0 - xa) // 2
             ey, ex = (min(h, y0 + step) + 1) // 2, (min(w, x0 + step) + 1) // 2
             out[y0 // 2:ey, x0 // 2:ex] = pred[cy:cy + ey - y0 // 2, cx:cx + ex - x0 // 2]
     return out
 
 
+def _torch_runner(net: NoiseMapNet) -> Callable[[torch.Tensor], np.ndarray]:
+    """The network's own forward on one tile, channels_last (~4x NCHW's speed on this CPU)."""
+    return lambda part: net(part.contiguous(memory_format=torch.channels_last))[0, 0].numpy()
+
+
+@torch.inference_mode()
+def estimate_map(net: NoiseMapNet, image: np.ndarray, run: Callable[[torch.Tensor], np.ndarray] | None = None,
+                 whole_up_to_mp: float = MIN_SPARSE_MP) -> np.ndarray:
+    """The map Auto uses: read at every pixel (predict_map) for a photo of up to `whole_up_to_mp` megapixels,
+    from a sparse grid of full-resolution blocks (sparse_map) for a bigger one."""
+    img = _rgb(image)
+    if img.shape[0] * img.shape[1] <= whole_up_to_mp * 1e6:
+        return predict_map(net, img, run=run)
+    return sparse_map(img, run or _torch_runner(net))
+
+
 def auto_map(image: np.ndarray) -> np.ndarray:
     """The level map Auto gives the model, (ceil(H/2), ceil(W/2)) in 0..255 units: the shipped estimator's
-    per-pixel noise std times its Auto gain, or the classical estimate as a constant map when no estimator is
-    installed."""
+    per-pixel noise std (estimate_map) times its Auto gain, or the classical estimate as a constant map when no
+    estimator is installed."""
     net = shipped_estimator()
     if net is not None:
-        return predict_map(net, image, run=shipped_runner()) * np.float32(net.gain)
+        return estimate_map(net, image, run=shipped_runner()) * np.float32(net.gain)
     from denoiser.core.noise.estimation import estimate_sigma
 
     return np.full(((image.shape[0] + 1) // 2, (image.shape[1] + 1) // 2), estimate_sigma(image), np.float32)
