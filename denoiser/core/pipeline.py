@@ -207,7 +207,7 @@ def develop_raster(task: PhotoTask, options: PhotoOptions, engines: EngineCache,
     out, used = tone.denoise_photo(engine, photo, level, options.controls, progress, options.passes)
     score = detail_report(photo.pixels, out.pixels).score
     model = engine.model_name + (" (developed RGB)" if photo.format == "RAW" else "")  # a raw's path is named
-    out = tone.with_note(out, model, used, options.passes, options.controls)
+    out = tone.with_note(out, model, used, options.passes, options.controls, engine.precision)
     make_folder(task.output.parent)
     remove_stale_parts([task.output])  # a killed run's temp file for this output (ours: we hold its claim)
     saved = save_photo(out, task.output, fmt=options.fmt, quality=options.quality, overwrite=options.overwrite)

@@ -1,5 +1,5 @@
 """The side panel: model, strength (Auto or noise level), noise and detail (luminance, colour, detail),
-quality (passes), device, Denoise / progress / Cancel."""
+quality (passes and precision: gui.quality), device, Denoise / progress / Cancel."""
 from __future__ import annotations
 
 import time
@@ -25,9 +25,8 @@ from PySide6.QtWidgets import (
 
 from denoiser.core.noise.level import SCALE_RANGE  # numpy only: no torch at start
 from denoiser.core.progress import format_eta
+from denoiser.gui.quality import CHOICES, FAST, STANDARD, Quality
 
-QUALITY_CHOICES = ((1, "Fast: 1 pass"), (2, "Better: 2 passes, 2× time"), (4, "High: 4 passes, 4× time"),
-                   (8, "Best: 8 passes, 8× time"))  # core.inference.ensemble.PASSES, each with its cost
 SLIDER_STEPS_PER_SIGMA = 2  # the slider moves in 0.5 noise-level units
 MAX_SIGMA = 75.0
 SCALE_STEPS = 100  # with Auto the slider is a scale on Auto's noise map, in steps of 0.01
@@ -38,20 +37,40 @@ if TYPE_CHECKING:
     from denoiser.core.noise.level import NoiseLevel
 
 
-def quality_combo(passes: int = 1) -> QComboBox:
-    """A Quality box (QUALITY_CHOICES) set to `passes`; the side panel and the batch window both use it."""
+QUALITY_TIP = ("Fast runs the model's 8-bit build; Standard runs it once; Better, High and Best average it "
+               "over flipped and rotated copies of the photo: a little cleaner, each pass as long as the first")
+
+
+def quality_combo(quality: Quality = STANDARD) -> QComboBox:
+    """A Quality box (gui.quality.CHOICES) set to `quality`; the side panel and the batch window both use it."""
     combo = QComboBox()
-    for n, title in QUALITY_CHOICES:
-        combo.addItem(title, n)
-    combo.setToolTip("Averages the model over flipped and rotated copies of the photo: "
-                     "a little cleaner, and each pass takes as long as the first")
-    select_passes(combo, passes)
+    for value, title, tip in CHOICES:
+        combo.addItem(title, value)
+        combo.setItemData(combo.count() - 1, tip, Qt.ItemDataRole.ToolTipRole)
+    combo.setToolTip(QUALITY_TIP)
+    select_quality(combo, quality)
     return combo
 
 
-def select_passes(combo: QComboBox, passes: int) -> None:
-    """Chooses `passes` in a quality_combo (1 when it is not one of the choices)."""
-    combo.setCurrentIndex(max(0, combo.findData(passes)))
+def select_quality(combo: QComboBox, quality: Quality) -> None:
+    """Chooses `quality` in a quality_combo (Standard when it is not one of the choices or not offered)."""
+    index = next((i for i in range(combo.count()) if combo.itemData(i) == quality), -1)
+    if index < 0 or not combo.model().item(index).isEnabled():  # type: ignore[attr-defined]  # a QStandardItemModel
+        index = next(i for i in range(combo.count()) if combo.itemData(i) == STANDARD)
+    combo.setCurrentIndex(index)
+
+
+def offer_int8(combo: QComboBox, why_not: str | None) -> bool:
+    """Enables Fast in a quality_combo, or disables it with `why_not` as its tooltip (and on the box); a box
+    showing Fast moves to Standard. Returns True when that happened (the caller says so)."""
+    index = next(i for i in range(combo.count()) if combo.itemData(i) == FAST)
+    combo.model().item(index).setEnabled(why_not is None)  # type: ignore[attr-defined]  # a QStandardItemModel
+    combo.setItemData(index, why_not or CHOICES[0][2], Qt.ItemDataRole.ToolTipRole)
+    combo.setToolTip(QUALITY_TIP + (f".\n{why_not}." if why_not else ""))
+    if why_not is not None and combo.currentIndex() == index:
+        select_quality(combo, STANDARD)
+        return True
+    return False
 
 
 def device_title(device: str) -> str:
@@ -304,12 +323,28 @@ class ControlsPanel(QWidget):
             self.strength_changed.emit()
 
     # --- quality ------------------------------------------------------------------------------
+    def quality(self) -> Quality:
+        return self.quality_combo.currentData()
+
     def passes(self) -> int:
-        return int(self.quality_combo.currentData())
+        return self.quality().passes
+
+    def precision(self) -> str:
+        return self.quality().precision
+
+    def set_quality(self, quality: Quality) -> None:
+        """Chooses `quality` (Standard when it is not one of the choices or not offered)."""
+        select_quality(self.quality_combo, quality)
 
     def set_passes(self, passes: int) -> None:
-        """Chooses `passes` (1 when it is not one of the choices)."""
-        select_passes(self.quality_combo, passes)
+        """Chooses `passes` in full precision (Standard when it is not one of the choices)."""
+        self.set_quality(Quality(passes))
+
+    def offer_int8(self, why_not: str | None) -> None:
+        """Fast offered, or not and why (gui.quality.int8_unavailable); a panel on Fast moves to Standard and
+        says so."""
+        if offer_int8(self.quality_combo, why_not):
+            self.set_message(f"{why_not}. Quality is now Standard.")
 
     # --- work ---------------------------------------------------------------------------------
     def set_busy(self, busy: bool, text: str | None = None, indeterminate: bool = False) -> None:

@@ -30,8 +30,9 @@ class DialogLauncher:
             from denoiser.gui.dialogs.batch_dialog import BatchDialog
 
             c = self.w.controls
-            dlg = BatchDialog(self.w, c.model_name() or "", c.device(), folder, c.passes(), runner=self.w.batch_lane,
-                              controls=c.tone_controls(), strength_scale=c.strength_scale())
+            dlg = BatchDialog(self.w, c.model_name() or "", c.device(), folder, c.quality(), runner=self.w.batch_lane,
+                              controls=c.tone_controls(), strength_scale=c.strength_scale(),
+                              fast_unavailable=self.state.fast_unavailable())
         except Exception as exc:
             self.w.report_error("Cannot open the batch window", exc)
             return

@@ -59,10 +59,12 @@ class DenoiseResult:
     controls: Any = None  # core.inference.controls.Controls applied (luminance, colour, detail)
     detail_map: DisplayImage | None = None  # where the removed signal has structure (core.inference.detail_map)
     detail_score: float | None = None  # % of the photo flagged on that map
+    precision: str = "fp32"  # what the engine ran in (Denoiser.precision): "fp32" | "int8"
 
-    def settings(self) -> tuple[str, float, int, Any]:
-        """(model, strength, passes, controls): what made these pixels; compared with what the window shows."""
-        return self.model_name, round(float(self.sigma), 3), self.passes, self.controls
+    def settings(self) -> tuple[str, float, int, Any, str]:
+        """(model, strength, passes, controls, precision): what made these pixels; compared with what the
+        window shows."""
+        return self.model_name, round(float(self.sigma), 3), self.passes, self.controls, self.precision
 
 
 @dataclass
@@ -74,6 +76,7 @@ class PreviewResult:
     gain: float
     detail_map: Patch | None = None  # the removed-detail map of the region
     detail_score: float | None = None  # % of the region flagged on that map
+    precision: str = "fp32"  # what the engine ran in (Denoiser.precision)
 
 
 def catalogue(progress: Progress) -> Catalogue:
@@ -85,14 +88,15 @@ def catalogue(progress: Progress) -> Catalogue:
     return Catalogue(list_models() + community_entries(), available_devices())
 
 
-def engine_for(cache: DenoiserCache, model: str, device: str, photo: Photo) -> Denoiser:
-    """The engine for `model`; "auto" is the camera profile matching the photo's EXIF, else the default."""
+def engine_for(cache: DenoiserCache, model: str, device: str, photo: Photo, precision: str = "fp32") -> Denoiser:
+    """The engine for `model` at `precision` ("int8": its INT8 build, or an error saying there is none); "auto"
+    is the camera profile matching the photo's EXIF, else the default."""
     from denoiser.core.model.profiles import AUTO_MODEL, choose_model
     from denoiser.core.model.registry import DEFAULT_MODEL_NAME
 
     if model == AUTO_MODEL:
         model = choose_model(model, photo.exif).model or DEFAULT_MODEL_NAME
-    return cache.get(model, device)
+    return cache.get(model, device, precision)
 
 
 def load(path: Path, progress: Progress) -> LoadedPhoto:
@@ -129,17 +133,22 @@ class DenoiserCache:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._key: tuple[str, str] | None = None
+        self._key: tuple[str, str, str] | None = None  # (model, device, precision)
         self._denoiser: Denoiser | None = None
 
-    def get(self, model: str, device: str) -> Denoiser:
+    @property
+    def key(self) -> tuple[str, str, str] | None:
+        """(model, device, precision) of the engine held; None when none is."""
+        return self._key
+
+    def get(self, model: str, device: str, precision: str = "fp32") -> Denoiser:
         from denoiser.core.inference.engine import open_denoiser
 
         with self._lock:
-            if self._key != (model, device) or self._denoiser is None:
-                self._denoiser = None
-                self._denoiser = open_denoiser(model, device=device, tile=GUI_TILE)  # ours or a community one
-                self._key = (model, device)
+            if self._key != (model, device, precision) or self._denoiser is None:
+                self._denoiser = None  # ours or a community one
+                self._denoiser = open_denoiser(model, device=device, tile=GUI_TILE, precision=precision)
+                self._key = (model, device, precision)
             return self._denoiser
 
     def clear(self) -> None:
@@ -149,13 +158,14 @@ class DenoiserCache:
 
 def denoise(cache: DenoiserCache, photo: Photo, model: str, device: str, sigma: NoiseLevel | float | None,
             passes: int,
-            progress: Progress, controls: Any = None) -> DenoiseResult:
-    """The whole photo, with the luminance/colour/detail controls (core.inference.controls.Controls; None: plain)."""
+            progress: Progress, controls: Any = None, precision: str = "fp32") -> DenoiseResult:
+    """The whole photo, with the luminance/colour/detail controls (core.inference.controls.Controls; None: plain),
+    the network at `precision` (Quality Fast: "int8")."""
     from denoiser.core.inference import controls as tone
 
     start = time.monotonic()
     progress.report(0.0, "Loading the model")
-    denoiser = engine_for(cache, model, device, photo)
+    denoiser = engine_for(cache, model, device, photo, precision)
     progress.check_cancelled()
     controls = controls or tone.Controls()
     result, used = tone.denoise_photo(denoiser, photo, sigma, controls, progress, passes)
@@ -165,7 +175,8 @@ def denoise(cache: DenoiserCache, photo: Photo, model: str, device: str, sigma: 
     diff = make_difference_display(photo.pixels, result.pixels, gain)
     dmap, score = detail_map_display(photo.pixels, result.pixels)
     return DenoiseResult(result, display, diff, used, time.monotonic() - start, denoiser.model_name,
-                         denoiser.device_name, list(denoiser.notices), gain, passes, controls, dmap, score)
+                         denoiser.device_name, list(denoiser.notices), gain, passes, controls, dmap, score,
+                         denoiser.precision)
 
 
 def detail_map_display(noisy: np.ndarray, denoised: np.ndarray,
@@ -186,13 +197,13 @@ def detail_map_display(noisy: np.ndarray, denoised: np.ndarray,
 
 def preview(cache: DenoiserCache, photo: Photo, rect: QRect, model: str, device: str,
             sigma: NoiseLevel | float,
-            passes: int, progress: Progress, controls: Any = None) -> PreviewResult:
+            passes: int, progress: Progress, controls: Any = None, precision: str = "fp32") -> PreviewResult:
     """Denoise only `rect` (plus a margin of context, cut off again) of the photo, with the controls."""
     from denoiser.core.inference import controls as tone
     from denoiser.core.noise.level import as_level
 
     start = time.monotonic()
-    denoiser = engine_for(cache, model, device, photo)
+    denoiser = engine_for(cache, model, device, photo, precision)
     h, w = photo.pixels.shape[:2]
     x0, y0 = max(0, rect.x() - PREVIEW_MARGIN) // 2 * 2, max(0, rect.y() - PREVIEW_MARGIN) // 2 * 2
     x1, y1 = min(w, rect.right() + 1 + PREVIEW_MARGIN), min(h, rect.bottom() + 1 + PREVIEW_MARGIN)
@@ -207,18 +218,20 @@ def preview(cache: DenoiserCache, photo: Photo, rect: QRect, model: str, device:
     gain = difference_gain(float(level))
     diff = Patch(make_difference_display(crop[inner], out[inner], gain), QRect(rect))
     dmap, score = detail_map_display(crop, out, inner)
-    return PreviewResult(patch, diff, level, time.monotonic() - start, gain, Patch(dmap, QRect(rect)), score)
+    return PreviewResult(patch, diff, level, time.monotonic() - start, gain, Patch(dmap, QRect(rect)), score,
+                         denoiser.precision)
 
 
 def save_note(result: DenoiseResult) -> dict[str, str]:
     """What the saved file's XMP records about how it was made."""
     from denoiser.core.inference import controls as tone
 
-    return tone.note(result.model_name, result.sigma, result.passes, result.controls or tone.Controls())
+    return tone.note(result.model_name, result.sigma, result.passes, result.controls or tone.Controls(),
+                     result.precision)
 
 
 def save(result: DenoiseResult, path: Path, fmt: str, quality: int, overwrite: bool, progress: Progress) -> Path:
-    """Write the result atomically, its XMP noting the model, strength and passes that made it."""
+    """Write the result atomically, its XMP noting the model, strength, passes and precision that made it."""
     import dataclasses
 
     from denoiser.core.io.meta import xmp_with_note

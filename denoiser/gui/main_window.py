@@ -102,6 +102,7 @@ class MainWindow(QMainWindow):
         for changed in (c.strength_changed, c.quality_changed, c.tone_changed):  # preview what the panel says
             changed.connect(self.previewer.schedule)
         c.model_changed.connect(self._model_changed)
+        c.device_changed.connect(self._offer_int8)
         self.settings.follow(c, self.compare)
 
     def _restore_settings(self) -> None:
@@ -113,7 +114,7 @@ class MainWindow(QMainWindow):
         if s.window_state() is not None:
             self.restoreState(s.window_state())
         self.controls.set_strength(s.strength_auto, s.strength_sigma, s.strength_scale)
-        self.controls.set_passes(s.passes)
+        self.controls.set_quality(s.quality)
         self.compare.set_mode(s.view_mode if s.view_mode in self.acts.mode_actions else "side")
         self.acts.rebuild_recent(s, self.open_path)
 
@@ -153,9 +154,9 @@ class MainWindow(QMainWindow):
         self.analysis_cache.clear()
         self.state.set_catalogue(cat)
         chosen = select or self.controls.model_name() or self.settings.model
-        self.controls.set_models(cat.models, chosen)
         saved_device = self.settings.device
-        self.controls.set_devices(cat.devices, saved_device)
+        self.controls.set_devices(cat.devices, saved_device)  # first: the model's change asks if Fast can run there
+        self.controls.set_models(cat.models, chosen)
         self.catalogue_loaded.emit()
         if saved_device not in cat.devices:
             self.settings.device = "auto"
@@ -168,10 +169,16 @@ class MainWindow(QMainWindow):
             self._denoise_when_ready = False
             self.denoise()
 
+    @Slot()
+    def _offer_int8(self) -> None:
+        """Quality Fast only where the model has an INT8 build to run on this device (gui.quality)."""
+        self.controls.offer_int8(self.state.fast_unavailable())
+
     @Slot(str)
     def _model_changed(self, name: str) -> None:
         self.settings.model = name
         self.status.set_model(name)
+        self._offer_int8()
         if self.photo is not None:  # Auto is calibrated per model: measure again
             self._start_estimate(self.photo)
         self.previewer.schedule()
@@ -302,7 +309,7 @@ class MainWindow(QMainWindow):
             return
         controls = {} if settings.controls.plain else {"controls": settings.controls}
         job = Job(jobs.denoise, self.cache, self.photo.photo, settings.model, self.controls.device(),
-                  settings.level, settings.passes, name="denoise", **controls)
+                  settings.level, settings.passes, name="denoise", precision=settings.precision, **controls)
         source = self.photo
         job.signals.progress.connect(self.controls.set_progress)
         job.signals.result.connect(lambda r, src=source, st=settings: self._on_denoised(r, src, st))
@@ -319,12 +326,13 @@ class MainWindow(QMainWindow):
         self.state.set_result(result, settings)
         self.compare.set_result(result.display, result.difference, result.gain)
         self.compare.set_detail_map(result.detail_map, result.detail_score)
-        self.status.set_last_run(result.seconds, result.sigma)
+        self.status.set_last_run(result.seconds, result.sigma, result.precision)
         self.status.set_device(result.device_name)
         self.controls.set_device_in_use(result.device_name)
         for notice in result.notices:
             self.status.message(notice)
-        self.controls.set_message(f"Done in {result.seconds:.1f} s: {describe_level(settings.level)}")
+        int8 = ", INT8" if result.precision == "int8" else ""
+        self.controls.set_message(f"Done in {result.seconds:.1f} s: {describe_level(settings.level)}{int8}")
         self.denoised.emit(result)
 
     def _on_denoise_failed(self, exc: BaseException) -> None:

@@ -101,7 +101,7 @@ class Previewer(QObject):
         for part in parts:
             controls = {} if settings.controls.plain else {"controls": settings.controls}
             job = Job(jobs.preview, self.cache, s.photo.photo, part, settings.model, s.controls.device(),
-                      settings.level, settings.passes, name="preview", **controls)
+                      settings.level, settings.passes, name="preview", precision=settings.precision, **controls)
             final = part is parts[-1]
             job.signals.result.connect(lambda r, j=job, f=final, st=settings: self._arrived(r, j, f, st))
             job.signals.error.connect(self._failed)
@@ -134,7 +134,7 @@ class Previewer(QObject):
         self.compare.set_preview(result.patch, result.difference, result.gain)
         self.compare.set_preview_detail_map(result.detail_map, result.detail_score)
         self.on_screen = settings
-        what = describe_level(settings.level)
+        what = describe_level(settings.level) + (", INT8" if result.precision == "int8" else "")
         if not final:
             self.state.controls.set_message(f"Preview of the centre: {what}; refining the rest…")
             self.partial.emit(result)

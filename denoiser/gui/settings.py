@@ -7,6 +7,7 @@ from typing import Any
 from PySide6.QtCore import QByteArray, QSettings
 
 from denoiser.core.inference.ensemble import PASSES
+from denoiser.gui.quality import Quality
 from denoiser.gui.theme import DEFAULT_THEME, THEMES
 
 ORGANIZATION = "photo-denoiser"
@@ -130,6 +131,17 @@ class AppSettings:
         self.q.setValue("denoise/passes", int(passes))
 
     @property
+    def quality(self) -> Quality:
+        """The Quality box's choice: passes and the network's precision (gui.quality)."""
+        precision = self._get("denoise/precision", "fp32", str)
+        return Quality(self.passes, precision if precision in ("fp32", "int8") else "fp32")
+
+    @quality.setter
+    def quality(self, quality: Quality) -> None:
+        self.passes = quality.passes
+        self.q.setValue("denoise/precision", quality.precision)
+
+    @property
     def view_mode(self) -> str:
         return self._get("view/mode", "side", str)
 
@@ -155,7 +167,7 @@ class AppSettings:
             self.strength_scale = controls.strength_scale()
 
         controls.strength_changed.connect(strength)
-        controls.quality_changed.connect(lambda: setattr(self, "passes", controls.passes()))
+        controls.quality_changed.connect(lambda: setattr(self, "quality", controls.quality()))
         controls.device_changed.connect(lambda device: setattr(self, "device", device))
         compare.mode_changed.connect(lambda mode: mode != "toggle" and setattr(self, "view_mode", mode))
 

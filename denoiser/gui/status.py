@@ -27,8 +27,10 @@ class StatusLine:
     def set_device(self, text: str) -> None:
         self.device.setText(f"device: {text}")
 
-    def set_last_run(self, seconds: float, sigma: float) -> None:
-        self.last_run.setText(f"last run: {seconds:.1f} s at noise level {sigma:.1f}")
+    def set_last_run(self, seconds: float, sigma: float, precision: str = "fp32") -> None:
+        """precision: what the network ran in; INT8 (Quality Fast) is named."""
+        int8 = ", INT8" if precision == "int8" else ""
+        self.last_run.setText(f"last run: {seconds:.1f} s at noise level {sigma:.1f}{int8}")
 
     def message(self, text: str, msecs: int = 8000) -> None:
         self.bar.showMessage(text, msecs)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from PySide6.QtCore import QObject, Signal
 
 from denoiser.core.noise.level import NoiseLevel
+from denoiser.gui.quality import Quality, int8_unavailable
 
 if TYPE_CHECKING:
     from denoiser.gui import jobs
@@ -24,9 +25,13 @@ class RunSettings:
     level: NoiseLevel  # Auto (its measured map × the panel's scale) or a fixed σ
     passes: int
     controls: Any  # core.inference.controls.Controls
+    precision: str = "fp32"  # the network's arithmetic: "fp32" | "int8" (Quality Fast: the model's INT8 build)
 
     def key(self) -> tuple:
-        return self.model, tuple(sorted(self.level.to_record().items())), self.passes, self.controls
+        return self.model, tuple(sorted(self.level.to_record().items())), self.passes, self.controls, self.precision
+
+    def quality(self) -> Quality:
+        return Quality(self.passes, self.precision)
 
     def same_as(self, other: RunSettings | None) -> bool:
         return other is not None and self.key() == other.key()
@@ -98,7 +103,12 @@ class WindowState(QObject):
         model, level = self.controls.model_name(), self.level_shown()
         if level is None or not model:
             return None
-        return RunSettings(model, level, self.controls.passes(), self.controls.tone_controls())
+        quality = self.controls.quality()
+        return RunSettings(model, level, quality.passes, self.controls.tone_controls(), quality.precision)
+
+    def fast_unavailable(self) -> str | None:
+        """Why Quality Fast (the model's INT8 build) cannot run with the panel's model and device; None: it can."""
+        return int8_unavailable(self.controls.model_name(), self.controls.device(), self.catalogue)
 
     def result_is_current(self) -> bool:
         """The last full run was made with the settings on the panel."""
@@ -112,8 +122,7 @@ class WindowState(QObject):
             settings = self.result_settings
         if settings is None:
             return "The whole photo is denoised once Auto has measured its noise, then saved."
-        what = f"{describe_level(settings.level)}, model {settings.model}, " \
-               f"{settings.passes} pass{'es' if settings.passes > 1 else ''}"
+        what = f"{describe_level(settings.level)}, model {settings.model}, {settings.quality().words()}"
         if self.result_is_current():
             return f"Saves the denoised photo: {what}."
         return f"The whole photo is denoised first with the settings on screen ({what}), then saved."

@@ -149,10 +149,13 @@ def test_options_follow_the_widgets(dialog: BatchDialog) -> None:
     dialog.auto_strength.setChecked(False)
     dialog.strength.setValue(30)
     assert dialog.options().passes == 1  # the dialog was opened without a window's Quality
-    dialog.passes_combo.setCurrentIndex(dialog.passes_combo.findData(8))
+    from denoiser.gui.controls import select_quality
+    from denoiser.gui.quality import Quality
+
+    select_quality(dialog.passes_combo, Quality(8))
     opts = dialog.options()
     assert opts.recursive and opts.include == ("*.jpg", "*.png") and opts.fmt == "tiff"
-    assert opts.strength == 30 and opts.device == "cpu" and opts.passes == 8
+    assert opts.strength == 30 and opts.device == "cpu" and opts.passes == 8 and opts.precision == "fp32"
 
 
 

@@ -70,12 +70,14 @@ def test_quality_offers_the_engine_passes_and_refuses_others(qtbot, tmp_path) ->
     panel = ControlsPanel()
     qtbot.addWidget(panel)
     offered = [panel.quality_combo.itemData(i) for i in range(panel.quality_combo.count())]
-    assert tuple(offered) == PASSES and panel.passes() == 1
+    assert tuple(q.passes for q in offered if q.precision == "fp32") == PASSES  # Standard, Better, High, Best
+    assert [(q.passes, q.precision) for q in offered if q.precision != "fp32"] == [(1, "int8")]  # Fast
+    assert panel.passes() == 1 and panel.precision() == "fp32"  # Standard by default, never Fast
     with qtbot.waitSignal(panel.quality_changed, timeout=1000):
         panel.set_passes(8)
     assert panel.passes() == 8 and "8" in panel.quality_combo.currentText()
     panel.set_passes(3)  # not a choice: back to one pass
-    assert panel.passes() == 1
+    assert panel.passes() == 1 and panel.precision() == "fp32"
     settings = AppSettings(QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat))
     assert settings.passes == 1
     settings.passes = 4

@@ -311,7 +311,7 @@ def test_closing_during_a_run_hides_at_once_and_cancels_behind_it(qtbot, window,
 
     started, seen = threading.Event(), {}
 
-    def slow_run(*_args, progress):
+    def slow_run(*_args, progress, **_kwargs):
         started.set()
         while True:
             try:

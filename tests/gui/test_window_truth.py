@@ -85,7 +85,7 @@ def test_cancel_says_cancelling_at_once_and_keeps_saying_it(qtbot, window, photo
 
     started, late = threading.Event(), threading.Event()
 
-    def slow_run(*_args, progress):
+    def slow_run(*_args, progress, **_kwargs):
         started.set()
         while not progress.cancelled:
             threading.Event().wait(0.01)

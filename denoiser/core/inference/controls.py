@@ -214,21 +214,25 @@ def denoise_photo(denoiser, photo, sigma: float | NoiseLevel | None, controls: C
     return result.with_pixels(pixels), used
 
 
-def note(model_name: str, sigma: float | NoiseLevel, passes: int, controls: Controls) -> dict[str, str]:
+def note(model_name: str, sigma: float | NoiseLevel, passes: int, controls: Controls,
+         precision: str = "fp32") -> dict[str, str]:
     """What a saved file's XMP records about how it was made (the window's save writes the same fields):
-    the strength as its record (noise.level: mode, σ, Auto's scale, map mean and estimator version)."""
+    the strength as its record (noise.level: mode, σ, Auto's scale, map mean and estimator version) and the
+    precision the network ran in (Denoiser.precision: "fp32" or "int8")."""
     from denoiser import __version__
     from denoiser.core.noise.level import as_level
 
     fields = {"Software": f"Photo Denoiser {__version__}", "Model": model_name, **as_level(sigma).xmp_fields(),
-              "Passes": str(passes)}
+              "Passes": str(passes), "Precision": precision}
     return fields | {k.capitalize(): v for k, v in controls.xmp_fields().items()}
 
 
-def with_note(photo, model_name: str, sigma: float | NoiseLevel, passes: int, controls: Controls):
+def with_note(photo, model_name: str, sigma: float | NoiseLevel, passes: int, controls: Controls,
+              precision: str = "fp32"):
     """The photo with its XMP noting how it was made (see note)."""
     import dataclasses
 
     from denoiser.core.io.meta import xmp_with_note
 
-    return dataclasses.replace(photo, xmp=xmp_with_note(photo.xmp, note(model_name, sigma, passes, controls)))
+    fields = note(model_name, sigma, passes, controls, precision)
+    return dataclasses.replace(photo, xmp=xmp_with_note(photo.xmp, fields))

@@ -116,6 +116,11 @@ class Denoiser:
         return engine
 
     @property
+    def precision(self) -> str:
+        """The arithmetic the network runs in: "int8" (its INT8 build) or "fp32"; what a saved file records."""
+        return "fp32" if self.int8 is None else "int8"
+
+    @property
     def device_name(self) -> str:
         return device_label(self.device)
 

@@ -37,7 +37,8 @@ from denoiser.core.io.formats import DEFAULT_TEMPLATE, DENOISED_SUFFIX, SAVE_FOR
 from denoiser.core.noise.level import SCALE_RANGE, SIGMA_MAX
 from denoiser.core.progress import format_duration
 from denoiser.gui import jobs
-from denoiser.gui.controls import quality_combo
+from denoiser.gui.controls import offer_int8, quality_combo
+from denoiser.gui.quality import STANDARD, Quality
 from denoiser.gui.workers import Job, JobRunner
 
 MIN_TABLE_ROWS = 8  # the results table shows at least this many photos
@@ -91,8 +92,10 @@ class BatchDialog(QDialog):
     batch_finished = Signal(object)  # BatchResult, after the summary is shown
 
     def __init__(self, parent: QWidget | None, model_name: str | None, device: str,
-                 input_dir: Path | None = None, passes: int = 1, runner: JobRunner | None = None,
-                 controls: Any = None, strength_scale: float = 1.0) -> None:
+                 input_dir: Path | None = None, quality: Quality = STANDARD, runner: JobRunner | None = None,
+                 controls: Any = None, strength_scale: float = 1.0, fast_unavailable: str | None = None) -> None:
+        """quality: the main window's (gui.quality); fast_unavailable: why Fast (INT8) cannot run the model, as
+        gui.quality.int8_unavailable says (None: it can)."""
         super().__init__(parent)
         self.setWindowTitle("Batch clean a folder")
         self.model_name, self.device = model_name, device
@@ -102,13 +105,14 @@ class BatchDialog(QDialog):
         self.result: Any = None
         self._started_at = 0.0
         self._close_when_done = False
-        self._build(passes)
+        self._build(quality)
+        offer_int8(self.passes_combo, fast_unavailable)
         if input_dir is not None:
             self.set_input_dir(Path(input_dir))
         self._update_buttons()
 
     # --- layout ---------------------------------------------------------------------------------
-    def _build(self, passes: int) -> None:
+    def _build(self, quality: Quality) -> None:
         self.input_edit, self.output_edit = QLineEdit(), QLineEdit()
         self.input_edit.setPlaceholderText("folder of photos")
         self.output_edit.setPlaceholderText("folder for the cleaned photos (not inside the input)")
@@ -129,7 +133,7 @@ class BatchDialog(QDialog):
         self.quality.setValue(95)
         self.quality.setToolTip("JPEG and WebP compression quality of the cleaned files")
         self.quality.setPrefix("quality ")
-        self.passes_combo = quality_combo(passes)  # starts at the main window's Quality; a change here is for this job
+        self.passes_combo = quality_combo(quality)  # starts at the main window's Quality; a change here is for this job
         self.auto_strength = QCheckBox("Auto: measure each photo's noise, ×")
         self.auto_strength.setChecked(True)
         self.auto_strength.setToolTip("Auto measures each photo's noise pixel by pixel; the number is a scale on "
@@ -263,7 +267,8 @@ class BatchDialog(QDialog):
             strength=None if self.auto_strength.isChecked() else self.strength.value(),
             strength_scale=self.scale.value() if self.auto_strength.isChecked() else 1.0,
             overwrite=self.overwrite.isChecked(), model=self.model_name, device=self.device,
-            passes=self.passes_combo.currentData(), **({"controls": self.controls} if self.controls else {}))
+            passes=self.passes_combo.currentData().passes, precision=self.passes_combo.currentData().precision,
+            **({"controls": self.controls} if self.controls else {}))
 
     # --- running ------------------------------------------------------------------------------------
     def running(self) -> bool:
