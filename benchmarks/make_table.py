@@ -1,8 +1,9 @@
 """Markdown table (and a plot) from benchmarks/results/peers.json, for the README.
 
-    python benchmarks/make_table.py  -> prints the table; writes docs/benchmark.png
+    python benchmarks/make_table.py  -> prints the tables; writes docs/benchmark.png
 Peers ran on the first N images of each set (N = their image count); ours is shown on exactly the same
-images (from its per-image figures) and, separately, on the full sets.
+images (from its per-image figures) and, separately, on the full sets. Each named run (peers.py --run NAME:
+methods interleaved in one process) gets a table of its own, with its s/MP over all its Gaussian images.
 """
 from __future__ import annotations
 
@@ -26,9 +27,12 @@ def _params_of_shipped_model() -> float:
 NAMES = {"ours": f"**Ours** (U-Net, {_params_of_shipped_model():.1f} M params)",
          "ours-x2": "Ours, quality *Better* (`--passes 2`)",
          "ours-x4": "Ours, quality *High* (`--passes 4`)", "ours-x8": "Ours, quality *Best* (`--passes 8`)",
+         "ours-int8": "Ours, quality *Fast* (INT8, `--precision int8`)",
          "ffdnet": "FFDNet (published weights)",
          "nlm": "OpenCV fastNlMeansDenoisingColored", "bm3d": "CBM3D (`bm3d` package)",
          "ffdnet-cal": "FFDNet driven by our calibrated Auto"}
+RUN_NAMES = {"ours": "Ours fp32 (quality *Standard*)", "ours-int8": "Ours INT8 (quality *Fast*)",
+             "ffdnet": "FFDNet (published weights)"}  # rows of a named run's table
 COLUMNS = [("CBSD68", 15), ("CBSD68", 25), ("CBSD68", 50), ("Kodak24", 15), ("Kodak24", 25), ("Kodak24", 50),
            ("McMaster", 15), ("McMaster", 25), ("McMaster", 50), ("Nam25", "real")]
 
@@ -78,7 +82,46 @@ def main() -> None:
             f"{e['set']} {('σ' + str(e['sigma'])) if e['sigma'] != 'real' else 'real'} {e['psnr']:.2f} dB "
             f"({e['images']} images)" for e in full) + ".")
     print("\n".join(lines))
+    for run in sorted({k.partition("/")[0] for k in res if "/" in k}):
+        print()
+        print("\n".join(run_table(res, run)))
     plot(res, Path(__file__).resolve().parents[1] / "docs" / "benchmark.png")
+
+
+def run_table(res: dict, run: str) -> list[str]:
+    """One named run's table: PSNR per set and sigma, Nam25, and s/MP over all of the method's Gaussian images
+    (total seconds / total megapixels); methods in the order they ran."""
+    entries = {k.partition("/")[2]: e for k, e in res.items() if k.startswith(run + "/")}
+    methods = list(dict.fromkeys(e["method"] for e in entries.values()))
+    sets = list(dict.fromkeys(s for s, g in COLUMNS if g != "real"))
+    any_e = next(iter(entries.values()))
+    loads = [e["load"][0] for e in entries.values() if e.get("load")]
+    lines = [f"Run `{run}`: {any_e['threads']} thread(s), {any_e['date'][:10]}, load average "
+             f"{min(loads, default=0):.1f}–{max(loads, default=0):.1f}; images: " + ", ".join(
+                 f"{s} {entries[f'{methods[0]}|{s}|15']['images']}" for s in sets if f"{methods[0]}|{s}|15" in entries),
+             "",
+             "| method | " + " | ".join(f"{s} σ15/25/50" for s in sets) + " | Nam25 real | s/MP |",
+             "|---|" + "---|" * (len(sets) + 2)]
+    speeds: dict[str, float] = {}
+    for m in methods:
+        cells, seconds, megapixels = [], 0.0, 0.0
+        for s in sets:
+            row = [entries.get(f"{m}|{s}|{g}") for g in (15, 25, 50)]
+            cells.append(" / ".join("–" if e is None else f"{e['psnr']:.2f}" for e in row))
+            for e in filter(None, row):
+                t = sum(p["seconds"] for p in e["per_image"])
+                seconds, megapixels = seconds + t, megapixels + t / e["s_per_mp"]
+        real = entries.get(f"{m}|Nam25|real")
+        cells.append("–" if real is None else f"{real['psnr']:.2f}")
+        if megapixels:
+            speeds[m] = seconds / megapixels
+        speed = f"{speeds[m]:.2f}" if m in speeds else "–"
+        lines.append(f"| {RUN_NAMES.get(m, NAMES.get(m, m))} | " + " | ".join(cells) + f" | {speed} |")
+    if len(speeds) > 1:
+        first = next(iter(speeds))
+        lines += ["", f"Times as fast as {RUN_NAMES.get(first, first)}, in the same run: " + ", ".join(
+            f"{RUN_NAMES.get(m, m)} {speeds[first] / v:.2f}×" for m, v in speeds.items() if m != first) + "."]
+    return lines
 
 
 PLOT_COLUMNS = [("CBSD68", 25), ("Kodak24", 25), ("McMaster", 25), ("Nam25", "real")]
