@@ -134,6 +134,13 @@ def test_fast_needs_onnx_runtime_and_the_cpu(window, monkeypatch: pytest.MonkeyP
     gpu = Catalogue(cat.models, ["auto", "cpu", "cuda:0"])  # Auto would run on the GPU there
     assert "CPU" in int8_unavailable(INT8_MODEL, "auto", gpu) and int8_unavailable(INT8_MODEL, "cpu", gpu) is None
     assert "default is not installed" in int8_unavailable("auto", "cpu", cat)  # Auto's fallback, the shipped model
+    choose_model(None, window, INT8_MODEL)
+    window.controls.set_devices(["auto", "cpu", "cuda:0"], "cpu")  # as on a machine with a GPU
+    window.controls.set_quality(FAST)
+    assert window.controls.quality() == FAST
+    window.controls.device_combo.setCurrentIndex(window.controls.device_combo.findData("cuda:0"))
+    item, tip = fast_item(window.controls.quality_combo)
+    assert not item.isEnabled() and "CPU" in tip and window.controls.quality() == STANDARD
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "onnxruntime" else real(name))
     assert "ONNX Runtime" in int8_unavailable(INT8_MODEL, "cpu", cat)
