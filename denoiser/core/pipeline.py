@@ -211,6 +211,7 @@ def develop_raster(task: PhotoTask, options: PhotoOptions, engines: EngineCache,
     make_folder(task.output.parent)
     remove_stale_parts([task.output])  # a killed run's temp file for this output (ours: we hold its claim)
     saved = save_photo(out, task.output, fmt=options.fmt, quality=options.quality, overwrite=options.overwrite)
+    model += ", INT8" if engine.precision == "int8" else ""  # the report's model column says what ran
     return PhotoResult(DONE, output=saved, level=used.without_map(), model=model,
                        model_reason=choice.reason if choice.profile else "", device=engine.device_name,
                        detail_score=score, notices=tuple(engine.notices))

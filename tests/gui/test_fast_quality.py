@@ -180,6 +180,7 @@ def test_the_batch_windows_job_records_the_precision_that_ran(qtbot, data_dir: P
         done = run_batch(dlg.options()).having("done")
         assert len(done) == 1 and done[0].output is not None
         assert f'pdn:Precision="{quality.precision}"' in load_photo(done[0].output).xmp.decode()
+        assert done[0].model == INT8_MODEL + (", INT8" if quality == FAST else "")  # the report's model column
 
 
 def test_fast_tooltip_gives_the_measured_speed_and_loss() -> None:
