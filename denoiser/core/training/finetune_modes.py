@@ -11,6 +11,7 @@ import torch.nn.functional as F
 
 from denoiser.core.evaluation.metrics import psnr
 from denoiser.core.model.network import UNetDenoiser, build_model
+from denoiser.core.noise.learned import auto_map
 from denoiser.core.training.finetune_run import FinetuneError, FinetuneSpec
 from denoiser.core.training.patches import PatchPool
 from denoiser.core.training.selfsup import NativePatchPool, native_val_crops, weight_anchor
@@ -49,9 +50,10 @@ class FinetuneTrainer(Trainer):
 
 
 class NoisyFinetuneTrainer(FinetuneTrainer):
-    """Noisy mode: on the real photo, at the level the engine measures, do what the frozen base does at the
+    """Noisy mode: on the real photo, at the map Auto measures on it, do what the frozen base does at the
     calibrated strength (or the user's target); on that pseudo-clean output plus fresh synthetic noise of the
-    folder's own spectrum, restore it. Validation scores the latter on held-out photos (no references)."""
+    folder's own spectrum at that map, restore it. Validation scores the latter on held-out photos (no
+    references)."""
 
     pool_class = NativePatchPool
     # weight of "match the base at the calibrated strength" on the real crops, against 1 for "restore the
@@ -66,6 +68,7 @@ class NoisyFinetuneTrainer(FinetuneTrainer):
         self.noise_model = spec.noise()
         self.base: UNetDenoiser = build_model(cfg.model).to(self.device).requires_grad_(False).eval()
         self.base.load_state_dict(self.model.state_dict())  # frozen, for the output anchor
+        self._val_maps: list[torch.Tensor] = []  # Auto's map of each validation crop (beside _val_cache)
 
     @classmethod
     def method(cls, spec: FinetuneSpec) -> str:
@@ -75,43 +78,57 @@ class NoisyFinetuneTrainer(FinetuneTrainer):
                 "plus synthetic noise of the folder's own spectrum + L2-SP")
 
     def main_loss(self, model: UNetDenoiser, batch: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        measured = self.measured_map(batch)
         # jitter the level the engine would measure, so nearby estimates behave alike
         jitter = torch.exp((torch.rand(batch.shape[0], generator=gen, device=batch.device) - 0.5) * 0.5)
-        level = self.sigma_in * jitter
+        level = measured * jitter[:, None, None, None]
         target = self._pseudo_clean(batch, level)
         main = self.distill_weight * F.l1_loss(model(batch, level), target)
         if self.noise_model is not None:  # new noise every step, so no noise is memorised
-            fresh = target + self.noise_model.sample(tuple(batch.shape), gen, batch.device)
+            fresh = target + self._synthetic_noise(target, measured, gen)
             main = main + F.l1_loss(model(fresh, level), target)
         return main
 
+    def measured_map(self, crops: torch.Tensor) -> torch.Tensor:
+        """Auto's noise map of each crop (N, 1, H/2, W/2), 0..255 units: the level the app feeds the model on
+        such content (brighter areas of a camera photo carry more noise, and the map says so)."""
+        maps = [auto_map(c.permute(1, 2, 0).float().cpu().numpy()) for c in crops]
+        return torch.from_numpy(np.stack(maps))[:, None].to(crops.device)
+
+    def _synthetic_noise(self, like: torch.Tensor, measured: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        """Noise of the folder's measured kind for crops like `like`, at their measured map (a relative model)."""
+        assert self.noise_model is not None
+        at = F.interpolate(measured, size=like.shape[-2:], mode="nearest")
+        return self.noise_model.sample(tuple(like.shape), gen, like.device, level=at)
+
     def _pseudo_clean(self, noisy: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
-        """The frozen base's output at the calibrated strength (gain x level) or the user's target."""
+        """The frozen base's output at the calibrated strength (gain x the level map) or the user's target."""
         strength = level * self.strength_gain if self.target_sigma is None else \
-            torch.full_like(level, float(self.target_sigma))
+            torch.full((noisy.shape[0],), float(self.target_sigma), device=noisy.device)
         with torch.no_grad():
             out: torch.Tensor = self.base(noisy, strength)
         return out
 
     def validate(self) -> float | None:
         """PSNR of restoring held-out pseudo-clean crops from them plus fixed synthetic noise of the folder's
-        own spectrum."""
+        own kind, each at its own measured map."""
         if self._val_cache is None:
             gen = torch.Generator().manual_seed(1234)
-            self._val_cache = []
+            self._val_cache, self._val_maps = [], []
             for crop in native_val_crops(self.val_files, self.cfg.val_crop, 4 * self.cfg.model.size_multiple):
                 crop = crop.to(self.device)
-                target = self._pseudo_clean(crop, torch.tensor([self.sigma_in], device=self.device))
-                noise = self.noise_model.sample(tuple(crop.shape), gen).to(self.device) \
-                    if self.noise_model is not None else torch.zeros_like(crop)
+                measured = self.measured_map(crop)
+                target = self._pseudo_clean(crop, measured)
+                noise = self._synthetic_noise(crop, measured, gen) if self.noise_model is not None else 0
                 self._val_cache.append((target, target + noise))
+                self._val_maps.append(measured)
         if not self._val_cache:
             return None
         self.ema.eval()
         vals = []
         with torch.inference_mode():
-            for target, noisy in self._val_cache:
-                out = self.ema(noisy, torch.tensor([self.sigma_in], device=self.device)).clamp(0, 1)
+            for (target, noisy), measured in zip(self._val_cache, self._val_maps, strict=True):
+                out = self.ema(noisy, measured).clamp(0, 1)
                 vals.append(psnr(target.clamp(0, 1).cpu().numpy(), out.float().cpu().numpy()))
         return float(np.mean(vals))
 

@@ -7,13 +7,15 @@ right strength: the level the estimator reads on correlated noise drives it too 
 
 So noisy mode learns the folder's noise from the folder itself:
 1. training.calibration.measure_noise: the base run at a strong setting leaves the noise behind in flat areas
-   of (noisy - denoised); its spatial spectrum and channel covariance make a NoiseModel;
+   of (noisy - denoised); its spatial spectrum and channel covariance relative to Auto's noise map (camera
+   noise grows with brightness; the map follows it) make a NoiseModel;
 2. training.calibration.calibrate_strength: that noise re-synthesised onto the base output gives pairs with a
-   known answer; the strength gain (x the estimated level) that restores them best is this camera's gain
-   (median over the folder);
-3. training.finetune_modes.NoisyFinetuneTrainer trains the model to do, at the level the engine measures, what
-   the base does at gain x that level (on the real photos), and to remove freshly synthesised matched noise (on
-   the pseudo-clean outputs), with a weight anchor (L2-SP, Li et al. 2018) to the base.
+   known answer; the strength gain (x Auto's map) that restores them best is this camera's gain (median over
+   the folder);
+3. training.finetune_modes.NoisyFinetuneTrainer trains the model to do, at the map Auto measures on each crop
+   (what the app will feed it), what the base does at gain x that map (on the real photos), and to remove
+   freshly synthesised matched noise at that map (on the pseudo-clean outputs), with a weight anchor (L2-SP,
+   Li et al. 2018) to the base.
 The references are never used; the benchmark scores against them only.
 """
 from __future__ import annotations
@@ -26,7 +28,8 @@ import cv2
 import numpy as np
 import torch
 
-from denoiser.core.noise.learned import auto_level
+from denoiser.core.noise.learned import auto_map
+from denoiser.core.noise.level import NoiseLevel
 from denoiser.core.progress import NullProgress, Progress
 from denoiser.core.training.calibration import CALIBRATION_GAINS, CALIBRATION_SIDE, calibrate_strength
 from denoiser.core.training.patches import PatchPool, centre_crop, load_rgb8
@@ -105,12 +108,12 @@ def calibrate_folder(files: list[Path], base_path: Path, progress: Progress | No
     base = Denoiser.from_file(base_path, device="cpu")
     runs, done = len(crops) * (1 + len(CALIBRATION_GAINS)), [0]
 
-    def denoise(img: np.ndarray, sigma: float) -> np.ndarray:
+    def denoise(img: np.ndarray, level: np.ndarray) -> np.ndarray:
         progress.check_cancelled()
         progress.report(done[0] / runs, "Measuring your photos' noise (before the time budget starts)…")
         done[0] += 1
-        return base.denoise(img, sigma)
+        return base.denoise(img, NoiseLevel.auto(level.astype(np.float32)))
 
-    gain, model, details = calibrate_strength(denoise, crops, auto_level)
+    gain, model, details = calibrate_strength(denoise, crops, auto_map)
     log.info("noisy-mode calibration: gain %.2f, noise std %.2f on %d photos", gain, model.std, len(crops))
     return {"strength_gain": gain, "noise_model": model.to_dict(), "calibration": details}

@@ -1,0 +1,222 @@
+"""Noisy-mode fine-tuning per camera: train on some noisy photos of a camera, score its OTHER photos.
+
+What a photographer gets: `finetune(mode="noisy")` (the CLI's core entry) on a folder of their noisy photos (no
+references), then both the default model and the fine-tuned one run as the app runs them (Auto strength), scored
+by PSNR against the references, which training never sees. Cameras: RENOIR50's `renoir_t3i_*` (Canon T3i) and
+`renoir_dglr_*` (another camera), and Nam25 as one group (its file names do not say which Nikon/Canon camera).
+
+Splits follow benchmarks/real_noise.py's halves (tuning half: even positions, validation half: odd ones):
+  --phase tune    train on the tuning half's even positions, score on its odd positions (settings are chosen here)
+  --phase report  train on the tuning half, score on the validation half (never used to choose a setting)
+
+The curve scores the run's EMA model at budget-minute marks (1, 2, 4, ...) of one run whose budget is the last
+mark (a shorter run would end its learning-rate decay sooner), one thread. The trainer's budget clock is the
+process's CPU time here (`cpu_clock`), so a "minute" is what one idle core gives in a minute of training steps,
+whatever else the machine runs; the one-off noise measurement before the budget is reported apart.
+
+    python benchmarks/finetune_camera.py [--cameras t3i,dglr,nam25] [--phase report] [--marks 1,2,4,8] [--tag T]
+      -> a table per camera; JSON in benchmarks/results/finetune_camera[_TAG].json
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from real_noise import groups
+
+from denoiser.core.evaluation.evaluate import load_eval_image
+from denoiser.core.evaluation.metrics import psnr
+from denoiser.core.files import atomic_write_bytes
+
+CAMERAS = {"t3i": "RENOIR50 t3i", "dglr": "RENOIR50 dglr", "nam25": "Nam25"}
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def split(camera: str, phase: str) -> tuple[list[Path], list[tuple[Path, Path]]]:
+    """(noisy photos to train on, (noisy, reference) pairs to score) of one camera."""
+    tune, val = groups("tune")[CAMERAS[camera]], groups("val")[CAMERAS[camera]]
+    if phase == "tune":
+        return [n for n, _ in tune[0::2]], tune[1::2]
+    return [n for n, _ in tune], val
+
+
+def app_score(engine, pairs: list[tuple[np.ndarray, np.ndarray]]) -> float:
+    """Mean PSNR of the engine run as the app runs it: Auto strength (its noise map), one pass."""
+    return float(np.mean([psnr(gt, engine.denoise(noisy, engine.auto_strength(noisy))) for noisy, gt in pairs]))
+
+
+class cpu_clock:
+    """The trainer's time module with monotonic() reading this process's CPU time."""
+
+    def __init__(self) -> None:
+        import denoiser.core.training.trainer as trainer
+
+        self.trainer, self.real = trainer, trainer.time
+
+    def __getattr__(self, name: str):
+        return getattr(self.real, name)
+
+    def monotonic(self) -> float:
+        return self.real.process_time()
+
+    def __enter__(self) -> cpu_clock:
+        self.trainer.time = self  # type: ignore[assignment]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.trainer.time = self.real
+
+
+def override(lr: float | None, distill_weight: float | None) -> dict:
+    """Settings tried against the shipped ones (recorded with the results): the learning rate, and the weight of
+    "match the base on the real photos" in noisy mode."""
+    import denoiser.core.training.finetune as ft
+    from denoiser.core.training.finetune_modes import NoisyFinetuneTrainer
+
+    if lr is not None:
+        make = ft.make_config
+        ft.make_config = lambda *a, **k: replace(make(*a, **k), lr=lr)  # type: ignore[assignment]
+    if distill_weight is not None:
+        NoisyFinetuneTrainer.distill_weight = distill_weight
+    return {"lr": lr or "shipped", "distill_weight": NoisyFinetuneTrainer.distill_weight}
+
+
+def run_camera(camera: str, phase: str, marks: list[float], base: str | None, workdir: Path,
+               save: Callable[[dict], None]) -> dict:
+    import denoiser.core.training.finetune as ft
+    from denoiser.core.inference.engine import Denoiser
+    from denoiser.core.model.registry import find_model
+
+    train, score = split(camera, phase)
+    folder = workdir / f"{camera}-{phase}"
+    folder.mkdir()
+    for p in train:
+        shutil.copy2(p, folder / p.name)
+    pairs = [(load_eval_image(n), load_eval_image(g)) for n, g in score]
+    base_entry = find_model(base)
+    before = app_score(Denoiser.from_file(base_entry.path, device="cpu"), pairs)
+    print(f"{camera}: {len(train)} photos to train on, {len(pairs)} scored; default model with Auto "
+          f"{before:.2f} dB", flush=True)
+    curve: list[dict] = []
+    state = {"trainer": None, "cpu0": 0.0, "scoring": 0.0, "next": 0}
+
+    def cpu_minutes() -> float:
+        return (time.process_time() - state["cpu0"] - state["scoring"]) / 60
+
+    def mark(trainer, step: int) -> None:
+        t = time.process_time()
+        engine = Denoiser(copy.deepcopy(trainer.ema).eval(), device="cpu")
+        after = app_score(engine, pairs)
+        state["scoring"] += time.process_time() - t
+        row = {"minutes": round(trainer.elapsed / 60, 2), "cpu_minutes": round(cpu_minutes(), 2), "step": step,
+               "after": after, "gain": after - before}
+        curve.append(row)
+        save({"camera": CAMERAS[camera], "phase": phase, "before": before, "curve": curve, "partial": True})
+        print(f"  {row['minutes']:.2f} min ({row['cpu_minutes']:.2f} CPU-min, step {step}): {after:.2f} dB "
+              f"({after - before:+.2f})", flush=True)
+
+    def on_step(info: ft.StepInfo) -> None:
+        trainer = state["trainer"]
+        while state["next"] < len(marks) - 1 and trainer.elapsed / 60 >= marks[state["next"]]:
+            state["next"] += 1
+            mark(trainer, info.step)
+
+    hook_init = ft._Hook.__init__
+
+    def grab(self, trainer, *a, **k):  # the benchmark scores the trainer's EMA model mid-run
+        state["trainer"], state["cpu0"] = trainer, time.process_time()
+        hook_init(self, trainer, *a, **k)
+
+    ft._Hook.__init__ = grab
+    t0, c0 = time.time(), time.process_time()
+    state["cpu0"] = c0
+    try:
+        with cpu_clock():
+            res = ft.finetune(folder, mode="noisy", name=f"bench-{camera}-{phase}", base_model=base,
+                              minutes=marks[-1], threads=1, on_step=on_step, preview_every=10 ** 9)
+    finally:
+        ft._Hook.__init__ = hook_init
+    train_cpu = cpu_minutes()
+    calibration_cpu = (state["cpu0"] - c0) / 60
+    after = app_score(Denoiser.from_file(res.path, device="cpu"), pairs)
+    curve.append({"minutes": round(res.minutes, 2), "cpu_minutes": round(train_cpu, 2), "step": res.steps,
+                  "after": after, "gain": after - before})
+    print(f"  end {res.minutes:.2f} min ({train_cpu:.2f} CPU-min, step {res.steps}): {after:.2f} dB "
+          f"({after - before:+.2f})", flush=True)
+    from denoiser.core.model.file import load_model
+
+    card = load_model(res.path)[1]
+    return {"camera": CAMERAS[camera], "phase": phase, "trained_on": [p.name for p in train],
+            "scored": [n.name for n, _ in score], "before": before, "after": after, "gain": after - before,
+            "curve": curve, "steps": res.steps, "calibration_cpu_minutes": round(calibration_cpu, 2),
+            "wall_s": round(time.time() - t0), "strength_gain": card.training.get("strength_gain"),
+            "method": card.training.get("method"), "val_before": res.val_before, "val_after": res.val_after}
+
+
+def table(rows: list[dict]) -> str:
+    lines = []
+    for r in rows:
+        lines.append(f"\n{r['camera']} ({r['phase']}): trained on {len(r['trained_on'])} photos, scored on "
+                     f"{len(r['scored'])} others; default model with Auto {r['before']:.2f} dB; noise measurement "
+                     f"before the budget {r['calibration_cpu_minutes']:.2f} CPU-min")
+        lines.append(f"{'minutes':>8} {'CPU-min':>8} {'steps':>6} {'before':>7} {'after':>7} {'gain':>6} "
+                     f"{'dB/CPU-min':>10}")
+        for c in r["curve"]:
+            per = c["gain"] / c["cpu_minutes"] if c["cpu_minutes"] > 0 else float("nan")
+            lines.append(f"{c['minutes']:8.2f} {c['cpu_minutes']:8.2f} {c['step']:6d} {r['before']:7.2f} "
+                         f"{c['after']:7.2f} {c['gain']:+6.2f} {per:+10.3f}")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--cameras", default="t3i,dglr,nam25")
+    ap.add_argument("--phase", choices=("tune", "report"), default="report")
+    ap.add_argument("--marks", default="1,2,4,8", help="budget minutes to score at; the run's budget is the last")
+    ap.add_argument("--base", default=None, help="model to fine-tune (default: the shipped one)")
+    ap.add_argument("--tag", default="", help="results file suffix")
+    ap.add_argument("--lr", type=float, help="try another learning rate (default: the shipped setting)")
+    ap.add_argument("--distill-weight", type=float, help="try another noisy-mode distillation weight")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    marks = sorted(float(m) for m in args.marks.split(","))
+    work = Path(tempfile.mkdtemp(prefix="ft-camera-"))
+    os.environ["DENOISER_DATA_DIR"] = str(work / "data")  # the user data folder: models and runs go there
+    settings = override(args.lr, args.distill_weight)
+    print(f"settings: {settings}", flush=True)
+    out = RESULTS / f"finetune_camera{'_' + args.tag if args.tag else ''}.json"
+    rows: list[dict] = []
+
+    def save(partial: dict | None = None) -> None:  # after every mark, so a stopped run keeps its figures
+        payload = {"phase": args.phase, "marks": marks, "threads": 1, "load_average": os.getloadavg(),
+                   "cpu": os.cpu_count(), "torch": torch.__version__, "base": args.base or "default",
+                   "date": time.strftime("%Y-%m-%d"), "settings": settings,
+                   "rows": rows + ([partial] if partial else [])}
+        atomic_write_bytes(out, json.dumps(payload, indent=2).encode())
+
+    try:
+        for camera in args.cameras.split(","):
+            rows.append(run_camera(camera.strip(), args.phase, marks, args.base, work, save))
+            save()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print(table(rows))
+    print(f"\n-> {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
