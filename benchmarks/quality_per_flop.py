@@ -29,21 +29,27 @@ from peers import DATA, SETS, SIGMAS
 
 from denoiser.core.evaluation.evaluate import evaluate_synthetic
 from denoiser.core.evaluation.metrics import psnr
-from denoiser.core.files import atomic_write_bytes
+from denoiser.core.files import atomic_write_bytes, file_sha256
 from denoiser.core.model.file import ModelCard, load_model, save_model
 from denoiser.core.model.network import count_parameters, gflops_per_megapixel
 from denoiser.core.model.prune import drop_costs, prune
+from denoiser.core.noise import synthesize
 from denoiser.core.training.patches import list_images, load_rgb8, split_validation
+from denoiser.core.training.trainer import TrainConfig
 
 RESULTS = Path(__file__).parent / "results"
+CONTINUE = Path(__file__).resolve().parents[1] / "resources" / "train" / "continue.json"
 SHIPPED = Path(__file__).resolve().parents[1] / "resources" / "models" / "default.safetensors"
 TRAIN = [DATA / "train" / d for d in ("CBSD432", "SunHays80", "photos")]
 
 
-def held_out_crops(side: int = 256, sigmas: tuple[float, ...] = (15, 25, 50)) -> list[tuple]:
-    """(clean, noisy, sigma) centre crops of the training run's validation files (never trained on)."""
+def held_out_crops(side: int = 256, sigmas: tuple[float, ...] = (15, 25, 50), mix: int = 0) -> list[tuple]:
+    """(clean, noisy, level) centre crops of the training run's validation files (never trained on): Gaussian at
+    each sigma, and `mix` draws of the training noise mix (continue.json: camera pipeline, correlated, JPEG; level
+    maps as the model is trained with)."""
     _, val = split_validation(list_images(TRAIN), 0.02, 8)
     gen = torch.Generator().manual_seed(1234)
+    noise = TrainConfig.from_file(CONTINUE).noise
     crops = []
     for path in val:
         img = load_rgb8(path, 2, native_quality=90)
@@ -52,20 +58,37 @@ def held_out_crops(side: int = 256, sigmas: tuple[float, ...] = (15, 25, 50)) ->
         clean = torch.from_numpy(img[y:y + c, x:x + c].astype(np.float32) / 255).permute(2, 0, 1)[None]
         for s in sigmas:
             crops.append((clean, clean + torch.randn(clean.shape, generator=gen) * s / 255, float(s)))
+        for _ in range(mix):
+            crops.append((clean, *synthesize(clean, noise, gen)))
     return crops
+
+
+def nam25_val(engine: object) -> float:
+    """Mean PSNR with Auto on Nam25's validation half (real camera noise; as the ship rule measures it)."""
+    from real_noise import groups
+    from real_noise import psnr as real_psnr
+
+    from denoiser.core.evaluation.evaluate import load_eval_image
+
+    scores = []
+    for noisy_path, ref_path in groups("val")["Nam25"]:
+        noisy, ref = load_eval_image(noisy_path), load_eval_image(ref_path)
+        scores.append(real_psnr(engine.denoise(noisy, engine.auto_strength(noisy)), ref))  # type: ignore[attr-defined]
+    return float(np.mean(scores))
 
 
 def scan(args: argparse.Namespace) -> None:
     model, _ = load_model(Path(args.model))
-    costs = drop_costs(model, held_out_crops())
+    costs = drop_costs(model, held_out_crops(sigmas=args.sigmas, mix=args.mix))
     cfg = model.config
     ranked = sorted(costs.items(), key=lambda kv: kv[1])
     for name, cost in ranked:
         print(f"{name:<10} {cost:7.3f} dB", flush=True)
     out = {"model": args.model, "gflops_per_mp": round(gflops_per_megapixel(cfg), 1), "costs_db": dict(ranked),
-           "data": "held-out training crops (denoiser train's validation split), 256 px, sigma 15/25/50",
+           "data": f"held-out training crops (denoiser train's validation split), 256 px, Gaussian sigma "
+                   f"{args.sigmas}, {args.mix} draws each of continue.json's noise mix",
            "date": time.strftime("%Y-%m-%d %H:%M")}
-    atomic_write_bytes(RESULTS / "quality_per_flop_scan.json", json.dumps(out, indent=1).encode())
+    atomic_write_bytes(RESULTS / args.out, json.dumps(out, indent=1).encode())
 
 
 def prune_cmd(args: argparse.Namespace) -> None:
@@ -83,6 +106,7 @@ def prune_cmd(args: argparse.Namespace) -> None:
     save_model(args.out, small, new_card)
     print(f"{args.out}: {count_parameters(small) / 1e6:.2f} M params, "
           f"{gflops_per_megapixel(small.config):.1f} GFLOP/MP, held-out sigma 25: {val:.2f} dB")
+    print(f"its \"model\" section for a training config: {json.dumps(small.config.to_dict())}")
 
 
 def speed_ratios(engines: dict[str, object], rounds: int, side: int = 512) -> dict[str, float]:
@@ -109,23 +133,42 @@ def table(args: argparse.Namespace) -> None:
     rows = {}
     first = next(iter(engines))
     sets = [s for s in args.sets.split(",") if s]
+    earlier: dict[str, dict] = {}  # figures already measured (same file bytes and limit), from --reuse files
+    for f in args.reuse.split(","):
+        if f:
+            old = json.loads((RESULTS / f).read_text())
+            for r in old["models"].values():
+                if old["limit"] == args.limit:
+                    merged = earlier.setdefault(r["sha256"], {"psnr": {}})
+                    merged["psnr"].update(r["psnr"])
+                    merged.update({k: r[k] for k in ("held_out_train_psnr", "nam25_val_auto") if k in r})
     for name, engine in engines.items():
         cfg = engine.model.config
+        digest = file_sha256(paths[name])
         row: dict[str, object] = {
             "file": str(paths[name]), "params_m": round(count_parameters(engine.model) / 1e6, 2),
             "gflops_per_mp": round(gflops_per_megapixel(cfg), 1), "s_per_mp": round(speed[name], 3),
-            "speed_vs_first": round(speed[first] / speed[name], 3), "config": cfg.to_dict(), "psnr": {}}
-        val = float(np.mean([psnr(c[0].numpy(), engine.denoise(n[0].permute(1, 2, 0).numpy(), s).transpose(2, 0, 1))
-                             for c, n, s in held_out_crops()]))
-        row["held_out_train_psnr"] = round(val, 3)
+            "speed_vs_first": round(speed[first] / speed[name], 3), "config": cfg.to_dict(), "psnr": {},
+            "sha256": digest, "card_training": {k: v for k, v in engine.card.training.items() if k != "config"}}
+        rows[name] = row
+        known = earlier.get(digest, {"psnr": {}})
+        if "held_out_train_psnr" in known:
+            val = known["held_out_train_psnr"]
+        else:
+            val = round(float(np.mean([psnr(c[0].numpy(), engine.denoise(n[0].permute(1, 2, 0).numpy(), s)
+                                            .transpose(2, 0, 1)) for c, n, s in held_out_crops()])), 3)
+        row["held_out_train_psnr"] = val
+        row["nam25_val_auto"] = known.get("nam25_val_auto") or round(nam25_val(engine), 3)
         for set_name in sets:
             for sigma in SIGMAS:
-                r = evaluate_synthetic(lambda x, sg, e=engine: e.denoise(x, sg), DATA / "test" / set_name, sigma,
-                                       limit=args.limit)
-                row["psnr"][f"{set_name}|{sigma}"] = round(r.psnr, 3)  # type: ignore[index]
-        rows[name] = row
+                key = f"{set_name}|{sigma}"
+                if key not in known["psnr"]:
+                    known["psnr"][key] = round(evaluate_synthetic(lambda x, sg, e=engine: e.denoise(x, sg),
+                                                                  DATA / "test" / set_name, sigma,
+                                                                  limit=args.limit).psnr, 3)
+                row["psnr"][key] = known["psnr"][key]  # type: ignore[index]
         print(f"{name:<22} {row['params_m']:6.2f} M {row['gflops_per_mp']:7.1f} GFLOP/MP {row['s_per_mp']:6.2f} s/MP "
-              f"(x{row['speed_vs_first']:.2f})  held-out {val:.2f}  "
+              f"(x{row['speed_vs_first']:.2f})  held-out {val:.2f}  Nam25 val {row['nam25_val_auto']:.2f}  "
               + "  ".join(f"{k} {v:.2f}" for k, v in row["psnr"].items()), flush=True)  # type: ignore[attr-defined]
     out = {"models": rows, "threads": 1, "limit": args.limit, "load": os.getloadavg(),
            "machine": platform.processor() or platform.machine(), "date": time.strftime("%Y-%m-%d %H:%M"),
@@ -138,6 +181,10 @@ def main() -> None:
     sub = ap.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("scan")
     p.add_argument("--model", default=str(SHIPPED))
+    p.add_argument("--sigmas", type=lambda v: tuple(float(x) for x in v.split(",") if x), default=(15.0, 25.0, 50.0),
+                   help="Gaussian sigmas ('' for none)")
+    p.add_argument("--mix", type=int, default=3, help="crops per file noised with the training mix")
+    p.add_argument("--out", default="quality_per_flop_scan.json", help="file name under benchmarks/results/")
     p.set_defaults(func=scan)
     p = sub.add_parser("prune")
     p.add_argument("--model", default=str(SHIPPED))
@@ -150,6 +197,8 @@ def main() -> None:
     p.add_argument("--limit", type=int, default=0, help="images per set (0 = all)")
     p.add_argument("--rounds", type=int, default=5, help="timing rounds (interleaved)")
     p.add_argument("--out", default="quality_per_flop.json", help="file name under benchmarks/results/")
+    p.add_argument("--reuse", default="", help="earlier result files (under benchmarks/results/) whose quality "
+                   "figures are reused for the same model files")
     p.set_defaults(func=table)
     args = ap.parse_args()
     torch.set_num_threads(1)
