@@ -138,7 +138,8 @@ def test_drop_costs_are_zero_for_an_identity_block_and_not_for_a_working_one():
     model = random_model(BIG, 2)
     model.mid[2].start_as_identity()
     clean = torch.rand(1, 3, 32, 32)
-    crops = [(clean, clean + 0.1 * torch.randn(clean.shape), 25.0)]
+    crops = [(clean, clean + 0.1 * torch.randn(clean.shape), 25.0),  # a sigma, and a noise-level map
+             (clean, clean + 0.05 * torch.randn(clean.shape), torch.full((1, 1, 16, 16), 12.0))]
     costs = drop_costs(model, crops, ["mid.2", "mid.0"])
     assert abs(costs["mid.2"]) < 1e-6
     assert abs(costs["mid.0"]) > 1e-4
