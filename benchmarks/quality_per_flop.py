@@ -32,7 +32,7 @@ from denoiser.core.evaluation.metrics import psnr
 from denoiser.core.files import atomic_write_bytes, file_sha256
 from denoiser.core.model.file import ModelCard, load_model, save_model
 from denoiser.core.model.network import count_parameters, gflops_per_megapixel
-from denoiser.core.model.prune import drop_costs, prune
+from denoiser.core.model.prune import drop_costs, drop_costs_by, prune
 from denoiser.core.noise import synthesize
 from denoiser.core.training.patches import list_images, load_rgb8, split_validation
 from denoiser.core.training.trainer import TrainConfig
@@ -63,6 +63,25 @@ def held_out_crops(side: int = 256, sigmas: tuple[float, ...] = (15, 25, 50), mi
     return crops
 
 
+def real_costs(model: Path, sets: str) -> tuple[dict[str, float], str]:
+    """drop_costs on real photos of the real-noise TUNING halves (never the validation halves), Auto as the app
+    runs it (the level map measured once per photo with the whole model)."""
+    from real_noise import groups
+    from real_noise import psnr as real_psnr
+
+    from denoiser.core.evaluation.evaluate import load_eval_image
+    from denoiser.core.inference.engine import Denoiser
+
+    engine = Denoiser.from_file(model, "cpu")
+    photos = [(load_eval_image(n), load_eval_image(r)) for s in sets.split(",") for n, r in groups("tune")[s]]
+    levels = [engine.auto_strength(noisy) for noisy, _ in photos]
+
+    def score() -> float:
+        return float(np.mean([real_psnr(engine.denoise(noisy, lvl), ref)
+                              for (noisy, ref), lvl in zip(photos, levels, strict=True)]))
+    return drop_costs_by(engine.model, score), f"real-noise tuning halves of {sets}, Auto ({len(photos)} photos)"
+
+
 def nam25_val(engine: object) -> float:
     """Mean PSNR with Auto on Nam25's validation half (real camera noise; as the ship rule measures it)."""
     from real_noise import groups
@@ -78,15 +97,20 @@ def nam25_val(engine: object) -> float:
 
 
 def scan(args: argparse.Namespace) -> None:
-    model, _ = load_model(Path(args.model))
-    costs = drop_costs(model, held_out_crops(sigmas=args.sigmas, mix=args.mix))
+    if args.real:
+        costs, data = real_costs(Path(args.model), args.real)
+        model = load_model(Path(args.model))[0]
+    else:
+        model, _ = load_model(Path(args.model))
+        costs = drop_costs(model, held_out_crops(sigmas=args.sigmas, mix=args.mix))
+        data = (f"held-out training crops (denoiser train's validation split), 256 px, Gaussian sigma {args.sigmas}, "
+                f"{args.mix} draws each of continue.json's noise mix")
     cfg = model.config
     ranked = sorted(costs.items(), key=lambda kv: kv[1])
     for name, cost in ranked:
         print(f"{name:<10} {cost:7.3f} dB", flush=True)
     out = {"model": args.model, "gflops_per_mp": round(gflops_per_megapixel(cfg), 1), "costs_db": dict(ranked),
-           "data": f"held-out training crops (denoiser train's validation split), 256 px, Gaussian sigma "
-                   f"{args.sigmas}, {args.mix} draws each of continue.json's noise mix",
+           "data": data,
            "date": time.strftime("%Y-%m-%d %H:%M")}
     atomic_write_bytes(RESULTS / args.out, json.dumps(out, indent=1).encode())
 
@@ -184,6 +208,7 @@ def main() -> None:
     p.add_argument("--sigmas", type=lambda v: tuple(float(x) for x in v.split(",") if x), default=(15.0, 25.0, 50.0),
                    help="Gaussian sigmas ('' for none)")
     p.add_argument("--mix", type=int, default=3, help="crops per file noised with the training mix")
+    p.add_argument("--real", default="", help="measure on these real sets' tuning halves instead, e.g. Nam25")
     p.add_argument("--out", default="quality_per_flop_scan.json", help="file name under benchmarks/results/")
     p.set_defaults(func=scan)
     p = sub.add_parser("prune")

@@ -7,7 +7,7 @@ much each block is worth on held-out crops, so the cheapest ones go first; a pru
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 
 import numpy as np
@@ -86,6 +86,13 @@ def drop_costs(model: UNetDenoiser, crops: Sequence[tuple[torch.Tensor, torch.Te
             return float(np.mean([psnr(c[0].numpy(), model.forward(n, torch.as_tensor(s).reshape(-1) if isinstance(
                 s, float) else s)[0].clamp(0, 1).numpy()) for c, n, s in crops]))
 
+    return drop_costs_by(model, score, names)
+
+
+def drop_costs_by(model: UNetDenoiser, score: Callable[[], float], names: Sequence[str] | None = None
+                  ) -> dict[str, float]:
+    """How much score() (higher is better; it runs `model`, e.g. through an engine on real photos) falls when each
+    block alone is replaced by the identity."""
     model.eval()
     base = score()
     costs = {}
