@@ -105,3 +105,37 @@ def test_noisy_training_feeds_the_model_each_crops_own_map(env: Path, monkeypatc
     assert torch.allclose(per_crop, per_crop[:, :1].expand_as(per_crop), rtol=1e-4)  # one factor per crop
     assert float(per_crop.min()) > 0.77 and float(per_crop.max()) < 1.29  # the level jitter, no more
     assert float(expected.flatten(1).std(dim=1).max()) > 0.5  # the stand-in map does vary within a crop
+
+
+@pytest.mark.slow  # a real self-supervised fine-tune (one step)
+def test_the_target_stays_at_auto_and_the_synthetic_noise_is_scaled_by_the_gain(
+        env: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    """A calibrated gain of 2 halves the synthetic noise (std 6 at a map of 6 becomes 3); the base that makes
+    the target runs at the map the model trains at, not at twice it."""
+    import denoiser.core.training.finetune as ft
+    import denoiser.core.training.finetune_modes as modes
+    from denoiser.core.model.network import UNetDenoiser
+    from denoiser.core.training.calibration import NoiseModel
+
+    monkeypatch.setattr(modes, "auto_map", lambda img: np.full(((img.shape[0] + 1) // 2, (img.shape[1] + 1) // 2),
+                                                              6.0, np.float32))
+    white = NoiseModel(np.ones((16, 16)), np.eye(3), relative=True)  # noise std = the map, per channel
+    monkeypatch.setattr(ft, "calibrate_folder", lambda files, base, progress=None: {
+        "strength_gain": 2.0, "noise_model": white.to_dict(), "calibration": []})
+    calls: list[tuple[bool, torch.Tensor, torch.Tensor, torch.Tensor]] = []
+    forward = UNetDenoiser.forward
+
+    def spy(self: UNetDenoiser, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        out = forward(self, x, sigma)
+        calls.append((self.training, x.detach().clone(), sigma.detach().clone(), out.detach().clone()))
+        return out
+
+    monkeypatch.setattr(UNetDenoiser, "forward", spy)
+    ft.finetune(make_folder(env, count=3, noise=6), mode="noisy", name="scaled", steps=1, minutes=0, threads=1)
+    first = next(i for i, c in enumerate(calls) if c[0])
+    _, _, base_sigma, target = calls[first - 1]  # the frozen base making the target, just before the step
+    _, _, level, _ = calls[first]
+    assert torch.allclose(base_sigma, level)  # the target is the base at the model's own level (Auto's map)
+    fresh = calls[first + 1][1]
+    noise_std = float((fresh - target).std()) * 255
+    assert abs(noise_std - 3.0) < 0.4  # 6 / the gain of 2

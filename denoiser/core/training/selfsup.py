@@ -13,9 +13,10 @@ So noisy mode learns the folder's noise from the folder itself:
    known answer; the strength gain (x Auto's map) that restores them best is this camera's gain (median over
    the folder);
 3. training.finetune_modes.NoisyFinetuneTrainer trains the model to do, at the map Auto measures on each crop
-   (what the app will feed it), what the base does at gain x that map (on the real photos), and to remove
-   freshly synthesised matched noise at that map (on the pseudo-clean outputs), with a weight anchor (L2-SP,
-   Li et al. 2018) to the base.
+   (what the app will feed it), what the base does at that map (on the real photos), and to remove freshly
+   synthesised matched noise, scaled down by the gain, at that map (on the pseudo-clean outputs), with a weight
+   anchor (L2-SP, Li et al. 2018) to the base. Auto's map is set on real photos; the gain measures how much
+   harder the synthetic noise is than the real noise it was measured from.
 The references are never used; the benchmark scores against them only.
 """
 from __future__ import annotations
