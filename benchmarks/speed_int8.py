@@ -89,7 +89,8 @@ def run_24mp(threads: int) -> dict:
     return res
 
 
-def run_interleaved(threads: int, repeats: int, h: int = 2000, w: int = 3000) -> dict:
+def run_interleaved(threads: int, repeats: int, h: int = 2000, w: int = 3000,
+                    precisions: tuple[str, ...] = ("fp32", "int8"), whole: bool = True) -> dict:
     """The four runs on an h x w crop of the photo, in turn, `repeats` rounds: the fastest of each, so a load that
     comes and goes on a shared machine falls on every run alike (the ratios are the figures to read). Auto's
     noise map is timed apart as well ("map" rows): the estimator's share of an Auto run; "Auto whole map" is Auto
@@ -100,13 +101,13 @@ with the map read at every pixel (as before the sparse map), in the same rounds.
 
     torch.set_num_threads(threads)
     img = np.ascontiguousarray(photo_24mp()[:h, :w])
-    engines = {p: Denoiser.from_name(None, "cpu", precision=p) for p in ("fp32", "int8")}
-    engines["fp32"].denoise(img[:256, :256], 15.0)  # warm-up (and Auto's estimator session)
-    engines["int8"].denoise(img[:256, :256], engines["int8"].auto_strength(img[:256, :256]))
+    engines = {p: Denoiser.from_name(None, "cpu", precision=p) for p in precisions}
+    for engine in engines.values():  # warm-up (and Auto's estimator session)
+        engine.denoise(img[:256, :256], engine.auto_strength(img[:256, :256]))
     times: dict[str, list[float]] = {}
     for _ in range(repeats):
         for p, engine in engines.items():
-            for mode in ("fixed", "Auto", "Auto whole map"):
+            for mode in ("fixed", "Auto", "Auto whole map")[:3 if whole else 2]:
                 t0 = time.perf_counter()
                 level = 15.0 if mode == "fixed" else engine.auto_strength(img) if mode == "Auto" else whole_map(img)
                 t_map = time.perf_counter() - t0
@@ -115,13 +116,13 @@ with the map read at every pixel (as before the sparse map), in the same rounds.
                 if mode != "fixed":
                     times.setdefault(f"{p} map{mode[4:]}", []).append(t_map)
     res: dict = {k: round(min(v), 2) for k, v in times.items()}
-    for p in ("fp32", "int8"):
-        for mode in ("Auto", "Auto whole map"):
+    for p in precisions:
+        for mode in ("Auto", "Auto whole map")[:2 if whole else 1]:
             res[f"{p} {mode} overhead %"] = round(100 * (res[f"{p} {mode}"] / res[f"{p} fixed"] - 1), 1)
-        res[f"{p} map / fixed %"] = round(100 * res[f"{p} map"] / res[f"{p} fixed"], 1)
-        res[f"{p} map whole map / fixed %"] = round(100 * res[f"{p} map whole map"] / res[f"{p} fixed"], 1)
-    res["int8 speed-up fixed"] = round(res["fp32 fixed"] / res["int8 fixed"], 2)
-    res["int8 speed-up Auto"] = round(res["fp32 Auto"] / res["int8 Auto"], 2)
+            res[f"{p} map{mode[4:]} / fixed %"] = round(100 * res[f"{p} map{mode[4:]}"] / res[f"{p} fixed"], 1)
+    if len(precisions) == 2:
+        res["int8 speed-up fixed"] = round(res["fp32 fixed"] / res["int8 fixed"], 2)
+        res["int8 speed-up Auto"] = round(res["fp32 Auto"] / res["int8 Auto"], 2)
     res["megapixels"], res["repeats"] = h * w / 1e6, repeats
     res["load_average"] = load_average()
     print(json.dumps(res), flush=True)
@@ -181,6 +182,8 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3, help="rounds of the interleaved 6 MP timing (0 = skip)")
     ap.add_argument("--repeats-24mp", type=int, default=1,
                     help="rounds of the same interleaved timing on the whole 24 MP photo (0 = skip)")
+    ap.add_argument("--precisions", default="fp32,int8", choices=("fp32,int8", "fp32", "int8"),
+                    help="of the 24 MP interleaved timing (one alone: fixed and Auto only)")
     ap.add_argument("--child", choices=("fp32", "int8"), help=argparse.SUPPRESS)
     ap.add_argument("--auto", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--fixed", action="store_true", help=argparse.SUPPRESS)
@@ -199,7 +202,9 @@ def main() -> None:
     if args.repeats:
         res["6mp_interleaved"] = run_interleaved(args.threads, args.repeats)
     if args.repeats_24mp:
-        res["24mp_interleaved"] = run_interleaved(args.threads, args.repeats_24mp, H, W)
+        precisions = tuple(args.precisions.split(","))
+        key = "24mp_interleaved" + ("" if len(precisions) == 2 else f"_{precisions[0]}_fixed_auto")
+        res[key] = run_interleaved(args.threads, args.repeats_24mp, H, W, precisions, whole=len(precisions) == 2)
     if not args.skip_sets:
         res["sets"] = run_sets(args.threads, args.limit)
         res["sets_limit"] = args.limit
