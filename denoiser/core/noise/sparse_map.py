@@ -3,9 +3,12 @@
 The estimator (learned.py) reads the photo at full resolution, as it was trained; on a big photo it reads only a
 regular grid of blocks that together cover FRACTION of the pixels, and the map between them is filled in by
 joint bilateral upsampling (a bilateral grid, Chen et al. 2007; Kopf et al. 2007): each block records the map
-value per brightness bin, and every pixel takes the blocks' values at its own brightness, blended over space.
-Camera noise is a function of brightness that changes slowly across a photo, which is what this interpolation
-keeps; the photo is never downscaled before the estimator sees it. Photos up to MIN_SPARSE_MP are read whole.
+value per brightness bin (bins on the photo's own brightness quantiles), and every pixel takes the blocks' values
+at its own brightness, blended over space. Camera noise is a function of brightness times a gain that changes
+slowly across a photo, which is what this interpolation keeps: a bin a block barely saw is read from the photo's
+brightness curve at that block's level, and a brightness the whole grid missed gets a block of its own. The photo
+is never downscaled before the estimator sees it. Photos up to MIN_SPARSE_MP are read whole. Settings chosen on
+the real-noise tuning halves (benchmarks/auto_sparse.py --half tune).
 """
 from __future__ import annotations
 
