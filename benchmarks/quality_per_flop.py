@@ -27,12 +27,13 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from peers import DATA, SETS, SIGMAS
 
+from denoiser.core.evaluation.block_worth import drop_costs, drop_costs_by
 from denoiser.core.evaluation.evaluate import evaluate_synthetic
 from denoiser.core.evaluation.metrics import psnr
 from denoiser.core.files import atomic_write_bytes, file_sha256
 from denoiser.core.model.file import ModelCard, load_model, save_model
 from denoiser.core.model.network import count_parameters, gflops_per_megapixel
-from denoiser.core.model.prune import drop_costs, drop_costs_by, prune
+from denoiser.core.model.prune import prune
 from denoiser.core.noise import synthesize
 from denoiser.core.training.patches import list_images, load_rgb8, split_validation
 from denoiser.core.training.trainer import TrainConfig

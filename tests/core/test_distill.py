@@ -9,9 +9,10 @@ import torch
 from torch import nn
 
 from denoiser.cli import main
+from denoiser.core.evaluation.block_worth import drop_costs
 from denoiser.core.model.file import ModelCard, load_model, save_model
 from denoiser.core.model.network import ModelConfig, build_model, count_parameters
-from denoiser.core.model.prune import drop_costs, prune, pruned_config
+from denoiser.core.model.prune import prune, pruned_config
 from denoiser.core.training.distill import SET_NAME, ensemble_output
 from denoiser.core.training.trainer import TrainConfig, Trainer
 from tests.conftest import TINY, make_tiny_model
