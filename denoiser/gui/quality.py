@@ -27,10 +27,10 @@ class Quality:
 
 FAST = Quality(1, "int8")
 STANDARD = Quality(1)
-# Model v11's INT8 build against fp32, 2026-12-06: speed-up on a 6 MP crop, interleaved, 2 threads
-# (benchmarks/results/speed_int8.json, "6mp_interleaved"); loss on the ship rule's sets
+# Model v11's INT8 build against fp32, 2026-12-06: speed-up on a 6 MP crop, interleaved, 2 threads, Auto's sparse
+# map (benchmarks/results/speed_int8.json, "6mp_interleaved"); loss on the ship rule's sets
 # (benchmarks/results/ship_v11_int8.json: Gaussian sets -0.004 to -0.015 dB, real validation halves up to -0.046).
-INT8_COST = ("2.5× as fast as Standard at a fixed noise level and 1.9× with Auto, 0.004–0.046 dB less clean "
+INT8_COST = ("3.2× as fast as Standard at a fixed noise level and 3.1× with Auto, 0.004–0.046 dB less clean "
              "(model v11, measured on the standard test sets and real camera noise)")
 CHOICES: tuple[tuple[Quality, str, str], ...] = (
     (FAST, "Fast (INT8): 1 pass, ~2× quicker", f"The model's 8-bit integer build, on the CPU: {INT8_COST}"),
