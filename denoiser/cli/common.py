@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from denoiser.core.inference.ensemble import PASSES
+from denoiser.core.inference.precision import AUTO, PRECISION_CHOICES
 from denoiser.core.progress import CancelToken
 from denoiser.exit_codes import ExitCode
 
@@ -35,9 +36,10 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
 
 
 def add_precision_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--precision", choices=("fp32", "int8"), default="fp32",
-                   help="int8: the shipped model's INT8 build on the CPU, about twice as fast (quality Fast); "
-                        "fp32: the weights as they are (default)")
+    p.add_argument("--precision", choices=PRECISION_CHOICES, default=AUTO,
+                   help="auto (default): int8 on the CPU where the model has a matching INT8 build (the shipped "
+                        "model does) and ONNX Runtime is installed, else fp32; int8: that build, about twice as "
+                        "fast (quality Fast), an error where there is none; fp32: the weights as they are")
 
 
 def parse_strength(text: str) -> float | None:

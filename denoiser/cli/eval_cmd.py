@@ -61,7 +61,9 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, OSError) as exc:
         fail("eval", str(exc))
         return ExitCode.FAILED
-    print(f"model {denoiser.model_name} on {denoiser.device_name}")
+    print(f"model {denoiser.model_name} on {denoiser.device_name}, {denoiser.precision}")
+    for notice in denoiser.notices:
+        fail("eval", notice)
     for r in results:
         print(r.row())
     if args.json:

@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
 
 from denoiser.core.noise.level import SCALE_RANGE  # numpy only: no torch at start
 from denoiser.core.progress import format_eta
-from denoiser.gui.quality import CHOICES, FAST, STANDARD, Quality
+from denoiser.gui.quality import CHOICES, FAST, STANDARD, Quality, default_quality
 
 SLIDER_STEPS_PER_SIGMA = 2  # the slider moves in 0.5 noise-level units
 MAX_SIGMA = 75.0
@@ -210,7 +210,9 @@ class ControlsPanel(QWidget):
     def _quality_box(self) -> QGroupBox:
         box = QGroupBox("Quality")
         self.quality_combo = quality_combo()
+        self.quality_is_default = False  # True while the box shows the default, not a choice (use_default_quality)
         self.quality_combo.currentIndexChanged.connect(lambda _i: self.quality_changed.emit())
+        self.quality_combo.activated.connect(lambda _i: self._quality_picked())
         QVBoxLayout(box).addWidget(self.quality_combo)
         return box
 
@@ -333,8 +335,24 @@ class ControlsPanel(QWidget):
         return self.quality().precision
 
     def set_quality(self, quality: Quality) -> None:
-        """Chooses `quality` (Standard when it is not one of the choices or not offered)."""
+        """Chooses `quality` (Standard when it is not one of the choices or not offered): the user's choice, kept
+        as the model and device change."""
+        was_default, before = self.quality_is_default, self.quality_combo.currentIndex()
+        self.quality_is_default = False
         select_quality(self.quality_combo, quality)
+        if was_default and self.quality_combo.currentIndex() == before:
+            self.quality_changed.emit()  # the default shown is now a choice: remembered
+
+    def use_default_quality(self) -> None:
+        """No quality chosen yet: the box shows gui.quality.default_quality, Fast where it is offered, and
+        follows it as the model and device change until the user picks one."""
+        self.quality_is_default = True
+        select_quality(self.quality_combo, FAST)
+
+    def _quality_picked(self) -> None:
+        if self.quality_is_default:  # the user's pick (also of the default shown): remembered from now on
+            self.quality_is_default = False
+            self.quality_changed.emit()
 
     def set_passes(self, passes: int) -> None:
         """Chooses `passes` in full precision (Standard when it is not one of the choices)."""
@@ -343,7 +361,10 @@ class ControlsPanel(QWidget):
     def offer_int8(self, why_not: str | None) -> None:
         """Fast offered, or not and why (gui.quality.int8_unavailable); a panel on Fast moves to Standard and
         says so."""
-        if offer_int8(self.quality_combo, why_not):
+        if self.quality_is_default:
+            offer_int8(self.quality_combo, why_not)
+            select_quality(self.quality_combo, default_quality(why_not))
+        elif offer_int8(self.quality_combo, why_not):
             self.set_message(f"{why_not}. Quality is now Standard.")
 
     # --- work ---------------------------------------------------------------------------------

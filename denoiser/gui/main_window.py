@@ -114,7 +114,10 @@ class MainWindow(QMainWindow):
         if s.window_state() is not None:
             self.restoreState(s.window_state())
         self.controls.set_strength(s.strength_auto, s.strength_sigma, s.strength_scale)
-        self.controls.set_quality(s.quality)
+        if s.quality is None:
+            self.controls.use_default_quality()
+        else:
+            self.controls.set_quality(s.quality)
         self.compare.set_mode(s.view_mode if s.view_mode in self.acts.mode_actions else "side")
         self.acts.rebuild_recent(s, self.open_path)
 

@@ -7,6 +7,7 @@ from typing import Any
 from PySide6.QtCore import QByteArray, QSettings
 
 from denoiser.core.inference.ensemble import PASSES
+from denoiser.core.inference.precision import PRECISIONS
 from denoiser.gui.quality import Quality
 from denoiser.gui.theme import DEFAULT_THEME, THEMES
 
@@ -131,10 +132,13 @@ class AppSettings:
         self.q.setValue("denoise/passes", int(passes))
 
     @property
-    def quality(self) -> Quality:
-        """The Quality box's choice: passes and the network's precision (gui.quality)."""
+    def quality(self) -> Quality | None:
+        """The Quality box's choice: passes and the network's precision (gui.quality); None while the user has
+        chosen none (the panel then follows gui.quality.default_quality)."""
+        if not (self.q.contains("denoise/precision") or self.q.contains("denoise/passes")):
+            return None
         precision = self._get("denoise/precision", "fp32", str)
-        return Quality(self.passes, precision if precision in ("fp32", "int8") else "fp32")
+        return Quality(self.passes, precision if precision in PRECISIONS else "fp32")
 
     @quality.setter
     def quality(self, quality: Quality) -> None:
@@ -167,7 +171,11 @@ class AppSettings:
             self.strength_scale = controls.strength_scale()
 
         controls.strength_changed.connect(strength)
-        controls.quality_changed.connect(lambda: setattr(self, "quality", controls.quality()))
+        def quality() -> None:  # the user's choices only, not the default following the model
+            if not controls.quality_is_default:
+                self.quality = controls.quality()
+
+        controls.quality_changed.connect(quality)
         controls.device_changed.connect(lambda device: setattr(self, "device", device))
         compare.mode_changed.connect(lambda mode: mode != "toggle" and setattr(self, "view_mode", mode))
 

@@ -78,7 +78,7 @@ def test_missing_or_damaged_builds_and_foreign_models_are_refused(built, tmp_pat
     int8_path(path).write_bytes(b"not onnx at all")
     with pytest.raises(Int8Error, match="not a readable ONNX model"):
         Denoiser.from_file(path, device="cpu", precision="int8")
-    with pytest.raises(ValueError, match="precision must be one of fp32, int8"):
+    with pytest.raises(ValueError, match="precision must be one of auto, fp32, int8"):
         Denoiser.from_file(path, device="cpu", precision="int4")
 
 

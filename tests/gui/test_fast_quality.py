@@ -186,13 +186,16 @@ def test_the_batch_windows_job_records_the_precision_that_ran(qtbot, data_dir: P
 def test_fast_tooltip_gives_the_measured_speed_and_loss() -> None:
     """The figures the tooltip states are those of the committed benchmark results (rounded as shown)."""
     speed = json.loads((RESULTS / "speed_int8.json").read_text())["6mp_interleaved"]
-    ship = json.loads((RESULTS / "ship_v11_int8.json").read_text())
+    ship = json.loads((RESULTS / "ship_v13_int8.json").read_text())
     base, cand = ship["baseline_table"]["table"], ship["candidate_table"]["table"]
-    losses = [base[k] - cand[k] for k in base]
+    assert ship["candidate_table"]["precision"] == "int8" and "precision" not in ship["baseline_table"]
+    losses = [max(base[k] - cand[k], 0.0) for k in base]  # a set where INT8 scores higher loses nothing
     tip = CHOICES[0][2]
     assert CHOICES[0][0] == FAST and STANDARD != FAST
     assert f"{speed['int8 speed-up fixed']:.1f}×" in tip and f"{speed['int8 speed-up Auto']:.1f}×" in tip
     assert f"{min(losses):.3f}–{max(losses):.3f} dB" in tip
+    version = json.loads((RESULTS.parents[1] / "resources" / "models" / "default.json").read_text())["version"]
+    assert ship["candidate_table"]["model"] == "resources/models/default.safetensors" and f"model v{version}," in tip
 
 
 def test_quality_is_remembered_with_its_precision(tmp_path: Path) -> None:
@@ -201,8 +204,48 @@ def test_quality_is_remembered_with_its_precision(tmp_path: Path) -> None:
     from denoiser.gui.settings import AppSettings
 
     settings = AppSettings(make_settings(tmp_path / "s.ini"))
-    assert settings.quality == STANDARD
+    assert settings.quality is None  # none chosen: the panel follows gui.quality.default_quality
     settings.quality = FAST
     assert AppSettings(make_settings(tmp_path / "s.ini")).quality == FAST
     settings.q.setValue("denoise/precision", "fp16")  # a hand-edited settings file
     assert settings.quality == Quality(1, "fp32")
+
+
+def test_the_default_quality_is_fast_where_offered_and_a_choice_is_kept(qtbot, window, settings_file: Path,
+                                                                        tmp_path: Path) -> None:
+    from guitest_util import make_settings
+
+    from denoiser.gui.dialogs.batch_dialog import BatchDialog
+    from denoiser.gui.main_window import MainWindow
+
+    box = window.controls
+    assert window.settings.quality is None and box.quality_is_default  # a first start: nothing chosen
+    choose_model(qtbot, window, INT8_MODEL)
+    assert box.quality() == FAST and box.status.text() == ""  # offered: the default, not a move to announce
+    choose_model(qtbot, window, TINY_MODEL)  # no INT8 build: Standard, and back to Fast where it is offered
+    assert box.quality() == STANDARD
+    choose_model(qtbot, window, INT8_MODEL)
+    assert box.quality() == FAST and window.settings.quality is None  # following the default saves nothing
+    folder = tmp_path / "shoot"
+    folder.mkdir()
+    dlg = BatchDialog(None, INT8_MODEL, "cpu", folder, box.quality(), fast_unavailable=window.state.fast_unavailable())
+    qtbot.addWidget(dlg)
+    assert dlg.options().precision == "int8"  # the batch window starts at the panel's Quality
+
+    standard = box.quality_combo.findData(STANDARD)  # the user picks Standard in the box
+    box.quality_combo.setCurrentIndex(standard)
+    box.quality_combo.activated.emit(standard)
+    assert window.settings.quality == STANDARD and not box.quality_is_default
+    choose_model(qtbot, window, TINY_MODEL)
+    choose_model(qtbot, window, INT8_MODEL)
+    assert box.quality() == STANDARD  # a choice is kept where Fast is offered
+    window.settings.sync()
+
+    again = MainWindow(make_settings(settings_file))  # and at the next start
+    qtbot.addWidget(again)
+    with qtbot.waitSignal(again.catalogue_loaded, timeout=LONG):
+        again.show()
+    choose_model(qtbot, again, INT8_MODEL)
+    assert again.controls.quality() == STANDARD and not again.controls.quality_is_default
+    again.close()
+    assert again.wait_for_workers(30_000)

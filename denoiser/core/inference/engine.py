@@ -9,7 +9,8 @@ import numpy as np
 import torch
 
 from denoiser.core.inference.ensemble import check_passes, self_ensemble
-from denoiser.core.inference.quantized import PRECISIONS, Int8Error, Int8Network, int8_path
+from denoiser.core.inference.precision import AUTO, PRECISION_CHOICES
+from denoiser.core.inference.quantized import Int8Error, Int8Network, auto_int8, int8_path
 from denoiser.core.inference.tiling import plan_tiles, run_tiled
 from denoiser.core.model.file import ModelCard, load_model
 from denoiser.core.model.network import ModelConfig, UNetDenoiser, pad_to_multiple
@@ -84,10 +85,15 @@ class Denoiser:
         self.int8: Int8Network | None = None  # precision "int8": the network's INT8 build (CPU only)
 
     def use_precision(self, precision: str, model_path: Path | None) -> None:
-        """fp32 (the weights as they are) or int8 (the INT8 build shipped beside `model_path`, on the CPU)."""
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-        if precision == "fp32":
+        """fp32 (the weights as they are), int8 (the INT8 build shipped beside `model_path`, on the CPU) or auto
+        (int8 where that build runs, else fp32: quantized.auto_int8); self.precision then says which."""
+        if precision not in PRECISION_CHOICES:
+            raise ValueError(f"precision must be one of {', '.join(PRECISION_CHOICES)}, got {precision!r}")
+        if precision == AUTO:
+            self.int8, notice = auto_int8(self.device, model_path)
+            if notice:
+                self._notice(notice)
+        elif precision == "fp32":
             self.int8 = None
         elif self.device.type != "cpu":
             raise Int8Error(f"INT8 runs on the CPU, not on {self.device}: use --device cpu or --precision fp32")
@@ -260,7 +266,7 @@ def receptive_radius(config: ModelConfig, probe: int = 512) -> int:
 
 def open_denoiser(name: str | None, device: str = "auto", tile: int | None = None, precision: str = "fp32"):
     """A Denoiser for any model: ours by name/path, or a community one (tiling, OOM fallback,
-    batch and preview then work the same); precision int8 needs the model's INT8 build."""
+    batch and preview then work the same); precision int8 needs the model's INT8 build, auto uses it where it runs."""
     from denoiser.core.model.foreign import is_foreign, load_foreign
 
     tile = tile or DEFAULT_TILE

@@ -13,9 +13,13 @@ The INT8 network is a data file (ONNX: no code), built once from the shipped wei
 `packaging/build_int8.py` with deterministic calibration (fixed crops of the training photos, fixed seeds) and
 shipped beside the model as `<model>.int8.onnx`; its metadata names the sha256 of the weights it was built from,
 and a file built from other weights is refused.
+
+Precision "auto" (the CLI's default, 0.2.0) is int8 where INT8 can run the model as built (auto_int8: the CPU,
+ONNX Runtime importable, a build beside the model made from these weights), else fp32.
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 import warnings
 from collections.abc import Iterator
@@ -28,7 +32,6 @@ import torch.nn.functional as F
 from denoiser.core.files import file_sha256
 from denoiser.core.model.network import UNetDenoiser
 
-PRECISIONS = ("fp32", "int8")  # the engine's choices: the weights as they are, or their INT8 build
 INT8_SUFFIX = ".int8.onnx"
 KIND = "denoiser-int8"
 CALIBRATION_SIGMAS = (2.0, 5.0, 10.0, 15.0, 25.0, 35.0, 50.0, 75.0, 100.0)
@@ -164,3 +167,16 @@ class Int8Network:
             level = torch.full((n, 1, h // 2, w // 2), float(sigma))
         feed = {"x": np.ascontiguousarray(x.float().numpy()), "sigma": np.ascontiguousarray(level.numpy())}
         return torch.from_numpy(self.session.run(None, feed)[0])
+
+
+def auto_int8(device: torch.device, model_path: Path | None) -> tuple[Int8Network | None, str | None]:
+    """Precision "auto": (the model's INT8 build, None) where it runs: `device` is the CPU, ONNX Runtime is
+    importable and `model_path` has a build beside it made from its weights; else (None, why or None): fp32.
+    A build that is there but unusable (other weights, unreadable) gives fp32 and a notice naming the file."""
+    if device.type != "cpu" or model_path is None or not int8_path(model_path).is_file() \
+            or importlib.util.find_spec("onnxruntime") is None:
+        return None, None
+    try:
+        return Int8Network(int8_path(model_path), model_path), None
+    except Int8Error as exc:
+        return None, f"ran in fp32, not INT8: {exc}"
