@@ -27,6 +27,7 @@ from peers import DATA, SETS
 from real_noise import psnr
 
 from denoiser.core.files import atomic_write_bytes, file_sha256
+from denoiser.core.model.file import read_card
 
 RESULTS = Path(__file__).parent / "results" / "heavy_noise.json"
 GAUSSIAN = (75, 100)
@@ -78,6 +79,23 @@ def measure(model: Path, every: int) -> dict[str, dict[str, float]]:
     return table
 
 
+def merge(key: str, entry: dict) -> dict:
+    """Add one model's entry to the results file and return them all; runs in parallel keep each other's
+    entries (read, add and write under a lock on the results folder)."""
+    import fcntl
+    import os
+
+    fd = os.open(RESULTS.parent, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        results = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
+        results[key] = entry
+        atomic_write_bytes(RESULTS, json.dumps(results, indent=1, ensure_ascii=False).encode())
+        return results
+    finally:
+        os.close(fd)
+
+
 def main() -> None:
     import torch
 
@@ -90,6 +108,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     results = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
     rows: dict[str, dict[str, dict[str, float]]] = {}
+    labels: dict[str, str] = {}
     for model in args.model:
         if not model.is_file():
             sys.exit(f"{model}: no such model file")
@@ -100,14 +119,16 @@ def main() -> None:
             print(f"{model}: measuring ({args.threads} threads)", flush=True)
             t0 = time.perf_counter()
             table = measure(model, args.every)
-            results[key] = {"model": str(model), "every": args.every, "threads": args.threads,
-                            "minutes": round((time.perf_counter() - t0) / 60, 1),
-                            "date": time.strftime("%Y-%m-%d %H:%M"), "table": table}
-            atomic_write_bytes(RESULTS, json.dumps(results, indent=1, ensure_ascii=False).encode())
+            card = read_card(model)
+            entry = {"model": str(model), "card": f"{card.name} v{card.version}", "every": args.every,
+                     "threads": args.threads, "minutes": round((time.perf_counter() - t0) / 60, 1),
+                     "date": time.strftime("%Y-%m-%d %H:%M"), "table": table}
+            results = merge(key, entry)
         rows[str(model)] = results[key]["table"]
+        labels[str(model)] = results[key].get("card", model.name)
     names = list(rows)
     sets = list(rows[names[0]])
-    print("\n" + f"{'set':<26}" + "".join(f"{Path(n).parent.name + '/' + Path(n).stem:>28}" for n in names))
+    print("\n" + f"{'set':<26}" + "".join(f"{labels[n]:>28}" for n in names))
     for k in sets:
         print(f"{k:<26}" + "".join(f"{rows[n][k]['psnr']:>28.2f}" for n in names))
 
