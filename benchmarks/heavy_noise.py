@@ -25,8 +25,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 from peers import DATA, SETS
 from real_noise import psnr
+from results_file import merge_entries
 
-from denoiser.core.files import atomic_write_bytes, file_sha256
+from denoiser.core.files import file_sha256
 from denoiser.core.model.file import read_card
 
 RESULTS = Path(__file__).parent / "results" / "heavy_noise.json"
@@ -79,23 +80,6 @@ def measure(model: Path, every: int) -> dict[str, dict[str, float]]:
     return table
 
 
-def merge(key: str, entry: dict) -> dict:
-    """Add one model's entry to the results file and return them all; runs in parallel keep each other's
-    entries (read, add and write under a lock on the results folder)."""
-    import fcntl
-    import os
-
-    fd = os.open(RESULTS.parent, os.O_RDONLY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        results = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
-        results[key] = entry
-        atomic_write_bytes(RESULTS, json.dumps(results, indent=1, ensure_ascii=False).encode())
-        return results
-    finally:
-        os.close(fd)
-
-
 def main() -> None:
     import torch
 
@@ -123,7 +107,7 @@ def main() -> None:
             entry = {"model": str(model), "card": f"{card.name} v{card.version}", "every": args.every,
                      "threads": args.threads, "minutes": round((time.perf_counter() - t0) / 60, 1),
                      "date": time.strftime("%Y-%m-%d %H:%M"), "table": table}
-            results = merge(key, entry)
+            results = merge_entries(RESULTS, {key: entry})
         rows[str(model)] = results[key]["table"]
         labels[str(model)] = results[key].get("card", model.name)
     names = list(rows)

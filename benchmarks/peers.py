@@ -32,9 +32,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+from results_file import merge_entries
 
 from denoiser.core.evaluation.evaluate import evaluate_pairs, evaluate_synthetic
-from denoiser.core.files import atomic_write_bytes
 from denoiser.core.noise import estimate_sigma
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets"
@@ -194,8 +194,8 @@ def main() -> None:
                 "date": time.strftime("%Y-%m-%d %H:%M"), "per_image": r.per_image}
             print(f"{method:<9} {set_name:<12} {str(sig):<5} {r.psnr:6.2f} dB  SSIM {r.ssim:.4f}  "
                   f"{r.seconds_per_mp:7.2f} s/MP  ({r.images} images)  load {os.getloadavg()[0]:.1f}", flush=True)
-            RESULTS.parent.mkdir(exist_ok=True)
-            atomic_write_bytes(RESULTS, json.dumps(results, indent=1).encode())
+            key = f"{prefix}{method}|{set_name}|{sig}"
+            results = merge_entries(RESULTS, {key: results[key]})
 
 
 if __name__ == "__main__":
