@@ -14,7 +14,7 @@ The INT8 network is a data file (ONNX: no code), built once from the shipped wei
 shipped beside the model as `<model>.int8.onnx`; its metadata names the sha256 of the weights it was built from,
 and a file built from other weights is refused.
 
-Precision "auto" (the CLI's default, 0.2.0) is int8 where INT8 can run the model as built (auto_int8: the CPU,
+Precision "auto" (the CLI's default, 0.3.0) is int8 where INT8 can run the model as built (auto_int8: the CPU,
 ONNX Runtime importable, a build beside the model made from these weights), else fp32.
 """
 from __future__ import annotations
