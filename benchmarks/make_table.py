@@ -109,8 +109,11 @@ def run_table(res: dict, run: str) -> list[str]:
             row = [entries.get(f"{m}|{s}|{g}") for g in (15, 25, 50)]
             cells.append(" / ".join("–" if e is None else f"{e['psnr']:.2f}" for e in row))
             for e in filter(None, row):
-                t = sum(p["seconds"] for p in e["per_image"])
-                seconds, megapixels = seconds + t, megapixels + t / e["s_per_mp"]
+                if e.get("per_image"):
+                    t = sum(p["seconds"] for p in e["per_image"])
+                    seconds, megapixels = seconds + t, megapixels + t / e["s_per_mp"]
+                else:  # an entry kept without per-image figures: its set's megapixels and its s/MP
+                    seconds, megapixels = seconds + e["s_per_mp"] * e["megapixels"], megapixels + e["megapixels"]
         real = entries.get(f"{m}|Nam25|real")
         cells.append("–" if real is None else f"{real['psnr']:.2f}")
         if megapixels:
