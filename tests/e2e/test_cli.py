@@ -112,16 +112,25 @@ def test_eval_prints_a_table(tmp_path, rng):
         assert db == pytest.approx(20 * np.log10(255 / sigma), abs=0.3), res.stdout
 
 
-def test_train_two_steps_then_resume(tmp_path, rng):
+def tiny_training(tmp_path: Path, rng, **config) -> tuple[Path, Path]:
+    """(photo folder, config file) for a training run of a tiny model on three 64 px photos; `config` overrides."""
+    import json
+
     data = tmp_path / "data"
     data.mkdir()
     for i in range(3):
         Image.fromarray((rng.random((64, 64, 3)) * 255).astype(np.uint8)).save(data / f"{i}.png")
     cfg = tmp_path / "cfg.json"
-    import json
     cfg.write_text(json.dumps({"model": {"widths": [8, 16], "enc_blocks": [1], "dec_blocks": [1], "mid_blocks": 1},
                                "batch_size": 2, "patch": 32, "val_crop": 32, "val_fraction": 0, "minutes": 0,
-                               "max_steps": 2}))
+                               **config}))
+    return data, cfg
+
+
+def test_train_two_steps_then_resume(tmp_path, rng):
+    import json
+
+    data, cfg = tiny_training(tmp_path, rng, max_steps=2)
     out = tmp_path / "run"
     res = run_cli("train", "--config", str(cfg), "--data", str(data), "--out", str(out), "--device", "cpu")
     assert res.returncode == 0, res.stderr
@@ -133,18 +142,10 @@ def test_train_two_steps_then_resume(tmp_path, rng):
 
 def test_train_interrupted_keeps_a_checkpoint_that_resumes(tmp_path, rng):
     """Ctrl-C before the first periodic checkpoint (checkpoint_every_s is long) still leaves one to resume from."""
-    import json
     import signal
     import time
 
-    data = tmp_path / "data"
-    data.mkdir()
-    for i in range(3):
-        Image.fromarray((rng.random((64, 64, 3)) * 255).astype(np.uint8)).save(data / f"{i}.png")
-    cfg = tmp_path / "cfg.json"
-    cfg.write_text(json.dumps({"model": {"widths": [8, 16], "enc_blocks": [1], "dec_blocks": [1], "mid_blocks": 1},
-                               "batch_size": 2, "patch": 32, "val_crop": 32, "val_fraction": 0, "minutes": 0,
-                               "max_steps": 10**9, "checkpoint_every_s": 3600}))
+    data, cfg = tiny_training(tmp_path, rng, max_steps=10**9, checkpoint_every_s=3600)
     out = tmp_path / "run"
     proc = subprocess.Popen([sys.executable, "-m", "denoiser", "train", "--config", str(cfg), "--data", str(data),
                              "--out", str(out), "--device", "cpu"], cwd=ROOT, text=True,
