@@ -19,31 +19,22 @@ import torch
 from denoiser.core.model.file import ModelCard
 
 
-def average(paths: list[Path], weights: list[float]) -> tuple[dict[str, torch.Tensor], ModelCard]:
-    """The weighted mean of the models' tensors (float32 sums) and the first model's card; the models must share
-    their architecture and every tensor's name and shape."""
-    from safetensors.torch import load_file
+def average(paths: list[Path], weights: list[float]) -> tuple[dict[str, torch.Tensor], list[ModelCard]]:
+    """The weighted mean of the models' tensors and each model's card. Each file goes through the app's loader
+    (card, shapes and finite values checked before use); the models must share one architecture."""
+    from denoiser.core.model.file import load_model
 
-    from denoiser.core.model.file import read_card
-
-    cards = [read_card(p) for p in paths]
+    loaded = [load_model(p) for p in paths]
+    cards = [card for _, card in loaded]
     if any(c.config != cards[0].config for c in cards[1:]):
         raise ValueError("the models differ in architecture; only models of one architecture can be averaged")
-    states = [load_file(p) for p in paths]
-    for p, s in zip(paths[1:], states[1:], strict=True):
-        if s.keys() != states[0].keys() or any(s[k].shape != states[0][k].shape for k in s):
-            raise ValueError(f"{p}: its tensors do not match {paths[0]}'s names and shapes")
-    out = {}
-    for k in states[0]:
-        acc = torch.zeros_like(states[0][k], dtype=torch.float32)
-        for w, s in zip(weights, states, strict=True):
-            acc += w * s[k].float()
-        out[k] = acc
-    return out, cards[0]
+    states = [model.state_dict() for model, _ in loaded]
+    return {k: sum((w * s[k] for w, s in zip(weights, states, strict=True)), torch.zeros_like(v))
+            for k, v in states[0].items()}, cards
 
 
 def main() -> None:
-    from denoiser.core.model.file import read_card, save_model
+    from denoiser.core.model.file import save_model
     from denoiser.core.model.network import build_model
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -60,15 +51,15 @@ def main() -> None:
     if args.out.exists() or args.out.suffix != ".safetensors":
         sys.exit(f"{args.out}: choose a new .safetensors path (an existing file is never overwritten)")
     try:
-        state, card = average(args.model, weights)
-    except ValueError as exc:
+        state, sources = average(args.model, weights)
+    except ValueError as exc:  # ModelFileError included
         sys.exit(str(exc))
-    model = build_model(card.config)
+    config = sources[0].config
+    model = build_model(config)
     model.load_state_dict(state)
-    sources = [read_card(p) for p in args.model]
     training = {"averaged": [{"model": str(p), "weight": w, "name": c.name, "version": c.version,
                               "training": c.training} for p, w, c in zip(args.model, weights, sources, strict=True)]}
-    new = ModelCard(name=args.name, config=card.config, version=args.version,
+    new = ModelCard(name=args.name, config=config, version=args.version,
                     description=args.description, training=training, created=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     save_model(args.out, model, new)
