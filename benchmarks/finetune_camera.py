@@ -15,6 +15,7 @@ process's CPU time here (`cpu_clock`), so a "minute" is what one idle core gives
 whatever else the machine runs; the one-off noise measurement before the budget is reported apart.
 
     python benchmarks/finetune_camera.py [--cameras t3i,dglr,nam25] [--phase report] [--marks 1,2,4,8] [--tag T]
+        [--noise-source synthetic|real|both] [--wise ALPHA] [--lr LR] [--distill-weight W]
       -> a table per camera; JSON in benchmarks/results/finetune_camera[_TAG].json
 """
 from __future__ import annotations
@@ -80,9 +81,10 @@ class cpu_clock:
         self.trainer.time = self.real
 
 
-def override(lr: float | None, distill_weight: float | None) -> dict:
-    """Settings tried against the shipped ones (recorded with the results): the learning rate, and the weight of
-    "match the base on the real photos" in noisy mode."""
+def override(lr: float | None, distill_weight: float | None, noise_source: str | None = None) -> dict:
+    """Settings tried against the shipped ones (recorded with the results): the learning rate, the weight of
+    "match the base on the real photos" in noisy mode, and the noise its restoring term adds (synthetic, real,
+    both)."""
     import denoiser.core.training.finetune as ft
     from denoiser.core.training.finetune_modes import NoisyFinetuneTrainer
 
@@ -91,11 +93,23 @@ def override(lr: float | None, distill_weight: float | None) -> dict:
         ft.make_config = lambda *a, **k: replace(make(*a, **k), lr=lr)  # type: ignore[assignment]
     if distill_weight is not None:
         NoisyFinetuneTrainer.distill_weight = distill_weight
-    return {"lr": lr or "shipped", "distill_weight": NoisyFinetuneTrainer.distill_weight}
+    if noise_source is not None:
+        NoisyFinetuneTrainer.noise_source = noise_source
+    return {"lr": lr or "shipped", "distill_weight": NoisyFinetuneTrainer.distill_weight,
+            "noise_source": NoisyFinetuneTrainer.noise_source}
+
+
+def wise(model: torch.nn.Module, base: torch.nn.Module, alpha: float) -> torch.nn.Module:
+    """WiSE-FT (Wortsman et al. 2022): the weights (1 - alpha) x base + alpha x fine-tuned."""
+    out = copy.deepcopy(model)
+    state, ref = out.state_dict(), base.state_dict()
+    out.load_state_dict({k: (v * alpha + ref[k] * (1 - alpha)) if v.is_floating_point() else v
+                         for k, v in state.items()})
+    return out
 
 
 def run_camera(camera: str, phase: str, marks: list[float], base: str | None, workdir: Path,
-               save: Callable[[dict], None]) -> dict:
+               save: Callable[[dict], None], wise_alpha: float | None = None) -> dict:
     import denoiser.core.training.finetune as ft
     from denoiser.core.inference.engine import Denoiser
     from denoiser.core.model.registry import find_model
@@ -158,12 +172,19 @@ def run_camera(camera: str, phase: str, marks: list[float], base: str | None, wo
           f"({after - before:+.2f})", flush=True)
     from denoiser.core.model.file import load_model
 
-    card = load_model(res.path)[1]
+    tuned, card = load_model(res.path)
+    wise_row = None
+    if wise_alpha is not None:  # the weight is fixed before the run, never chosen on these scores
+        blend = wise(tuned, load_model(base_entry.path)[0], wise_alpha)
+        wise_after = app_score(Denoiser(blend.eval(), device="cpu"), pairs)
+        wise_row = {"alpha": wise_alpha, "after": wise_after, "gain": wise_after - before}
+        print(f"  WiSE-FT alpha {wise_alpha:g}: {wise_after:.2f} dB ({wise_after - before:+.2f})", flush=True)
     return {"camera": CAMERAS[camera], "phase": phase, "trained_on": [p.name for p in train],
             "scored": [n.name for n, _ in score], "before": before, "after": after, "gain": after - before,
             "curve": curve, "steps": res.steps, "calibration_cpu_minutes": round(calibration_cpu, 2),
             "wall_s": round(time.time() - t0), "strength_gain": card.training.get("strength_gain"),
-            "method": card.training.get("method"), "val_before": res.val_before, "val_after": res.val_after}
+            "method": card.training.get("method"), "val_before": res.val_before, "val_after": res.val_after,
+            "wise": wise_row}
 
 
 def table(rows: list[dict]) -> str:
@@ -178,6 +199,10 @@ def table(rows: list[dict]) -> str:
             per = c["gain"] / c["cpu_minutes"] if c["cpu_minutes"] > 0 else float("nan")
             lines.append(f"{c['minutes']:8.2f} {c['cpu_minutes']:8.2f} {c['step']:6d} {r['before']:7.2f} "
                          f"{c['after']:7.2f} {c['gain']:+6.2f} {per:+10.3f}")
+        if r.get("wise"):
+            w = r["wise"]
+            lines.append(f"  the end's model blended with the base (WiSE-FT, alpha {w['alpha']:g}): "
+                         f"{w['after']:.2f} dB ({w['gain']:+.2f})")
     return "\n".join(lines)
 
 
@@ -190,12 +215,15 @@ def main() -> int:
     ap.add_argument("--tag", default="", help="results file suffix")
     ap.add_argument("--lr", type=float, help="try another learning rate (default: the shipped setting)")
     ap.add_argument("--distill-weight", type=float, help="try another noisy-mode distillation weight")
+    ap.add_argument("--noise-source", choices=("synthetic", "real", "both"),
+                    help="the noise noisy mode's restoring term adds (default: the shipped setting)")
+    ap.add_argument("--wise", type=float, help="also score the end's model blended with the base at this weight")
     args = ap.parse_args()
     torch.set_num_threads(1)
     marks = sorted(float(m) for m in args.marks.split(","))
     work = Path(tempfile.mkdtemp(prefix="ft-camera-"))
     os.environ["DENOISER_DATA_DIR"] = str(work / "data")  # the user data folder: models and runs go there
-    settings = override(args.lr, args.distill_weight)
+    settings = override(args.lr, args.distill_weight, args.noise_source)
     print(f"settings: {settings}", flush=True)
     out = RESULTS / f"finetune_camera{'_' + args.tag if args.tag else ''}.json"
     rows: list[dict] = []
@@ -209,7 +237,7 @@ def main() -> int:
 
     try:
         for camera in args.cameras.split(","):
-            rows.append(run_camera(camera.strip(), args.phase, marks, args.base, work, save))
+            rows.append(run_camera(camera.strip(), args.phase, marks, args.base, work, save, args.wise))
             save()
     finally:
         shutil.rmtree(work, ignore_errors=True)

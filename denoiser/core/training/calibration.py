@@ -88,25 +88,38 @@ def full_map(level: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return np.repeat(np.repeat(level, 2, axis=0), 2, axis=1)[:shape[0], :shape[1]]
 
 
+def relative_residual(noisy: np.ndarray, denoised: np.ndarray, level: np.ndarray | None = None) -> np.ndarray:
+    """noisy - denoised (HxWxC, float64); with Auto's map `level` (half resolution, 0..255 units), divided by it
+    (in 0..1 units): noise relative to the level the map reads there, which a level map scales back."""
+    residual = (noisy - denoised).astype(np.float64)
+    if level is not None:
+        residual /= np.maximum(full_map(level, residual.shape[:2]), 0.5)[..., None] / 255
+    return residual
+
+
+def flat_windows(denoised: np.ndarray, window: int, step: int) -> list[tuple[float, int, int]]:
+    """(gradient energy, y, x) of every window x window cell of the denoised photo (HxWxC), flattest first:
+    where noisy - denoised holds noise rather than removed detail."""
+    import cv2
+
+    grey = denoised.mean(axis=2).astype(np.float32)
+    energy = cv2.Sobel(grey, cv2.CV_32F, 1, 0) ** 2 + cv2.Sobel(grey, cv2.CV_32F, 0, 1) ** 2
+    h, w = grey.shape
+    cells = [(float(energy[y:y + window, x:x + window].mean()), y, x)
+             for y in range(0, h - window + 1, step) for x in range(0, w - window + 1, step)]
+    return sorted(cells)
+
+
 def measure_noise(noisy: np.ndarray, denoised: np.ndarray, window: int | None = None,
                   level: np.ndarray | None = None) -> NoiseModel:
     """The noise left in noisy - denoised (HxWxC in [0,1]) where the denoised photo is flattest (20 %); with
     Auto's map `level` (half resolution, 0..255 units), the noise relative to it (a relative NoiseModel)."""
-    import cv2
-
     window = window or NOISE_WINDOW
-    residual = (noisy - denoised).astype(np.float64)
-    if level is not None:
-        residual /= np.maximum(full_map(level, residual.shape[:2]), 0.5)[..., None] / 255
-    grey = denoised.mean(axis=2).astype(np.float32)
-    energy = cv2.Sobel(grey, cv2.CV_32F, 1, 0) ** 2 + cv2.Sobel(grey, cv2.CV_32F, 0, 1) ** 2
-    h, w, c = residual.shape
-    step = window // 2
-    cells = [(float(energy[y:y + window, x:x + window].mean()), y, x)
-             for y in range(0, h - window + 1, step) for x in range(0, w - window + 1, step)]
+    residual = relative_residual(noisy, denoised, level)
+    c = residual.shape[2]
+    cells = flat_windows(denoised, window, window // 2)
     if not cells:
         raise ValueError(f"image too small to measure its noise: {noisy.shape}")
-    cells.sort()
     spectrum, cov = np.zeros((window, window)), np.zeros((c, c))
     chosen = cells[:max(8, len(cells) // 5)]
     for _, y, x in chosen:

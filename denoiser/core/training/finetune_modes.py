@@ -1,7 +1,9 @@
 """The two fine-tuning modes as trainers: clean photos (synthetic noise, supervised) and noisy photos only
-(noise-matched self-distillation, core.training.selfsup). Both keep the weights near the base (L2-SP)."""
+(self-distillation with the folder's own noise, core.training.selfsup and core.training.noise_bank). Both keep the
+weights near the base (L2-SP)."""
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any
 
@@ -12,9 +14,11 @@ import torch.nn.functional as F
 from denoiser.core.evaluation.metrics import psnr
 from denoiser.core.model.network import UNetDenoiser, build_model
 from denoiser.core.noise.learned import auto_map
+from denoiser.core.training.calibration import CALIBRATION_SIDE
 from denoiser.core.training.finetune_run import FinetuneError, FinetuneSpec
+from denoiser.core.training.noise_bank import NoiseBank
 from denoiser.core.training.patches import PatchPool
-from denoiser.core.training.selfsup import NativePatchPool, native_val_crops, weight_anchor
+from denoiser.core.training.selfsup import NativePatchPool, bank_photos, native_val_crops, weight_anchor
 from denoiser.core.training.trainer import TrainConfig, Trainer
 
 
@@ -60,6 +64,10 @@ class NoisyFinetuneTrainer(FinetuneTrainer):
     # base output plus synthetic matched noise". A high weight copies the base's own errors on the photos it
     # trains on; 0.25 scored best (benchmarks/finetune_noisy.py on Nam25, results in benchmarks/results).
     distill_weight = 0.25
+    # what noise the restoring term adds to the pseudo-clean crops: "synthetic" (the folder's NoiseModel, scaled
+    # by 1/gain), "real" (crops of the folder's own noise, noise_bank.NoiseBank, at Auto's map) or "both" (half
+    # the batch each, same cost per step)
+    noise_source = "synthetic"
 
     def __init__(self, cfg: TrainConfig, spec: FinetuneSpec, out: Path, device: str,
                  card_extra: dict[str, Any] | None = None, anchor_weight: float = 100.0) -> None:
@@ -75,13 +83,28 @@ class NoisyFinetuneTrainer(FinetuneTrainer):
         self.base: UNetDenoiser = build_model(cfg.model).to(self.device).requires_grad_(False).eval()
         self.base.load_state_dict(self.model.state_dict())  # frozen, for the output anchor
         self._val_maps: list[torch.Tensor] = []  # Auto's map of each validation crop (beside _val_cache)
+        self.bank = self._build_bank() if self.noise_source in ("real", "both") else None
+
+    def _build_bank(self) -> NoiseBank:
+        """The folder's real noise: the base at Auto's map on centre crops of the training photos."""
+        from denoiser.core.inference.engine import Denoiser
+        from denoiser.core.noise.level import NoiseLevel
+
+        engine = Denoiser(copy.deepcopy(self.base), device=str(self.device))
+        photos = bank_photos(self.train_files, CALIBRATION_SIDE)
+        try:
+            return NoiseBank.build(photos, lambda img, level: engine.denoise(img, NoiseLevel.auto(level)), auto_map)
+        except ValueError as exc:
+            raise FinetuneError(f"{self.spec.folder}: {exc}") from exc
 
     @classmethod
     def method(cls, spec: FinetuneSpec) -> str:
-        strength = (f"the strength target {spec.target_sigma:g}" if spec.target_sigma is not None else
-                    f"Auto's map (synthetic noise scaled by 1/{spec.strength_gain:g}, calibrated on the folder)")
-        return (f"noise-matched self-distillation: the base at {strength} as target (weight {cls.distill_weight:g}), "
-                "plus synthetic noise of the folder's own spectrum + L2-SP")
+        synthetic = f"synthetic noise of the folder's own spectrum scaled by 1/{spec.strength_gain:g}"
+        real = "crops of the folder's own noise (the base's residual in flat areas) at Auto's map"
+        added = {"synthetic": synthetic, "real": real, "both": f"{real} or {synthetic}"}[cls.noise_source]
+        strength = (f"the strength target {spec.target_sigma:g}" if spec.target_sigma is not None else "Auto's map")
+        return (f"self-distillation with the folder's own noise: the base at {strength} as target (weight "
+                f"{cls.distill_weight:g}), plus {added} + L2-SP")
 
     def main_loss(self, model: UNetDenoiser, batch: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         measured = self.measured_map(batch)
@@ -90,10 +113,23 @@ class NoisyFinetuneTrainer(FinetuneTrainer):
         level = measured * jitter[:, None, None, None]
         target = self._pseudo_clean(batch, level)
         main = self.distill_weight * F.l1_loss(model(batch, level), target)
-        if self.noise_model is not None:  # new noise every step, so no noise is memorised
-            fresh = target + self._synthetic_noise(target, measured, gen)
-            main = main + F.l1_loss(model(fresh, level), target)
+        noise = self._fresh_noise(target, measured, gen)
+        if noise is not None:  # new noise every step, so no noise is memorised
+            main = main + F.l1_loss(model(target + noise, level), target)
         return main
+
+    def _fresh_noise(self, like: torch.Tensor, measured: torch.Tensor, gen: torch.Generator) -> torch.Tensor | None:
+        """The restoring term's noise for crops like `like` at their measured map (noise_source says which)."""
+        synthetic = self._synthetic_noise(like, measured, gen) if self.noise_model is not None and \
+            self.noise_source in ("synthetic", "both") else None
+        if self.bank is None:
+            return synthetic
+        at = F.interpolate(measured, size=like.shape[-2:], mode="nearest")
+        real = self.bank.sample(tuple(like.shape), gen, at)
+        if synthetic is None:
+            return real
+        half = like.shape[0] // 2
+        return torch.cat([real[:half], synthetic[half:]])
 
     def measured_map(self, crops: torch.Tensor) -> torch.Tensor:
         """Auto's noise map of each crop (N, 1, H/2, W/2), 0..255 units: the level the app feeds the model on
@@ -125,8 +161,8 @@ class NoisyFinetuneTrainer(FinetuneTrainer):
                 crop = crop.to(self.device)
                 measured = self.measured_map(crop)
                 target = self._pseudo_clean(crop, measured)
-                noise = self._synthetic_noise(crop, measured, gen) if self.noise_model is not None else 0
-                self._val_cache.append((target, target + noise))
+                noise = self._fresh_noise(crop, measured, gen)
+                self._val_cache.append((target, target + (noise if noise is not None else 0)))
                 self._val_maps.append(measured)
         if not self._val_cache:
             return None

@@ -85,6 +85,20 @@ def native_val_crops(files: list[Path], side: int, multiple: int) -> list[torch.
     return crops
 
 
+def bank_photos(files: list[Path], side: int, count: int = 16) -> list[np.ndarray]:
+    """Centre crops (HxWxC float32 in [0,1]) of up to `side` px of up to `count` readable photos spread over
+    `files`: what the calibration measures and noise_bank.NoiseBank is cut from."""
+    photos = []
+    for path in files[::max(1, len(files) // count)]:
+        try:
+            photos.append(centre_crop(load_native(path), side).astype(np.float32) / 255)
+        except (ValueError, OSError, cv2.error):
+            continue
+        if len(photos) >= count:
+            break
+    return photos
+
+
 def calibrate_folder(files: list[Path], base_path: Path, progress: Progress | None = None) -> dict[str, Any]:
     """The folder's noise model and strength gain (calibration.calibrate_strength) on a few of its photos.
 
@@ -95,15 +109,7 @@ def calibrate_folder(files: list[Path], base_path: Path, progress: Progress | No
     progress = progress or NullProgress()
     from denoiser.core.inference.engine import Denoiser
 
-    crops = []
-    for path in files[::max(1, len(files) // CALIBRATION_PHOTOS)]:
-        try:
-            crops.append(centre_crop(load_native(path), CALIBRATION_SIDE).astype(np.float32) / 255)
-        except (ValueError, OSError, cv2.error):
-            continue
-        if len(crops) >= CALIBRATION_PHOTOS:
-            break
-    crops = [c for c in crops if min(c.shape[:2]) >= 64]
+    crops = [c for c in bank_photos(files, CALIBRATION_SIDE, CALIBRATION_PHOTOS) if min(c.shape[:2]) >= 64]
     if not crops:
         raise ValueError("no photo of at least 64 px to measure the noise on")
     base = Denoiser.from_file(base_path, device="cpu")
