@@ -2,13 +2,16 @@
 
     python benchmarks/quality_per_flop.py scan [--model FILE]                 # dB lost per removed block
     python benchmarks/quality_per_flop.py prune --drop mid.2,mid.5 --out runs/x/pruned.safetensors
+    python benchmarks/quality_per_flop.py student --drop mid.0,mid.1 --config resources/train/student_naf.json \
+        --out runs/x/init.safetensors
     python benchmarks/quality_per_flop.py table --models default,runs/a/model.safetensors [--limit N]
 
 `scan` and every choice made from it (which blocks to remove) use held-out TRAINING crops only: the validation
 files of `denoiser train` (the same deterministic split), centre crops of 256 px at sigma 15/25/50.
 `table` reports, never tunes on, CBSD68/Kodak24/McMaster at sigma 15/25/50 (DESIGN.md protocol, the true sigma
 given) and each model's GFLOP/MP and s/MP measured at one thread with every model timed in turn in the same process
-(ratios against the first model hold under load; the load is recorded). Results:
+(ratios against the first model hold under load; the load is recorded), and again at each --threads count; Nam25
+with Auto on its tuning half (to choose by) and, with --nam25 tune,val, its validation half. Results:
 benchmarks/results/quality_per_flop.json (table) and quality_per_flop_scan.json (scan).
 """
 from __future__ import annotations
@@ -34,6 +37,7 @@ from denoiser.core.files import atomic_write_bytes, file_sha256
 from denoiser.core.model.file import ModelCard, load_model, save_model
 from denoiser.core.model.network import count_parameters, gflops_per_megapixel
 from denoiser.core.model.prune import prune
+from denoiser.core.model.students import student_from
 from denoiser.core.noise import synthesize
 from denoiser.core.training.patches import list_images, load_rgb8, split_validation
 from denoiser.core.training.trainer import TrainConfig
@@ -83,15 +87,16 @@ def real_costs(model: Path, sets: str) -> tuple[dict[str, float], str]:
     return drop_costs_by(engine.model, score), f"real-noise tuning halves of {sets}, Auto ({len(photos)} photos)"
 
 
-def nam25_val(engine: object) -> float:
-    """Mean PSNR with Auto on Nam25's validation half (real camera noise; as the ship rule measures it)."""
+def nam25(engine: object, half: str) -> float:
+    """Mean PSNR with Auto on one half of Nam25 (real camera noise): 'tune' to choose by, 'val' as the ship rule
+    measures it (never chosen on)."""
     from real_noise import groups
     from real_noise import psnr as real_psnr
 
     from denoiser.core.evaluation.evaluate import load_eval_image
 
     scores = []
-    for noisy_path, ref_path in groups("val")["Nam25"]:
+    for noisy_path, ref_path in groups(half)["Nam25"]:
         noisy, ref = load_eval_image(noisy_path), load_eval_image(ref_path)
         scores.append(real_psnr(engine.denoise(noisy, engine.auto_strength(noisy)), ref))  # type: ignore[attr-defined]
     return float(np.mean(scores))
@@ -134,6 +139,25 @@ def prune_cmd(args: argparse.Namespace) -> None:
     print(f"its \"model\" section for a training config: {json.dumps(small.config.to_dict())}")
 
 
+def student_cmd(args: argparse.Namespace) -> None:
+    """The starting weights of a student (core/model/students.py): the source without the --drop blocks, in the
+    architecture of the training config's "model" section."""
+    path = Path(args.model)
+    model, _ = load_model(path)
+    drop = [n for n in args.drop.split(",") if n]
+    cfg = TrainConfig.from_file(Path(args.config)).model
+    torch.manual_seed(args.seed)  # the fresh weights of new channels
+    student, done = student_from(model, drop, cfg)
+    card = ModelCard(name=args.out.stem, config=cfg,
+                     training={"student_of": str(path), "source_sha256": file_sha256(path), "removed_blocks": drop,
+                               "identity_blocks": done.identity, "widened": len(done.widened)},
+                     description=f"{path.name} without {len(drop)} blocks, {len(done.identity)} NAF blocks added, "
+                                 f"{len(done.widened)} tensors widened; to be trained from here")
+    save_model(args.out, student.eval(), card)
+    print(f"{args.out}: {count_parameters(student) / 1e6:.2f} M params, {gflops_per_megapixel(cfg):.1f} GFLOP/MP, "
+          f"{len(done.copied)} tensors copied, {len(done.widened)} widened, identity blocks: {done.identity}")
+
+
 def speed_ratios(engines: dict[str, object], rounds: int, side: int = 512) -> dict[str, float]:
     """Seconds per MP of each engine on the same noisy photo, the engines timed in turn for `rounds` rounds (the
     median of each): under a shared machine's load the ratios hold better than the absolute figures."""
@@ -154,7 +178,14 @@ def table(args: argparse.Namespace) -> None:
     paths = {Path(m).parent.name if Path(m).stem == "model" else Path(m).stem: Path(m)
              for m in args.models.split(",")}
     engines = {k: Denoiser.from_file(p, "cpu") for k, p in paths.items()}
-    speed = speed_ratios(engines, args.rounds)
+    threads = [int(t) for t in args.threads.split(",")]
+    speeds = {}
+    for t in threads:
+        torch.set_num_threads(t)
+        speeds[t] = speed_ratios(engines, args.rounds)
+    torch.set_num_threads(1)
+    speed = speeds[threads[0]]
+    halves = [h for h in args.nam25.split(",") if h]
     rows = {}
     first = next(iter(engines))
     sets = [s for s in args.sets.split(",") if s]
@@ -166,7 +197,8 @@ def table(args: argparse.Namespace) -> None:
                 if old["limit"] == args.limit:
                     merged = earlier.setdefault(r["sha256"], {"psnr": {}})
                     merged["psnr"].update(r["psnr"])
-                    merged.update({k: r[k] for k in ("held_out_train_psnr", "nam25_val_auto") if k in r})
+                    merged.update({k: r[k] for k in ("held_out_train_psnr", "nam25_val_auto", "nam25_tune_auto")
+                                   if k in r})
     for name, engine in engines.items():
         cfg = engine.model.config
         digest = file_sha256(paths[name])
@@ -174,6 +206,8 @@ def table(args: argparse.Namespace) -> None:
             "file": str(paths[name]), "params_m": round(count_parameters(engine.model) / 1e6, 2),
             "gflops_per_mp": round(gflops_per_megapixel(cfg), 1), "s_per_mp": round(speed[name], 3),
             "speed_vs_first": round(speed[first] / speed[name], 3), "config": cfg.to_dict(), "psnr": {},
+            "s_per_mp_by_threads": {t: round(speeds[t][name], 3) for t in threads},
+            "speed_vs_first_by_threads": {t: round(speeds[t][first] / speeds[t][name], 3) for t in threads},
             "sha256": digest, "card_training": {k: v for k, v in engine.card.training.items() if k != "config"}}
         rows[name] = row
         known = earlier.get(digest, {"psnr": {}})
@@ -183,7 +217,8 @@ def table(args: argparse.Namespace) -> None:
             val = round(float(np.mean([psnr(c[0].numpy(), engine.denoise(n[0].permute(1, 2, 0).numpy(), s)
                                             .transpose(2, 0, 1)) for c, n, s in held_out_crops()])), 3)
         row["held_out_train_psnr"] = val
-        row["nam25_val_auto"] = known.get("nam25_val_auto") or round(nam25_val(engine), 3)
+        for half in halves:
+            row[f"nam25_{half}_auto"] = known.get(f"nam25_{half}_auto") or round(nam25(engine, half), 3)
         for set_name in sets:
             for sigma in SIGMAS:
                 key = f"{set_name}|{sigma}"
@@ -193,9 +228,10 @@ def table(args: argparse.Namespace) -> None:
                                                                   limit=args.limit).psnr, 3)
                 row["psnr"][key] = known["psnr"][key]  # type: ignore[index]
         print(f"{name:<22} {row['params_m']:6.2f} M {row['gflops_per_mp']:7.1f} GFLOP/MP {row['s_per_mp']:6.2f} s/MP "
-              f"(x{row['speed_vs_first']:.2f})  held-out {val:.2f}  Nam25 val {row['nam25_val_auto']:.2f}  "
+              f"(x{row['speed_vs_first']:.2f}; by threads {row['speed_vs_first_by_threads']})  held-out {val:.2f}  "
+              + "  ".join(f"Nam25 {h} {row[f'nam25_{h}_auto']:.2f}" for h in halves) + "  "
               + "  ".join(f"{k} {v:.2f}" for k, v in row["psnr"].items()), flush=True)  # type: ignore[attr-defined]
-    out = {"models": rows, "threads": 1, "limit": args.limit, "load": os.getloadavg(),
+    out = {"models": rows, "threads": threads, "limit": args.limit, "load": os.getloadavg(),
            "machine": platform.processor() or platform.machine(), "date": time.strftime("%Y-%m-%d %H:%M"),
            "protocol": "DESIGN.md: unclipped Gaussian noise, fixed seeds, true sigma given, output clipped, 8-bit"}
     atomic_write_bytes(RESULTS / args.out, json.dumps(out, indent=1).encode())
@@ -217,11 +253,21 @@ def main() -> None:
     p.add_argument("--drop", required=True, help="comma-separated block names, e.g. mid.3,dec.2.1")
     p.add_argument("--out", type=Path, required=True)
     p.set_defaults(func=prune_cmd)
+    p = sub.add_parser("student")
+    p.add_argument("--model", default=str(SHIPPED))
+    p.add_argument("--drop", default="", help="comma-separated blocks of the source the student does without")
+    p.add_argument("--config", required=True, help="training config whose \"model\" section is the student's "
+                   "architecture (resources/train/student_*.json)")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--seed", type=int, default=1)
+    p.set_defaults(func=student_cmd)
     p = sub.add_parser("table")
     p.add_argument("--models", default=str(SHIPPED), help="comma-separated model files; the first is the reference")
     p.add_argument("--sets", default=",".join(SETS))
     p.add_argument("--limit", type=int, default=0, help="images per set (0 = all)")
     p.add_argument("--rounds", type=int, default=5, help="timing rounds (interleaved)")
+    p.add_argument("--threads", default="1", help="thread counts to time at, e.g. 1,2 (the first gives s_per_mp)")
+    p.add_argument("--nam25", default="tune,val", help="halves of Nam25 to score with Auto ('tune' to choose by)")
     p.add_argument("--out", default="quality_per_flop.json", help="file name under benchmarks/results/")
     p.add_argument("--reuse", default="", help="earlier result files (under benchmarks/results/) whose quality "
                    "figures are reused for the same model files")

@@ -36,6 +36,8 @@ def pruned_config(config: ModelConfig, drop: Iterable[str]) -> ModelConfig:
         raise ValueError(f"no block named {bad[0]!r}; blocks are {', '.join(block_names(config))}")
     if len(set(drop)) != len(drop):
         raise ValueError("a block is named twice in the list to remove")
+    if any((*config.enc_naf, *config.dec_naf, config.mid_naf)):
+        raise ValueError("pruning a model with appended NAF blocks is not supported; prune its source first")
     if config.block == "plain":
         raise ValueError("plain conv-relu blocks are not residual: removing one breaks the network")
     counts = {stack: 0 for stack in ("mid", *(f"enc.{i}" for i in range(len(config.enc_blocks))),
