@@ -69,7 +69,7 @@ def one_24mp(precision: str, auto: bool, threads: int) -> dict:
     del out
     return {"seconds": round(dt, 1), "map_seconds": round(t_map, 1), "s_per_mp": round(dt / (H * W / 1e6), 3),
             "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2, 2),
-            "level": round(float(level), 2)}
+            "level": round(float(level), 2), "runtime": engine.int8.runtime.name if engine.int8 else "torch"}
 
 
 def run_24mp(threads: int) -> dict:
@@ -97,11 +97,10 @@ def run_interleaved(threads: int, repeats: int, h: int = 2000, w: int = 3000,
 with the map read at every pixel (as before the sparse map), in the same rounds."""
     import torch
 
-    from denoiser.core.inference.engine import Denoiser
 
     torch.set_num_threads(threads)
     img = np.ascontiguousarray(photo_24mp()[:h, :w])
-    engines = {p: Denoiser.from_name(None, "cpu", precision=p) for p in precisions}
+    engines = {p: make_engine(p) for p in precisions}
     for engine in engines.values():  # warm-up (and Auto's estimator session)
         engine.denoise(img[:256, :256], engine.auto_strength(img[:256, :256]))
     times: dict[str, list[float]] = {}
@@ -120,13 +119,30 @@ with the map read at every pixel (as before the sparse map), in the same rounds.
         for mode in ("Auto", "Auto whole map")[:2 if whole else 1]:
             res[f"{p} {mode} overhead %"] = round(100 * (res[f"{p} {mode}"] / res[f"{p} fixed"] - 1), 1)
             res[f"{p} map{mode[4:]} / fixed %"] = round(100 * res[f"{p} map{mode[4:]}"] / res[f"{p} fixed"], 1)
-    if len(precisions) == 2:
-        res["int8 speed-up fixed"] = round(res["fp32 fixed"] / res["int8 fixed"], 2)
-        res["int8 speed-up Auto"] = round(res["fp32 Auto"] / res["int8 Auto"], 2)
+    for p, engine in engines.items():
+        if engine.int8 is not None:
+            res[f"{p} runtime"] = engine.int8.runtime.name
+            if "fp32" in engines:
+                res[f"{p} speed-up fixed"] = round(res["fp32 fixed"] / res[f"{p} fixed"], 2)
+                res[f"{p} speed-up Auto"] = round(res["fp32 Auto"] / res[f"{p} Auto"], 2)
     res["megapixels"], res["repeats"] = h * w / 1e6, repeats
     res["load_average"] = load_average()
     print(json.dumps(res), flush=True)
     return res
+
+
+def make_engine(variant: str):  # -> Denoiser
+    """fp32, int8 (the runtime the app picks: int8_runtime) or int8-<runtime> (that runtime)."""
+    from denoiser.core.inference.engine import Denoiser
+    from denoiser.core.inference.quantized import Int8Network, int8_path
+    from denoiser.core.model.registry import find_model
+
+    precision, _, runtime = variant.partition("-")
+    engine = Denoiser.from_name(None, "cpu", precision=precision)
+    if runtime:
+        path = find_model(None).path
+        engine.int8 = Int8Network(int8_path(path), path, runtime=runtime)
+    return engine
 
 
 def whole_map(img: np.ndarray):  # -> NoiseLevel
@@ -184,6 +200,9 @@ def main() -> None:
                     help="rounds of the same interleaved timing on the whole 24 MP photo (0 = skip)")
     ap.add_argument("--precisions", default="fp32,int8", choices=("fp32,int8", "fp32", "int8"),
                     help="of the 24 MP interleaved timing (one alone: fixed and Auto only)")
+    ap.add_argument("--runtimes", action="store_true",
+                    help="the 6 MP timing only: fp32, INT8 on the app's runtime and INT8 on ONNX Runtime, fixed and "
+                         "Auto, in turn (-> 6mp_runtimes)")
     ap.add_argument("--child", choices=("fp32", "int8"), help=argparse.SUPPRESS)
     ap.add_argument("--auto", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--fixed", action="store_true", help=argparse.SUPPRESS)
@@ -199,7 +218,10 @@ def main() -> None:
                       "load_average_at_start": load, "date": time.strftime("%Y-%m-%d %H:%M")}
     if not args.skip_24mp:
         res["24mp"] = run_24mp(args.threads)
-    if args.repeats:
+    if args.runtimes:
+        res["6mp_runtimes"] = run_interleaved(args.threads, args.repeats or 3,
+                                              precisions=("fp32", "int8", "int8-onnxruntime"), whole=False)
+    elif args.repeats:
         res["6mp_interleaved"] = run_interleaved(args.threads, args.repeats)
     if args.repeats_24mp:
         precisions = tuple(args.precisions.split(","))

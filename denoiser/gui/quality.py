@@ -8,7 +8,6 @@ the box says why instead of running something else; the default there is Standar
 """
 from __future__ import annotations
 
-import importlib.util
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,13 +51,15 @@ def default_quality(fast_unavailable: str | None) -> Quality:
 def int8_unavailable(model: str | None, device: str, catalogue: Any) -> str | None:
     """Why Fast cannot run `model` on `device` ("auto", "cpu", "cuda:N"...), or None when it can (or when the
     catalogue, gui.jobs.Catalogue, is not loaded yet: nothing is known to be missing)."""
-    if importlib.util.find_spec("onnxruntime") is None:
-        return "Fast needs ONNX Runtime, which is not installed (pip install onnxruntime)"
+    from denoiser.core.inference.int8_runtime import available
+
+    if not available():
+        return "Fast needs OpenVINO or ONNX Runtime, neither is installed (pip install openvino)"
     if catalogue is None or not model:
         return None
     if device != "cpu" and (device != "auto" or any(d != "auto" and d != "cpu" for d in catalogue.devices)):
         return "Fast runs on the CPU only: choose Device ▸ CPU to use it"
-    from denoiser.core.inference.quantized import int8_path  # torch is loaded by now (the catalogue job)
+    from denoiser.core.inference.quantized import build_problem  # torch is loaded by now (the catalogue job)
     from denoiser.core.model.profiles import AUTO_MODEL, profile_of
     from denoiser.core.model.registry import DEFAULT_MODEL_NAME
 
@@ -72,7 +73,8 @@ def int8_unavailable(model: str | None, device: str, catalogue: Any) -> str | No
             return f"Fast is not available: model {name} is not installed"
         if entry.card is None:
             return f"Fast is not available for {name}: community models have no INT8 build"
-        if not int8_path(entry.path).is_file():
-            return (f"Fast is not available for {name}: it has no INT8 build ({int8_path(entry.path).name}); "
-                    "only the shipped model has one")
+        problem = build_problem(entry.path)
+        if problem is not None:
+            return f"Fast is not available for {name}: {problem}" + (
+                "; only the shipped model has one" if problem.startswith("it has no INT8 build") else "")
     return None

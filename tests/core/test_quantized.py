@@ -10,7 +10,7 @@ pytest.importorskip("onnx")
 
 from denoiser.core.files import file_sha256
 from denoiser.core.inference.engine import Denoiser, open_denoiser
-from denoiser.core.inference.quantized import Int8Error, build_int8, int8_path
+from denoiser.core.inference.quantized import Int8Error, build_int8, build_problem, int8_path
 
 
 def smooth_crops(n: int, side: int = 64) -> list[np.ndarray]:
@@ -61,9 +61,12 @@ def test_a_build_of_other_weights_is_refused(built, tmp_path):
     other = tmp_path / "other.safetensors"
     model = make_tiny_model(4)
     save_model(other, model, ModelCard(name="other", config=model.config), half=False)
-    int8_path(other).write_bytes(int8_path(path).read_bytes())
+    assert build_problem(other) == "it has no INT8 build (other.int8.onnx)"
+    int8_path(other).write_bytes(int8_path(path).read_bytes())  # a stale build: what the window asks about too
     with pytest.raises(Int8Error, match="built from other weights"):
         Denoiser.from_file(other, device="cpu", precision="int8")
+    assert "built from other weights than other.safetensors" in build_problem(other)
+    assert build_problem(path) is None
 
 
 def test_missing_or_damaged_builds_and_foreign_models_are_refused(built, tmp_path):
@@ -161,3 +164,61 @@ def test_batch_runs_the_int8_build_and_refuses_a_model_without_one(built, tmp_pa
                  *common])
     assert code == ExitCode.USAGE and not (tmp_path / "x" / "a-denoised.png").exists()
     assert "no INT8 build" in capsys.readouterr().err
+
+
+def test_deeper_additions_run_in_int8_and_the_first_level_and_output_stay_fp32(built):
+    import onnx
+
+    path, _, _ = built
+    graph = onnx.load(str(int8_path(path))).graph
+    producer = {out: n for n in graph.node for out in n.output}
+
+    def quantised_inputs(node) -> bool:
+        return all(producer[i].op_type == "DequantizeLinear" for i in node.input if i in producer)
+
+    adds = {n.name: n for n in graph.node if n.op_type == "Add"}
+    output_add = producer[graph.output[0].name]
+    assert output_add.op_type == "Add" and not quantised_inputs(output_add)  # the residual x + correction in fp32
+    level0 = [n for name, n in adds.items() if "/enc.0/" in name or "/dec.0/" in name]
+    assert level0 and not any(quantised_inputs(n) for n in level0)
+    deeper = [n for name, n in adds.items() if "/mid/" in name or "/enc.1/" in name]
+    assert deeper and all(quantised_inputs(n) for n in deeper)
+    convs = [n for n in graph.node if n.op_type == "Conv"]
+    assert not quantised_inputs(next(n for n in convs if n.name.startswith("/head/")))
+    assert quantised_inputs(next(n for n in convs if n.name.startswith("/mid/")))
+
+
+def test_openvino_and_onnx_runtime_run_the_same_build_alike(built):
+    import torch
+
+    from denoiser.core.inference.int8_runtime import available
+    from denoiser.core.inference.quantized import Int8Network
+
+    path, _, _ = built
+    if available() != ["openvino", "onnxruntime"]:
+        pytest.skip("needs both INT8 runtimes")
+    x = torch.from_numpy(smooth_crops(1, 64)[0]).permute(2, 0, 1)[None].contiguous()
+    nets = {r: Int8Network(int8_path(path), path, threads=1, runtime=r) for r in ("openvino", "onnxruntime")}
+    assert {r: n.runtime.name for r, n in nets.items()} == {"openvino": "openvino", "onnxruntime": "onnxruntime"}
+    a, b = (nets[r](x, 25.0) for r in ("openvino", "onnxruntime"))
+    assert a.shape == b.shape == x.shape
+    assert (a - b).abs().mean() < 2e-3 and (a - x).abs().mean() > 10 * (a - b).abs().mean()
+
+
+def test_the_int8_runtime_is_chosen_by_preference_or_by_name(monkeypatch):
+    from denoiser.core.inference import int8_runtime as rt
+
+    monkeypatch.delenv(rt.ENV, raising=False)
+    assert rt.choose() == rt.available()[0]
+    monkeypatch.setenv(rt.ENV, "tensorrt")
+    with pytest.raises(rt.RuntimeUnavailable, match="DENOISER_INT8_RUNTIME='tensorrt'"):
+        rt.choose()
+    monkeypatch.setattr(rt, "available", lambda: ["onnxruntime"])
+    monkeypatch.setenv(rt.ENV, "openvino")
+    with pytest.raises(rt.RuntimeUnavailable, match="pip install openvino"):
+        rt.choose()
+    monkeypatch.delenv(rt.ENV)
+    assert rt.choose() == "onnxruntime"
+    monkeypatch.setattr(rt, "available", lambda: [])
+    with pytest.raises(rt.RuntimeUnavailable, match="needs OpenVINO or ONNX Runtime"):
+        rt.choose()

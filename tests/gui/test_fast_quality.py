@@ -123,7 +123,7 @@ def test_fast_is_disabled_for_a_model_without_an_int8_build(qtbot, window, tmp_p
     assert fast_item(window.controls.quality_combo)[0].isEnabled()
 
 
-def test_fast_needs_onnx_runtime_and_the_cpu(window, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_fast_needs_an_int8_runtime_and_the_cpu(window, monkeypatch: pytest.MonkeyPatch) -> None:
     import importlib.util
 
     from denoiser.gui.jobs import Catalogue
@@ -143,7 +143,10 @@ def test_fast_needs_onnx_runtime_and_the_cpu(window, monkeypatch: pytest.MonkeyP
     assert not item.isEnabled() and "CPU" in tip and window.controls.quality() == STANDARD
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "onnxruntime" else real(name))
-    assert "ONNX Runtime" in int8_unavailable(INT8_MODEL, "cpu", cat)
+    assert int8_unavailable(INT8_MODEL, "cpu", cat) is None  # OpenVINO alone runs it
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name in ("onnxruntime", "openvino") else real(name))
+    assert "OpenVINO or ONNX Runtime" in int8_unavailable(INT8_MODEL, "cpu", cat)
 
 
 def test_batch_window_runs_fast_only_where_offered(qtbot, data_dir: Path, tmp_path: Path) -> None:

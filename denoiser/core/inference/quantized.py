@@ -1,13 +1,18 @@
-"""INT8 inference of a denoiser through ONNX Runtime (the window's and CLI's *Fast* precision on a CPU).
+"""INT8 inference of a denoiser through OpenVINO or ONNX Runtime (the window's and CLI's *Fast* precision on a
+CPU; the runtimes: int8_runtime).
 
-On an AVX2 CPU without VNNI, INT8 convolutions are the one hardware lever left over fp32. ONNX Runtime's static
-QDQ quantisation was chosen by measurement over PyTorch's FX x86 path (deprecated, and slower here once the
-sensitive layers stay in fp32) and adds one maintained runtime dependency; see benchmarks/speed_int8.py.
+On a CPU, INT8 convolutions are the one hardware lever left over fp32. The build is ONNX Runtime's static QDQ
+quantisation, chosen by measurement over PyTorch's FX x86 path (deprecated, and slower here once the sensitive
+layers stay in fp32); it is run by OpenVINO where installed (1.7x ONNX Runtime's speed here), else by ONNX
+Runtime; see benchmarks/speed_int8.py.
 
-What is quantised: every convolution except the first U-Net level (head, tail and the full-width level-0 blocks
-with their down/up convs), which carry the fine detail and the residual output: quantising them costs 0.3-1.5 dB,
-keeping them in fp32 costs ~11 % of the FLOPs. Weights per output channel (int8), activations per tensor (uint8),
-ranges from the 99.999th percentile of activations on calibration crops (min/max ranges lost 0.3 dB more).
+What is quantised: every convolution and residual/skip addition except those of the first U-Net level (head,
+tail and the full-width level-0 blocks with their down/up convs, their additions, the skip addition into level 0
+and the output's residual), which carry the fine detail and the residual output: quantising any one of those
+convolutions costs 0.1-0.9 dB at sigma 5 (0.04-0.3 dB at sigma 25), keeping them in fp32 costs ~12 % of the
+FLOPs. The deeper levels' additions stay in int8 between their convolutions (no dequantise/requantise round trip:
+~7 % faster at a cost under 0.01 dB). Weights per output channel (int8), activations per tensor (uint8), ranges
+from the 99.999th percentile of activations on calibration crops (min/max ranges lost 0.3 dB more).
 
 The INT8 network is a data file (ONNX: no code), built once from the shipped weights by
 `packaging/build_int8.py` with deterministic calibration (fixed crops of the training photos, fixed seeds) and
@@ -15,27 +20,34 @@ shipped beside the model as `<model>.int8.onnx`; its metadata names the sha256 o
 and a file built from other weights is refused.
 
 Precision "auto" (the CLI's default, 0.3.0) is int8 where INT8 can run the model as built (auto_int8: the CPU,
-ONNX Runtime importable, a build beside the model made from these weights), else fp32.
+a runtime importable, a build beside the model made from these weights), else fp32.
 """
 from __future__ import annotations
 
-import importlib.util
+import functools
 import json
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from denoiser.core.files import file_sha256
+from denoiser.core.inference.int8_runtime import RuntimeUnavailable, available, open_runtime
 from denoiser.core.model.network import UNetDenoiser
+
+if TYPE_CHECKING:
+    import onnx
 
 INT8_SUFFIX = ".int8.onnx"
 KIND = "denoiser-int8"
 CALIBRATION_SIGMAS = (2.0, 5.0, 10.0, 15.0, 25.0, 35.0, 50.0, 75.0, 100.0)
-FP32_LEVEL = 0  # convolutions of this U-Net level (and head/tail) stay fp32
+FP32_LEVEL = 0  # convolutions and additions of this U-Net level (and head/tail, the output residual) stay fp32
+QUANTISED_OPS = ("Conv", "Add")
+BUILD_FORMAT = "2"  # 1: convolutions only (0.3.0); 2: convolutions and the deeper levels' additions
 
 
 class Int8Error(ValueError):
@@ -58,11 +70,26 @@ def export_fp32(model: UNetDenoiser, path: Path) -> None:
                                         "y": {0: "n", 2: "h", 3: "w"}}, opset_version=17, dynamo=False)
 
 
-def fp32_nodes(node_names: list[str]) -> list[str]:
-    """The convolutions kept in fp32: head, tail and everything of the first level."""
+def fp32_nodes(graph: onnx.GraphProto) -> list[str]:
+    """The nodes of QUANTISED_OPS kept in fp32: everything of the first level (head, tail, its blocks, its down/up
+    convs) by module path, and the top-level additions (skip connections and the output residual) except a skip
+    addition fed by a deeper level's up-sampling."""
     lv = FP32_LEVEL
     keep = ("/head/", "/tail/", f"/enc.{lv}/", f"/dec.{lv}/", f"/down.{lv}/", f"/up.{lv}/")
-    return [n for n in node_names if n.endswith("Conv") and any(k in n for k in keep)]
+    producer = {out: n.name for n in graph.node for out in n.output}
+
+    def deeper_skip(node: onnx.NodeProto) -> bool:
+        sources = [producer.get(i, "") for i in node.input]
+        return any(src.startswith("/up.") and not src.startswith(f"/up.{lv}/") for src in sources)
+
+    kept = []
+    for n in graph.node:
+        if n.op_type not in QUANTISED_OPS:
+            continue
+        top_level = n.name.count("/") == 1  # "/Add_2": not inside a module
+        if any(k in n.name for k in keep) or (top_level and not deeper_skip(n)):
+            kept.append(n.name)
+    return kept
 
 
 def calibration_batches(crops: list[np.ndarray]) -> Iterator[dict[str, np.ndarray]]:
@@ -111,16 +138,16 @@ def build_int8(model_path: Path, crops: list[np.ndarray], out: Path) -> dict[str
         fp32, pre, q = Path(tmp) / "fp32.onnx", Path(tmp) / "pre.onnx", Path(tmp) / "int8.onnx"
         export_fp32(model, fp32)
         quant_pre_process(str(fp32), str(pre), skip_symbolic_shape=True)
-        names = [n.name for n in onnx.load(str(pre)).graph.node]
+        keep = fp32_nodes(onnx.load(str(pre)).graph)
         quantize_static(str(pre), str(q), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                        op_types_to_quantize=["Conv"], nodes_to_exclude=fp32_nodes(names),
+                        op_types_to_quantize=list(QUANTISED_OPS), nodes_to_exclude=keep,
                         calibrate_method=CalibrationMethod.Percentile)
         graph = onnx.load(str(q))
     meta = {"kind": KIND, "source_sha256": file_sha256(model_path), "model_version": card.version,
             "calibration": json.dumps({"crops": len(crops), "sigmas": list(CALIBRATION_SIGMAS),
                                        "method": "percentile 99.999"}),
-            "fp32_level": str(FP32_LEVEL)}
+            "fp32_level": str(FP32_LEVEL), "format": BUILD_FORMAT}
     del graph.metadata_props[:]
     for k, v in meta.items():
         graph.metadata_props.add(key=k, value=v)
@@ -128,34 +155,65 @@ def build_int8(model_path: Path, crops: list[np.ndarray], out: Path) -> dict[str
     return meta
 
 
-class Int8Network:
-    """An INT8 build run by ONNX Runtime; called like the model inside the engine: (x, sigma) -> y, where sigma
-    is a constant level or a full-resolution level map (N,1,H,W), averaged here to the model's half grid."""
+def check_build(path: Path, model_path: Path) -> dict[str, str]:
+    """The build's metadata, after checking it is an INT8 denoiser build of exactly `model_path`'s weights with
+    the inputs the engine feeds (Int8Error otherwise)."""
+    import onnx
 
-    def __init__(self, path: Path, model_path: Path, threads: int | None = None) -> None:
-        try:
-            import onnxruntime as ort
-        except ImportError as exc:
-            raise Int8Error("INT8 needs the onnxruntime package (pip install onnxruntime)") from exc
+    try:
+        build = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # onnx raises protobuf's DecodeError and others for a damaged file
+        raise Int8Error(f"{path}: not a readable ONNX model ({exc})") from exc
+    meta = {p.key: p.value for p in build.metadata_props}
+    if meta.get("kind") != KIND:
+        raise Int8Error(f"{path}: not an INT8 denoiser build")
+    if meta.get("source_sha256") != file_sha256(model_path):
+        raise Int8Error(f"{path}: built from other weights than {Path(model_path).name}; rebuild it with "
+                        "packaging/build_int8.py or use --precision fp32")
+    inputs = [i.name for i in build.graph.input]
+    if inputs != ["x", "sigma"]:
+        raise Int8Error(f"{path}: unexpected inputs {inputs}")
+    return meta
+
+
+def build_problem(model_path: Path) -> str | None:
+    """Why the INT8 build beside `model_path` cannot run it (none there, damaged, made from other weights), or None
+    when it can; remembered per file size and modification time of both files, so a window can ask often."""
+    build = int8_path(model_path)
+    if not build.is_file():
+        return f"it has no INT8 build ({build.name})"
+    try:
+        stamps = tuple((f.stat().st_size, f.stat().st_mtime_ns) for f in (build, Path(model_path)))
+    except OSError as exc:
+        return f"{build}: unreadable ({exc.strerror})"
+    return _checked_build(str(build), str(model_path), stamps)
+
+
+@functools.lru_cache(maxsize=16)
+def _checked_build(build: str, model_path: str, stamps: tuple[tuple[int, int], ...]) -> str | None:
+    try:
+        check_build(Path(build), Path(model_path))
+    except Int8Error as exc:
+        return str(exc)
+    return None
+
+
+class Int8Network:
+    """An INT8 build run by OpenVINO or ONNX Runtime (int8_runtime); called like the model inside the engine:
+    (x, sigma) -> y, where sigma is a constant level or a full-resolution level map (N,1,H,W), averaged here to
+    the model's half grid."""
+
+    def __init__(self, path: Path, model_path: Path, threads: int | None = None, runtime: str | None = None) -> None:
         if not Path(path).is_file():
             raise Int8Error(f"{model_path}: no INT8 build ({Path(path).name}); INT8 exists for the shipped "
                             "model only: use --precision fp32")
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or torch.get_num_threads()
-        options.inter_op_num_threads = 1
-        options.enable_cpu_mem_arena = False  # memory goes back after each tile, as torch's does
+        check_build(Path(path), Path(model_path))
         try:
-            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # onnxruntime raises its own exception types for unreadable files
-            raise Int8Error(f"{path}: not a readable ONNX model ({exc})") from exc
-        meta = self.session.get_modelmeta().custom_metadata_map
-        if meta.get("kind") != KIND:
-            raise Int8Error(f"{path}: not an INT8 denoiser build")
-        if meta.get("source_sha256") != file_sha256(model_path):
-            raise Int8Error(f"{path}: built from other weights than {Path(model_path).name}; rebuild it with "
-                            "packaging/build_int8.py or use --precision fp32")
-        if [i.name for i in self.session.get_inputs()] != ["x", "sigma"]:
-            raise Int8Error(f"{path}: unexpected inputs {[i.name for i in self.session.get_inputs()]}")
+            self.runtime = open_runtime(Path(path), threads or torch.get_num_threads(), runtime)
+        except RuntimeUnavailable as exc:
+            raise Int8Error(str(exc)) from exc
+        except Exception as exc:  # each runtime raises its own exception types for a file it cannot run
+            raise Int8Error(f"{path}: the INT8 runtime cannot run it ({exc})") from exc
         self.path = Path(path)
 
     def __call__(self, x: torch.Tensor, sigma: float | torch.Tensor) -> torch.Tensor:
@@ -165,16 +223,16 @@ class Int8Network:
                 F.interpolate(sigma.float(), size=(h // 2, w // 2), mode="area")
         else:
             level = torch.full((n, 1, h // 2, w // 2), float(sigma))
-        feed = {"x": np.ascontiguousarray(x.float().numpy()), "sigma": np.ascontiguousarray(level.numpy())}
-        return torch.from_numpy(self.session.run(None, feed)[0])
+        return torch.from_numpy(self.runtime.run(np.ascontiguousarray(x.float().numpy()),
+                                                 np.ascontiguousarray(level.numpy())))
 
 
 def auto_int8(device: torch.device, model_path: Path | None) -> tuple[Int8Network | None, str | None]:
-    """Precision "auto": (the model's INT8 build, None) where it runs: `device` is the CPU, ONNX Runtime is
-    importable and `model_path` has a build beside it made from its weights; else (None, why or None): fp32.
+    """Precision "auto": (the model's INT8 build, None) where it runs: `device` is the CPU, OpenVINO or ONNX
+    Runtime is importable and `model_path` has a build beside it made from its weights; else (None, why or None): fp32.
     A build that is there but unusable (other weights, unreadable) gives fp32 and a notice naming the file."""
     if device.type != "cpu" or model_path is None or not int8_path(model_path).is_file() \
-            or importlib.util.find_spec("onnxruntime") is None:
+            or not available():
         return None, None
     try:
         return Int8Network(int8_path(model_path), model_path), None
