@@ -99,6 +99,41 @@ def override(lr: float | None, distill_weight: float | None, noise_source: str |
             "noise_source": NoisyFinetuneTrainer.noise_source}
 
 
+def oracle_trainer(references: dict[str, Path]) -> type:
+    """The ceiling of any noise model at this budget: noisy mode's trainer (same crops, Auto's map, anchor, budget)
+    trained on the training photos' own references instead of pseudo-clean targets (`--oracle`; a user has no
+    references: this only measures how much a perfect noise model could give)."""
+    import torch.nn.functional as F
+
+    from denoiser.core.training.finetune_modes import NoisyFinetuneTrainer
+    from denoiser.core.training.selfsup import NativePatchPool, load_native
+
+    class PairedPool(NativePatchPool):
+        def _load(self, i: int) -> np.ndarray | None:
+            noisy = super()._load(i)
+            gt = load_native(references[self.files[i].name])
+            return None if noisy is None else np.concatenate([noisy, gt], axis=2)
+
+        def batch(self, n: int, patch: int) -> np.ndarray:
+            self._maybe_refresh()
+            out = np.empty((n, patch, patch, 6), np.float32)
+            for k in range(n):
+                img = self.images[int(self.rng.integers(len(self.images)))]
+                y, x = (int(self.rng.integers(d - patch + 1)) for d in img.shape[:2])
+                crop = np.rot90(img[y:y + patch, x:x + patch], int(self.rng.integers(4)))
+                out[k] = (crop[:, ::-1] if self.rng.integers(2) else crop).astype(np.float32) / 255.0
+            return out
+
+    class OracleTrainer(NoisyFinetuneTrainer):
+        pool_class = PairedPool
+
+        def main_loss(self, model, batch: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+            noisy, gt = batch[:, :3].contiguous(), batch[:, 3:].contiguous()
+            return F.l1_loss(model(noisy, self.measured_map(noisy)), gt)
+
+    return OracleTrainer
+
+
 def wise(model: torch.nn.Module, base: torch.nn.Module, alpha: float) -> torch.nn.Module:
     """WiSE-FT (Wortsman et al. 2022): the weights (1 - alpha) x base + alpha x fine-tuned."""
     out = copy.deepcopy(model)
@@ -109,12 +144,15 @@ def wise(model: torch.nn.Module, base: torch.nn.Module, alpha: float) -> torch.n
 
 
 def run_camera(camera: str, phase: str, marks: list[float], base: str | None, workdir: Path,
-               save: Callable[[dict], None], wise_alpha: float | None = None) -> dict:
+               save: Callable[[dict], None], wise_alpha: float | None = None, oracle: bool = False) -> dict:
     import denoiser.core.training.finetune as ft
     from denoiser.core.inference.engine import Denoiser
     from denoiser.core.model.registry import find_model
 
     train, score = split(camera, phase)
+    if oracle:
+        refs = {n.name: g for n, g in groups("all")[CAMERAS[camera]]}
+        ft.TRAINERS["noisy"] = oracle_trainer({p.name: refs[p.name] for p in train})
     folder = workdir / f"{camera}-{phase}"
     folder.mkdir()
     for p in train:
@@ -218,12 +256,14 @@ def main() -> int:
     ap.add_argument("--noise-source", choices=("synthetic", "real", "both"),
                     help="the noise noisy mode's restoring term adds (default: the shipped setting)")
     ap.add_argument("--wise", type=float, help="also score the end's model blended with the base at this weight")
+    ap.add_argument("--oracle", action="store_true",
+                    help="train on the training photos' references instead (the ceiling of any noise model)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     marks = sorted(float(m) for m in args.marks.split(","))
     work = Path(tempfile.mkdtemp(prefix="ft-camera-"))
     os.environ["DENOISER_DATA_DIR"] = str(work / "data")  # the user data folder: models and runs go there
-    settings = override(args.lr, args.distill_weight, args.noise_source)
+    settings = override(args.lr, args.distill_weight, args.noise_source) | ({"oracle": True} if args.oracle else {})
     print(f"settings: {settings}", flush=True)
     out = RESULTS / f"finetune_camera{'_' + args.tag if args.tag else ''}.json"
     rows: list[dict] = []
@@ -237,7 +277,7 @@ def main() -> int:
 
     try:
         for camera in args.cameras.split(","):
-            rows.append(run_camera(camera.strip(), args.phase, marks, args.base, work, save, args.wise))
+            rows.append(run_camera(camera.strip(), args.phase, marks, args.base, work, save, args.wise, args.oracle))
             save()
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -119,6 +119,7 @@ def test_the_target_stays_at_auto_and_the_synthetic_noise_is_scaled_by_the_gain(
 
     monkeypatch.setattr(modes, "auto_map", lambda img: np.full(((img.shape[0] + 1) // 2, (img.shape[1] + 1) // 2),
                                                               6.0, np.float32))
+    monkeypatch.setattr(modes.NoisyFinetuneTrainer, "noise_source", "synthetic")
     white = NoiseModel(np.ones((16, 16)), np.eye(3), relative=True)  # noise std = the map, per channel
     monkeypatch.setattr(ft, "calibrate_folder", lambda files, base, progress=None: {
         "strength_gain": 2.0, "noise_model": white.to_dict(), "calibration": []})

@@ -66,8 +66,9 @@ class NoisyFinetuneTrainer(FinetuneTrainer):
     distill_weight = 0.25
     # what noise the restoring term adds to the pseudo-clean crops: "synthetic" (the folder's NoiseModel, scaled
     # by 1/gain), "real" (crops of the folder's own noise, noise_bank.NoiseBank, at Auto's map) or "both" (half
-    # the batch each, same cost per step)
-    noise_source = "synthetic"
+    # the batch each, same cost per step). "real" scored best on RENOIR50 T3i's tuning half (4 CPU-minutes:
+    # +0.89 dB against synthetic -0.03; both +0.82 against real +0.93 at 1 minute; finetune_camera_tune_*.json)
+    noise_source = "real"
 
     def __init__(self, cfg: TrainConfig, spec: FinetuneSpec, out: Path, device: str,
                  card_extra: dict[str, Any] | None = None, anchor_weight: float = 100.0) -> None:

@@ -1,4 +1,5 @@
-"""Self-supervised fine-tuning on noisy photos only (no clean references): noise-matched self-distillation.
+"""Self-supervised fine-tuning on noisy photos only (no clean references): self-distillation with the
+folder's own noise.
 
 Real camera noise is spatially correlated (Nam25, noisy - reference: correlation 0.72 at lag 1, 0.43 at
 lag 2, 0.19 at lag 4), which breaks the independence that Neighbor2Neighbor-style losses need, also on
@@ -12,11 +13,14 @@ So noisy mode learns the folder's noise from the folder itself:
 2. training.calibration.calibrate_strength: that noise re-synthesised onto the base output gives pairs with a
    known answer; the strength gain (x Auto's map) that restores them best is this camera's gain (median over
    the folder);
-3. training.finetune_modes.NoisyFinetuneTrainer trains the model to do, at the map Auto measures on each crop
-   (what the app will feed it), what the base does at that map (on the real photos), and to remove freshly
-   synthesised matched noise, scaled down by the gain, at that map (on the pseudo-clean outputs), with a weight
-   anchor (L2-SP, Li et al. 2018) to the base. Auto's map is set on real photos; the gain measures how much
-   harder the synthetic noise is than the real noise it was measured from.
+3. training.noise_bank.NoiseBank: the base at Auto's map leaves, in the flattest windows of (noisy - denoised),
+   the camera's own noise (its demosaicing correlation, chroma and JPEG/ISP character): a bounded bank of real
+   noise crops relative to the map;
+4. training.finetune_modes.NoisyFinetuneTrainer trains the model to do, at the map Auto measures on each crop
+   (what the app will feed it), what the base does at that map (on the real photos), and to remove fresh noise at
+   that map from the pseudo-clean outputs: by default crops drawn from the bank (another position or photo), or
+   the NoiseModel's synthetic noise scaled down by the gain (the gain measures how much harder the synthetic
+   noise is than the real noise it was measured from), with a weight anchor (L2-SP, Li et al. 2018) to the base.
 The references are never used; the benchmark scores against them only.
 """
 from __future__ import annotations
