@@ -15,7 +15,8 @@ process's CPU time here (`cpu_clock`), so a "minute" is what one idle core gives
 whatever else the machine runs; the one-off noise measurement before the budget is reported apart.
 
     python benchmarks/finetune_camera.py [--cameras t3i,dglr,nam25] [--phase report] [--marks 1,2,4,8] [--tag T]
-        [--noise-source synthetic|real|both] [--wise ALPHA] [--lr LR] [--distill-weight W]
+        [--noise-source synthetic|real|both] [--wise ALPHA] [--lr LR] [--distill-weight W] [--oracle]
+    python benchmarks/finetune_camera.py --bank-check [--phase tune]   -> finetune_camera_bank_PHASE.json
       -> a table per camera; JSON in benchmarks/results/finetune_camera[_TAG].json
 """
 from __future__ import annotations
@@ -225,6 +226,43 @@ def run_camera(camera: str, phase: str, marks: list[float], base: str | None, wo
             "wise": wise_row}
 
 
+def bank_fidelity(camera: str, phase: str, base: str | None) -> dict:
+    """The bank noisy mode cuts from the training photos against the true noise (noisy - reference) of the scored
+    photos in their flattest windows, both relative to Auto's map: per-channel std and autocorrelation at lags 1
+    and 3 (right, down). Shows how much of the camera's noise the base's residual at Auto captures."""
+    from denoiser.core.inference.engine import Denoiser
+    from denoiser.core.model.registry import find_model
+    from denoiser.core.noise.learned import auto_map
+    from denoiser.core.noise.level import NoiseLevel
+    from denoiser.core.training.calibration import CALIBRATION_SIDE, flat_windows, relative_residual
+    from denoiser.core.training.noise_bank import BANK_SIDE, FLAT_FRACTION, NoiseBank, autocorrelation
+    from denoiser.core.training.selfsup import bank_photos
+
+    train, score = split(camera, phase)
+    engine = Denoiser.from_file(find_model(base).path, device="cpu")
+    bank = NoiseBank.build(bank_photos(train, CALIBRATION_SIDE),
+                           lambda img, level: engine.denoise(img, NoiseLevel.auto(level)), auto_map)
+    true = []
+    for noisy_path, gt_path in score:
+        noisy, gt = load_eval_image(noisy_path), load_eval_image(gt_path)
+        residual = relative_residual(noisy, gt, np.maximum(auto_map(noisy), np.float32(0.5)))
+        cells = flat_windows(gt, BANK_SIDE, BANK_SIDE // 2)
+        for _, y, x in cells[:max(1, int(len(cells) * FLAT_FRACTION))]:
+            crop = residual[y:y + BANK_SIDE, x:x + BANK_SIDE]
+            true.append(crop - crop.mean(axis=(0, 1)))
+
+    def describe(crops: np.ndarray) -> dict:
+        acf = autocorrelation(crops)
+        c = len(acf) // 2
+        return {"std_rgb": [round(float(v), 3) for v in crops.std(axis=(0, 1, 2))],
+                "acf_right_1": round(float(acf[c, c + 1]), 3), "acf_down_1": round(float(acf[c + 1, c]), 3),
+                "acf_right_3": round(float(acf[c, c + 3]), 3), "acf_down_3": round(float(acf[c + 3, c]), 3)}
+
+    return {"camera": CAMERAS[camera], "phase": phase, "crops": len(bank.crops), "ops": len(bank.ops),
+            "bank": describe(bank.crops.permute(0, 2, 3, 1).numpy()),
+            "true": describe(np.stack(true).astype(np.float32))}
+
+
 def table(rows: list[dict]) -> str:
     lines = []
     for r in rows:
@@ -256,10 +294,17 @@ def main() -> int:
     ap.add_argument("--noise-source", choices=("synthetic", "real", "both"),
                     help="the noise noisy mode's restoring term adds (default: the shipped setting)")
     ap.add_argument("--wise", type=float, help="also score the end's model blended with the base at this weight")
+    ap.add_argument("--bank-check", action="store_true",
+                    help="only compare the real-noise bank with the true noise of the scored photos")
     ap.add_argument("--oracle", action="store_true",
                     help="train on the training photos' references instead (the ceiling of any noise model)")
     args = ap.parse_args()
     torch.set_num_threads(1)
+    if args.bank_check:
+        checks = [bank_fidelity(c.strip(), args.phase, args.base) for c in args.cameras.split(",")]
+        print(json.dumps(checks, indent=1))
+        atomic_write_bytes(RESULTS / f"finetune_camera_bank_{args.phase}.json", json.dumps(checks, indent=2).encode())
+        return 0
     marks = sorted(float(m) for m in args.marks.split(","))
     work = Path(tempfile.mkdtemp(prefix="ft-camera-"))
     os.environ["DENOISER_DATA_DIR"] = str(work / "data")  # the user data folder: models and runs go there
