@@ -5,6 +5,7 @@
     python benchmarks/quality_per_flop.py student --drop mid.0,mid.1 --config resources/train/student_naf.json \
         --out runs/x/init.safetensors
     python benchmarks/quality_per_flop.py table --models default,runs/a/model.safetensors [--limit N]
+    python benchmarks/quality_per_flop.py blocks                              # a res and a NAF block timed per level
 
 `scan` and every choice made from it (which blocks to remove) use held-out TRAINING crops only: the validation
 files of `denoiser train` (the same deterministic split), centre crops of 256 px at sigma 15/25/50.
@@ -172,11 +173,46 @@ def speed_ratios(engines: dict[str, object], rounds: int, side: int = 512) -> di
     return {k: float(np.median(v[1:])) / (side * side / 1e6) for k, v in times.items()}
 
 
+def blocks(args: argparse.Namespace) -> None:
+    """Seconds per MP of photo of one residual block and one NAF block at each level of `default` (fp32, channels
+    last, the two timed in turn), at each thread count: FLOPs alone mislead where a block is memory-bound."""
+    from denoiser.core.model.network import NAFBlock, ResBlock
+
+    side, rows = 1024, []  # the photo's side; level i works at side / 2 / 2**i
+    for t in [int(t) for t in args.threads.split(",")]:
+        torch.set_num_threads(t)
+        for level, ch in enumerate((32, 64, 128, 256)):
+            hw = side // 2 // 2 ** level
+            x = torch.rand(1, ch, hw, hw).contiguous(memory_format=torch.channels_last)
+            made = {"res": ResBlock(ch), "naf": NAFBlock(ch)}
+            times: dict[str, list[float]] = {k: [] for k in made}
+            with torch.inference_mode():
+                for _ in range(args.rounds + 1):
+                    for k, b in made.items():
+                        b.eval().to(memory_format=torch.channels_last)
+                        t0 = time.perf_counter()
+                        b(x)
+                        times[k].append(time.perf_counter() - t0)
+            mp = side * side / 1e6
+            row = {"threads": t, "level": level, "channels": ch,
+                   **{f"{k}_ms_per_mp": round(float(np.median(v[1:])) / mp * 1e3, 2) for k, v in times.items()}}
+            row["naf_time_vs_res"] = round(row["naf_ms_per_mp"] / row["res_ms_per_mp"], 2)
+            rows.append(row)
+            print(row, flush=True)
+    out = {"rows": rows, "flops_naf_vs_res": "about 1/3 (12 C^2 + 36 C against 36 C^2 per pixel)",
+           "load": os.getloadavg(), "machine": platform.processor() or platform.machine(),
+           "date": time.strftime("%Y-%m-%d %H:%M")}
+    atomic_write_bytes(RESULTS / args.out, json.dumps(out, indent=1).encode())
+
+
 def table(args: argparse.Namespace) -> None:
     from denoiser.core.inference.engine import Denoiser
 
     paths = {Path(m).parent.name if Path(m).stem == "model" else Path(m).stem: Path(m)
              for m in args.models.split(",")}
+    if len(paths) < len(args.models.split(",")):
+        raise SystemExit("two models would share a row name (the file's stem, or its folder's for model.safetensors); "
+                         "give them distinct names")
     engines = {k: Denoiser.from_file(p, "cpu") for k, p in paths.items()}
     threads = [int(t) for t in args.threads.split(",")]
     speeds = {}
@@ -261,6 +297,11 @@ def main() -> None:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--seed", type=int, default=1)
     p.set_defaults(func=student_cmd)
+    p = sub.add_parser("blocks")
+    p.add_argument("--threads", default="1,2")
+    p.add_argument("--rounds", type=int, default=7)
+    p.add_argument("--out", default="quality_per_flop_blocks.json", help="file name under benchmarks/results/")
+    p.set_defaults(func=blocks)
     p = sub.add_parser("table")
     p.add_argument("--models", default=str(SHIPPED), help="comma-separated model files; the first is the reference")
     p.add_argument("--sets", default=",".join(SETS))
