@@ -192,11 +192,16 @@ def _slice(sums: np.ndarray, counts: np.ndarray, guide: np.ndarray, rows: list[S
     np.add.at(ry, (np.arange(len(ry)), bottom), ty)
     left, right, tx = _nodes(np.array([c.centre for c in cols]), guide.shape[1])
     out = np.empty(guide.shape, np.float32)
+    nodes = len(cols)
+    step = (right - left).astype(np.intp)  # flat-index offset from a pixel's left node to its right one
     for y0 in range(0, guide.shape[0], STRIP):
         low, t = _bins(guide[y0:y0 + STRIP], len(sums))
         part = ry[y0:y0 + STRIP]
-        num, den = part @ sums, part @ counts  # (bins, strip rows, nodes across): tiny
-        yy = np.arange(len(part))[:, None]
-        cut = [(grid[b, yy, left] * (1 - tx) + grid[b, yy, right] * tx) for b in (low, low + 1) for grid in (num, den)]
+        num, den = (part @ sums).ravel(), (part @ counts).ravel()  # (bins, strip rows, nodes across): tiny
+        rows_here = len(part)
+        # flat index of (bin low, row, left node): one index array, taken from instead of 3-array fancy indexing
+        at = (low * rows_here + np.arange(rows_here, dtype=np.intp)[:, None]) * nodes + left.astype(np.intp)
+        up = rows_here * nodes  # one bin further
+        cut = [grid.take(i) * (1 - tx) + grid.take(i + step) * tx for i in (at, at + up) for grid in (num, den)]
         out[y0:y0 + STRIP] = cut[0] / cut[1] * (1 - t) + cut[2] / cut[3] * t
     return out
