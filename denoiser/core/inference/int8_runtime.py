@@ -1,7 +1,7 @@
 """The runtimes that run an INT8 build (core.inference.quantized): OpenVINO where it is installed, else ONNX
 Runtime. Both read the same ONNX file (QDQ format) and agree to ~1e-3 of the output range; OpenVINO's CPU plugin
-runs it 1.7x faster than ONNX Runtime on a 2-core AVX-512 VNNI machine (benchmarks/results/speed_int8.json,
-"runtimes"), so it is preferred.
+runs it 1.7x as fast as ONNX Runtime on a 2-core AVX-512 VNNI machine (benchmarks/results/speed_int8.json,
+"6mp_runtimes": 3.28x and 1.94x fp32's speed), so it is preferred.
 
 OpenVINO runs with an fp32 inference-precision hint: without it, a CPU with bf16 units would run the fp32 parts
 (the first level, head and tail) in bf16, and the same photo would come out differently on different CPUs.
