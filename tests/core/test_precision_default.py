@@ -44,7 +44,7 @@ def test_auto_runs_the_int8_build_on_the_cpu(models) -> None:
     assert np.array_equal(engine.denoise(noisy, 20.0), explicit.denoise(noisy, 20.0))
 
 
-def test_auto_is_fp32_without_a_build_on_a_gpu_or_without_onnx_runtime(models, monkeypatch) -> None:
+def test_auto_is_fp32_without_a_build_on_a_gpu_or_without_an_int8_runtime(models, monkeypatch) -> None:
     built, plain = models
     no_build = Denoiser.from_file(plain, device="cpu", precision="auto")
     assert no_build.precision == "fp32" and no_build.notices == []
@@ -52,8 +52,9 @@ def test_auto_is_fp32_without_a_build_on_a_gpu_or_without_onnx_runtime(models, m
     assert auto_int8(torch.device("cpu"), None) == (None, None)  # a community model: no file, no build
     assert Denoiser.from_file(built, device="cpu", precision="fp32").precision == "fp32"  # explicit fp32 kept
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "onnxruntime" else real(name))
-    assert Denoiser.from_file(built, device="cpu", precision="auto").precision == "fp32"
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name in ("onnxruntime", "openvino") else real(name))
+    assert Denoiser.from_file(built, device="cpu", precision="auto").precision == "fp32"  # no INT8 runtime
 
 
 def test_auto_with_a_build_of_other_weights_runs_fp32_and_says_why(models, tmp_path: Path) -> None:
