@@ -60,10 +60,12 @@ class NoisyFinetuneTrainer(FinetuneTrainer):
     references)."""
 
     pool_class = NativePatchPool
-    # weight of "match the base at Auto" on the real crops, against 1 for "restore the
-    # base output plus synthetic matched noise". A high weight copies the base's own errors on the photos it
-    # trains on; 0.25 scored best (benchmarks/finetune_noisy.py on Nam25, results in benchmarks/results).
-    distill_weight = 0.25
+    # weight of "match the base at Auto" on the real crops, against 1 for "restore the base output plus fresh
+    # noise". It copies the base's own errors on the photos it trains on: with the real-noise bank 0 scored best
+    # (RENOIR50 T3i's tuning half, 4 CPU-minutes: +1.05 dB against +0.89 at 0.25,
+    # benchmarks/results/finetune_camera_tune_real_dw0.json); with the synthetic noise 0.25 had (Nam25,
+    # benchmarks/finetune_noisy.py).
+    distill_weight = 0.0
     # what noise the restoring term adds to the pseudo-clean crops: "synthetic" (the folder's NoiseModel, scaled
     # by 1/gain), "real" (crops of the folder's own noise, noise_bank.NoiseBank, at Auto's map) or "both" (half
     # the batch each, same cost per step). "real" scored best on RENOIR50 T3i's tuning half (4 CPU-minutes:
@@ -104,8 +106,10 @@ class NoisyFinetuneTrainer(FinetuneTrainer):
         real = "crops of the folder's own noise (the base's residual in flat areas) at Auto's map"
         added = {"synthetic": synthetic, "real": real, "both": f"{real} or {synthetic}"}[cls.noise_source]
         strength = (f"the strength target {spec.target_sigma:g}" if spec.target_sigma is not None else "Auto's map")
-        return (f"self-distillation with the folder's own noise: the base at {strength} as target (weight "
-                f"{cls.distill_weight:g}), plus {added} + L2-SP")
+        match = (f"matching the base at {strength} on the photos (weight {cls.distill_weight:g}) and "
+                 if cls.distill_weight > 0 else "")
+        return (f"self-distillation with the folder's own noise: {match}restoring the base's output at {strength} "
+                f"from it plus {added} + L2-SP")
 
     def main_loss(self, model: UNetDenoiser, batch: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         measured = self.measured_map(batch)
