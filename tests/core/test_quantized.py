@@ -222,3 +222,23 @@ def test_the_int8_runtime_is_chosen_by_preference_or_by_name(monkeypatch):
     monkeypatch.setattr(rt, "available", lambda: [])
     with pytest.raises(rt.RuntimeUnavailable, match="needs OpenVINO or ONNX Runtime"):
         rt.choose()
+
+
+def test_openvino_networks_share_one_core_that_outlives_them(built):
+    """One OpenVINO Core per process, never released: releasing one unloads its CPU plugin, after which a later
+    SIGINT in the same process (the CLI's Ctrl-C) crashed the interpreter (seen in the test suite's signal test)."""
+    import gc
+
+    from denoiser.core.inference import int8_runtime as rt
+
+    if "openvino" not in rt.available():
+        pytest.skip("needs OpenVINO")
+    path, _, _ = built
+    first = rt.OpenVinoRuntime(int8_path(path), 1)
+    core = rt._openvino_core()
+    del first
+    gc.collect()
+    second = rt.OpenVinoRuntime(int8_path(path), 1)
+    assert len(rt._CORE) == 1 and rt._CORE[0] is core and rt._openvino_core() is core
+    assert second.run(np.zeros((1, 3, 32, 32), np.float32), np.full((1, 1, 16, 16), 10, np.float32)).shape == \
+        (1, 3, 32, 32)

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import threading
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -53,13 +54,24 @@ def choose(requested: str | None = None) -> str:
     return found[0]
 
 
+_CORE: list[Any] = []  # OpenVINO's one Core for this process: it outlives every network compiled with it
+_CORE_LOCK = threading.Lock()
+
+
+def _openvino_core() -> Any:
+    with _CORE_LOCK:
+        if not _CORE:
+            import openvino as ov
+
+            _CORE.append(ov.Core())
+        return _CORE[0]
+
+
 class OpenVinoRuntime:
     name = "openvino"
 
     def __init__(self, path: Path, threads: int) -> None:
-        import openvino as ov
-
-        core = ov.Core()
+        core = _openvino_core()
         config = {"INFERENCE_NUM_THREADS": str(threads), "NUM_STREAMS": "1", "PERFORMANCE_HINT": "LATENCY",
                   "INFERENCE_PRECISION_HINT": "f32", "ENABLE_CPU_PINNING": "NO"}
         # dynamic height and width: one compiled network serves every tile size of a photo
