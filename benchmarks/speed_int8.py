@@ -138,8 +138,8 @@ def make_engine(variant: str):  # -> Denoiser
     from denoiser.core.model.registry import find_model
 
     precision, _, runtime = variant.partition("-")
-    engine = Denoiser.from_name(None, "cpu", precision=precision)
-    if runtime:
+    engine = Denoiser.from_name(None, "cpu", precision="fp32" if runtime else precision)
+    if runtime:  # that runtime's INT8 network, without first compiling the preferred one
         path = find_model(None).path
         engine.int8 = Int8Network(int8_path(path), path, runtime=runtime)
     return engine

@@ -3,8 +3,8 @@
 Fast is one pass through the model's INT8 build on the CPU (core.inference.quantized, `--precision int8`); the
 others are fp32 with 1, 2, 4 or 8 passes (core.inference.ensemble.PASSES). Fast is the default where it is
 offered (default_quality, as the CLI's `--precision auto`): it loses at most a few hundredths of a dB (INT8_COST).
-A model without an INT8 build beside it, a machine without ONNX Runtime or a GPU device make it unavailable, and
-the box says why instead of running something else; the default there is Standard.
+A model without a usable INT8 build beside it, a machine without OpenVINO or ONNX Runtime or a GPU device make it
+unavailable, and the box says why instead of running something else; the default there is Standard.
 """
 from __future__ import annotations
 
@@ -60,7 +60,7 @@ def int8_unavailable(model: str | None, device: str, catalogue: Any) -> str | No
         return None
     if device != "cpu" and (device != "auto" or any(d != "auto" and d != "cpu" for d in catalogue.devices)):
         return "Fast runs on the CPU only: choose Device ▸ CPU to use it"
-    from denoiser.core.inference.quantized import build_problem  # torch is loaded by now (the catalogue job)
+    from denoiser.core.inference.quantized import build_problem, int8_path  # torch is loaded (the catalogue job)
     from denoiser.core.model.profiles import AUTO_MODEL, profile_of
     from denoiser.core.model.registry import DEFAULT_MODEL_NAME
 
@@ -74,8 +74,10 @@ def int8_unavailable(model: str | None, device: str, catalogue: Any) -> str | No
             return f"Fast is not available: model {name} is not installed"
         if entry.card is None:
             return f"Fast is not available for {name}: community models have no INT8 build"
-        problem = build_problem(entry.path)
+        if not int8_path(entry.path).is_file():
+            return (f"Fast is not available for {name}: it has no INT8 build ({int8_path(entry.path).name}); "
+                    "only the shipped model has one")
+        problem = build_problem(entry.path)  # a build there but damaged or made from other weights
         if problem is not None:
-            return f"Fast is not available for {name}: {problem}" + (
-                "; only the shipped model has one" if problem.startswith("it has no INT8 build") else "")
+            return f"Fast is not available for {name}: {problem}"
     return None

@@ -139,7 +139,7 @@ class Denoiser:
 
     def _forward(self, x: torch.Tensor, sigma: float | torch.Tensor) -> torch.Tensor:
         x = x.to(self.device)
-        if self.device.type == "cpu" and self.int8 is None:  # ONNX Runtime takes NCHW: no layout round trip
+        if self.device.type == "cpu" and self.int8 is None:  # the INT8 runtimes take NCHW: no layout round trip
             x = x.contiguous(memory_format=torch.channels_last)
         if isinstance(sigma, torch.Tensor):  # a full-resolution map: the model averages it to its own grid
             s = sigma.to(self.device, torch.float32)

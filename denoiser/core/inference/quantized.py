@@ -183,7 +183,7 @@ def build_problem(model_path: Path) -> str | None:
     if not build.is_file():
         return f"it has no INT8 build ({build.name})"
     try:
-        stamps = tuple((f.stat().st_size, f.stat().st_mtime_ns) for f in (build, Path(model_path)))
+        stamps = tuple((s.st_size, s.st_mtime_ns) for s in (build.stat(), Path(model_path).stat()))
     except OSError as exc:
         return f"{build}: unreadable ({exc.strerror})"
     return _checked_build(str(build), str(model_path), stamps)
