@@ -122,20 +122,47 @@ def test_cli_denoise_with_int8_matches_the_engine_and_refuses_a_model_without_a_
     assert "no INT8 build" in capsys.readouterr().err
 
 
-def test_auto_estimator_through_onnx_runtime_reads_the_same_map_as_torch():
+@pytest.mark.parametrize("runtime", ["openvino", "onnxruntime"])
+def test_auto_estimator_through_each_runtime_reads_the_same_map_as_torch(runtime):
     import torch
 
     from denoiser.core.noise.learned import NoiseMapNet, fast_runner, predict_map
+    from denoiser.core.runtimes import available
 
+    if runtime not in available():
+        pytest.skip(f"needs {runtime}")
     torch.manual_seed(0)
     net = NoiseMapNet().eval()
     img = np.random.default_rng(3).random((200, 264, 3), dtype=np.float32)
-    run = fast_runner(net)
+    run = fast_runner(net, runtime)
     assert run is not None
+    # tiles of three sizes: the compiled network takes every height and width
     ref, fast = predict_map(net, img, tile=320), predict_map(net, img, tile=320, run=run)
     assert ref.shape == fast.shape == (100, 132)
     assert np.abs(ref - fast).max() < 1e-3 * max(1.0, float(np.abs(ref).max()))
     assert ref.std() > 0  # a map that varies, so agreement is not trivial
+
+
+def test_auto_prefers_openvino_for_its_estimator_and_falls_back_to_onnx_runtime(monkeypatch):
+    from denoiser.core import runtimes
+    from denoiser.core.noise.learned import NoiseMapNet, fast_runner
+
+    made: list[str] = []
+    real = runtimes.Network
+
+    class Recording(real):  # type: ignore[misc, valid-type]
+        def __init__(self, model, threads, runtime):
+            made.append(runtime)
+            super().__init__(model, threads, runtime)
+
+    monkeypatch.setattr(runtimes, "Network", Recording)
+    found = runtimes.available()
+    assert fast_runner(NoiseMapNet()) is not None and made == found[:1]
+    monkeypatch.setattr(runtimes, "available", lambda: [r for r in found if r == "onnxruntime"])
+    assert (fast_runner(NoiseMapNet()) is not None) == ("onnxruntime" in found)
+    assert made[1:] == [r for r in found if r == "onnxruntime"]
+    monkeypatch.setattr(runtimes, "available", lambda: [])
+    assert fast_runner(NoiseMapNet()) is None  # Auto then runs the estimator through torch
 
 
 def test_batch_runs_the_int8_build_and_refuses_a_model_without_one(built, tmp_path, capsys):
@@ -229,16 +256,19 @@ def test_openvino_networks_share_one_core_that_outlives_them(built):
     SIGINT in the same process (the CLI's Ctrl-C) crashed the interpreter (seen in the test suite's signal test)."""
     import gc
 
-    from denoiser.core.inference import int8_runtime as rt
+    from denoiser.core import runtimes as rt
+    from denoiser.core.inference.int8_runtime import NetworkRuntime
+    from denoiser.core.noise.learned import NoiseMapNet, fast_runner
 
     if "openvino" not in rt.available():
         pytest.skip("needs OpenVINO")
     path, _, _ = built
-    first = rt.OpenVinoRuntime(int8_path(path), 1)
-    core = rt._openvino_core()
-    del first
+    first = NetworkRuntime(int8_path(path), 1, "openvino")
+    core = rt.openvino_core()
+    estimator = fast_runner(NoiseMapNet())  # Auto's estimator compiles on the same Core
+    del first, estimator
     gc.collect()
-    second = rt.OpenVinoRuntime(int8_path(path), 1)
-    assert len(rt._CORE) == 1 and rt._CORE[0] is core and rt._openvino_core() is core
+    second = NetworkRuntime(int8_path(path), 1, "openvino")
+    assert len(rt._CORE) == 1 and rt._CORE[0] is core and rt.openvino_core() is core
     assert second.run(np.zeros((1, 3, 32, 32), np.float32), np.full((1, 1, 16, 16), 10, np.float32)).shape == \
         (1, 3, 32, 32)

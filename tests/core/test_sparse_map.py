@@ -90,3 +90,18 @@ def test_bad_settings_are_refused():
     for bad in ({"block": 30}, {"fraction": 0.0}, {"bins": 1}, {"rim": 3}):
         with pytest.raises(ValueError, match="sparse-map settings"):
             sm.sparse_map(img, brightness_run, **bad)
+
+
+def test_bins_share_each_pixel_between_its_two_brightness_bins():
+    from denoiser.core.noise.sparse_map import Bins
+
+    guide = np.array([[0.25, 1.0, 2.75, 3.0]], np.float32)  # bins 0..3: the top value sits wholly in the last bin
+    binned = Bins.of(guide, 4)
+    sums, counts = binned.histogram(np.array([[2.0, 4.0, 8.0, 16.0]]))
+    np.testing.assert_allclose(counts, [0.75, 1.25, 0.25, 1.75])
+    np.testing.assert_allclose(sums, [1.5, 0.5 + 4.0, 2.0, 6.0 + 16.0])
+    part_sums, part_counts = binned.part(slice(0, 1), slice(1, 3)).histogram(np.array([[4.0, 8.0]]))
+    np.testing.assert_allclose(part_counts, [0.0, 1.0, 0.25, 0.75])
+    np.testing.assert_allclose(part_sums, [0.0, 4.0, 2.0, 6.0])
+    with pytest.raises(ValueError, match="bin count"):
+        Bins.of(guide, 300)
