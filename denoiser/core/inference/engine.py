@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -9,6 +10,7 @@ import numpy as np
 import torch
 
 from denoiser.core.inference.ensemble import check_passes, self_ensemble
+from denoiser.core.inference.heavy_expert import HeavyExpert
 from denoiser.core.inference.precision import AUTO, PRECISION_CHOICES
 from denoiser.core.inference.quantized import Int8Error, Int8Network, auto_int8, int8_path
 from denoiser.core.inference.tiling import plan_tiles, run_tiled
@@ -83,6 +85,7 @@ class Denoiser:
         self._cpu_model = model.eval()
         self.model = self._place(model, self.device)
         self.int8: Int8Network | None = None  # precision "int8": the network's INT8 build (CPU only)
+        self.heavy: HeavyExpert | None = None  # the model's heavy-noise expert, where one is shipped beside it
 
     def use_precision(self, precision: str, model_path: Path | None) -> None:
         """fp32 (the weights as they are), int8 (the INT8 build shipped beside `model_path`, on the CPU) or auto
@@ -111,6 +114,7 @@ class Denoiser:
         model, card = load_model(entry.path)
         engine = cls(model, device=device, tile=tile, card=card, model_name=entry.name)
         engine.use_precision(precision, entry.path)
+        engine.heavy = HeavyExpert.beside(entry.path, model.config)
         return engine
 
     @classmethod
@@ -119,6 +123,7 @@ class Denoiser:
         model, card = load_model(Path(path))
         engine = cls(model, device=device, tile=tile, card=card)
         engine.use_precision(precision, Path(path))
+        engine.heavy = HeavyExpert.beside(Path(path), model.config)
         return engine
 
     @property
@@ -145,12 +150,38 @@ class Denoiser:
             s = sigma.to(self.device, torch.float32)
         else:
             s = torch.tensor([sigma], dtype=torch.float32, device=self.device)
+        expert = self._heavy_expert(s)
+        if expert is None:
+            return self._model_forward(x, s)
+        weight, run = expert
+        heavy = run(x, s)
+        if bool((weight >= 1).all()):
+            return heavy
+        base = self._model_forward(x, s)
+        return base + (heavy - base) * (weight if weight.dim() == 4 else weight.reshape(1, 1, 1, 1))
+
+    def _model_forward(self, x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
         if self.int8 is not None:
-            return self.int8(x, s if s.dim() == 4 else float(sigma))
+            return self.int8(x, s if s.dim() == 4 else float(s.reshape(-1)[0]))
         if self.device.type == "cuda":
             with torch.autocast("cuda", dtype=torch.float16):
                 return self.model(x, s).float()
         return self.model(x, s)
+
+    def _heavy_expert(self, s: torch.Tensor) -> tuple[torch.Tensor, Callable[[torch.Tensor, torch.Tensor],
+                                                                          torch.Tensor]] | None:
+        """(each pixel's expert share, the expert) where this tile's level reaches the expert's ramp, else None."""
+        if self.heavy is None:
+            return None
+        weight = self.heavy.ramp.weight(s)
+        if not bool((weight > 0).any()):
+            return None
+        run = self.heavy.get(self.device, self.int8 is not None, lambda m: self._place(m, self.device))
+        if run is None:
+            if self.heavy.problem and self.heavy.problem not in self.notices:
+                self._notice(self.heavy.problem)
+            return None
+        return weight, run
 
     def denoise_tensor(self, x: torch.Tensor, sigma: float, progress: Progress | None = None,
                        tile: int | None = None) -> torch.Tensor:

@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from denoiser.core.model.experts import is_expert_file
 from denoiser.core.model.file import ModelCard, ModelFileError, read_card
 from denoiser.core.resources import ESTIMATOR_FILE_NAME, resources_dir, user_data_path
 
@@ -48,6 +49,8 @@ def _scan(folder: Path, builtin: bool) -> tuple[list[ModelEntry], list[DamagedMo
         if path.stem.startswith("."):  # temp files, and "..safetensors" whose name "." would be a folder
             continue
         if builtin and path.name == ESTIMATOR_FILE_NAME:  # Auto's noise estimator: not a denoising model
+            continue
+        if is_expert_file(path):  # a model's heavy-noise expert: part of that model
             continue
         try:
             card = read_card(path)

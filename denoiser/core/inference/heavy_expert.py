@@ -1,0 +1,69 @@
+"""The heavy-noise expert inside the engine (core.model.experts): loaded on the first tile whose level reaches
+its ramp, in the engine's precision (its own INT8 build under INT8) and on the engine's device, then blended with
+the model's result pixel by pixel."""
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from denoiser.core.inference.quantized import Int8Error, Int8Network, int8_path
+from denoiser.core.model.experts import HEAVY_RAMP, LevelRamp, heavy_expert_path
+from denoiser.core.model.file import ModelFileError, load_model
+from denoiser.core.model.network import ModelConfig, UNetDenoiser
+
+log = logging.getLogger(__name__)
+
+Net = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (x, level as the model takes it) -> result
+
+
+class HeavyExpert:
+    """The expert of one model file. get() gives it as a network for a device and precision, or None (with the
+    reason in `problem`) when it cannot run there; the engine then runs its model alone, as without an expert."""
+
+    def __init__(self, path: Path, config: ModelConfig, ramp: LevelRamp = HEAVY_RAMP) -> None:
+        self.path, self.config, self.ramp = Path(path), config, ramp
+        self.problem: str | None = None
+        self._cpu_model: UNetDenoiser | None = None
+        self._made: dict[tuple[str, bool], Net | None] = {}
+        self._lock = threading.Lock()  # the preview and a save may reach the ramp at once
+
+    @classmethod
+    def beside(cls, model_path: Path | None, config: ModelConfig) -> HeavyExpert | None:
+        """The expert shipped beside `model_path`, if there is one."""
+        if model_path is None or config.kind != "rgb":
+            return None
+        path = heavy_expert_path(model_path)
+        return cls(path, config) if path.is_file() else None
+
+    def get(self, device: torch.device, int8: bool, place: Callable[[UNetDenoiser], UNetDenoiser]) -> Net | None:
+        key = (str(device), int8)
+        with self._lock:
+            if key not in self._made:
+                self._made[key] = self._make(device, int8, place)
+            return self._made[key]
+
+    def _make(self, device: torch.device, int8: bool, place: Callable[[UNetDenoiser], UNetDenoiser]) -> Net | None:
+        try:
+            if int8:
+                network = Int8Network(int8_path(self.path), self.path)
+                return lambda x, s: network(x, s if s.dim() == 4 else float(s.reshape(-1)[0]))
+            if self._cpu_model is None:
+                model, card = load_model(self.path)
+                if card.config != self.config:
+                    raise ModelFileError(f"{self.path}: its architecture differs from the model's")
+                self._cpu_model = model.eval()
+            placed = place(self._cpu_model)
+            if device.type == "cuda":
+                def on_cuda(x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+                    with torch.autocast("cuda", dtype=torch.float16):
+                        return placed(x, s).float()
+                return on_cuda
+            return placed
+        except (Int8Error, ModelFileError, OSError) as exc:
+            self.problem = f"the heavy-noise expert is off ({exc})"
+            log.warning(self.problem)
+            return None

@@ -1,0 +1,56 @@
+"""The heavy-noise expert: a second network shipped beside a model for the levels that model was not made for.
+
+The default model (v13) is the mean of v11, trained to sigma 55, and of v11 trained further to sigma 100; it
+matches the further-trained network to within 0.02 dB up to sigma 70 and falls behind above it: -0.25 dB at
+sigma 80, -2.2 dB at 90, -4.4 dB at 100 (the 8 training photos every run holds out,
+benchmarks/level_experts.py). The expert is that network trained on heavy noise only (resources/train/
+heavy_expert.json: Gaussian sigma 20-110, 30 % camera-pipeline noise). Each pixel's result is the default's where
+the level the model is given (Auto's map, or the fixed strength) is at most HEAVY_RAMP.start, the expert's where it
+is at least HEAVY_RAMP.full, and a linear blend between: a photo, or a part of one, at ordinary noise levels comes
+out exactly as without the expert. The ramp starts above every level Auto's map reaches on the real-noise tuning
+halves (Nam25, RENOIR50 T3i and dglr: at most 40), which chose it with those held-out photos; the expert
+runs only on tiles that reach the ramp.
+
+The expert lives beside its model as `<model stem>.heavy.safetensors` (its INT8 build, for the Fast quality, as
+`<model stem>.heavy.int8.onnx`); the model list does not show it as a model of its own.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+HEAVY_SUFFIX = ".heavy"
+
+
+@dataclass(frozen=True)
+class LevelRamp:
+    """Where a second network takes over, on the noise-level scale (0..255 std): not at all at `start` and
+    below, wholly at `full` and above, linearly between."""
+    start: float
+    full: float
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.start < self.full <= 255:
+            raise ValueError(f"a level ramp needs 0 <= start < full <= 255, got {self.start}..{self.full}")
+
+    def weight(self, level: torch.Tensor) -> torch.Tensor:
+        """The expert's share of each value of `level` (same shape)."""
+        return ((level.float() - self.start) / (self.full - self.start)).clamp_(0.0, 1.0)
+
+
+HEAVY_RAMP = LevelRamp(50.0, 70.0)
+
+
+def heavy_expert_path(model_path: Path) -> Path:
+    """Where the heavy-noise expert of the model at `model_path` lives (it may not exist)."""
+    path = Path(model_path)
+    return path.with_name(path.stem + HEAVY_SUFFIX + path.suffix)
+
+
+def is_expert_file(path: Path) -> bool:
+    """A heavy-noise expert shipped beside a model (part of that model, not a model of its own)."""
+    path = Path(path)
+    stem = path.stem
+    return stem.endswith(HEAVY_SUFFIX) and path.with_name(stem[:-len(HEAVY_SUFFIX)] + path.suffix).is_file()

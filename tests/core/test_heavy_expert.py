@@ -1,0 +1,121 @@
+"""The heavy-noise expert beside a model (core.model.experts, core.inference.heavy_expert): the model's result
+below the ramp, the expert's above it, a per-pixel blend between, loaded only when a tile reaches the ramp."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from denoiser.core.inference.engine import Denoiser
+from denoiser.core.model.experts import HEAVY_RAMP, LevelRamp, heavy_expert_path, is_expert_file
+from denoiser.core.noise.level import NoiseLevel
+from tests.conftest import make_tiny_model
+
+
+def save(path: Path, seed: int) -> Path:
+    from denoiser.core.model.file import ModelCard, save_model
+
+    model = make_tiny_model(seed)
+    save_model(path, model, ModelCard(name=path.stem, config=model.config), half=False)
+    return path
+
+
+@pytest.fixture
+def pair(tmp_path) -> tuple[Path, Path, Path]:
+    """(a model with an expert beside it, the same model alone elsewhere, the expert alone elsewhere)."""
+    (tmp_path / "pair").mkdir()
+    (tmp_path / "alone").mkdir()
+    model = save(tmp_path / "pair" / "m.safetensors", 0)
+    save(heavy_expert_path(model), 1)
+    base = shutil.copy(model, tmp_path / "alone" / "m.safetensors")
+    expert = shutil.copy(heavy_expert_path(model), tmp_path / "alone" / "e.safetensors")
+    return model, Path(base), Path(expert)
+
+
+def photo(seed: int = 0, side: int = 64) -> np.ndarray:
+    return np.random.default_rng(seed).random((side, side, 3), dtype=np.float32)
+
+
+def test_the_ramp_gives_the_expert_nothing_below_its_start_all_above_its_end_and_a_line_between():
+    ramp = LevelRamp(50, 70)
+    np.testing.assert_allclose(ramp.weight(torch.tensor([0.0, 50.0, 55.0, 60.0, 70.0, 120.0])).numpy(),
+                               [0, 0, 0.25, 0.5, 1, 1])
+    for start, full in ((70, 50), (60, 60), (-1, 10), (10, 300)):
+        with pytest.raises(ValueError, match="level ramp"):
+            LevelRamp(start, full)
+    assert HEAVY_RAMP.start >= 41  # above every level Auto's map reaches on the real-noise tuning halves (40.1)
+
+
+def test_below_the_ramp_the_result_is_the_models_own_and_the_expert_is_never_loaded(pair):
+    model, base, _ = pair
+    engine = Denoiser.from_file(model, device="cpu")
+    assert engine.heavy is not None and engine.heavy.path == heavy_expert_path(model)
+    x = photo()
+    np.testing.assert_array_equal(engine.denoise(x, 30.0), Denoiser.from_file(base, device="cpu").denoise(x, 30.0))
+    assert engine.heavy._made == {}  # no tile reached the ramp: nothing loaded
+
+
+def test_above_the_ramp_the_result_is_the_experts_and_between_a_blend(pair):
+    model, base, expert = pair
+    engine = Denoiser.from_file(model, device="cpu")
+    alone, heavy = Denoiser.from_file(base, device="cpu"), Denoiser.from_file(expert, device="cpu")
+    assert heavy.heavy is None  # an expert file elsewhere is an ordinary model
+    x = torch.from_numpy(photo(1)).permute(2, 0, 1)[None]
+    np.testing.assert_allclose(engine.denoise_tensor(x, 80.0), heavy.denoise_tensor(x, 80.0), atol=1e-6)
+    a, b = alone.denoise_tensor(x, 55.0), heavy.denoise_tensor(x, 55.0)
+    assert (a - b).abs().mean() > 1e-3  # the two networks differ, so the blend is not trivially either
+    np.testing.assert_allclose(engine.denoise_tensor(x, 55.0), 0.75 * a + 0.25 * b, atol=1e-5)
+
+
+def test_with_autos_map_each_pixel_follows_its_own_level(pair):
+    model, base, expert = pair
+    engine = Denoiser.from_file(model, device="cpu")
+    level_map = np.full((32, 32), 20.0, np.float32)
+    level_map[:, 16:] = 90.0  # the right half of the photo is far noisier
+    level = NoiseLevel.auto(level_map)
+    x = photo(2)
+    out = engine.denoise(x, level)
+    alone = Denoiser.from_file(base, device="cpu").denoise(x, level)
+    heavy = Denoiser.from_file(expert, device="cpu").denoise(x, level)
+    np.testing.assert_allclose(out[:, :32], alone[:, :32], atol=1e-6)
+    np.testing.assert_allclose(out[:, 32:], heavy[:, 32:], atol=1e-6)
+    assert np.abs(alone[:, 32:] - heavy[:, 32:]).mean() > 1e-3
+
+
+def test_a_damaged_expert_leaves_the_model_alone_with_a_notice(pair):
+    model, base, _ = pair
+    heavy_expert_path(model).write_bytes(b"not a model")
+    engine = Denoiser.from_file(model, device="cpu")
+    x = photo(3)
+    np.testing.assert_array_equal(engine.denoise(x, 90.0), Denoiser.from_file(base, device="cpu").denoise(x, 90.0))
+    assert any("heavy-noise expert is off" in n and "m.heavy.safetensors" in n for n in engine.notices)
+    engine.denoise(x, 90.0)
+    assert sum("heavy-noise expert" in n for n in engine.notices) == 1  # said once, not per tile
+
+
+def test_int8_without_the_experts_own_build_runs_the_model_alone_and_says_why(pair):
+    pytest.importorskip("onnxruntime")
+    from denoiser.core.inference.quantized import build_int8, int8_path
+    from tests.core.test_quantized import smooth_crops
+
+    model, _, _ = pair
+    build_int8(model, smooth_crops(4), int8_path(model))
+    engine = Denoiser.from_file(model, device="cpu", precision="int8")
+    x = photo(4)
+    out = engine.denoise(x, 90.0)
+    engine.heavy = None
+    np.testing.assert_array_equal(out, engine.denoise(x, 90.0))
+    assert any("heavy-noise expert is off" in n and "no INT8 build" in n for n in engine.notices)
+
+
+def test_the_model_list_does_not_offer_an_expert_as_a_model_of_its_own(tiny_install):
+    from denoiser.core.model.registry import list_models
+
+    default = tiny_install / "res" / "models" / "default.safetensors"
+    save(heavy_expert_path(default), 1)
+    save(tiny_install / "res" / "models" / "other.heavy.safetensors", 2)  # no "other" model: an ordinary model
+    assert is_expert_file(heavy_expert_path(default))
+    assert [e.name for e in list_models()] == ["default", "other.heavy"]
