@@ -28,6 +28,7 @@ from real_noise import psnr
 from results_file import merge_entries
 
 from denoiser.core.files import file_sha256
+from denoiser.core.model.experts import heavy_expert_path
 from denoiser.core.model.file import read_card
 
 RESULTS = Path(__file__).parent / "results" / "heavy_noise.json"
@@ -96,7 +97,9 @@ def main() -> None:
     for model in args.model:
         if not model.is_file():
             sys.exit(f"{model}: no such model file")
-        key = f"{file_sha256(model)[:16]}|every{args.every}"
+        expert = heavy_expert_path(model)  # the engine runs the heavy-noise expert beside the model too
+        key = f"{file_sha256(model)[:16]}|every{args.every}" + \
+            (f"|heavy{file_sha256(expert)[:16]}" if expert.is_file() else "")
         if key in results and not args.refresh:
             print(f"{model}: cached", flush=True)
         else:
@@ -104,7 +107,8 @@ def main() -> None:
             t0 = time.perf_counter()
             table = measure(model, args.every)
             card = read_card(model)
-            entry = {"model": str(model), "card": f"{card.name} v{card.version}", "every": args.every,
+            label = f"{card.name} v{card.version}" + (f" + {read_card(expert).name} expert" if expert.is_file() else "")
+            entry = {"model": str(model), "card": label, "every": args.every,
                      "threads": args.threads, "minutes": round((time.perf_counter() - t0) / 60, 1),
                      "date": time.strftime("%Y-%m-%d %H:%M"), "table": table}
             results = merge_entries(RESULTS, {key: entry})

@@ -104,18 +104,24 @@ def measure(model: Path, precision: str = "fp32") -> dict[str, float]:
 
 
 def cached_table(model: Path, threads: int, refresh: bool = False, precision: str = "fp32") -> dict:
-    """The model's table from the cache (same model bytes, estimator, precision and protocol), else measured
-    and cached. Precision int8 runs the model's INT8 build (core.inference.quantized), keyed by its bytes and the
-    runtime that runs it (int8_runtime: $DENOISER_INT8_RUNTIME picks one) too."""
+    """The model's table from the cache (same model bytes, heavy-noise expert beside it, estimator, precision
+    and protocol), else measured and cached. Precision int8 runs the model's INT8 build
+    (core.inference.quantized), keyed by its bytes and the runtime that runs it (int8_runtime:
+    $DENOISER_INT8_RUNTIME picks one) too."""
     from denoiser.core.files import atomic_write_bytes
     from denoiser.core.inference.int8_runtime import choose
     from denoiser.core.inference.quantized import int8_path
 
+    from denoiser.core.model.experts import heavy_expert_path
+
     key = {"model_sha256": file_sha256(model), "estimator_sha256": estimator_sha(), "protocol": PROTOCOL}
     suffix = ""
+    if heavy_expert_path(model).is_file():  # the engine runs the heavy-noise expert beside the model too
+        key["expert_sha256"] = file_sha256(heavy_expert_path(model))
+        suffix = f"_heavy_{key['expert_sha256'][:8]}"
     if precision != "fp32":
         key.update(precision=precision, int8_sha256=file_sha256(int8_path(model)), runtime=choose())
-        suffix = f"_{precision}_{key['int8_sha256'][:8]}_{key['runtime']}"
+        suffix += f"_{precision}_{key['int8_sha256'][:8]}_{key['runtime']}"
     path = RESULTS / f"ship_table_{key['model_sha256'][:16]}{suffix}.json"
     if path.is_file() and not refresh:
         entry = json.loads(path.read_text())
