@@ -111,7 +111,6 @@ def cached_table(model: Path, threads: int, refresh: bool = False, precision: st
     from denoiser.core.files import atomic_write_bytes
     from denoiser.core.inference.int8_runtime import choose
     from denoiser.core.inference.quantized import int8_path
-
     from denoiser.core.model.experts import heavy_expert_path
 
     key = {"model_sha256": file_sha256(model), "estimator_sha256": estimator_sha(), "protocol": PROTOCOL}
