@@ -10,7 +10,12 @@ Two protocols, both on test/ photos the models never trained on:
   photo, so every model sees the same noisy photos.
 
     python benchmarks/heavy_noise.py --model resources/models/default.safetensors --model runs/heavy/model.safetensors
-      [--every N] [--threads 2]   -> table; benchmarks/results/heavy_noise.json (one entry per model file sha256)
+      [--ffdnet] [--every N] [--threads 2]
+      -> table; benchmarks/results/heavy_noise.json (one entry per model file sha256, and its expert's)
+
+A model's heavy-noise expert (core.model.experts), when one is beside it, runs as in the app. FFDNet (--ffdnet) is
+given the true sigma on the Gaussian sets and, on camera noise, scored at its best strength per photo (a search
+against the reference that no user can make: the peer at its best).
 """
 from __future__ import annotations
 
@@ -23,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from peers import DATA, SETS
+from peers import DATA, SETS, ffdnet_fn
 from real_noise import psnr
 from results_file import merge_entries
 
@@ -53,16 +58,35 @@ def images(folder: Path, every: int) -> list[Path]:
     return list(image_files(folder))[::every]
 
 
-def measure(model: Path, every: int) -> dict[str, dict[str, float]]:
+FFDNET_GRID = (10, 15, 20, 25, 30, 35, 40, 50, 60, 75)  # FFDNet's strengths searched per camera photo
+
+
+def measure(model: Path | None, every: int) -> dict[str, dict[str, float]]:
+    """The table of one model file as the app runs it, or of FFDNet (model None): the true sigma on the
+    Gaussian sets and, on camera noise, its best strength of FFDNET_GRID per photo against the reference (an
+    oracle no user has: FFDNet at its best)."""
     from denoiser.core.evaluation.evaluate import evaluate_synthetic, load_eval_image
     from denoiser.core.inference.engine import Denoiser
     from denoiser.core.noise.camera import simulate
 
-    den = Denoiser.from_file(model, device="cpu", tile=1024)
+    if model is None:
+        ffdnet = ffdnet_fn()
+        fn = ffdnet
+
+        def best(noisy: np.ndarray, clean: np.ndarray) -> float:
+            return max(psnr(np.clip(ffdnet(noisy, float(s)), 0, 1), clean) for s in FFDNET_GRID)
+    else:
+        den = Denoiser.from_file(model, device="cpu", tile=1024)
+
+        def fn(x: np.ndarray, sigma: float | None) -> np.ndarray:
+            return den.denoise(x, sigma)
+
+        def best(noisy: np.ndarray, clean: np.ndarray) -> float:
+            return psnr(den.denoise(noisy, den.auto_strength(noisy)), clean)
     table: dict[str, dict[str, float]] = {}
     for s in SETS:
         for sig in GAUSSIAN:
-            r = evaluate_synthetic(lambda x, sigma: den.denoise(x, sigma), DATA / "test" / s, sig)
+            r = evaluate_synthetic(fn, DATA / "test" / s, sig)
             table[f"{s} σ{sig}"] = {"psnr": r.psnr, "images": r.images}
             print(f"  {s} σ{sig}: {r.psnr:.3f} dB ({r.images} images)", flush=True)
     for s in CAMERA_SETS:
@@ -75,7 +99,7 @@ def measure(model: Path, every: int) -> dict[str, dict[str, float]]:
                 rng = np.random.default_rng(1000 + i)
                 noisy = simulate(clean, camera_params(shot, i), rng)
                 ins.append(psnr(noisy, clean))
-                outs.append(psnr(den.denoise(noisy, den.auto_strength(noisy)), clean))
+                outs.append(best(noisy, clean))
             table[f"{s} {label}"] = {"psnr": float(np.mean(outs)), "noisy": float(np.mean(ins)), "images": len(outs)}
             print(f"  {s} {label}: {np.mean(outs):.3f} dB (noisy {np.mean(ins):.2f}, {len(outs)} images)", flush=True)
     return table
@@ -85,11 +109,14 @@ def main() -> None:
     import torch
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--model", type=Path, action="append", required=True, help="model file (repeatable)")
+    ap.add_argument("--model", type=Path, action="append", default=[], help="model file (repeatable)")
+    ap.add_argument("--ffdnet", action="store_true", help="FFDNet too (true sigma; camera noise: its best strength)")
     ap.add_argument("--every", type=int, default=1, help="camera protocol: every Nth photo (Gaussian: all)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--refresh", action="store_true", help="measure again even when a cached entry exists")
     args = ap.parse_args()
+    if not args.model and not args.ffdnet:
+        ap.error("give --model FILE and/or --ffdnet")
     torch.set_num_threads(args.threads)
     results = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
     rows: dict[str, dict[str, dict[str, float]]] = {}
@@ -97,23 +124,28 @@ def main() -> None:
     for model in args.model:
         if not model.is_file():
             sys.exit(f"{model}: no such model file")
-        expert = heavy_expert_path(model)  # the engine runs the heavy-noise expert beside the model too
-        key = f"{file_sha256(model)[:16]}|every{args.every}" + \
-            (f"|heavy{file_sha256(expert)[:16]}" if expert.is_file() else "")
-        if key in results and not args.refresh:
-            print(f"{model}: cached", flush=True)
+    for model in [*args.model, *([None] if args.ffdnet else [])]:
+        expert = heavy_expert_path(model) if model else None  # the engine runs the expert beside a model too
+        if model is None:
+            key, label = f"ffdnet|every{args.every}", "FFDNet"
         else:
-            print(f"{model}: measuring ({args.threads} threads)", flush=True)
+            key = f"{file_sha256(model)[:16]}|every{args.every}" + \
+                (f"|heavy{file_sha256(expert)[:16]}" if expert and expert.is_file() else "")
+            card = read_card(model)
+            label = f"{card.name} v{card.version}" + \
+                (f" + {read_card(expert).name} expert" if expert and expert.is_file() else "")
+        if key in results and not args.refresh:
+            print(f"{label}: cached", flush=True)
+        else:
+            print(f"{label}: measuring ({args.threads} threads)", flush=True)
             t0 = time.perf_counter()
             table = measure(model, args.every)
-            card = read_card(model)
-            label = f"{card.name} v{card.version}" + (f" + {read_card(expert).name} expert" if expert.is_file() else "")
-            entry = {"model": str(model), "card": label, "every": args.every,
+            entry = {"model": str(model or "ffdnet"), "card": label, "every": args.every,
                      "threads": args.threads, "minutes": round((time.perf_counter() - t0) / 60, 1),
                      "date": time.strftime("%Y-%m-%d %H:%M"), "table": table}
             results = merge_entries(RESULTS, {key: entry})
-        rows[str(model)] = results[key]["table"]
-        labels[str(model)] = results[key].get("card", model.name)
+        rows[key] = results[key]["table"]
+        labels[key] = results[key].get("card", label)
     names = list(rows)
     sets = list(rows[names[0]])
     print("\n" + f"{'set':<26}" + "".join(f"{labels[n]:>28}" for n in names))

@@ -69,3 +69,76 @@ class Network:
                 return np.array(result[self._compiled.output(0)], dtype=np.float32, copy=True)
             out: np.ndarray = self._session.run(None, feeds)[0]
             return out
+
+
+class OnnxHeaderError(ValueError):
+    """Not a readable ONNX model."""
+
+
+def onnx_header(path: Path) -> tuple[dict[str, str], list[str]]:
+    """An ONNX file's metadata (metadata_props) and graph input names, read from its protobuf without the onnx
+    package (whose import costs ~0.5 s of every start): only the model's and the graph's top-level fields are
+    walked, weights are skipped by their length. OnnxHeaderError for a file that is not one."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise OnnxHeaderError(f"{path}: unreadable ({exc.strerror})") from exc
+    try:
+        meta: dict[str, str] = {}
+        inputs: list[str] = []
+        graphs = 0
+        for field, value in _fields(data):
+            if field == 14:  # ModelProto.metadata_props: StringStringEntryProto(key=1, value=2)
+                entry = {f: bytes(v).decode() for f, v in _fields(value) if f in (1, 2)}
+                meta[entry.get(1, "")] = entry.get(2, "")
+            elif field == 7:  # ModelProto.graph
+                graphs += 1
+                for gfield, gvalue in _fields(value):
+                    if gfield == 11:  # GraphProto.input: ValueInfoProto(name=1)
+                        inputs.extend(bytes(v).decode() for f, v in _fields(gvalue) if f == 1)
+        if graphs != 1:
+            raise ValueError(f"{graphs} graphs")
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise OnnxHeaderError(f"{path}: not a readable ONNX model ({exc})") from exc
+    return meta, inputs
+
+
+def _fields(buf: bytes | memoryview) -> list[tuple[int, memoryview]]:
+    """A protobuf message's (field number, length-delimited value) pairs; other wire types are skipped.
+    ValueError for a damaged message."""
+    view, pos, out = memoryview(buf), 0, []
+    while pos < len(view):
+        key, pos = _varint(view, pos)
+        field, wire = key >> 3, key & 7
+        if field == 0:
+            raise ValueError("field number 0")
+        if wire == 0:
+            _, pos = _varint(view, pos)
+        elif wire == 1:
+            pos += 8
+        elif wire == 5:
+            pos += 4
+        elif wire == 2:
+            size, pos = _varint(view, pos)
+            if pos + size > len(view):
+                raise ValueError("a field runs past the end")
+            out.append((field, view[pos:pos + size]))
+            pos += size
+        else:
+            raise ValueError(f"wire type {wire}")
+    if pos != len(view):
+        raise ValueError("truncated")
+    return out
+
+
+def _varint(view: memoryview, pos: int) -> tuple[int, int]:
+    value, shift = 0, 0
+    while True:
+        if pos >= len(view) or shift > 63:
+            raise ValueError("a bad varint")
+        byte = view[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, pos
+        shift += 7

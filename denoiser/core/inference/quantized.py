@@ -38,6 +38,7 @@ import torch.nn.functional as F
 from denoiser.core.files import file_sha256
 from denoiser.core.inference.int8_runtime import RuntimeUnavailable, available, open_runtime
 from denoiser.core.model.network import UNetDenoiser
+from denoiser.core.runtimes import OnnxHeaderError, onnx_header
 
 if TYPE_CHECKING:
     import onnx
@@ -158,19 +159,15 @@ def build_int8(model_path: Path, crops: list[np.ndarray], out: Path) -> dict[str
 def check_build(path: Path, model_path: Path) -> dict[str, str]:
     """The build's metadata, after checking it is an INT8 denoiser build of exactly `model_path`'s weights with
     the inputs the engine feeds (Int8Error otherwise)."""
-    import onnx
-
     try:
-        build = onnx.load(str(path), load_external_data=False)
-    except Exception as exc:  # onnx raises protobuf's DecodeError and others for a damaged file
-        raise Int8Error(f"{path}: not a readable ONNX model ({exc})") from exc
-    meta = {p.key: p.value for p in build.metadata_props}
+        meta, inputs = onnx_header(path)
+    except OnnxHeaderError as exc:
+        raise Int8Error(str(exc)) from exc
     if meta.get("kind") != KIND:
         raise Int8Error(f"{path}: not an INT8 denoiser build")
     if meta.get("source_sha256") != file_sha256(model_path):
         raise Int8Error(f"{path}: built from other weights than {Path(model_path).name}; rebuild it with "
                         "packaging/build_int8.py or use --precision fp32")
-    inputs = [i.name for i in build.graph.input]
     if inputs != ["x", "sigma"]:
         raise Int8Error(f"{path}: unexpected inputs {inputs}")
     return meta

@@ -12,6 +12,7 @@ full-resolution blocks (a sixth of the pixels) and fills the map in by brightnes
 """
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,6 +26,8 @@ import torch.nn.functional as F
 
 from denoiser.core.config import from_plain
 from denoiser.core.noise.sparse_map import MIN_SPARSE_MP, sparse_map
+
+log = logging.getLogger(__name__)
 
 UNDER_WEIGHT = 2.0  # loss weight of under-estimates (log domain); over-estimates weigh 1
 OUTPUT_SCALE = 10.0  # the head's softplus output times this is the std in 0..255 units
@@ -153,22 +156,14 @@ def shipped_estimator() -> NoiseMapNet | None:
         return _CACHE[key]
 
 
-def fast_runner(net: NoiseMapNet, runtime: str | None = None) -> Callable[[torch.Tensor], np.ndarray] | None:
-    """The estimator exported to ONNX (from its weights in memory) and compiled by `runtime` (core.runtimes; the
-    first installed, OpenVINO before ONNX Runtime, when None), or None without onnx or a runtime. The same map as
-    torch's to ~1e-6 relative, at 1.2x (384 px blocks) to 2.5x (1024 px tiles) ONNX Runtime's speed through
-    OpenVINO, and ONNX Runtime ~1.8x torch's channels_last on this CPU. For a network whose weights no longer
-    change (the shipped one): the compiled network keeps the weights it was made with."""
-    import importlib.util
+ONNX_KIND = "denoiser-estimator"  # metadata "kind" of the estimator's ONNX export shipped beside its weights
+
+
+def estimator_onnx(net: NoiseMapNet) -> bytes:
+    """The estimator as an ONNX model (dynamic height and width)."""
     import io
     import warnings
 
-    from denoiser.core.runtimes import Network, available
-
-    found = available()
-    runtime = runtime or (found[0] if found else None)
-    if runtime is None or runtime not in found or importlib.util.find_spec("onnx") is None:  # the exporter needs onnx
-        return None
     buf = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the exporter's deprecation and tracer notes
@@ -176,18 +171,83 @@ def fast_runner(net: NoiseMapNet, runtime: str | None = None) -> Callable[[torch
                           input_names=["x"], output_names=["map"],
                           dynamic_axes={"x": {2: "h", 3: "w"}, "map": {2: "h2", 3: "w2"}}, opset_version=17,
                           dynamo=False)
-    network = Network(buf.getvalue(), torch.get_num_threads(), runtime)
+    return buf.getvalue()
+
+
+def export_shipped_onnx(weights: Path, out: Path) -> dict[str, str]:
+    """Write the ONNX export of the estimator file `weights` to `out` (atomically), its metadata naming the
+    sha256 of the weights it was made from, so Auto can start without exporting (~0.8 s of every process)."""
+    import onnx
+
+    from denoiser.core.files import atomic_write_bytes, file_sha256
+
+    model = onnx.load_from_string(estimator_onnx(load_estimator(weights)))
+    meta = {"kind": ONNX_KIND, "source_sha256": file_sha256(weights)}
+    del model.metadata_props[:]
+    for key, value in meta.items():
+        model.metadata_props.add(key=key, value=value)
+    atomic_write_bytes(Path(out), model.SerializeToString())
+    return meta
+
+
+def fast_runner(net: NoiseMapNet, runtime: str | None = None,
+                onnx_file: Path | None = None) -> Callable[[torch.Tensor], np.ndarray] | None:
+    """The estimator compiled by `runtime` (core.runtimes; the first installed, OpenVINO before ONNX Runtime,
+    when None) from `onnx_file` (its export, already checked to hold these weights) or from an export made here,
+    or None without a runtime (or, with no file, without onnx). The same map as torch's to ~1e-6 relative, at
+    1.2x (384 px blocks) to 2.5x (1024 px tiles) ONNX Runtime's speed through OpenVINO, and ONNX Runtime ~1.8x
+    torch's channels_last on this CPU. For a network whose weights no longer change (the shipped one): the
+    compiled network keeps the weights it was made with."""
+    import importlib.util
+
+    from denoiser.core.runtimes import Network, available
+
+    found = available()
+    runtime = runtime or (found[0] if found else None)
+    if runtime is None or runtime not in found:
+        return None
+    if onnx_file is None and importlib.util.find_spec("onnx") is None:  # the exporter needs onnx
+        return None
+    network = Network(onnx_file if onnx_file is not None else estimator_onnx(net), torch.get_num_threads(), runtime)
     return lambda x: network.run({"x": np.ascontiguousarray(x.numpy())})[0, 0]
 
 
+def shipped_onnx_path() -> Path:
+    return default_estimator_path().with_suffix(".onnx")
+
+
+def shipped_onnx_problem() -> str | None:
+    """Why the shipped estimator's ONNX export cannot stand in for its weights (absent, damaged, made from other
+    weights), or None when it can."""
+    from denoiser.core.files import file_sha256
+    from denoiser.core.runtimes import OnnxHeaderError, onnx_header
+
+    path = shipped_onnx_path()
+    if not path.is_file():
+        return f"{path.name} is not installed"
+    try:
+        meta, inputs = onnx_header(path)
+    except OnnxHeaderError as exc:
+        return str(exc)
+    if meta.get("kind") != ONNX_KIND or inputs != ["x"]:
+        return f"{path}: not an export of the noise estimator"
+    if meta.get("source_sha256") != file_sha256(default_estimator_path()):
+        return f"{path}: made from other weights than {default_estimator_path().name}"
+    return None
+
+
 def shipped_runner() -> Callable[[torch.Tensor], np.ndarray] | None:
-    """fast_runner of the shipped estimator, made once (None without a runtime or without the estimator)."""
+    """fast_runner of the shipped estimator, made once (None without a runtime or without the estimator): from
+    its shipped ONNX export when that holds these weights, else from an export made here."""
     net = shipped_estimator()
     if net is None:
         return None
     with _CACHE_LOCK:
         if id(net) not in _RUNNERS:  # the net is kept with its runner, so its id is never reused
-            _RUNNERS[id(net)] = (net, fast_runner(net))
+            problem = shipped_onnx_problem()
+            if problem is not None and shipped_onnx_path().is_file():
+                log.warning("%s; exporting the estimator instead", problem)
+            _RUNNERS[id(net)] = (net, fast_runner(net, onnx_file=None if problem else shipped_onnx_path()))
         return _RUNNERS[id(net)][1]
 
 
