@@ -94,10 +94,20 @@ def test_noisy_training_feeds_the_model_each_crops_own_map(env: Path, monkeypatc
         return forward(self, x, sigma)
 
     monkeypatch.setattr(UNetDenoiser, "forward", spy)
+    batches: list[tuple[torch.Tensor, torch.Tensor]] = []  # the real crops of each step, with the level they get
+    pseudo_clean = modes.NoisyFinetuneTrainer._pseudo_clean
+
+    def recording(self: modes.NoisyFinetuneTrainer, noisy: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
+        batches.append((noisy.detach().clone(), level.detach().clone()))
+        return pseudo_clean(self, noisy, level)
+
+    monkeypatch.setattr(modes.NoisyFinetuneTrainer, "_pseudo_clean", recording)
     folder = make_folder(env, count=4, noise=8)
     finetune(folder, mode="noisy", name="mapped", steps=2, minutes=0, threads=1)
-    assert calls
-    x, sigma = calls[0]  # the real crops, at the level the model trains with
+    # the real crops of a training step: those whose level the model then trains at (validation has its own)
+    trained = [(x, level) for x, level in batches if any(torch.equal(level, s) for _, s in calls)]
+    assert calls and trained
+    x, sigma = trained[0]
     assert sigma.dim() == 4 and sigma.shape[-2:] == (x.shape[-2] // 2, x.shape[-1] // 2)
     expected = torch.from_numpy(np.stack([brightness_map(c.permute(1, 2, 0).numpy()) for c in x]))[:, None]
     ratio = sigma / expected
@@ -135,8 +145,7 @@ def test_the_target_stays_at_auto_and_the_synthetic_noise_is_scaled_by_the_gain(
     ft.finetune(make_folder(env, count=3, noise=6), mode="noisy", name="scaled", steps=1, minutes=0, threads=1)
     first = next(i for i, c in enumerate(calls) if c[0])
     _, _, base_sigma, target = calls[first - 1]  # the frozen base making the target, just before the step
-    _, _, level, _ = calls[first]
+    _, fresh, level, _ = calls[first]  # the step's one forward (the matching term at weight 0 is skipped)
     assert torch.allclose(base_sigma, level)  # the target is the base at the model's own level (Auto's map)
-    fresh = calls[first + 1][1]
     noise_std = float((fresh - target).std()) * 255
     assert abs(noise_std - 3.0) < 0.4  # 6 / the gain of 2

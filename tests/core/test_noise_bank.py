@@ -124,7 +124,7 @@ def test_real_noise_pairs_add_the_banks_noise_at_the_map_unscaled_by_the_gain(
     monkeypatch.setattr(UNetDenoiser, "forward", spy)
     res = ft.finetune(make_folder(env, count=4, noise=6), mode="noisy", name="real", steps=1, minutes=0, threads=1)
     first = next(i for i, c in enumerate(calls) if c[0])
-    target, fresh = calls[first - 1][2], calls[first + 1][1]
+    target, fresh = calls[first - 1][2], calls[first][1]  # the base, then the step's one forward
     noise_std = float((fresh - target).std()) * 255
     assert abs(noise_std - 6.0 * banks[0].std) < 0.15 * 6.0 * banks[0].std
     assert "crops of the folder's own noise" in load_model(res.path)[1].training["method"]

@@ -117,10 +117,15 @@ class NoisyFinetuneTrainer(FinetuneTrainer):
         jitter = torch.exp((torch.rand(batch.shape[0], generator=gen, device=batch.device) - 0.5) * 0.5)
         level = measured * jitter[:, None, None, None]
         target = self._pseudo_clean(batch, level)
-        main = self.distill_weight * F.l1_loss(model(batch, level), target)
         noise = self._fresh_noise(target, measured, gen)
+        # the matching term at weight 0 is skipped: its forward and backward would only be multiplied by 0 (the
+        # network has no norm statistics or dropout, so every update is the same; ~1.4x the steps per minute)
+        main = self.distill_weight * F.l1_loss(model(batch, level), target) \
+            if self.distill_weight > 0 or noise is None else None
         if noise is not None:  # new noise every step, so no noise is memorised
-            main = main + F.l1_loss(model(target + noise, level), target)
+            restore = F.l1_loss(model(target + noise, level), target)
+            main = restore if main is None else main + restore
+        assert main is not None
         return main
 
     def _fresh_noise(self, like: torch.Tensor, measured: torch.Tensor, gen: torch.Generator) -> torch.Tensor | None:
