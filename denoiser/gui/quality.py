@@ -27,12 +27,13 @@ class Quality:
 
 FAST = Quality(1, "int8")
 STANDARD = Quality(1)
-# INT8 build against fp32, 2026-12-06. Loss: model v13 on the ship rule's sets, run by OpenVINO
-# (benchmarks/results/ship_v13_int8.json: real validation halves Nam25 -0.019, dglr -0.013, T3i +0.024 dB; Gaussian
-# sets +0.001 to -0.015 dB; a set that gains counts as no loss). Speed-up: the v11 network, which v13 shares, on a
-# 6 MP crop, interleaved, 2 threads, an idle machine, Auto's sparse map (benchmarks/results/speed_int8.json,
-# "6mp_runtimes"; ONNX Runtime, where OpenVINO is missing: 1.9x and 1.8x).
-INT8_COST = ("3.3× as fast as Standard at a fixed noise level and 3.0× with Auto, 0.000–0.019 dB less clean "
+# INT8 build against fp32, 2026-12-06. Loss: model v13 with its heavy-noise expert (both INT8 builds) on the ship
+# rule's sets, run by OpenVINO (benchmarks/results/ship_v13_heavy_expert_int8.json: real validation halves Nam25
+# -0.020, dglr -0.015, T3i +0.024 dB; Gaussian sets -0.001 to -0.015 dB; a set that gains counts as no loss).
+# Speed-up: the v11 network, which v13 shares, on a 6 MP crop, interleaved, 2 threads, an idle machine, Auto's
+# sparse map (benchmarks/results/speed_int8.json, "6mp_runtimes"; ONNX Runtime, where OpenVINO is missing: 1.9x
+# and 1.8x).
+INT8_COST = ("3.3× as fast as Standard at a fixed noise level and 3.0× with Auto, 0.000–0.020 dB less clean "
              "(model v13, measured on the standard test sets and real camera noise)")
 CHOICES: tuple[tuple[Quality, str, str], ...] = (
     (FAST, "Fast (INT8): 1 pass, ~3× quicker", f"The model's 8-bit integer build, on the CPU: {INT8_COST}"),

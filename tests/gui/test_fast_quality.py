@@ -189,9 +189,10 @@ def test_the_batch_windows_job_records_the_precision_that_ran(qtbot, data_dir: P
 def test_fast_tooltip_gives_the_measured_speed_and_loss() -> None:
     """The figures the tooltip states are those of the committed benchmark results (rounded as shown)."""
     speed = json.loads((RESULTS / "speed_int8.json").read_text())["6mp_runtimes"]
-    ship = json.loads((RESULTS / "ship_v13_int8.json").read_text())
+    ship = json.loads((RESULTS / "ship_v13_heavy_expert_int8.json").read_text())  # the model and its expert
     base, cand = ship["baseline_table"]["table"], ship["candidate_table"]["table"]
     assert ship["candidate_table"]["precision"] == "int8" and "precision" not in ship["baseline_table"]
+    assert ship["candidate_table"]["expert_sha256"] == ship["baseline_table"]["expert_sha256"]
     assert speed["int8 runtime"] == ship["candidate_table"]["runtime"] == "openvino"  # the runtime the app prefers
     losses = [max(base[k] - cand[k], 0.0) for k in base]  # a set where INT8 scores higher loses nothing
     tip = CHOICES[0][2]

@@ -1,18 +1,19 @@
 """The heavy-noise expert: a second network shipped beside a model for the noise that model was not made for.
 
 The default model (v13) is the mean of v11, trained to sigma 55, and of v11 trained further to sigma 100. On the 8
-training photos every training run holds out (benchmarks/level_experts.py) it matches a network trained on heavy
-noise alone (resources/train/heavy_expert.json: Gaussian sigma 20-110, 30 % camera-pipeline noise) to within 0.03
-dB on white Gaussian noise up to sigma 70, falls behind above it (-0.25 dB at sigma 80, -2.2 at 90, -4.4 at 100)
-and on high-ISO camera noise after the camera's processing (-0.4 to -0.6 dB). That network is the expert. Each
-pixel's result is the default's where the level the model is given (Auto's map, or the fixed strength) is at most
-HEAVY_RAMP.start, the expert's where it is at least HEAVY_RAMP.full, and a linear blend between: a photo, or a
-part of one, at ordinary noise levels comes out exactly as without the expert, and tiles that never reach the ramp
-never run it (those that do run both networks inside the ramp). The ramp was chosen on those held-out training
-photos (camera noise with Auto's map at 30-43: the pair keeps 55-95 % of the expert's gain, against 20-70 % for a
-ramp from 30 to 50; white Gaussian noise from sigma 20 to 50: within 0.01 dB of the default) and on the real-noise
-tuning halves (Nam25, RENOIR50 T3i and dglr, whose maps reach 40: within 0.004 dB of the default, where networks
-trained further on heavy noise had lost 0.07-0.4 dB on the low-light T3i photos).
+training photos every training run holds out (benchmarks/level_experts.py, benchmarks/results/level_experts.json)
+it is within 0.04 dB of a network trained on heavy noise alone (resources/train/heavy_expert.json: Gaussian sigma
+20-110, 30 % camera-pipeline noise) on white Gaussian noise up to sigma 70, and falls behind it above (-0.27 dB at
+sigma 80, -2.2 at 90, -4.5 at 100) and on high-ISO camera noise after the camera's processing (-0.5 to -0.7 dB).
+That network is the expert. Each pixel's result is the default's where the level the model is given (Auto's map,
+or the fixed strength) is at most HEAVY_RAMP.start, the expert's where it is at least HEAVY_RAMP.full, and a
+linear blend between: a photo, or a part of one, at ordinary noise levels comes out exactly as without the
+expert; tiles that never reach the ramp never run it, and those that do run both networks inside the ramp. The
+ramp was chosen on those held-out training photos (camera noise with Auto's map at 30-43 on average: the pair keeps
+61-96 % of the expert's gain, where a ramp from 30 to 50 kept 18-70 % with an earlier snapshot of the expert; white
+Gaussian noise from sigma 20 to 50: the pair within 0.02 dB of the default) and on the real-noise tuning halves
+(Nam25, RENOIR50 T3i and dglr, whose maps reach 40: within 0.01 dB of the default, where networks trained further
+on heavy noise had lost 0.07-0.4 dB on the low-light T3i photos).
 
 The expert lives beside its model as `<model stem>.heavy.safetensors` (its INT8 build, for the Fast quality, as
 `<model stem>.heavy.int8.onnx`); the model list does not show it as a model of its own.
