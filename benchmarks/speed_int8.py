@@ -36,7 +36,7 @@ PHOTO = DATA / "train" / "photos" / "deb_plasma-workspace-wallpapers"
 H, W = 4000, 6000
 
 
-def photo_24mp() -> np.ndarray:
+def photo_24mp(sigma: float = 15.0) -> np.ndarray:
     from denoiser.core.evaluation.evaluate import load_eval_image
 
     src = load_eval_image(sorted(PHOTO.iterdir())[0])
@@ -48,28 +48,30 @@ def photo_24mp() -> np.ndarray:
             img[y:y + sh, x:x + sw] = block[:min(sh, H - y), :min(sw, W - x)]
     rng = np.random.default_rng(0)
     for y in range(0, H, 500):  # strips keep the generator's temporaries small
-        img[y:y + 500] += rng.standard_normal(img[y:y + 500].shape, dtype=np.float32) * np.float32(15 / 255)
+        img[y:y + 500] += rng.standard_normal(img[y:y + 500].shape, dtype=np.float32) * np.float32(sigma / 255)
     return img
 
 
-def one_24mp(precision: str, auto: bool, threads: int) -> dict:
-    """Runs in a child process: one denoise of the 24 MP photo; seconds and peak RSS."""
+def one_24mp(precision: str, auto: bool, threads: int, sigma: float = 15.0) -> dict:
+    """Runs in a child process: one denoise of the 24 MP photo (white noise of `sigma` added); seconds and peak
+    RSS, and whether the heavy-noise expert ran."""
     import torch
 
     from denoiser.core.inference.engine import Denoiser
 
     torch.set_num_threads(threads)
     engine = Denoiser.from_name(None, "cpu", precision=precision)
-    img = photo_24mp()
+    img = photo_24mp(sigma)
     t0 = time.perf_counter()
-    level = engine.auto_strength(img) if auto else 15.0
+    level = engine.auto_strength(img) if auto else sigma
     t_map = time.perf_counter() - t0
     out = engine.denoise(img, level)
     dt = time.perf_counter() - t0
     del out
     return {"seconds": round(dt, 1), "map_seconds": round(t_map, 1), "s_per_mp": round(dt / (H * W / 1e6), 3),
             "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2, 2),
-            "level": round(float(level), 2), "runtime": engine.int8.runtime.name if engine.int8 else "torch"}
+            "level": round(float(level), 2), "runtime": engine.int8.runtime.name if engine.int8 else "torch",
+            "expert_ran": engine.heavy is not None and engine.heavy.loaded}
 
 
 def run_24mp(threads: int) -> dict:
@@ -86,6 +88,25 @@ def run_24mp(threads: int) -> dict:
     for p in ("fp32", "int8"):
         res[f"{p} Auto overhead %"] = round(100 * (res[f"{p} Auto"]["seconds"] / res[f"{p} fixed"]["seconds"] - 1), 1)
     res["int8 speed-up fixed"] = round(res["fp32 fixed"]["seconds"] / res["int8 fixed"]["seconds"], 2)
+    return res
+
+
+HEAVY_SIGMAS = (32.0, 60.0)  # inside the heavy-noise expert's ramp (both networks run), and above it (the expert)
+
+
+def run_24mp_heavy(threads: int) -> dict:
+    """The 24 MP photo with heavier noise, Auto, each run in a fresh process: what the heavy-noise expert costs."""
+    res = {}
+    for sigma in HEAVY_SIGMAS:
+        for precision in ("fp32", "int8"):
+            name = f"{precision} Auto σ{sigma:g}"
+            cmd = [sys.executable, __file__, "--child", precision, "--auto", "--threads", str(threads),
+                   "--sigma", str(sigma)]
+            out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
+            res[name] = json.loads(out)
+            print(f"24 MP {name:<16} {res[name]['seconds']:6.1f} s  peak RSS {res[name]['peak_rss_gb']:.2f} GB  "
+                  f"expert ran: {res[name]['expert_ran']}", flush=True)
+    res["load_average"] = load_average()
     return res
 
 
@@ -203,16 +224,23 @@ def main() -> None:
     ap.add_argument("--runtimes", action="store_true",
                     help="the 6 MP timing only: fp32, INT8 on the app's runtime and INT8 on ONNX Runtime, fixed and "
                          "Auto, in turn (-> 6mp_runtimes)")
+    ap.add_argument("--heavy", action="store_true",
+                    help="the 24 MP photo at sigma 32 and 60 with Auto, fp32 and INT8 (-> 24mp_heavy) only")
     ap.add_argument("--child", choices=("fp32", "int8"), help=argparse.SUPPRESS)
+    ap.add_argument("--sigma", type=float, default=15.0, help=argparse.SUPPRESS)
     ap.add_argument("--auto", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--fixed", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        print(json.dumps(one_24mp(args.child, args.auto, args.threads)))
+        print(json.dumps(one_24mp(args.child, args.auto, args.threads, args.sigma)))
         return
     from denoiser.core.files import atomic_write_bytes
 
     res = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    if args.heavy:
+        res["24mp_heavy"] = run_24mp_heavy(args.threads)
+        atomic_write_bytes(RESULTS, json.dumps(res, indent=1, ensure_ascii=False).encode())
+        return
     load = load_average()
     res["machine"] = {"cpu": platform.processor() or platform.machine(), "threads": args.threads,
                       "load_average_at_start": load, "date": time.strftime("%Y-%m-%d %H:%M")}

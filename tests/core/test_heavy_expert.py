@@ -59,7 +59,7 @@ def test_below_the_ramp_the_result_is_the_models_own_and_the_expert_is_never_loa
     assert engine.heavy is not None and engine.heavy.path == heavy_expert_path(model)
     x = photo()
     np.testing.assert_array_equal(engine.denoise(x, BELOW), Denoiser.from_file(base, device="cpu").denoise(x, BELOW))
-    assert engine.heavy._made == {}  # no tile reached the ramp: nothing loaded
+    assert not engine.heavy.loaded  # no tile reached the ramp: nothing loaded
 
 
 def test_above_the_ramp_the_result_is_the_experts_and_between_a_blend(pair):
@@ -69,6 +69,7 @@ def test_above_the_ramp_the_result_is_the_experts_and_between_a_blend(pair):
     assert heavy.heavy is None  # an expert file elsewhere is an ordinary model
     x = torch.from_numpy(photo(1)).permute(2, 0, 1)[None]
     np.testing.assert_allclose(engine.denoise_tensor(x, ABOVE), heavy.denoise_tensor(x, ABOVE), atol=1e-6)
+    assert engine.heavy is not None and engine.heavy.loaded
     a, b = alone.denoise_tensor(x, QUARTER), heavy.denoise_tensor(x, QUARTER)
     assert (a - b).abs().mean() > 1e-3  # the two networks differ, so the blend is not trivially either
     np.testing.assert_allclose(engine.denoise_tensor(x, QUARTER), 0.75 * a + 0.25 * b, atol=1e-5)

@@ -158,7 +158,7 @@ class Denoiser:
         if bool((weight >= 1).all()):
             return heavy
         base = self._model_forward(x, s)
-        return base + (heavy - base) * (weight if weight.dim() == 4 else weight.reshape(1, 1, 1, 1))
+        return heavy.sub_(base).mul_(weight if weight.dim() == 4 else weight.reshape(1, 1, 1, 1)).add_(base)
 
     def _model_forward(self, x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
         if self.int8 is not None:

@@ -39,6 +39,12 @@ class HeavyExpert:
         path = heavy_expert_path(model_path)
         return cls(path, config) if path.is_file() else None
 
+    @property
+    def loaded(self) -> bool:
+        """Whether a tile has reached the ramp (and the expert was loaded for it) in this engine."""
+        with self._lock:
+            return any(net is not None for net in self._made.values())
+
     def get(self, device: torch.device, int8: bool, place: Callable[[UNetDenoiser], UNetDenoiser]) -> Net | None:
         key = (str(device), int8)
         with self._lock:
