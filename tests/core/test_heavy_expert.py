@@ -101,6 +101,23 @@ def test_a_damaged_expert_leaves_the_model_alone_with_a_notice(pair):
     assert sum("heavy-noise expert" in n for n in engine.notices) == 1  # said once, not per tile
 
 
+def test_an_expert_of_another_architecture_is_refused_before_its_weights_are_read(pair, monkeypatch):
+    from denoiser.core.inference import heavy_expert
+    from denoiser.core.model.file import ModelCard, save_model
+    from denoiser.core.model.network import ModelConfig, build_model
+    from tests.conftest import TINY
+
+    model, base, _ = pair
+    wider = ModelConfig(**{**TINY, "widths": [w * 2 for w in TINY["widths"]]})
+    save_model(heavy_expert_path(model), build_model(wider), ModelCard(name="wide", config=wider), half=False)
+    loads: list[Path] = []
+    monkeypatch.setattr(heavy_expert, "load_model", lambda path: loads.append(path))
+    engine = Denoiser.from_file(model, device="cpu")
+    x = photo(5)
+    np.testing.assert_array_equal(engine.denoise(x, ABOVE), Denoiser.from_file(base, device="cpu").denoise(x, ABOVE))
+    assert loads == [] and any("architecture differs" in n for n in engine.notices)
+
+
 def test_int8_without_the_experts_own_build_runs_the_model_alone_and_says_why(pair):
     pytest.importorskip("onnxruntime")
     from denoiser.core.inference.quantized import build_int8, int8_path

@@ -12,7 +12,7 @@ import torch
 
 from denoiser.core.inference.quantized import Int8Error, Int8Network, int8_path
 from denoiser.core.model.experts import HEAVY_RAMP, LevelRamp, heavy_expert_path
-from denoiser.core.model.file import ModelFileError, load_model
+from denoiser.core.model.file import ModelFileError, load_model, read_card
 from denoiser.core.model.network import ModelConfig, UNetDenoiser
 
 log = logging.getLogger(__name__)
@@ -58,10 +58,9 @@ class HeavyExpert:
                 network = Int8Network(int8_path(self.path), self.path)
                 return lambda x, s: network(x, s if s.dim() == 4 else float(s.reshape(-1)[0]))
             if self._cpu_model is None:
-                model, card = load_model(self.path)
-                if card.config != self.config:
+                if read_card(self.path).config != self.config:  # before a weight is read
                     raise ModelFileError(f"{self.path}: its architecture differs from the model's")
-                self._cpu_model = model.eval()
+                self._cpu_model = load_model(self.path)[0].eval()
             placed = place(self._cpu_model)
             if device.type == "cuda":
                 def on_cuda(x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
