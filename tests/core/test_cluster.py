@@ -80,6 +80,14 @@ def _other_model_bytes(on: bool) -> None:
     worker.model_digest = (lambda model: "0" * 64) if on else real
 
 
+def _other_expert_bytes(on: bool) -> None:
+    import denoiser.core.batch.cluster_worker as worker
+
+    real = getattr(worker, "_real_expert_digest", worker.expert_digest)
+    worker._real_expert_digest = real
+    worker.expert_digest = (lambda model: "1" * 64) if on else real
+
+
 @pytest.fixture(scope="module")
 def cluster():
     distributed = pytest.importorskip("distributed")
@@ -153,6 +161,12 @@ def test_version_or_model_mismatch_is_refused_before_any_work(tmp_path, tiny_mod
     finally:
         client.run(_other_model_bytes, False)
     assert "another model file (SHA-256)" in capsys.readouterr().err
+    client.run(_other_expert_bytes, True)  # the same model, another heavy-noise expert beside it
+    try:
+        assert main(args) == 2
+    finally:
+        client.run(_other_expert_bytes, False)
+    assert "another heavy-noise expert (SHA-256): 111111" in capsys.readouterr().err
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 

@@ -8,8 +8,8 @@ when a cluster is asked for.
 - `local:N` starts a LocalCluster of N single-threaded worker processes on this machine; an address
   (`tcp://10.0.0.5:8786`) joins a running scheduler (`dask scheduler`, `dask worker tcp://…`, SSHCluster,
   dask-jobqueue). A scheduler that cannot be reached is refused in one line naming the address, at once.
-- Before any work every worker must run the same app version, hold the same model bytes (SHA-256) and the
-  same Auto estimator as the client; otherwise the run is refused naming the worker and what differs.
+- Before any work every worker must run the same app version, hold the same model bytes (SHA-256; its
+  heavy-noise expert's too) and the same Auto estimator as the client; otherwise the run is refused naming the worker and what differs.
 - Storage: workers read the inputs and write the outputs on a path they share with the client (io="shared"),
   or the bytes travel through the client for machines that share no file system (io="client",
   core.batch.cluster_io).
@@ -127,7 +127,7 @@ def connect(spec: ClusterSpec, timeout: float = CONNECT_TIMEOUT) -> Iterator[Cli
 
 def check_workers(client: Client, model: str | None, timeout: float = WORKERS_TIMEOUT) -> dict[str, dict]:
     """Every worker's identity, after checking it matches this machine's (ClusterError naming the first that
-    does not: another app version, other model bytes, another Auto estimator)."""
+    does not: another app version, other model bytes or heavy-noise expert, another Auto estimator)."""
     from denoiser.core.batch.cluster_worker import identity
 
     try:
@@ -139,7 +139,8 @@ def check_workers(client: Client, model: str | None, timeout: float = WORKERS_TI
     if str(mine["model"]).startswith("missing"):
         raise ClusterError(f"the model is not on this machine: {str(mine['model'])[9:]}")
     theirs: dict[str, dict] = client.run(identity, model)
-    words = {"app": "app version", "model": "model file (SHA-256)", "estimator": "Auto's noise estimator"}
+    words = {"app": "app version", "model": "model file (SHA-256)", "expert": "heavy-noise expert (SHA-256)",
+             "estimator": "Auto's noise estimator"}
     for address, ident in sorted(theirs.items()):
         for key, word in words.items():
             if ident.get(key) != mine[key]:

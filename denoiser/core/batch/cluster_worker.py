@@ -3,7 +3,7 @@
 Everything a task receives is plain (PhotoTask, PhotoOptions, the model's hash, the run's cancel event name);
 the engines live in this process for its lifetime (one EngineCache per model hash, so a worker opens a model
 once however many photos and batches it serves). `identity` is what the client compares before any work:
-the app version, the model file's bytes (SHA-256) and Auto's estimator.
+the app version, the model file's bytes (SHA-256), its heavy-noise expert's and Auto's estimator.
 """
 from __future__ import annotations
 
@@ -54,13 +54,25 @@ def model_digest(model: str | None) -> str:
     return _digest(str(path), st.st_size, st.st_mtime_ns)
 
 
+def expert_digest(model: str | None) -> str:
+    """SHA-256 of the heavy-noise expert beside the model (core.model.experts), "none" where there is none."""
+    from denoiser.core.model.experts import heavy_expert_path
+
+    try:
+        path = heavy_expert_path(model_file(model))
+        st = path.stat()
+    except (OSError, ValueError):
+        return "none"
+    return _digest(str(path), st.st_size, st.st_mtime_ns)
+
+
 def identity(model: str | None) -> dict[str, object]:
     """What must agree between the client and every worker (and where the worker runs, for messages)."""
     from denoiser import __version__
     from denoiser.core.noise.level import estimator_version
 
-    return {"app": __version__, "model": model_digest(model), "estimator": estimator_version(),
-            "host": socket.gethostname(), "pid": os.getpid()}
+    return {"app": __version__, "model": model_digest(model), "expert": expert_digest(model),
+            "estimator": estimator_version(), "host": socket.gethostname(), "pid": os.getpid()}
 
 
 def engines_for(digest: str) -> EngineCache:
