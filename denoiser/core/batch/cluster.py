@@ -9,7 +9,8 @@ when a cluster is asked for.
   (`tcp://10.0.0.5:8786`) joins a running scheduler (`dask scheduler`, `dask worker tcp://…`, SSHCluster,
   dask-jobqueue). A scheduler that cannot be reached is refused in one line naming the address, at once.
 - Before any work every worker must run the same app version, hold the same model bytes (SHA-256; its
-  heavy-noise expert's too) and the same Auto estimator as the client; otherwise the run is refused naming the worker and what differs.
+  heavy-noise expert's too) and the same Auto estimator as the client; otherwise the run is refused naming the
+  worker and what differs.
 - Storage: workers read the inputs and write the outputs on a path they share with the client (io="shared"),
   or the bytes travel through the client for machines that share no file system (io="client",
   core.batch.cluster_io).
