@@ -61,13 +61,12 @@ def engines(model: Path, expert: Path, precision: str):  # -> dict[str, Denoiser
     return {"model": alone, "expert": heavy, "pair": pair}
 
 
-def measure(model: Path, expert: Path, precision: str) -> dict:
+def measure(model: Path, dens: dict) -> dict:
     from denoiser.core.evaluation.evaluate import add_gaussian
     from denoiser.core.noise.camera import simulate
     from denoiser.core.noise.learned import auto_map
 
     photos = held_out_photos(model)
-    dens = engines(model, expert, precision)
     table: dict[str, dict[str, float]] = {}
     for sig in SIGMAS:
         noisy = [add_gaussian(c, sig, 7 * i + sig) for i, c in enumerate(photos)]
@@ -85,13 +84,12 @@ def measure(model: Path, expert: Path, precision: str) -> dict:
     return {"photos": len(photos), "crop": CROP, "table": table}
 
 
-def real_tuning(model: Path, expert: Path, precision: str) -> dict[str, dict[str, float]]:
+def real_tuning(dens: dict) -> dict[str, dict[str, float]]:
     """On the real-noise tuning halves: Auto's map (median, 99th percentile, maximum; 0..255 std) and the mean
     PSNR of the model alone and of the pair, both with Auto."""
     from denoiser.core.evaluation.evaluate import load_eval_image
     from denoiser.core.noise.learned import auto_map
 
-    dens = engines(model, expert, precision)
     out = {}
     for name, pairs in groups("tune").items():
         maps, alone, pair = [], [], []
@@ -128,8 +126,9 @@ def main() -> None:
             sys.exit(f"{p}: no such model file")
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
-    entry = measure(args.model, expert, args.precision)
-    entry["real_tuning"] = real_tuning(args.model, expert, args.precision)
+    dens = engines(args.model, expert, args.precision)  # one set of engines for both protocols
+    entry = measure(args.model, dens)
+    entry["real_tuning"] = real_tuning(dens)
     entry["precision"] = args.precision
     entry.update(model=str(args.model), expert=str(expert), ramp=[HEAVY_RAMP.start, HEAVY_RAMP.full],
                  threads=args.threads, minutes=round((time.perf_counter() - t0) / 60, 1),

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -150,26 +149,26 @@ class Denoiser:
             s = sigma.to(self.device, torch.float32)
         else:
             s = torch.tensor([sigma], dtype=torch.float32, device=self.device)
+        base_net = self.int8 if self.int8 is not None else self.model
         expert = self._heavy_expert(s)
         if expert is None:
-            return self._model_forward(x, s)
-        weight, run = expert
-        heavy = run(x, s)
+            return self._run(base_net, x, s)
+        weight, heavy_net = expert
+        heavy = self._run(heavy_net, x, s)
         if bool((weight >= 1).all()):
             return heavy
-        base = self._model_forward(x, s)
+        base = self._run(base_net, x, s)
         return heavy.sub_(base).mul_(weight if weight.dim() == 4 else weight.reshape(1, 1, 1, 1)).add_(base)
 
-    def _model_forward(self, x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
-        if self.int8 is not None:
-            return self.int8(x, s if s.dim() == 4 else float(s.reshape(-1)[0]))
+    def _run(self, net: Int8Network | UNetDenoiser, x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+        """One network (the model, the expert, or either's INT8 build: CPU only) on a tile; half precision on
+        CUDA. An INT8 build takes a constant level as a 1-element tensor or a full-resolution map."""
         if self.device.type == "cuda":
             with torch.autocast("cuda", dtype=torch.float16):
-                return self.model(x, s).float()
-        return self.model(x, s)
+                return net(x, s).float()
+        return net(x, s)
 
-    def _heavy_expert(self, s: torch.Tensor) -> tuple[torch.Tensor, Callable[[torch.Tensor, torch.Tensor],
-                                                                          torch.Tensor]] | None:
+    def _heavy_expert(self, s: torch.Tensor) -> tuple[torch.Tensor, Int8Network | UNetDenoiser] | None:
         """(each pixel's expert share, the expert) where this tile's level reaches the expert's ramp, else None."""
         if self.heavy is None:
             return None

@@ -17,12 +17,13 @@ from denoiser.core.model.network import ModelConfig, UNetDenoiser
 
 log = logging.getLogger(__name__)
 
-Net = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (x, level as the model takes it) -> result
+Net = Int8Network | UNetDenoiser  # called as the engine calls its model: (x, level as the model takes it) -> result
 
 
 class HeavyExpert:
-    """The expert of one model file. get() gives it as a network for a device and precision, or None (with the
-    reason in `problem`) when it cannot run there; the engine then runs its model alone, as without an expert."""
+    """The expert of one model file. get() gives it as a network for a device and precision (its INT8 build, or
+    the weights placed by the engine, which runs it as it runs its model), or None (with the reason in `problem`)
+    when it cannot run there; the engine then runs its model alone, as without an expert."""
 
     def __init__(self, path: Path, config: ModelConfig, ramp: LevelRamp = HEAVY_RAMP) -> None:
         self.path, self.config, self.ramp = Path(path), config, ramp
@@ -49,25 +50,18 @@ class HeavyExpert:
         key = (str(device), int8)
         with self._lock:
             if key not in self._made:
-                self._made[key] = self._make(device, int8, place)
+                self._made[key] = self._make(int8, place)
             return self._made[key]
 
-    def _make(self, device: torch.device, int8: bool, place: Callable[[UNetDenoiser], UNetDenoiser]) -> Net | None:
+    def _make(self, int8: bool, place: Callable[[UNetDenoiser], UNetDenoiser]) -> Net | None:
         try:
             if int8:
-                network = Int8Network(int8_path(self.path), self.path)
-                return lambda x, s: network(x, s if s.dim() == 4 else float(s.reshape(-1)[0]))
+                return Int8Network(int8_path(self.path), self.path)
             if self._cpu_model is None:
                 if read_card(self.path).config != self.config:  # before a weight is read
                     raise ModelFileError(f"{self.path}: its architecture differs from the model's")
                 self._cpu_model = load_model(self.path)[0].eval()
-            placed = place(self._cpu_model)
-            if device.type == "cuda":
-                def on_cuda(x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
-                    with torch.autocast("cuda", dtype=torch.float16):
-                        return placed(x, s).float()
-                return on_cuda
-            return placed
+            return place(self._cpu_model)
         except (Int8Error, ModelFileError, OSError) as exc:
             self.problem = f"the heavy-noise expert is off ({exc})"
             log.warning(self.problem)
