@@ -71,6 +71,9 @@ class Network:
             return out
 
 
+MAX_ONNX_BYTES = 1 << 30  # the shipped INT8 builds are ~12 MB, the estimator's export ~0.6 MB
+
+
 class OnnxHeaderError(ValueError):
     """Not a readable ONNX model."""
 
@@ -80,6 +83,10 @@ def onnx_header(path: Path) -> tuple[dict[str, str], list[str]]:
     package (whose import costs ~0.5 s of every start): only the model's and the graph's top-level fields are
     walked, weights are skipped by their length. OnnxHeaderError for a file that is not one."""
     try:
+        size = Path(path).stat().st_size
+        if size > MAX_ONNX_BYTES:  # the whole file is read: bound it before allocating
+            raise OnnxHeaderError(f"{path}: {size / 2**30:.1f} GiB, larger than any network here "
+                                  f"({MAX_ONNX_BYTES / 2**30:.0f} GiB at most); rebuild or reinstall it")
         data = Path(path).read_bytes()
     except OSError as exc:
         raise OnnxHeaderError(f"{path}: unreadable ({exc.strerror})") from exc

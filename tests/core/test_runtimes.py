@@ -53,3 +53,14 @@ def test_damaged_files_are_refused_by_name(model_file, tmp_path):
             onnx_header(tmp_path / name)
     with pytest.raises(OnnxHeaderError, match="absent.onnx: unreadable"):
         onnx_header(tmp_path / "absent.onnx")
+
+
+def test_a_file_too_big_to_be_a_network_is_refused_before_it_is_read(tmp_path, monkeypatch):
+    from denoiser.core import runtimes
+
+    big = tmp_path / "big.onnx"
+    with big.open("wb") as f:
+        f.truncate(runtimes.MAX_ONNX_BYTES + 1)  # sparse: no disk used
+    monkeypatch.setattr(type(big), "read_bytes", lambda self: pytest.fail("read a file over the bound"))
+    with pytest.raises(OnnxHeaderError, match="big.onnx: 1.0 GiB, larger than any network here"):
+        onnx_header(big)
