@@ -15,7 +15,8 @@ process's CPU time here (`cpu_clock`), so a "minute" is what one idle core gives
 whatever else the machine runs; the one-off noise measurement before the budget is reported apart.
 
     python benchmarks/finetune_camera.py [--cameras t3i,dglr,nam25] [--phase report] [--marks 1,2,4,8] [--tag T]
-        [--noise-source synthetic|real|both] [--wise ALPHA] [--lr LR] [--distill-weight W] [--oracle]
+        [--noise-source synthetic|real|both] [--wise ALPHA] [--lr LR] [--distill-weight W] [--teacher-passes N]
+        [--oracle [noise|target]]
     python benchmarks/finetune_camera.py --bank-check [--phase tune]   -> finetune_camera_bank_PHASE.json
       -> a table per camera; JSON in benchmarks/results/finetune_camera[_TAG].json
 """
@@ -37,7 +38,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from real_noise import groups
+from real_noise import DATA, groups
 
 from denoiser.core.evaluation.evaluate import load_eval_image
 from denoiser.core.evaluation.metrics import psnr
@@ -82,7 +83,8 @@ class cpu_clock:
         self.trainer.time = self.real
 
 
-def override(lr: float | None, distill_weight: float | None, noise_source: str | None = None) -> dict:
+def override(lr: float | None, distill_weight: float | None, noise_source: str | None = None,
+             teacher_passes: int | None = None, r2r: tuple[float, float] | None = None) -> dict:
     """Settings tried against the shipped ones (recorded with the results): the learning rate, the weight of
     "match the base on the real photos" in noisy mode, and the noise its restoring term adds (synthetic, real,
     both)."""
@@ -96,14 +98,21 @@ def override(lr: float | None, distill_weight: float | None, noise_source: str |
         NoisyFinetuneTrainer.distill_weight = distill_weight
     if noise_source is not None:
         NoisyFinetuneTrainer.noise_source = noise_source
+    if teacher_passes is not None:
+        NoisyFinetuneTrainer.teacher_passes = teacher_passes
+    if r2r is not None:
+        NoisyFinetuneTrainer.r2r_share, NoisyFinetuneTrainer.r2r_alpha = r2r
     return {"lr": lr or "shipped", "distill_weight": NoisyFinetuneTrainer.distill_weight,
-            "noise_source": NoisyFinetuneTrainer.noise_source}
+            "noise_source": NoisyFinetuneTrainer.noise_source, "teacher_passes": NoisyFinetuneTrainer.teacher_passes,
+            "r2r": [NoisyFinetuneTrainer.r2r_share, NoisyFinetuneTrainer.r2r_alpha]}
 
 
-def oracle_trainer(references: dict[str, Path]) -> type:
+def oracle_trainer(references: dict[str, Path], part: str = "both") -> type:
     """The ceiling of any noise model at this budget: noisy mode's trainer (same crops, Auto's map, anchor, budget)
     trained on the training photos' own references instead of pseudo-clean targets (`--oracle`; a user has no
-    references: this only measures how much a perfect noise model could give)."""
+    references: this only measures how much a perfect noise model could give). `part` says what is made true:
+    "both" (the pair itself), "noise" (noisy mode's target plus the true noise) or "target" (the reference plus
+    noisy mode's noise), which tells which of the two limits noisy mode."""
     import torch.nn.functional as F
 
     from denoiser.core.training.finetune_modes import NoisyFinetuneTrainer
@@ -130,7 +139,15 @@ def oracle_trainer(references: dict[str, Path]) -> type:
 
         def main_loss(self, model, batch: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
             noisy, gt = batch[:, :3].contiguous(), batch[:, 3:].contiguous()
-            return F.l1_loss(model(noisy, self.measured_map(noisy)), gt)
+            measured = self.measured_map(noisy)
+            if part == "noise":  # noisy mode's pseudo-clean target, with the photos' true noise added to it
+                target = self._pseudo_clean(noisy, measured)
+                return F.l1_loss(model(target + (noisy - gt), measured), target)
+            if part == "target":  # the true reference as target, with noisy mode's noise (the bank) added to it
+                noise = self._fresh_noise(gt, measured, gen)
+                assert noise is not None
+                return F.l1_loss(model(gt + noise, measured), gt)
+            return F.l1_loss(model(noisy, measured), gt)
 
     return OracleTrainer
 
@@ -145,7 +162,8 @@ def wise(model: torch.nn.Module, base: torch.nn.Module, alpha: float) -> torch.n
 
 
 def run_camera(camera: str, phase: str, marks: list[float], base: str | None, workdir: Path,
-               save: Callable[[dict], None], wise_alpha: float | None = None, oracle: bool = False) -> dict:
+               save: Callable[[dict], None], wise_alpha: float | None = None, oracle: str | None = None,
+               expert_check: bool = False) -> dict:
     import denoiser.core.training.finetune as ft
     from denoiser.core.inference.engine import Denoiser
     from denoiser.core.model.registry import find_model
@@ -153,14 +171,15 @@ def run_camera(camera: str, phase: str, marks: list[float], base: str | None, wo
     train, score = split(camera, phase)
     if oracle:
         refs = {n.name: g for n, g in groups("all")[CAMERAS[camera]]}
-        ft.TRAINERS["noisy"] = oracle_trainer({p.name: refs[p.name] for p in train})
+        ft.TRAINERS["noisy"] = oracle_trainer({p.name: refs[p.name] for p in train}, oracle)
     folder = workdir / f"{camera}-{phase}"
     folder.mkdir()
     for p in train:
         shutil.copy2(p, folder / p.name)
     pairs = [(load_eval_image(n), load_eval_image(g)) for n, g in score]
     base_entry = find_model(base)
-    before = app_score(Denoiser.from_file(base_entry.path, device="cpu"), pairs)
+    base_engine = Denoiser.from_file(base_entry.path, device="cpu")
+    before, base_expert = app_score(base_engine, pairs), base_engine.heavy
     print(f"{camera}: {len(train)} photos to train on, {len(pairs)} scored; default model with Auto "
           f"{before:.2f} dB", flush=True)
     curve: list[dict] = []
@@ -172,6 +191,7 @@ def run_camera(camera: str, phase: str, marks: list[float], base: str | None, wo
     def mark(trainer, step: int) -> None:
         t = time.process_time()
         engine = Denoiser(copy.deepcopy(trainer.ema).eval(), device="cpu")
+        engine.heavy = base_expert  # as the app runs the published model (core.model.experts.expert_file)
         after = app_score(engine, pairs)
         state["scoring"] += time.process_time() - t
         row = {"minutes": round(trainer.elapsed / 60, 2), "cpu_minutes": round(cpu_minutes(), 2), "step": step,
@@ -212,6 +232,7 @@ def run_camera(camera: str, phase: str, marks: list[float], base: str | None, wo
     from denoiser.core.model.file import load_model
 
     tuned, card = load_model(res.path)
+    expert_rows = heavy_check(res.path, base_entry.path, pairs) if expert_check else None
     wise_row = None
     if wise_alpha is not None:  # the weight is fixed before the run, never chosen on these scores
         blend = wise(tuned, load_model(base_entry.path)[0], wise_alpha)
@@ -223,7 +244,37 @@ def run_camera(camera: str, phase: str, marks: list[float], base: str | None, wo
             "curve": curve, "steps": res.steps, "calibration_cpu_minutes": round(calibration_cpu, 2),
             "wall_s": round(time.time() - t0), "strength_gain": card.training.get("strength_gain"),
             "method": card.training.get("method"), "val_before": res.val_before, "val_after": res.val_after,
-            "wise": wise_row}
+            "wise": wise_row, "base_expert": expert_rows}
+
+
+GAUSSIAN_CHECK = (("Kodak24", 6), (50.0, 100.0))  # first images of the set, sigmas (DESIGN.md protocol, seeded)
+
+
+def heavy_check(tuned_path: Path, base_path: Path, pairs: list[tuple[np.ndarray, np.ndarray]]) -> dict:
+    """The fine-tuned model alone and with its base's heavy-noise expert (as the app runs it), on the
+    camera's scored photos and on heavy Gaussian noise (what a photo noisier than the folder's meets), with the
+    base itself for reference; all at Auto strength."""
+    from denoiser.core.inference.engine import Denoiser
+
+    paired = Denoiser.from_file(tuned_path, device="cpu")  # with its base's expert, as the app runs it
+    if paired.heavy is None:
+        raise SystemExit(f"{base_path}: no heavy-noise expert beside the base to check with")
+    alone = Denoiser.from_file(tuned_path, device="cpu")
+    alone.heavy = None
+    base = Denoiser.from_file(base_path, device="cpu")
+    engines = {"tuned": alone, "tuned+base expert": paired, "base": base}
+    out = {"camera": {k: app_score(e, pairs) for k, e in engines.items()}}
+    (name, count), sigmas = GAUSSIAN_CHECK
+    test = DATA.parent / "test" / name
+    clean = [load_eval_image(p) for p in sorted(test.glob("*.png"))[:count]]
+    for sigma in sigmas:
+        noisy = [c + np.random.default_rng(i).normal(0, sigma / 255, c.shape).astype(np.float32)
+                 for i, c in enumerate(clean)]
+        out[f"{name}[:{count}] sigma {sigma:g}"] = {k: app_score(e, list(zip(noisy, clean, strict=True)))
+                                                    for k, e in engines.items()}
+    for key, row in out.items():
+        print(f"  {key}: " + ", ".join(f"{k} {v:.2f}" for k, v in row.items()), flush=True)
+    return out
 
 
 def bank_fidelity(camera: str, phase: str, base: str | None) -> dict:
@@ -293,11 +344,18 @@ def main() -> int:
     ap.add_argument("--distill-weight", type=float, help="try another noisy-mode distillation weight")
     ap.add_argument("--noise-source", choices=("synthetic", "real", "both"),
                     help="the noise noisy mode's restoring term adds (default: the shipped setting)")
+    ap.add_argument("--teacher-passes", type=int, choices=(1, 2, 4, 8),
+                    help="views of the base's self-ensemble that make noisy mode's targets (default: shipped)")
+    ap.add_argument("--r2r", type=float, nargs=2, metavar=("SHARE", "ALPHA"),
+                    help="share of noisy mode's batch trained recorrupted-to-recorrupted, and its alpha")
+    ap.add_argument("--expert-check", action="store_true",
+                    help="also score the tuned model with its base's heavy-noise expert, and on heavy Gaussian noise")
     ap.add_argument("--wise", type=float, help="also score the end's model blended with the base at this weight")
     ap.add_argument("--bank-check", action="store_true",
                     help="only compare the real-noise bank with the true noise of the scored photos")
-    ap.add_argument("--oracle", action="store_true",
-                    help="train on the training photos' references instead (the ceiling of any noise model)")
+    ap.add_argument("--oracle", nargs="?", const="both", choices=("both", "noise", "target"),
+                    help="train on the training photos' references instead (the ceiling of any noise model); "
+                         "noise/target: make only that part true")
     args = ap.parse_args()
     torch.set_num_threads(1)
     if args.bank_check:
@@ -308,7 +366,8 @@ def main() -> int:
     marks = sorted(float(m) for m in args.marks.split(","))
     work = Path(tempfile.mkdtemp(prefix="ft-camera-"))
     os.environ["DENOISER_DATA_DIR"] = str(work / "data")  # the user data folder: models and runs go there
-    settings = override(args.lr, args.distill_weight, args.noise_source) | ({"oracle": True} if args.oracle else {})
+    settings = override(args.lr, args.distill_weight, args.noise_source, args.teacher_passes, args.r2r) | \
+        ({"oracle": True if args.oracle == "both" else args.oracle} if args.oracle else {})
     print(f"settings: {settings}", flush=True)
     out = RESULTS / f"finetune_camera{'_' + args.tag if args.tag else ''}.json"
     rows: list[dict] = []
@@ -322,7 +381,8 @@ def main() -> int:
 
     try:
         for camera in args.cameras.split(","):
-            rows.append(run_camera(camera.strip(), args.phase, marks, args.base, work, save, args.wise, args.oracle))
+            rows.append(run_camera(camera.strip(), args.phase, marks, args.base, work, save, args.wise, args.oracle,
+                                   args.expert_check))
             save()
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -33,7 +33,7 @@ from real_noise import psnr
 from results_file import merge_entries
 
 from denoiser.core.files import file_sha256
-from denoiser.core.model.experts import heavy_expert_path
+from denoiser.core.model.experts import expert_file
 from denoiser.core.model.file import read_card
 
 RESULTS = Path(__file__).parent / "results" / "heavy_noise.json"
@@ -125,12 +125,12 @@ def main() -> None:
         if not model.is_file():
             sys.exit(f"{model}: no such model file")
     for model in [*args.model, *([None] if args.ffdnet else [])]:
-        expert = heavy_expert_path(model) if model else None  # the engine runs the expert beside a model too
+        expert = expert_file(model, read_card(model).training) if model else None  # the engine runs it too
         if model is None:
             key, label = f"ffdnet|every{args.every}", "FFDNet"
         else:
             key = f"{file_sha256(model)[:16]}|every{args.every}" + \
-                (f"|heavy{file_sha256(expert)[:16]}" if expert and expert.is_file() else "")
+                (f"|heavy{file_sha256(expert)[:16]}" if expert is not None else "")
             card = read_card(model)
             label = f"{card.name} v{card.version}" + \
                 (f" + {read_card(expert).name} expert" if expert and expert.is_file() else "")

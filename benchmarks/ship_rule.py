@@ -111,12 +111,14 @@ def cached_table(model: Path, threads: int, refresh: bool = False, precision: st
     from denoiser.core.files import atomic_write_bytes
     from denoiser.core.inference.int8_runtime import choose
     from denoiser.core.inference.quantized import int8_path
-    from denoiser.core.model.experts import heavy_expert_path
+    from denoiser.core.model.experts import expert_file
+    from denoiser.core.model.file import read_card
 
     key = {"model_sha256": file_sha256(model), "estimator_sha256": estimator_sha(), "protocol": PROTOCOL}
     suffix = ""
-    if heavy_expert_path(model).is_file():  # the engine runs the heavy-noise expert beside the model too
-        key["expert_sha256"] = file_sha256(heavy_expert_path(model))
+    expert = expert_file(model, read_card(model).training)
+    if expert is not None:  # the engine runs the model's heavy-noise expert too
+        key["expert_sha256"] = file_sha256(expert)
         suffix = f"_heavy_{key['expert_sha256'][:8]}"
     if precision != "fp32":
         key.update(precision=precision, int8_sha256=file_sha256(int8_path(model)), runtime=choose())

@@ -141,3 +141,61 @@ def test_the_model_list_does_not_offer_an_expert_as_a_model_of_its_own(tiny_inst
     save(tiny_install / "res" / "models" / "other.heavy.safetensors", 2)  # no "other" model: an ordinary model
     assert is_expert_file(heavy_expert_path(default))
     assert [e.name for e in list_models()] == ["default", "other.heavy"]
+
+
+def _tuned(name: str, base: str, seed: int = 2) -> Path:
+    """A user model whose card says it was fine-tuned from `base` (as core.training.finetune writes it)."""
+    from denoiser.core.model.file import ModelCard, save_model
+    from denoiser.core.model.registry import user_models_dir
+
+    model = make_tiny_model(seed)
+    path = user_models_dir() / f"{name}.safetensors"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_model(path, model, ModelCard(name=name, config=model.config,
+                                      training={"mode": "noisy", "base_model": base}), half=False)
+    return path
+
+
+def test_a_fine_tuned_model_runs_with_its_bases_expert(tiny_install):
+    """Above the ramp a fine-tuned model's result is its base's expert's; the cluster's identity says so; a
+    model with an expert of its own keeps that one."""
+    from denoiser.core.batch.cluster_worker import expert_digest
+
+    default = tiny_install / "res" / "models" / "default.safetensors"
+    expert = save(heavy_expert_path(default), 1)
+    tuned = _tuned("mine", "default")
+    engine = Denoiser.from_name("mine", device="cpu")
+    assert engine.heavy is not None and engine.heavy.path == expert
+    x = torch.from_numpy(photo(2)).permute(2, 0, 1)[None]
+    alone = Denoiser.from_file(expert, device="cpu")  # the expert file as an ordinary model
+    assert alone.heavy is None
+    np.testing.assert_allclose(engine.denoise_tensor(x, ABOVE), alone.denoise_tensor(x, ABOVE), atol=1e-6)
+    below = Denoiser.from_file(tuned, device="cpu")
+    assert below.heavy is not None
+    below.heavy = None
+    np.testing.assert_array_equal(engine.denoise(photo(3), BELOW), below.denoise(photo(3), BELOW))
+    assert expert_digest("mine") == expert_digest("default") != "none"
+    from denoiser.core.model.registry import find_model
+    from denoiser.core.model.store import describe
+
+    assert describe(find_model("mine"))["heavy_expert"] == str(expert)  # the model list and manager say so
+    own = save(heavy_expert_path(tuned), 3)
+    engine = Denoiser.from_name("mine", device="cpu")
+    assert engine.heavy is not None and engine.heavy.path == own
+    assert expert_digest("mine") != expert_digest("default")
+
+
+def test_a_fine_tuned_model_whose_base_is_gone_or_has_no_expert_runs_alone(tiny_install):
+    from denoiser.core.batch.cluster_worker import expert_digest
+
+    default = tiny_install / "res" / "models" / "default.safetensors"
+    _tuned("orphan", "deleted-model")
+    _tuned("plain", "default")
+    _tuned("chain", "plain", seed=4)  # fine-tuned from a fine-tuned model: the expert is found up the chain
+    for name in ("orphan", "plain", "chain"):
+        assert Denoiser.from_name(name, device="cpu").heavy is None
+        assert expert_digest(name) == "none"
+    expert = save(heavy_expert_path(default), 1)
+    chained = Denoiser.from_name("chain", device="cpu").heavy
+    assert chained is not None and chained.path == expert
+    assert Denoiser.from_name("orphan", device="cpu").heavy is None

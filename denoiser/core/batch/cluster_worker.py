@@ -55,11 +55,16 @@ def model_digest(model: str | None) -> str:
 
 
 def expert_digest(model: str | None) -> str:
-    """SHA-256 of the heavy-noise expert beside the model (core.model.experts), "none" where there is none."""
-    from denoiser.core.model.experts import heavy_expert_path
+    """SHA-256 of the heavy-noise expert the model runs with (core.model.experts.expert_file), "none" where there
+    is none."""
+    from denoiser.core.model.experts import expert_file
+    from denoiser.core.model.file import read_card
 
     try:
-        path = heavy_expert_path(model_file(model))
+        weights = model_file(model)
+        path = expert_file(weights, read_card(weights).training)
+        if path is None:
+            return "none"
         st = path.stat()
     except (OSError, ValueError):
         return "none"

@@ -113,7 +113,7 @@ class Denoiser:
         model, card = load_model(entry.path)
         engine = cls(model, device=device, tile=tile, card=card, model_name=entry.name)
         engine.use_precision(precision, entry.path)
-        engine.heavy = HeavyExpert.beside(entry.path, model.config)
+        engine.heavy = HeavyExpert.of(entry.path, card)
         return engine
 
     @classmethod
@@ -122,7 +122,7 @@ class Denoiser:
         model, card = load_model(Path(path))
         engine = cls(model, device=device, tile=tile, card=card)
         engine.use_precision(precision, Path(path))
-        engine.heavy = HeavyExpert.beside(Path(path), model.config)
+        engine.heavy = HeavyExpert.of(Path(path), card)
         return engine
 
     @property

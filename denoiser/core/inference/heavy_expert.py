@@ -11,8 +11,8 @@ from pathlib import Path
 import torch
 
 from denoiser.core.inference.quantized import Int8Error, Int8Network, int8_path
-from denoiser.core.model.experts import HEAVY_RAMP, LevelRamp, heavy_expert_path
-from denoiser.core.model.file import ModelFileError, load_model, read_card
+from denoiser.core.model.experts import HEAVY_RAMP, LevelRamp, expert_file
+from denoiser.core.model.file import ModelCard, ModelFileError, load_model, read_card
 from denoiser.core.model.network import ModelConfig, UNetDenoiser
 
 log = logging.getLogger(__name__)
@@ -33,12 +33,12 @@ class HeavyExpert:
         self._lock = threading.Lock()  # the preview and a save may reach the ramp at once
 
     @classmethod
-    def beside(cls, model_path: Path | None, config: ModelConfig) -> HeavyExpert | None:
-        """The expert shipped beside `model_path`, if there is one."""
-        if model_path is None or config.kind != "rgb":
+    def of(cls, model_path: Path | None, card: ModelCard) -> HeavyExpert | None:
+        """The expert the model at `model_path` runs with (core.model.experts.expert_file), if there is one."""
+        if model_path is None or card.config.kind != "rgb":
             return None
-        path = heavy_expert_path(model_path)
-        return cls(path, config) if path.is_file() else None
+        path = expert_file(model_path, card.training)
+        return cls(path, card.config) if path is not None else None
 
     @property
     def loaded(self) -> bool:

@@ -16,12 +16,15 @@ Gaussian noise from sigma 20 to 50: the pair within 0.02 dB of the default) and 
 on heavy noise had lost 0.07-0.4 dB on the low-light T3i photos).
 
 The expert lives beside its model as `<model stem>.heavy.safetensors` (its INT8 build, for the Fast quality, as
-`<model stem>.heavy.int8.onnx`); the model list does not show it as a model of its own.
+`<model stem>.heavy.int8.onnx`); the model list does not show it as a model of its own. A fine-tuned model runs
+with its base model's expert (expert_file).
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -58,3 +61,33 @@ def is_expert_file(path: Path) -> bool:
     path = Path(path)
     stem = path.stem
     return stem.endswith(HEAVY_SUFFIX) and path.with_name(stem[:-len(HEAVY_SUFFIX)] + path.suffix).is_file()
+
+
+BASE_HOPS = 4  # a fine-tuned model's base may itself be fine-tuned: how far up the chain to look
+
+
+def expert_file(model_path: Path, training: Mapping[str, Any], hops: int = BASE_HOPS) -> Path | None:
+    """The heavy-noise expert the model at `model_path` runs with, or None: the one beside it; else, for a
+    fine-tuned model (its card's `training` names its `base_model`), its base's, found as the model list finds
+    models. Fine-tuning adapts a model to its folder's noise and leaves heavier noise worse than its base had it
+    (a model tuned on 3 photos of RENOIR50 dglr, 4 CPU-minutes, with Auto on Kodak24's first 6 photos: -1.25 dB at
+    sigma 50 and -4.1 at sigma 100 against the default with its expert; the same with the base's expert: equal to
+    the default there, and equal to itself on the camera's photos; benchmarks/finetune_camera.py --expert-check,
+    finetune_camera_tune_expert_check.json). The expert does not depend on the model's weights, only on its
+    architecture (checked before it is loaded)."""
+    own = heavy_expert_path(model_path)
+    if own.is_file():
+        return own
+    base = training.get("base_model")
+    if not isinstance(base, str) or not base or hops <= 0:
+        return None
+    from denoiser.core.model.file import ModelFileError
+    from denoiser.core.model.registry import find_model
+
+    try:
+        entry = find_model(base)
+    except (ModelFileError, OSError, ValueError):
+        return None  # the base was deleted or damaged: the model runs alone, as it was trained
+    if entry.path.resolve() == Path(model_path).resolve():
+        return None
+    return expert_file(entry.path, entry.card.training, hops - 1)

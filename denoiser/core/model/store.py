@@ -103,8 +103,18 @@ def describe(entry: ModelEntry) -> dict[str, object]:
         "architecture": f"{cfg.arch} widths {'/'.join(map(str, cfg.widths))} {cfg.in_channels}ch",
         "parameters": params, "origin": origin, "created": entry.card.created,
         "metrics": dict(entry.card.metrics), "training": dict(training),
-        "description": entry.card.description,
+        "description": entry.card.description, "heavy_expert": _expert_of(entry),
     }
+
+
+def _expert_of(entry: ModelEntry) -> str | None:
+    """The heavy-noise expert file the model runs with (its own, or its base's for a fine-tuned model)."""
+    from denoiser.core.model.experts import expert_file
+
+    if entry.card.config.kind != "rgb":
+        return None
+    path = expert_file(entry.path, entry.card.training)
+    return None if path is None else str(path)
 
 
 def _user_entry(name: str, action: str) -> ModelEntry:

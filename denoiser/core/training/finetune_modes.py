@@ -71,6 +71,20 @@ class NoisyFinetuneTrainer(FinetuneTrainer):
     # the batch each, same cost per step). "real" scored best on RENOIR50 T3i's tuning half (4 CPU-minutes:
     # +0.89 dB against synthetic -0.03; both +0.82 against real +0.93 at 1 minute; finetune_camera_tune_*.json)
     noise_source = "real"
+    # the pseudo-clean target is the base's mean over this many views of the crop (inference.ensemble.VIEWS). 8
+    # views are a better teacher per step but cost 8 forward passes: at equal CPU time they did not pay (RENOIR50
+    # T3i's tuning half, 4 CPU-minutes: +1.08 dB against +1.11 at 1; finetune_camera_tune_teacher{1,8}.json)
+    teacher_passes = 1
+    # share of each batch trained by recorrupted-to-recorrupted pairs (Pang et al. 2021) instead of the pseudo-clean
+    # target: the photo plus alpha x a fresh noise sample in, the photo minus that sample / alpha as the target. The
+    # two noises are exchangeable, so the target's noise is symmetric about 0 given the input, and the loss pulls
+    # towards the clean photo rather than towards the base's output; the input carries sqrt(1 + alpha^2) x the
+    # photo's noise, and the level the model is given says so. Needs the real-noise bank. Not used: on the tuning
+    # halves (4 CPU-minutes, finetune_camera_tune_r2r_*.json) half the batch at alpha 1 gave T3i +1.09 dB against
+    # +1.11 and Nam25 +0.55 against +0.66 (dglr's 2 scored photos +0.33 against +0.22); the whole batch, T3i
+    # +0.31 and dglr -1.82; alpha 0.5, T3i +1.02.
+    r2r_share = 0.0
+    r2r_alpha = 1.0
 
     def __init__(self, cfg: TrainConfig, spec: FinetuneSpec, out: Path, device: str,
                  card_extra: dict[str, Any] | None = None, anchor_weight: float = 100.0) -> None:
@@ -116,6 +130,12 @@ class NoisyFinetuneTrainer(FinetuneTrainer):
         # jitter the level the engine would measure, so nearby estimates behave alike
         jitter = torch.exp((torch.rand(batch.shape[0], generator=gen, device=batch.device) - 0.5) * 0.5)
         level = measured * jitter[:, None, None, None]
+        k = int(round(batch.shape[0] * self.r2r_share)) if self.bank is not None else 0
+        r2r = self._r2r_loss(model, batch[:k], measured[:k], jitter[:k], gen) if k else None
+        if k == batch.shape[0]:
+            assert r2r is not None
+            return r2r
+        batch, measured, level = batch[k:], measured[k:], level[k:]
         target = self._pseudo_clean(batch, level)
         noise = self._fresh_noise(target, measured, gen)
         # the matching term at weight 0 is skipped: its forward and backward would only be multiplied by 0 (the
@@ -126,7 +146,20 @@ class NoisyFinetuneTrainer(FinetuneTrainer):
             restore = F.l1_loss(model(target + noise, level), target)
             main = restore if main is None else main + restore
         assert main is not None
-        return main
+        if r2r is None:
+            return main
+        share = k / (k + batch.shape[0])
+        return share * r2r + (1 - share) * main
+
+    def _r2r_loss(self, model: UNetDenoiser, noisy: torch.Tensor, measured: torch.Tensor, jitter: torch.Tensor,
+                  gen: torch.Generator) -> torch.Tensor:
+        """Recorrupted-to-recorrupted on real crops: input noisy + a z, target noisy - z / a (r2r_share)."""
+        assert self.bank is not None
+        a = self.r2r_alpha
+        at = F.interpolate(measured, size=noisy.shape[-2:], mode="nearest")
+        z = self.bank.sample(tuple(noisy.shape), gen, at)
+        level = measured * (jitter * (1 + a * a) ** 0.5)[:, None, None, None]
+        return F.l1_loss(model(noisy + a * z, level), noisy - z / a)
 
     def _fresh_noise(self, like: torch.Tensor, measured: torch.Tensor, gen: torch.Generator) -> torch.Tensor | None:
         """The restoring term's noise for crops like `like` at their measured map (noise_source says which)."""
@@ -157,9 +190,19 @@ class NoisyFinetuneTrainer(FinetuneTrainer):
         """The frozen base's output at the level map (as Auto runs it) or at the user's strength target."""
         strength = level if self.target_sigma is None else \
             torch.full((noisy.shape[0],), float(self.target_sigma), device=noisy.device)
+        if self.teacher_passes == 1:
+            with torch.no_grad():
+                out: torch.Tensor = self.base(noisy, strength)
+            return out
+        from denoiser.core.inference.ensemble import VIEWS, check_passes, from_view, to_view
+
+        check_passes(self.teacher_passes)
         with torch.no_grad():
-            out: torch.Tensor = self.base(noisy, strength)
-        return out
+            total = torch.zeros_like(noisy)
+            for view in VIEWS[:self.teacher_passes]:
+                level = to_view(strength, view) if strength.dim() == 4 else strength
+                total += from_view(self.base(to_view(noisy, view), level), view)
+        return total / self.teacher_passes
 
     def validate(self) -> float | None:
         """PSNR of restoring held-out pseudo-clean crops from them plus fixed synthetic noise of the folder's

@@ -137,6 +137,7 @@ def details_html(entry: Any) -> str:
             f"{e(info['architecture'])}, {int(info['parameters']) / 1e6:.2f} M parameters",
             *(f"{e(k)}: {e(v)}" for k, v in card.metrics.items()),
             *(f"{e(k)}: {e(v)}" for k, v in card.training.items()),
+            f"heavy-noise expert: {e(info['heavy_expert'] or 'none', 400)}",
             e(entry.path, 400)]
     return "<small>" + "<br>".join(r for r in rows if r) + "</small>"
 

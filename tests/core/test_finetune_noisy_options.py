@@ -1,0 +1,59 @@
+"""Noisy mode's tried options (benchmarks/finetune_camera.py --teacher-passes, --r2r): what each feeds the model."""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from denoiser.core.training.finetune_modes import NoisyFinetuneTrainer
+
+
+def _ramp_base(x: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
+    """A base that is not equivariant: it adds a left-to-right ramp, and the level map (upsampled 2x)."""
+    ramp = torch.linspace(-1.0, 1.0, x.shape[-1]).expand_as(x)
+    return x + ramp + F.interpolate(level, size=x.shape[-2:], mode="nearest")
+
+
+@pytest.mark.parametrize("passes", [1, 8])
+def test_the_teacher_averages_its_views_and_turns_the_map_with_the_crop(passes: int) -> None:
+    """8 views cancel the base's ramp (each turn of the crop turns it); the level map is turned with the crop, so
+    the part of the output that follows the map comes back where it was."""
+    x = torch.rand(2, 3, 8, 8)
+    level = torch.zeros(2, 1, 4, 4)
+    level[:, :, 0, :] = 5.0  # an asymmetric map: only the top rows
+    fake = SimpleNamespace(target_sigma=None, base=_ramp_base, teacher_passes=passes)
+    out = NoisyFinetuneTrainer._pseudo_clean(fake, x, level)  # type: ignore[arg-type]
+    follows_map = F.interpolate(level, size=(8, 8), mode="nearest")
+    residual = out - x - follows_map
+    ramp = torch.linspace(-1.0, 1.0, 8).expand_as(x)
+    expected = torch.zeros_like(x) if passes == 8 else ramp
+    assert torch.allclose(residual, expected, atol=1e-5)
+
+
+def test_recorrupted_pairs_take_the_photo_plus_noise_to_the_photo_minus_it() -> None:
+    """r2r: input noisy + a z at sqrt(1 + a^2) x the crop's (jittered) map, target noisy - z / a; a model that
+    returns that target exactly has zero loss, and one that returns the photo does not."""
+    a = 0.5
+    noisy = torch.rand(2, 3, 8, 8)
+    z = torch.randn(2, 3, 8, 8)
+    measured = torch.full((2, 1, 4, 4), 10.0)
+    jitter = torch.tensor([1.0, 1.2])
+    bank = SimpleNamespace(sample=lambda shape, gen, at: z.clone())
+    fake = SimpleNamespace(bank=bank, r2r_alpha=a)
+    seen: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def perfect(x: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
+        seen.append((x, level))
+        return noisy - z / a
+
+    loss = NoisyFinetuneTrainer._r2r_loss(fake, perfect, noisy, measured, jitter,  # type: ignore[arg-type]
+                                          torch.Generator())
+    assert float(loss) == pytest.approx(0.0, abs=1e-6)
+    x, level = seen[0]
+    assert torch.allclose(x, noisy + a * z)
+    assert torch.allclose(level[:, 0, 0, 0], 10.0 * jitter * (1 + a * a) ** 0.5)
+    unchanged = NoisyFinetuneTrainer._r2r_loss(fake, lambda x, level: noisy, noisy, measured,  # type: ignore[arg-type]
+                                               jitter, torch.Generator())
+    assert float(unchanged) == pytest.approx(float((z / a).abs().mean()), rel=1e-5)
