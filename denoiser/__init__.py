@@ -1,4 +1,4 @@
 """Photo denoiser: a U-Net denoising autoencoder with a desktop window and a command line."""
 
-__version__ = "0.3.2"
+__version__ = "0.3.3"
 APP_ID = "io.github.photodenoiser.Denoiser"

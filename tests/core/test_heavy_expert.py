@@ -199,3 +199,9 @@ def test_a_fine_tuned_model_whose_base_is_gone_or_has_no_expert_runs_alone(tiny_
     chained = Denoiser.from_name("chain", device="cpu").heavy
     assert chained is not None and chained.path == expert
     assert Denoiser.from_name("orphan", device="cpu").heavy is None
+    # a card naming a file instead of an installed model is not followed, even where an expert lies beside it
+    elsewhere = save(tiny_install / "elsewhere.safetensors", 5)
+    save(heavy_expert_path(elsewhere), 6)
+    for base in (str(elsewhere), "../elsewhere", "elsewhere.safetensors"):
+        _tuned("pointer", base)
+        assert Denoiser.from_name("pointer", device="cpu").heavy is None, base

@@ -79,15 +79,12 @@ def expert_file(model_path: Path, training: Mapping[str, Any], hops: int = BASE_
     if own.is_file():
         return own
     base = training.get("base_model")
-    if not isinstance(base, str) or not base or hops <= 0:
+    # a card is data from anywhere: its base is looked up only as the name of an installed model, never as a path
+    if not isinstance(base, str) or not base or hops <= 0 or base != Path(base).name or base.endswith(".safetensors"):
         return None
-    from denoiser.core.model.file import ModelFileError
-    from denoiser.core.model.registry import find_model
+    from denoiser.core.model.registry import list_models
 
-    try:
-        entry = find_model(base)
-    except (ModelFileError, OSError, ValueError):
-        return None  # the base was deleted or damaged: the model runs alone, as it was trained
-    if entry.path.resolve() == Path(model_path).resolve():
-        return None
+    entry = next((e for e in list_models() if e.name == base), None)
+    if entry is None or entry.path.resolve() == Path(model_path).resolve():
+        return None  # the base was deleted (or is damaged): the model runs alone, as it was trained
     return expert_file(entry.path, entry.card.training, hops - 1)
