@@ -23,7 +23,8 @@ def test_the_teacher_averages_its_views_and_turns_the_map_with_the_crop(passes: 
     x = torch.rand(2, 3, 8, 8)
     level = torch.zeros(2, 1, 4, 4)
     level[:, :, 0, :] = 5.0  # an asymmetric map: only the top rows
-    fake = SimpleNamespace(target_sigma=None, base=_ramp_base, teacher_passes=passes)
+    fake = SimpleNamespace(target_sigma=None, base=_ramp_base, teacher_passes=passes, expert=None)
+    fake._base_output = lambda x, s: NoisyFinetuneTrainer._base_output(fake, x, s)  # type: ignore[arg-type]
     out = NoisyFinetuneTrainer._pseudo_clean(fake, x, level)  # type: ignore[arg-type]
     follows_map = F.interpolate(level, size=(8, 8), mode="nearest")
     residual = out - x - follows_map
@@ -57,3 +58,26 @@ def test_recorrupted_pairs_take_the_photo_plus_noise_to_the_photo_minus_it() -> 
     unchanged = NoisyFinetuneTrainer._r2r_loss(fake, lambda x, level: noisy, noisy, measured,  # type: ignore[arg-type]
                                                jitter, torch.Generator())
     assert float(unchanged) == pytest.approx(float((z / a).abs().mean()), rel=1e-5)
+
+
+def test_the_targets_blend_in_the_bases_expert_as_the_app_does() -> None:
+    """Noisy mode's pseudo-clean target is the base's output as the app makes it: the expert's where the level
+    reaches the ramp's end, the base's below its start, the ramp's share between (a map, or one level per crop)."""
+    from denoiser.core.model.experts import HEAVY_RAMP
+
+    x = torch.rand(2, 3, 8, 8)
+    base = lambda v, s: torch.zeros_like(v)  # noqa: E731
+    expert = lambda v, s: torch.ones_like(v)  # noqa: E731
+    fake = SimpleNamespace(base=base, expert=expert, ramp=HEAVY_RAMP)
+    middle = (HEAVY_RAMP.start + HEAVY_RAMP.full) / 2
+    level = torch.full((2, 1, 4, 4), HEAVY_RAMP.start - 5)
+    level[:, :, :, 2:] = HEAVY_RAMP.full + 5
+    level[1, :, 0, 0] = middle
+    out = NoisyFinetuneTrainer._base_output(fake, x, level)  # type: ignore[arg-type]
+    assert torch.equal(out[0, :, :, :4], torch.zeros(3, 8, 4))
+    assert torch.equal(out[:, :, :, 4:], torch.ones(2, 3, 8, 4))
+    assert torch.allclose(out[1, :, :2, :2], torch.full((3, 2, 2), 0.5))
+    per_crop = NoisyFinetuneTrainer._base_output(fake, x, torch.tensor([10.0, middle]))  # type: ignore[arg-type]
+    assert float(per_crop[0].abs().max()) == 0 and torch.allclose(per_crop[1], torch.full((3, 8, 8), 0.5))
+    fake.expert = None
+    assert torch.equal(NoisyFinetuneTrainer._base_output(fake, x, level), torch.zeros_like(x))  # type: ignore[arg-type]

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from denoiser.core.evaluation.metrics import psnr
+from denoiser.core.model.experts import HEAVY_RAMP, LevelRamp
 from denoiser.core.model.network import UNetDenoiser, build_model
 from denoiser.core.noise.learned import auto_map
 from denoiser.core.training.calibration import CALIBRATION_SIDE
@@ -99,15 +100,49 @@ class NoisyFinetuneTrainer(FinetuneTrainer):
         self.noise_model = spec.noise()
         self.base: UNetDenoiser = build_model(cfg.model).to(self.device).requires_grad_(False).eval()
         self.base.load_state_dict(self.model.state_dict())  # frozen, for the output anchor
+        # the base's heavy-noise expert (core.model.experts.expert_file), blended in as the app blends it, so the
+        # pseudo-clean targets and the bank are the base's output as the app makes it
+        self.expert, self.ramp = self._base_expert()
         self._val_maps: list[torch.Tensor] = []  # Auto's map of each validation crop (beside _val_cache)
         self.bank = self._build_bank() if self.noise_source in ("real", "both") else None
 
+    def _base_expert(self) -> tuple[UNetDenoiser | None, LevelRamp]:
+        """The base model's heavy-noise expert, frozen on the trainer's device, or None (with the ramp)."""
+        from denoiser.core.inference.heavy_expert import HeavyExpert
+        from denoiser.core.model.file import read_card
+
+        heavy = HeavyExpert.of(Path(self.spec.base_path), read_card(Path(self.spec.base_path)))
+        if heavy is None:
+            return None, HEAVY_RAMP
+        net = heavy.get(torch.device("cpu"), False, lambda m: m)
+        if not isinstance(net, UNetDenoiser):
+            return None, heavy.ramp  # damaged: the base runs alone, as the app then runs it
+        return copy.deepcopy(net).to(self.device).requires_grad_(False).eval(), heavy.ramp
+
+    def _base_output(self, noisy: torch.Tensor, strength: torch.Tensor) -> torch.Tensor:
+        """The frozen base at `strength` (a map or one level per crop) with its expert blended in pixel by pixel, as
+        the app runs it."""
+        out: torch.Tensor = self.base(noisy, strength)
+        if self.expert is None:
+            return out
+        level = F.interpolate(strength, size=noisy.shape[-2:], mode="nearest") if strength.dim() == 4 \
+            else strength.reshape(-1, 1, 1, 1)
+        weight = self.ramp.weight(level)
+        if not bool((weight > 0).any()):
+            return out
+        heavy: torch.Tensor = self.expert(noisy, strength)
+        return out + weight * (heavy - out)
+
     def _build_bank(self) -> NoiseBank:
-        """The folder's real noise: the base at Auto's map on centre crops of the training photos."""
+        """The folder's real noise: the base (with its expert) at Auto's map on centre crops of the training
+        photos."""
         from denoiser.core.inference.engine import Denoiser
+        from denoiser.core.inference.heavy_expert import HeavyExpert
+        from denoiser.core.model.file import read_card
         from denoiser.core.noise.level import NoiseLevel
 
         engine = Denoiser(copy.deepcopy(self.base), device=str(self.device))
+        engine.heavy = HeavyExpert.of(Path(self.spec.base_path), read_card(Path(self.spec.base_path)))
         photos = bank_photos(self.train_files, CALIBRATION_SIDE)
         try:
             return NoiseBank.build(photos, lambda img, level: engine.denoise(img, NoiseLevel.auto(level)), auto_map)
@@ -192,8 +227,7 @@ class NoisyFinetuneTrainer(FinetuneTrainer):
             torch.full((noisy.shape[0],), float(self.target_sigma), device=noisy.device)
         if self.teacher_passes == 1:
             with torch.no_grad():
-                out: torch.Tensor = self.base(noisy, strength)
-            return out
+                return self._base_output(noisy, strength)
         from denoiser.core.inference.ensemble import VIEWS, check_passes, from_view, to_view
 
         check_passes(self.teacher_passes)
@@ -201,7 +235,7 @@ class NoisyFinetuneTrainer(FinetuneTrainer):
             total = torch.zeros_like(noisy)
             for view in VIEWS[:self.teacher_passes]:
                 level = to_view(strength, view) if strength.dim() == 4 else strength
-                total += from_view(self.base(to_view(noisy, view), level), view)
+                total += from_view(self._base_output(to_view(noisy, view), level), view)
         return total / self.teacher_passes
 
     def validate(self) -> float | None:
