@@ -1,13 +1,16 @@
-"""Noisy mode's tried options (benchmarks/finetune_camera.py --teacher-passes, --r2r): what each feeds the model."""
+"""Noisy mode's targets: the base's expert blended in as the app blends it, and the options tried and kept off
+(benchmarks/finetune_camera.py --teacher-passes, --r2r): what each feeds the model."""
 from __future__ import annotations
 
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
 from denoiser.core.training.finetune_modes import NoisyFinetuneTrainer
+from tests.core.test_finetune import env  # noqa: F401  (the tiny shipped model)
 
 
 def _ramp_base(x: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
@@ -81,3 +84,34 @@ def test_the_targets_blend_in_the_bases_expert_as_the_app_does() -> None:
     assert float(per_crop[0].abs().max()) == 0 and torch.allclose(per_crop[1], torch.full((3, 8, 8), 0.5))
     fake.expert = None
     assert torch.equal(NoisyFinetuneTrainer._base_output(fake, x, level), torch.zeros_like(x))  # type: ignore[arg-type]
+
+
+@pytest.mark.slow  # a real noisy-mode fine-tune (one step)
+def test_a_noisy_fine_tune_of_a_base_with_an_expert_makes_its_targets_with_it(env, monkeypatch) -> None:  # noqa: F811
+    """With an expert beside the base, the trainer loads it, every target goes through the blend with it, and the
+    published model then runs with that same expert file."""
+    import denoiser.core.training.finetune_modes as modes
+    from denoiser.core.inference.engine import Denoiser
+    from denoiser.core.model.experts import HEAVY_RAMP, heavy_expert_path
+    from denoiser.core.model.file import ModelCard, save_model
+    from denoiser.core.model.network import build_model
+    from denoiser.core.training.finetune import finetune
+    from tests.core.test_finetune import TINY, make_folder
+
+    expert = heavy_expert_path(env / "res/models/default.safetensors")
+    save_model(expert, build_model(TINY), ModelCard(name="default.heavy", config=TINY))
+    monkeypatch.setattr(modes, "auto_map", lambda img: np.full(((img.shape[0] + 1) // 2, (img.shape[1] + 1) // 2),
+                                                              HEAVY_RAMP.full + 5, np.float32))
+    seen: list[bool] = []
+    blend = modes.NoisyFinetuneTrainer._base_output
+
+    def spy(self, noisy, strength):
+        seen.append(self.expert is not None)
+        return blend(self, noisy, strength)
+
+    monkeypatch.setattr(modes.NoisyFinetuneTrainer, "_base_output", spy)
+    res = finetune(make_folder(env, count=3, noise=30), mode="noisy", name="heavy folder", steps=1, minutes=0,
+                   threads=1)
+    assert seen and all(seen)
+    engine = Denoiser.from_file(res.path, device="cpu")
+    assert engine.heavy is not None and engine.heavy.path == expert

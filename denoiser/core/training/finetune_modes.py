@@ -102,22 +102,22 @@ class NoisyFinetuneTrainer(FinetuneTrainer):
         self.base.load_state_dict(self.model.state_dict())  # frozen, for the output anchor
         # the base's heavy-noise expert (core.model.experts.expert_file), blended in as the app blends it, so the
         # pseudo-clean targets and the bank are the base's output as the app makes it
-        self.expert, self.ramp = self._base_expert()
-        self._val_maps: list[torch.Tensor] = []  # Auto's map of each validation crop (beside _val_cache)
-        self.bank = self._build_bank() if self.noise_source in ("real", "both") else None
-
-    def _base_expert(self) -> tuple[UNetDenoiser | None, LevelRamp]:
-        """The base model's heavy-noise expert, frozen on the trainer's device, or None (with the ramp)."""
         from denoiser.core.inference.heavy_expert import HeavyExpert
         from denoiser.core.model.file import read_card
 
-        heavy = HeavyExpert.of(Path(self.spec.base_path), read_card(Path(self.spec.base_path)))
-        if heavy is None:
+        self.heavy = HeavyExpert.of(Path(spec.base_path), read_card(Path(spec.base_path)))
+        self.expert, self.ramp = self._expert_network()
+        self._val_maps: list[torch.Tensor] = []  # Auto's map of each validation crop (beside _val_cache)
+        self.bank = self._build_bank() if self.noise_source in ("real", "both") else None
+
+    def _expert_network(self) -> tuple[UNetDenoiser | None, LevelRamp]:
+        """The base model's heavy-noise expert as a network, frozen on the trainer's device, or None; its ramp."""
+        if self.heavy is None:
             return None, HEAVY_RAMP
-        net = heavy.get(torch.device("cpu"), False, lambda m: m)
+        net = self.heavy.get(torch.device("cpu"), False, lambda m: m)
         if not isinstance(net, UNetDenoiser):
-            return None, heavy.ramp  # damaged: the base runs alone, as the app then runs it
-        return copy.deepcopy(net).to(self.device).requires_grad_(False).eval(), heavy.ramp
+            return None, self.heavy.ramp  # damaged: the base runs alone, as the app then runs it
+        return copy.deepcopy(net).to(self.device).requires_grad_(False).eval(), self.heavy.ramp
 
     def _base_output(self, noisy: torch.Tensor, strength: torch.Tensor) -> torch.Tensor:
         """The frozen base at `strength` (a map or one level per crop) with its expert blended in pixel by pixel, as
@@ -137,12 +137,10 @@ class NoisyFinetuneTrainer(FinetuneTrainer):
         """The folder's real noise: the base (with its expert) at Auto's map on centre crops of the training
         photos."""
         from denoiser.core.inference.engine import Denoiser
-        from denoiser.core.inference.heavy_expert import HeavyExpert
-        from denoiser.core.model.file import read_card
         from denoiser.core.noise.level import NoiseLevel
 
         engine = Denoiser(copy.deepcopy(self.base), device=str(self.device))
-        engine.heavy = HeavyExpert.of(Path(self.spec.base_path), read_card(Path(self.spec.base_path)))
+        engine.heavy = self.heavy
         photos = bank_photos(self.train_files, CALIBRATION_SIDE)
         try:
             return NoiseBank.build(photos, lambda img, level: engine.denoise(img, NoiseLevel.auto(level)), auto_map)
