@@ -112,9 +112,12 @@ class NoisyFinetuneTrainer(FinetuneTrainer):
 
     def _expert_network(self) -> tuple[UNetDenoiser | None, LevelRamp]:
         """The base model's heavy-noise expert as a network, frozen on the trainer's device, or None; its ramp."""
+        from denoiser.core.inference.engine import Denoiser
+
         if self.heavy is None:
             return None, HEAVY_RAMP
-        net = self.heavy.get(torch.device("cpu"), False, lambda m: m)
+        cpu = torch.device("cpu")  # placed as an engine places it: the bank's engine is served from the same entry
+        net = self.heavy.get(cpu, False, lambda m: Denoiser._place(m, cpu))
         if not isinstance(net, UNetDenoiser):
             return None, self.heavy.ramp  # damaged: the base runs alone, as the app then runs it
         return copy.deepcopy(net).to(self.device).requires_grad_(False).eval(), self.heavy.ramp
